@@ -1,0 +1,115 @@
+//! `percore`: runs percore's services from the command line.
+
+#![forbid(unsafe_code)]
+
+use std::{net::SocketAddr, process::ExitCode, time::Duration};
+
+use clap::{Args, Parser, Subcommand};
+use percore::{Placement, RingConfig, Server, ServerBuilder};
+
+#[derive(Parser)]
+#[command(
+    name = "percore",
+    version,
+    about = "io_uring thread-per-core server kernel: run its services"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// TCP echo: every byte sent comes back.
+    Echo {
+        /// Address to listen on (every shard binds it with SO_REUSEPORT).
+        #[arg(long, default_value = "127.0.0.1:7000")]
+        listen: SocketAddr,
+        #[command(flatten)]
+        shards: ShardArgs,
+    },
+}
+
+/// Shard placement and ring settings shared by every service.
+#[derive(Args)]
+struct ShardArgs {
+    /// Number of shards, pinned to the CPUs this process may use (default: one per CPU;
+    /// `taskset -c 1 percore echo --shards 1` runs one shard on CPU 1).
+    #[arg(long, conflicts_with_all = ["cores", "unpinned"])]
+    shards: Option<usize>,
+    /// Explicit CPU list, one shard per CPU (e.g. `--cores 0,1`).
+    #[arg(long, value_delimiter = ',')]
+    cores: Option<Vec<usize>>,
+    /// Run N shards without pinning them.
+    #[arg(long, value_name = "N")]
+    unpinned: Option<usize>,
+    /// Provided receive buffers per shard (power of two).
+    #[arg(long, default_value_t = 1024)]
+    recv_buffers: u16,
+    /// Size of each receive buffer in bytes.
+    #[arg(long, default_value_t = 4096)]
+    recv_buffer_size: u32,
+    /// Submission queue entries per shard.
+    #[arg(long, default_value_t = 1024)]
+    sq_entries: u32,
+    /// Completion queue entries per shard.
+    #[arg(long, default_value_t = 4096)]
+    cq_entries: u32,
+    /// Seconds a graceful stop (SIGINT/SIGTERM) waits for open connections.
+    #[arg(long, default_value_t = 30)]
+    drain_timeout_secs: u64,
+    /// Do not print the startup report.
+    #[arg(long)]
+    quiet: bool,
+}
+
+impl ShardArgs {
+    fn builder(&self) -> ServerBuilder {
+        let placement = match (&self.cores, self.unpinned, self.shards) {
+            (Some(cores), _, _) => Placement::Cores(cores.clone()),
+            (None, Some(n), _) => Placement::Unpinned(n),
+            (None, None, Some(n)) => Placement::Count(n),
+            (None, None, None) => Placement::OnePerCpu,
+        };
+        Server::builder()
+            .placement(placement)
+            .ring(RingConfig {
+                sq_entries: self.sq_entries,
+                cq_entries: self.cq_entries,
+                recv_buffers: self.recv_buffers,
+                recv_buffer_size: self.recv_buffer_size,
+                ..RingConfig::default()
+            })
+            .drain_timeout(Duration::from_secs(self.drain_timeout_secs))
+            .handle_signals(true)
+            .print_report(!self.quiet)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Echo { listen, shards } => {
+            percore_echo::serve(shards.builder(), listen).and_then(|server| {
+                if !shards.quiet {
+                    eprintln!("echo listening on {listen}");
+                }
+                server.join()
+            })
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("percore: {e}");
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! The blocking/CPU pool: a small, bounded set of OS threads for work that
+//! must not run on a shard.
+//!
+//! A shard runs one single-threaded executor over one io_uring. Anything that
+//! blocks the thread (a synchronous file or DNS call, a C library without an
+//! async API) or burns CPU for long (hashing a password, compressing a body,
+//! parsing a large document) stalls *every* connection on that shard for as
+//! long as it runs. Such work goes to this pool instead: the shard task
+//! awaits a [`Blocking`] future, the job runs on a pool thread, and the
+//! result travels back through a one-shot channel whose waker re-queues the
+//! task on its own shard. This is the role of libuv's threadpool and of
+//! FastAPI's `run_in_threadpool`.
+//!
+//! # Why bounded
+//!
+//! Both the thread count and the job queue are bounded. A fixed number of
+//! threads caps how many cores blocking work can take away from the shards;
+//! the bounded queue gives backpressure instead of unbounded memory growth
+//! when jobs arrive faster than they finish:
+//!
+//! * [`BlockingPool::try_submit`] fails fast with [`SubmitError::Full`];
+//! * [`BlockingPool::submit`] and [`BlockingPool::spawn_blocking`] wait
+//!   asynchronously for room, suspending only the submitting task, never the
+//!   shard.
+//!
+//! # Configuration
+//!
+//! The default is 4 threads, mirroring libuv's `UV_THREADPOOL_SIZE`, and a
+//! queue of 1024 jobs. Set the fields of [`BlockingConfig`] directly, or read
+//! the thread count from the `PERCORE_BLOCKING_THREADS` environment variable
+//! with [`BlockingConfig::from_env`]. All threads are started eagerly by
+//! [`BlockingPool::new`], so a failure to spawn them surfaces at start-up
+//! rather than on the first request.
+//!
+//! # Shutdown
+//!
+//! [`BlockingPool::shutdown`] stops accepting jobs, lets the queued ones
+//! finish and joins the threads up to a deadline. Dropping the last handle
+//! stops accepting jobs without waiting: the threads drain the queue and exit
+//! on their own.
+
+mod config;
+mod error;
+mod pool;
+#[cfg(test)]
+mod tests;
+
+pub use config::{
+    BlockingConfig, DEFAULT_QUEUE_CAPACITY, DEFAULT_THREADS, MAX_THREADS, THREADS_ENV,
+};
+pub use error::{BlockingError, SubmitError};
+pub use pool::{Blocking, BlockingPool, BlockingStats, Job};

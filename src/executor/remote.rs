@@ -1,0 +1,111 @@
+//! The part of a shard other threads may touch: its remote wake queue, its sleep flag and the
+//! means to end its wait in `io_uring_enter`.
+//!
+//! Protocol (why no wake-up is lost): before blocking, the shard stores `sleeping = true`,
+//! issues a SeqCst fence, then checks the remote queue, its mesh inbox and the stop flag; if
+//! any has work it does not block. A waker pushes to the queue first, issues a SeqCst fence,
+//! then swaps `sleeping` to false and, only if it was true, signals the shard. One of the two
+//! sides always sees the other's write, so either the shard finds the work or the waker sends
+//! the signal. Signals to a shard that is awake are skipped, so a busy shard costs its
+//! wakers no syscall.
+
+use std::{
+    os::fd::RawFd,
+    sync::{
+        Mutex,
+        atomic::{AtomicBool, AtomicI32, Ordering, fence},
+    },
+};
+
+use crate::sys::eventfd::EventFd;
+
+/// A task named by its slot and generation, for wakes from other threads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TaskRef {
+    pub(crate) index: u32,
+    pub(crate) generation: u32,
+}
+
+pub(crate) struct ShardRemote {
+    pub(crate) id: usize,
+    /// Tasks woken from other threads. Bounded by the number of live tasks of the shard,
+    /// because a task enters it only when its `queued` flag goes from false to true.
+    wakes: Mutex<Vec<TaskRef>>,
+    sleeping: AtomicBool,
+    eventfd: EventFd,
+    /// The shard's ring fd for MSG_RING wakes from other shards; -1 until the ring exists or
+    /// when the kernel lacks MSG_RING.
+    ring_fd: AtomicI32,
+}
+
+impl ShardRemote {
+    pub(crate) fn new(id: usize) -> std::io::Result<Self> {
+        Ok(ShardRemote {
+            id,
+            wakes: Mutex::new(Vec::new()),
+            sleeping: AtomicBool::new(false),
+            eventfd: EventFd::new()?,
+            ring_fd: AtomicI32::new(-1),
+        })
+    }
+
+    pub(crate) fn eventfd(&self) -> RawFd {
+        self.eventfd.as_raw_fd()
+    }
+
+    pub(crate) fn set_ring_fd(&self, fd: RawFd) {
+        self.ring_fd.store(fd, Ordering::Release);
+    }
+
+    /// Queues a task woken from another thread and wakes the shard if it sleeps.
+    pub(crate) fn wake_task(&self, task: TaskRef) {
+        lock(&self.wakes).push(task);
+        self.notify();
+    }
+
+    /// Ends the shard's wait if it is waiting; a no-op (no syscall) if it is awake.
+    pub(crate) fn notify(&self) {
+        fence(Ordering::SeqCst);
+        if self.sleeping.swap(false, Ordering::SeqCst) {
+            let ring_fd = self.ring_fd.load(Ordering::Acquire);
+            if ring_fd < 0 || !super::shard::msg_ring_wake(ring_fd) {
+                self.eventfd.notify();
+            }
+        }
+    }
+
+    /// Called by the shard before it may block. Returns false (and stays awake) when remote
+    /// work is already queued.
+    pub(crate) fn prepare_sleep(&self) -> bool {
+        self.sleeping.store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        if !lock(&self.wakes).is_empty() {
+            self.sleeping.store(false, Ordering::SeqCst);
+            return false;
+        }
+        true
+    }
+
+    /// Marks the shard awake after `io_uring_enter` returned.
+    pub(crate) fn woke(&self) {
+        self.sleeping.store(false, Ordering::SeqCst);
+    }
+
+    /// Moves remotely woken tasks into `into`.
+    pub(crate) fn drain_wakes(&self, into: &mut Vec<TaskRef>) {
+        let mut wakes = lock(&self.wakes);
+        into.append(&mut wakes);
+    }
+
+    pub(crate) fn drain_eventfd(&self) {
+        let _ = self.eventfd.drain();
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding this lock cannot leave the Vec inconsistent (push/append only),
+    // so a poisoned lock is still safe to use.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -1,0 +1,161 @@
+//! The shard: everything one core owns (ring, tasks, timers, connections, mesh inbox), and
+//! the thread-local context through which the public API finds it.
+//!
+//! A `Shard` lives in an `Rc` on its own thread and is never shared: the public handles that
+//! refer to it (`TcpStream`, `JoinHandle`, ...) are `!Send`. Each part sits in its own
+//! `RefCell`, and no borrow is held across a call into user code (task polls, wakers run
+//! after the borrow ends), so the cells never conflict.
+
+use std::{
+    cell::{Cell, RefCell},
+    collections::VecDeque,
+    future::Future,
+    rc::Rc,
+    sync::Arc,
+    task::Waker,
+};
+
+use super::{
+    join::{CancelOnDrop, JoinHandle, JoinSlot, JoinState, complete},
+    remote::{ShardRemote, TaskRef},
+    task::Tasks,
+};
+use crate::{
+    blocking::BlockingPool,
+    mesh::MeshShard,
+    net::NetState,
+    ring::{Ring, op::msg_ring::MsgRingWake, token::Token},
+    server::control::ServerControl,
+    time::{clock::Clock, wheel::TimerWheel},
+};
+
+pub(crate) struct Shard {
+    pub(crate) id: usize,
+    pub(crate) count: usize,
+    pub(crate) cpu: Option<usize>,
+    pub(crate) remote: Arc<ShardRemote>,
+    pub(crate) ring: RefCell<Ring>,
+    pub(crate) tasks: RefCell<Tasks>,
+    pub(crate) timers: RefCell<TimerWheel<Waker>>,
+    pub(crate) clock: Clock,
+    pub(crate) net: NetState,
+    pub(crate) mesh: MeshShard,
+    pub(crate) blocking: BlockingPool,
+    pub(crate) control: Arc<ServerControl>,
+    pub(crate) drain: Drain,
+    pub(crate) panics: Cell<u64>,
+}
+
+/// The shard's view of a graceful stop.
+#[derive(Default)]
+pub(crate) struct Drain {
+    pub(crate) draining: Cell<bool>,
+    pub(crate) waiters: RefCell<Vec<Waker>>,
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Rc<Shard>>> = const { RefCell::new(None) };
+    static SHARD_ID: Cell<usize> = const { Cell::new(usize::MAX) };
+    static RUN_QUEUE: RefCell<VecDeque<TaskRef>> = const { RefCell::new(VecDeque::new()) };
+}
+
+/// Makes `shard` the current shard of this thread for as long as the guard lives.
+pub(crate) fn enter(shard: Rc<Shard>) -> EnterGuard {
+    SHARD_ID.with(|id| id.set(shard.id));
+    CURRENT.with(|c| *c.borrow_mut() = Some(shard));
+    EnterGuard(())
+}
+
+pub(crate) struct EnterGuard(());
+
+impl Drop for EnterGuard {
+    fn drop(&mut self) {
+        SHARD_ID.with(|id| id.set(usize::MAX));
+        let shard = CURRENT.with(|c| c.borrow_mut().take());
+        RUN_QUEUE.with(|q| q.borrow_mut().clear());
+        drop(shard);
+    }
+}
+
+pub(crate) fn current_shard_id() -> Option<usize> {
+    let id = SHARD_ID.with(Cell::get);
+    (id != usize::MAX).then_some(id)
+}
+
+/// The current shard, if this thread runs one.
+pub(crate) fn try_current() -> Option<Rc<Shard>> {
+    CURRENT.with(|c| c.borrow().clone())
+}
+
+/// The current shard. Calling the shard API from a thread that runs no shard is a
+/// programming error, like calling `tokio::spawn` outside a runtime.
+pub(crate) fn current() -> Rc<Shard> {
+    try_current()
+        .expect("percore: this function must be called from a task running on a percore shard")
+}
+
+pub(crate) fn push_local(task: TaskRef) {
+    RUN_QUEUE.with(|q| q.borrow_mut().push_back(task));
+}
+
+pub(crate) fn pop_local() -> Option<TaskRef> {
+    RUN_QUEUE.with(|q| q.borrow_mut().pop_front())
+}
+
+pub(crate) fn local_queue_len() -> usize {
+    RUN_QUEUE.with(|q| q.borrow().len())
+}
+
+/// Wakes another shard's ring through MSG_RING from this thread's ring. False when this
+/// thread has no ring, its ring is busy (we are inside the driver), or MSG_RING is missing:
+/// the caller then uses the eventfd.
+pub(crate) fn msg_ring_wake(target_ring_fd: std::os::fd::RawFd) -> bool {
+    CURRENT.with(|c| {
+        let Ok(current) = c.try_borrow() else {
+            return false;
+        };
+        let Some(shard) = current.as_ref() else {
+            return false;
+        };
+        let Ok(mut ring) = shard.ring.try_borrow_mut() else {
+            return false;
+        };
+        if !ring.features.msg_ring {
+            return false;
+        }
+        ring.push(&MsgRingWake { target_ring_fd }.to_sqe(Token::new(
+            crate::ring::token::Kind::Wake,
+            WAKE_MSG_RING,
+            0,
+        )));
+        ring.submit_now().is_ok()
+    })
+}
+
+/// Wake-token slots: which wake source a `Kind::Wake` CQE came from.
+pub(crate) const WAKE_EVENTFD: u32 = 0;
+pub(crate) const WAKE_MSG_RING: u32 = 1;
+
+impl Shard {
+    /// Spawns a task on this shard.
+    pub(crate) fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        let slot: JoinSlot<F::Output> = Rc::new(RefCell::new(JoinState::Running(None)));
+        let guard = CancelOnDrop(slot.clone());
+        let task = async move {
+            let guard = guard;
+            let output = future.await;
+            complete(&guard.0, Ok(output));
+        };
+        let task_ref = self.tasks.borrow_mut().insert(Box::pin(task), &self.remote);
+        push_local(task_ref);
+        JoinHandle { slot }
+    }
+
+    pub(crate) fn is_draining(&self) -> bool {
+        self.drain.draining.get()
+    }
+}

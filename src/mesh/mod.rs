@@ -1,0 +1,253 @@
+//! The mesh: how shards talk. Each shard has one bounded inbox of messages (closures that run
+//! on the receiving shard, carrying typed data); `submit_to` calls a shard and awaits its
+//! reply, `send_to` delivers without a reply, `broadcast` reaches every shard, and
+//! [`Channel`] gives typed point-to-point queues.
+//!
+//! Bounded everywhere: a full inbox makes `send_to`/`submit_to` wait (backpressure) and
+//! `try_send_to` fail with [`MeshError::Full`]; memory never grows without limit. A sender
+//! wakes a sleeping receiver through MSG_RING from its own ring (or the receiver's eventfd
+//! from threads that own no ring); a receiver that is awake costs its senders no syscall.
+//! Messages from one shard to another run in the order they were sent.
+
+mod channel;
+
+use std::{
+    future::Future,
+    panic::{AssertUnwindSafe, catch_unwind},
+    sync::Arc,
+};
+
+pub use self::channel::Channel;
+use crate::executor::{
+    join::panic_message,
+    remote::ShardRemote,
+    shard::{self, Shard},
+};
+
+pub(crate) type Envelope = Box<dyn FnOnce() + Send>;
+
+/// Why a mesh message was not delivered or answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MeshError {
+    /// The target's inbox is full (only from the `try_` calls).
+    Full,
+    /// No shard has this id.
+    NoSuchShard(usize),
+    /// The target shard has stopped.
+    Closed,
+    /// The handler panicked on the target shard (the shard goes on).
+    Panicked(String),
+}
+
+impl std::fmt::Display for MeshError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MeshError::Full => f.write_str("the target shard's inbox is full"),
+            MeshError::NoSuchShard(id) => write!(f, "there is no shard {id}"),
+            MeshError::Closed => f.write_str("the target shard has stopped"),
+            MeshError::Panicked(msg) => {
+                write!(f, "the handler panicked on the target shard: {msg}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for MeshError {}
+
+/// What all shards share: every inbox's sender and every shard's wake handle.
+pub(crate) struct MeshShared {
+    senders: Vec<flume::Sender<Envelope>>,
+    remotes: Vec<Arc<ShardRemote>>,
+}
+
+/// One shard's end of the mesh.
+pub(crate) struct MeshShard {
+    inbox: flume::Receiver<Envelope>,
+    pub(crate) shared: Arc<MeshShared>,
+}
+
+/// Builds the inboxes of `remotes.len()` shards, each holding at most `capacity` messages.
+pub(crate) fn build(remotes: Vec<Arc<ShardRemote>>, capacity: usize) -> Vec<MeshShard> {
+    let (senders, receivers): (Vec<_>, Vec<_>) = remotes
+        .iter()
+        .map(|_| flume::bounded(capacity.max(1)))
+        .unzip();
+    let shared = Arc::new(MeshShared { senders, remotes });
+    receivers
+        .into_iter()
+        .map(|inbox| MeshShard {
+            inbox,
+            shared: shared.clone(),
+        })
+        .collect()
+}
+
+impl MeshShard {
+    pub(crate) fn has_pending(&self) -> bool {
+        !self.inbox.is_empty()
+    }
+
+    pub(crate) fn inbox_len(&self) -> usize {
+        self.inbox.len()
+    }
+}
+
+impl MeshShared {
+    fn sender(&self, target: usize) -> Result<&flume::Sender<Envelope>, MeshError> {
+        self.senders
+            .get(target)
+            .ok_or(MeshError::NoSuchShard(target))
+    }
+
+    /// Delivers a message from a thread that runs no shard (admin, tests); false when the
+    /// inbox is full or gone.
+    pub(crate) fn post_from_outside(&self, target: usize, message: Envelope) -> bool {
+        let Ok(sender) = self.sender(target) else {
+            return false;
+        };
+        if sender.try_send(message).is_err() {
+            return false;
+        }
+        self.notify(target);
+        true
+    }
+
+    pub(crate) fn notify(&self, target: usize) {
+        if let Some(remote) = self.remotes.get(target) {
+            remote.notify();
+        }
+    }
+}
+
+/// Runs up to `batch` messages from the shard's inbox. A panicking handler is contained.
+pub(crate) fn run_inbox(shard: &Shard, batch: usize) {
+    for _ in 0..batch {
+        let Ok(message) = shard.mesh.inbox.try_recv() else {
+            break;
+        };
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(message)) {
+            shard.panics.set(shard.panics.get() + 1);
+            tracing::error!(
+                shard = shard.id,
+                "mesh handler panicked: {}",
+                panic_message(&*payload)
+            );
+        }
+    }
+}
+
+/// This shard's id (0-based).
+pub fn shard_id() -> usize {
+    shard::current().id
+}
+
+/// How many shards the server runs.
+pub fn shard_count() -> usize {
+    shard::current().count
+}
+
+async fn deliver(target: usize, message: Envelope) -> Result<(), MeshError> {
+    let shared = shard::current().mesh.shared.clone();
+    shared
+        .sender(target)?
+        .send_async(message)
+        .await
+        .map_err(|_| MeshError::Closed)?;
+    shared.notify(target);
+    Ok(())
+}
+
+/// Runs `f` on shard `target` (in its mesh phase) without waiting for a result. Waits while
+/// the target's inbox is full.
+pub async fn send_to<F>(target: usize, f: F) -> Result<(), MeshError>
+where
+    F: FnOnce() + Send + 'static,
+{
+    deliver(target, Box::new(f)).await
+}
+
+/// Like [`send_to`], but fails with [`MeshError::Full`] instead of waiting.
+pub fn try_send_to<F>(target: usize, f: F) -> Result<(), MeshError>
+where
+    F: FnOnce() + Send + 'static,
+{
+    let shared = shard::current().mesh.shared.clone();
+    shared
+        .sender(target)?
+        .try_send(Box::new(f))
+        .map_err(|e| match e {
+            flume::TrySendError::Full(_) => MeshError::Full,
+            flume::TrySendError::Disconnected(_) => MeshError::Closed,
+        })?;
+    shared.notify(target);
+    Ok(())
+}
+
+/// Runs `f` on shard `target` and returns its result. On the current shard, `f` runs at
+/// once with no trip through the mesh.
+pub async fn submit_to<F, R>(target: usize, f: F) -> Result<R, MeshError>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    if shard::current_shard_id() == Some(target) {
+        return catch_unwind(AssertUnwindSafe(f))
+            .map_err(|p| MeshError::Panicked(panic_message(&*p)));
+    }
+    let (reply_tx, reply_rx) = flume::bounded(1);
+    deliver(
+        target,
+        Box::new(move || {
+            let result = catch_unwind(AssertUnwindSafe(f))
+                .map_err(|p| MeshError::Panicked(panic_message(&*p)));
+            let _ = reply_tx.send(result);
+        }),
+    )
+    .await?;
+    reply_rx.recv_async().await.map_err(|_| MeshError::Closed)?
+}
+
+/// Runs the future made by `f` as a task on shard `target` and returns its output; for
+/// handlers that need I/O or timers on the target.
+pub async fn submit_to_async<F, Fut, R>(target: usize, f: F) -> Result<R, MeshError>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = R> + 'static,
+    R: Send + 'static,
+{
+    let (reply_tx, reply_rx) = flume::bounded(1);
+    let start = move || {
+        let handle = shard::current().spawn(f());
+        shard::current().spawn(async move {
+            let result = handle.await.map_err(|e| match e {
+                crate::executor::JoinError::Panicked(msg) => MeshError::Panicked(msg),
+                crate::executor::JoinError::Cancelled => MeshError::Closed,
+            });
+            let _ = reply_tx.send(result);
+        });
+    };
+    if shard::current_shard_id() == Some(target) {
+        start();
+    } else {
+        deliver(target, Box::new(start)).await?;
+    }
+    reply_rx.recv_async().await.map_err(|_| MeshError::Closed)?
+}
+
+/// Runs `f` on every shard (this one included, at once) and waits until each has run it.
+pub async fn broadcast<F>(f: F) -> Result<(), MeshError>
+where
+    F: Fn() + Send + Sync + 'static,
+{
+    let f = Arc::new(f);
+    let count = shard_count();
+    let mut replies = Vec::with_capacity(count);
+    for target in 0..count {
+        let f = f.clone();
+        replies.push(submit_to(target, move || f()));
+    }
+    for reply in replies {
+        reply.await?;
+    }
+    Ok(())
+}

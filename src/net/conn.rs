@@ -1,0 +1,121 @@
+//! A connection's state inside its shard, shared by the user's `TcpStream` handle and the
+//! completion dispatcher (both hold an `Rc<Conn>`; only the shard's thread touches it).
+//!
+//! Receive side: bytes arrive in provided buffers **lent** by the ring (`rx.lent`). The user
+//! consumes them in place, with no copy; whatever is left unconsumed when the run phase ends
+//! is copied into `rx.spill` and the buffer goes back to the ring, so a slow or idle
+//! connection never pins ring buffers, and an idle one holds no receive memory at all.
+//!
+//! Send side: writes append to `tx.out`. At most one send is in flight, over `tx.sending`,
+//! which nobody touches until its CQE; then the two buffers swap. So many responses written
+//! in one iteration leave in one send.
+//!
+//! Closing: when the handle is dropped the connection lingers until its pending output is
+//! sent, cancels its multishot receive, and is finally closed once no operation of it is in
+//! flight: its fd and buffers are released only after their terminal CQEs.
+
+use std::{
+    cell::{Cell, RefCell},
+    collections::VecDeque,
+    os::fd::{OwnedFd, RawFd},
+    task::Waker,
+};
+
+use crate::ring::token::{Kind, Token};
+
+/// Part of a lent provided buffer not yet consumed.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Lent {
+    pub(crate) bid: u16,
+    pub(crate) start: u32,
+    pub(crate) end: u32,
+}
+
+#[derive(Default)]
+pub(crate) struct Rx {
+    pub(crate) lent: VecDeque<Lent>,
+    pub(crate) spill: Vec<u8>,
+    pub(crate) spill_pos: usize,
+    pub(crate) eof: bool,
+    pub(crate) error: Option<i32>,
+    pub(crate) waker: Option<Waker>,
+    /// Receiving stopped because too much is buffered; resumes when the user reads.
+    pub(crate) paused: bool,
+    /// The multishot receive ended with ENOBUFS; re-armed when buffers come back.
+    pub(crate) starved: bool,
+    /// Bytes the reader has seen and left unconsumed (it wants more before it can progress).
+    pub(crate) seen_len: usize,
+}
+
+impl Rx {
+    pub(crate) fn buffered(&self) -> usize {
+        let lent: u32 = self.lent.iter().map(|l| l.end - l.start).sum();
+        self.spill.len() - self.spill_pos + lent as usize
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct Tx {
+    pub(crate) out: Vec<u8>,
+    pub(crate) sending: Vec<u8>,
+    pub(crate) sent: usize,
+    pub(crate) error: Option<i32>,
+    pub(crate) waker: Option<Waker>,
+    pub(crate) shutdown_after_flush: bool,
+}
+
+impl Tx {
+    /// Bytes written by the user and not yet acknowledged by a send completion.
+    pub(crate) fn pending(&self) -> usize {
+        self.out.len() + self.sending.len() - self.sent
+    }
+}
+
+pub(crate) struct Conn {
+    pub(crate) slot: u32,
+    pub(crate) generation: u32,
+    pub(crate) fd: RawFd,
+    pub(crate) owned_fd: RefCell<Option<OwnedFd>>,
+    pub(crate) rx: RefCell<Rx>,
+    pub(crate) tx: RefCell<Tx>,
+    pub(crate) recv_armed: Cell<bool>,
+    pub(crate) send_in_flight: Cell<bool>,
+    pub(crate) in_flush_list: Cell<bool>,
+    pub(crate) in_holding_list: Cell<bool>,
+    /// The user's handle is gone: the connection is closing.
+    pub(crate) closing: Cell<bool>,
+    pub(crate) cancel_sent: Cell<bool>,
+    /// Closed without waiting for pending output (forced stop or write error).
+    pub(crate) abort: Cell<bool>,
+}
+
+impl Conn {
+    pub(crate) fn recv_token(&self) -> Token {
+        Token::new(Kind::Recv, self.slot, self.generation)
+    }
+
+    pub(crate) fn send_token(&self) -> Token {
+        Token::new(Kind::Send, self.slot, self.generation)
+    }
+
+    pub(crate) fn wake_reader(&self) {
+        let waker = self.rx.borrow_mut().waker.take();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    pub(crate) fn wake_writer(&self) {
+        let waker = self.tx.borrow_mut().waker.take();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// True when no operation of this connection is in flight and nothing remains to send.
+    pub(crate) fn can_release(&self) -> bool {
+        let tx = self.tx.borrow();
+        let output_done = tx.pending() == 0 || tx.error.is_some() || self.abort.get();
+        !self.recv_armed.get() && !self.send_in_flight.get() && output_done
+    }
+}

@@ -1,0 +1,386 @@
+//! What the shard loop does for networking: dispatch receive, send and accept completions,
+//! settle buffers and queue sends after the run phase, and close connections whose last
+//! operation has ended.
+
+use std::{io, os::fd::FromRawFd, os::fd::OwnedFd, rc::Rc};
+
+use super::{
+    conn::{Conn, Lent},
+    listener,
+};
+use crate::{
+    executor::shard::Shard,
+    ring::{
+        Completion,
+        op::{cancel::Cancel, close::Close, recv::RecvMulti, send::Send},
+    },
+};
+
+/// A receive completion: data, EOF, error, or the end of the multishot.
+///
+/// At most one receive per connection is in flight: `recv_armed` stays true until the
+/// terminal CQE (no `IORING_CQE_F_MORE`), and only then is a new one armed, if the
+/// connection still wants input (not closing, paused, starved, at EOF or failed).
+pub(crate) fn on_recv(shard: &Shard, completion: Completion) {
+    let conn = shard.net.conns.borrow().get(completion.token).cloned();
+    let Some(conn) = conn else {
+        // A stale completion for a closed connection: only its buffer needs to go back.
+        if let Some(bid) = completion.buffer_id() {
+            let mut ring = shard.ring.borrow_mut();
+            ring.bufs.mark_lent(bid);
+            ring.bufs.recycle(bid);
+        }
+        return;
+    };
+    let result = completion.result;
+    if result > 0 {
+        receive_data(shard, &conn, &completion);
+    } else {
+        match -result {
+            0 => {
+                conn.rx.borrow_mut().eof = true;
+                conn.wake_reader();
+            }
+            libc::ENOBUFS => {
+                shard.net.count(|s| s.enobufs += 1);
+                if !completion.more() && !conn.closing.get() {
+                    conn.rx.borrow_mut().starved = true;
+                    shard.net.starved.borrow_mut().push_back(conn.clone());
+                }
+            }
+            libc::ECANCELED => {}
+            errno => {
+                conn.rx.borrow_mut().error = Some(errno);
+                conn.wake_reader();
+                conn.wake_writer();
+            }
+        }
+    }
+    if !completion.more() {
+        conn.recv_armed.set(false);
+        conn.cancel_sent.set(false);
+        if wants_input(&conn) {
+            arm_recv(shard, &conn);
+            shard.net.count(|s| s.rearms += 1);
+        }
+    }
+}
+
+fn receive_data(shard: &Shard, conn: &Rc<Conn>, completion: &Completion) {
+    let Some(bid) = completion.buffer_id() else {
+        tracing::error!(shard = shard.id, "receive completion without a buffer id");
+        return;
+    };
+    shard.ring.borrow_mut().bufs.mark_lent(bid);
+    if conn.closing.get() {
+        shard.ring.borrow_mut().bufs.recycle(bid);
+        return;
+    }
+    let buffered = {
+        let mut rx = conn.rx.borrow_mut();
+        rx.lent.push_back(Lent {
+            bid,
+            start: 0,
+            end: completion.result as u32,
+        });
+        rx.buffered()
+    };
+    shard.net.count(|s| s.bytes_in += completion.result as u64);
+    if !conn.in_holding_list.replace(true) {
+        shard.net.holding.borrow_mut().push(conn.clone());
+    }
+    if buffered >= shard.net.config.recv_buffered_max {
+        pause_recv(shard, conn);
+    }
+    conn.wake_reader();
+}
+
+/// Whether a connection whose receive ended should get a new one.
+fn wants_input(conn: &Conn) -> bool {
+    let rx = conn.rx.borrow();
+    !conn.closing.get() && !rx.paused && !rx.starved && !rx.eof && rx.error.is_none()
+}
+
+/// A send completion: continue a short send, or swap in the output written meanwhile.
+pub(crate) fn on_send(shard: &Shard, completion: Completion) {
+    let conn = shard.net.conns.borrow().get(completion.token).cloned();
+    let Some(conn) = conn else { return };
+    conn.send_in_flight.set(false);
+    let result = completion.result;
+    let mut tx = conn.tx.borrow_mut();
+    if result < 0 {
+        tx.error = Some(-result);
+        tx.out = Vec::new();
+        tx.sending.clear();
+        tx.sent = 0;
+        drop(tx);
+        conn.wake_writer();
+        conn.wake_reader();
+        return;
+    }
+    shard.net.count(|s| s.bytes_out += result as u64);
+    tx.sent += result as usize;
+    if tx.sent < tx.sending.len() {
+        drop(tx);
+        submit_send(shard, &conn);
+        return;
+    }
+    tx.sending.clear();
+    tx.sent = 0;
+    let more_output = !tx.out.is_empty();
+    let below_watermark = tx.pending() < shard.net.config.send_high_watermark;
+    drop(tx);
+    if more_output {
+        queue_flush(shard, &conn);
+    }
+    if below_watermark {
+        conn.wake_writer();
+    }
+}
+
+pub(crate) fn on_accept(shard: &Shard, completion: Completion) {
+    listener::on_accept(shard, completion);
+}
+
+/// Marks a connection as having output to send this iteration.
+pub(crate) fn queue_flush(shard: &Shard, conn: &Rc<Conn>) {
+    if !conn.in_flush_list.replace(true) {
+        shard.net.flush.borrow_mut().push(conn.clone());
+    }
+}
+
+pub(crate) fn arm_recv(shard: &Shard, conn: &Conn) {
+    if conn.recv_armed.replace(true) {
+        return;
+    }
+    shard
+        .ring
+        .borrow_mut()
+        .push(&RecvMulti { fd: conn.fd }.to_sqe(conn.recv_token()));
+}
+
+fn pause_recv(shard: &Shard, conn: &Conn) {
+    let mut rx = conn.rx.borrow_mut();
+    if rx.paused {
+        return;
+    }
+    rx.paused = true;
+    drop(rx);
+    shard.net.count(|s| s.recv_paused += 1);
+    cancel_recv(shard, conn);
+}
+
+pub(crate) fn cancel_recv(shard: &Shard, conn: &Conn) {
+    if conn.recv_armed.get() && !conn.cancel_sent.replace(true) {
+        shard.ring.borrow_mut().push(
+            &Cancel {
+                target: conn.recv_token(),
+            }
+            .to_sqe(),
+        );
+    }
+}
+
+/// Called by a reader after it consumed input: resumes a paused receive.
+pub(crate) fn maybe_resume_recv(shard: &Shard, conn: &Conn) {
+    let resume = {
+        let mut rx = conn.rx.borrow_mut();
+        let resume = rx.paused && rx.buffered() < shard.net.config.recv_buffered_max / 2;
+        if resume {
+            rx.paused = false;
+        }
+        resume
+    };
+    // While the cancelled receive is still in flight, its terminal CQE re-arms instead.
+    if resume && !conn.recv_armed.get() && wants_input(conn) {
+        arm_recv(shard, conn);
+    }
+}
+
+fn submit_send(shard: &Shard, conn: &Conn) {
+    let tx = conn.tx.borrow();
+    let remaining = &tx.sending[tx.sent..];
+    let len = remaining.len().min(u32::MAX as usize) as u32;
+    let send = Send {
+        fd: conn.fd,
+        ptr: remaining.as_ptr(),
+        len,
+    };
+    drop(tx);
+    conn.send_in_flight.set(true);
+    shard
+        .ring
+        .borrow_mut()
+        .push(&send.to_sqe(conn.send_token()));
+}
+
+/// After the run phase: copy unconsumed input out of lent buffers (returning them to the
+/// ring), re-arm receives starved by ENOBUFS, and queue one send per connection.
+pub(crate) fn after_run(shard: &Shard) {
+    settle_lent_buffers(shard);
+    rearm_starved(shard);
+    let mut flush = std::mem::take(&mut *shard.net.flush.borrow_mut());
+    for conn in flush.drain(..) {
+        conn.in_flush_list.set(false);
+        if conn.send_in_flight.get() || conn.abort.get() {
+            continue;
+        }
+        let ready = {
+            let mut tx = conn.tx.borrow_mut();
+            if tx.out.is_empty() || tx.error.is_some() {
+                false
+            } else {
+                let tx = &mut *tx;
+                std::mem::swap(&mut tx.out, &mut tx.sending);
+                tx.sent = 0;
+                true
+            }
+        };
+        if ready {
+            submit_send(shard, &conn);
+        }
+    }
+    // Give the (now empty) vector back so its capacity is reused.
+    let mut list = shard.net.flush.borrow_mut();
+    if list.is_empty() {
+        *list = flush;
+    }
+}
+
+fn settle_lent_buffers(shard: &Shard) {
+    let holding = std::mem::take(&mut *shard.net.holding.borrow_mut());
+    if holding.is_empty() {
+        return;
+    }
+    let mut ring = shard.ring.borrow_mut();
+    for conn in &holding {
+        conn.in_holding_list.set(false);
+        let mut rx = conn.rx.borrow_mut();
+        let rx = &mut *rx;
+        if rx.lent.is_empty() {
+            continue;
+        }
+        if rx.spill_pos > 0 {
+            rx.spill.drain(..rx.spill_pos);
+            rx.spill_pos = 0;
+        }
+        while let Some(lent) = rx.lent.pop_front() {
+            rx.spill
+                .extend_from_slice(ring.bufs.bytes(lent.bid, lent.start, lent.end));
+            ring.bufs.recycle(lent.bid);
+        }
+    }
+    drop(ring);
+    let mut list = shard.net.holding.borrow_mut();
+    if list.is_empty() {
+        let mut holding = holding;
+        holding.clear();
+        *list = holding;
+    }
+}
+
+/// Re-arms receives that ended with ENOBUFS, no more of them than there are free buffers,
+/// so a dry ring never turns into a storm of receives that fail again at once.
+fn rearm_starved(shard: &Shard) {
+    let free = {
+        let ring = shard.ring.borrow();
+        u32::from(ring.bufs.count()) - ring.bufs.lent()
+    };
+    let mut starved = shard.net.starved.borrow_mut();
+    for _ in 0..free.min(starved.len() as u32) {
+        let Some(conn) = starved.pop_front() else {
+            break;
+        };
+        let was_starved = std::mem::replace(&mut conn.rx.borrow_mut().starved, false);
+        if was_starved && !conn.recv_armed.get() && wants_input(&conn) {
+            arm_recv(shard, &conn);
+            shard.net.count(|s| s.rearms += 1);
+        }
+    }
+}
+
+/// A handle was dropped: start closing the connection.
+pub(crate) fn begin_close(shard: &Shard, conn: &Rc<Conn>) {
+    if conn.closing.replace(true) {
+        return;
+    }
+    cancel_recv(shard, conn);
+    shard.net.closing.borrow_mut().push(conn.clone());
+}
+
+/// Releases connections whose last operation has completed.
+pub(crate) fn close_phase(shard: &Shard) {
+    let mut closing = shard.net.closing.borrow_mut();
+    if closing.is_empty() {
+        return;
+    }
+    let mut ring = shard.ring.borrow_mut();
+    let mut conns = shard.net.conns.borrow_mut();
+    let mut closed = 0;
+    closing.retain(|conn| {
+        if conn.recv_armed.get() && !conn.cancel_sent.replace(true) {
+            ring.push(
+                &Cancel {
+                    target: conn.recv_token(),
+                }
+                .to_sqe(),
+            );
+        }
+        if !conn.can_release() {
+            return true;
+        }
+        let mut rx = conn.rx.borrow_mut();
+        for lent in rx.lent.drain(..) {
+            ring.bufs.recycle(lent.bid);
+        }
+        *rx = Default::default();
+        *conn.tx.borrow_mut() = Default::default();
+        if let Some(fd) = conn.owned_fd.borrow_mut().take() {
+            ring.push(&Close { fd }.into_sqe());
+        }
+        conns.remove(conn);
+        closed += 1;
+        false
+    });
+    drop((ring, conns, closing));
+    shard.net.count(|s| s.closed += closed);
+}
+
+/// Forced stop: abandon pending output and cancel every operation.
+pub(crate) fn force_close_all(shard: &Shard) {
+    let all = shard.net.conns.borrow().all();
+    for conn in all {
+        conn.abort.set(true);
+        if conn.send_in_flight.get() {
+            shard.ring.borrow_mut().push(
+                &Cancel {
+                    target: conn.send_token(),
+                }
+                .to_sqe(),
+            );
+        }
+        begin_close(shard, &conn);
+    }
+    listener::close_all(shard);
+}
+
+/// Stop accepting: every listener of the shard cancels its accept.
+pub(crate) fn stop_listening(shard: &Shard) {
+    listener::stop_all(shard);
+}
+
+/// No connection or listener remains.
+pub(crate) fn is_quiet(shard: &Shard) -> bool {
+    shard.net.conns.borrow().open() == 0 && shard.net.listeners.borrow().is_empty()
+}
+
+/// Wraps a raw fd from an accept CQE.
+pub(crate) fn owned_fd(fd: i32) -> OwnedFd {
+    // SAFETY: `fd` comes from a successful accept completion: a new descriptor that nothing
+    // else owns.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+pub(crate) fn errno(code: i32) -> io::Error {
+    io::Error::from_raw_os_error(code)
+}

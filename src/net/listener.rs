@@ -1,0 +1,369 @@
+//! Listeners: one multishot accept per listener, accepted sockets queued for `accept()`.
+//!
+//! `EMFILE`/`ENFILE` (no descriptor left) end the multishot; the listener then waits
+//! `accept_backoff` before re-arming, instead of spinning on an error the kernel will repeat,
+//! and logs at most once a second. Too many accepted-but-untaken sockets pause accepting too,
+//! so the queue is bounded and the kernel's backlog pushes back on clients.
+
+use std::{
+    collections::VecDeque,
+    future::poll_fn,
+    io,
+    net::SocketAddr,
+    os::fd::{AsRawFd, OwnedFd},
+    rc::Rc,
+    task::{Poll, Waker},
+    time::Instant,
+};
+
+use super::{
+    dispatch::{arm_recv, errno, owned_fd},
+    stream::TcpStream,
+};
+use crate::{
+    executor::{
+        coop,
+        shard::{self, Shard},
+    },
+    ring::{
+        Completion,
+        op::{accept::AcceptMulti, cancel::Cancel, close::Close},
+        token::{Kind, Token, next_generation},
+    },
+    sys::socket::{ListenOptions, local_addr, set_nodelay, tcp_listener},
+};
+
+pub(crate) struct ListenerState {
+    fd: Option<OwnedFd>,
+    addr: SocketAddr,
+    armed: bool,
+    closing: bool,
+    /// The `TcpListener` handle is gone; the slot is freed after the last accept CQE.
+    dropped: bool,
+    cancel_sent: bool,
+    backing_off: bool,
+    queue: VecDeque<OwnedFd>,
+    waker: Option<Waker>,
+    last_fd_warning: Option<Instant>,
+}
+
+#[derive(Default)]
+pub(crate) struct ListenerTable {
+    slots: Vec<(u32, Option<ListenerState>)>,
+    free: Vec<u32>,
+    live: usize,
+}
+
+impl ListenerTable {
+    fn get_mut(&mut self, token: Token) -> Option<&mut ListenerState> {
+        let (generation, state) = self.slots.get_mut(token.index() as usize)?;
+        if *generation != token.generation() {
+            return None;
+        }
+        state.as_mut()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    fn tokens(&self) -> Vec<Token> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, s))| s.is_some())
+            .map(|(i, (g, _))| Token::new(Kind::Accept, i as u32, *g))
+            .collect()
+    }
+}
+
+/// A TCP listener owned by the current shard. Bind the same address on every shard (the
+/// socket is SO_REUSEPORT) and the kernel spreads new connections across them.
+pub struct TcpListener {
+    shard: Rc<Shard>,
+    token: Token,
+    addr: SocketAddr,
+}
+
+impl TcpListener {
+    /// Binds `addr` (SO_REUSEPORT, backlog from the shard's `NetConfig`) and starts accepting.
+    pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+        let shard = shard::current();
+        let opts = ListenOptions {
+            reuse_port: true,
+            backlog: shard.net.config.listen_backlog,
+            nodelay: shard.net.config.nodelay,
+        };
+        let fd = tcp_listener(addr, &opts)?;
+        let addr = local_addr(fd.as_raw_fd())?;
+        let token = {
+            let mut table = shard.net.listeners.borrow_mut();
+            let index = match table.free.pop() {
+                Some(index) => index,
+                None => {
+                    table.slots.push((0, None));
+                    (table.slots.len() - 1) as u32
+                }
+            };
+            table.live += 1;
+            let entry = &mut table.slots[index as usize];
+            entry.0 = next_generation(entry.0);
+            entry.1 = Some(ListenerState {
+                fd: Some(fd),
+                addr,
+                armed: false,
+                closing: shard.is_draining(),
+                dropped: false,
+                cancel_sent: false,
+                backing_off: false,
+                queue: VecDeque::new(),
+                waker: None,
+                last_fd_warning: None,
+            });
+            Token::new(Kind::Accept, index, entry.0)
+        };
+        if !shard.is_draining() {
+            arm(&shard, token);
+        }
+        Ok(TcpListener { shard, token, addr })
+    }
+
+    /// The bound address (with the real port when bound to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Waits for the next connection. Fails with `ErrorKind::NotConnected` once the listener
+    /// has stopped (graceful stop) and every connection it accepted has been taken.
+    pub async fn accept(&self) -> io::Result<TcpStream> {
+        let fd = poll_fn(|cx| {
+            let mut table = self.shard.net.listeners.borrow_mut();
+            let Some(state) = table.get_mut(self.token) else {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::NotConnected,
+                    "listener closed",
+                )));
+            };
+            if let Some(fd) = state.queue.pop_front() {
+                if !coop::consume() {
+                    state.queue.push_front(fd);
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                return Poll::Ready(Ok((
+                    fd,
+                    state.queue.len() + 1 == self.shard.net.config.accept_queue_max,
+                )));
+            }
+            if state.closing {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::NotConnected,
+                    "listener stopped accepting",
+                )));
+            }
+            state.waker = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await;
+        let (fd, was_full) = fd?;
+        if was_full {
+            // Accepting paused at the queue cap; there is room again.
+            arm(&self.shard, self.token);
+        }
+        Ok(adopt(&self.shard, fd, true))
+    }
+}
+
+impl Drop for TcpListener {
+    fn drop(&mut self) {
+        close_listener(&self.shard, self.token);
+    }
+}
+
+/// Registers an accepted or connected socket as a connection and starts receiving.
+pub(crate) fn adopt(shard: &Rc<Shard>, fd: OwnedFd, accepted: bool) -> TcpStream {
+    if shard.net.config.nodelay {
+        let _ = set_nodelay(fd.as_raw_fd(), true);
+    }
+    let conn = shard.net.conns.borrow_mut().insert(fd);
+    shard.net.count(|s| {
+        if accepted {
+            s.accepted += 1
+        } else {
+            s.connected += 1
+        }
+    });
+    arm_recv(shard, &conn);
+    TcpStream::new(shard.clone(), conn)
+}
+
+fn arm(shard: &Shard, token: Token) {
+    let mut table = shard.net.listeners.borrow_mut();
+    let Some(state) = table.get_mut(token) else {
+        return;
+    };
+    if state.armed || state.closing || state.backing_off {
+        return;
+    }
+    let Some(fd) = state.fd.as_ref() else { return };
+    state.armed = true;
+    let sqe = AcceptMulti {
+        listener_fd: fd.as_raw_fd(),
+    }
+    .to_sqe(token);
+    drop(table);
+    shard.ring.borrow_mut().push(&sqe);
+}
+
+pub(crate) fn on_accept(shard: &Shard, completion: Completion) {
+    let token = completion.token;
+    let mut table = shard.net.listeners.borrow_mut();
+    let Some(state) = table.get_mut(token) else {
+        if completion.result >= 0 {
+            drop(owned_fd(completion.result));
+        }
+        return;
+    };
+    let more = completion.more();
+    if !more {
+        state.armed = false;
+    }
+    let mut rearm = !more;
+    if completion.result >= 0 {
+        let fd = owned_fd(completion.result);
+        if state.closing {
+            drop(fd);
+        } else {
+            state.queue.push_back(fd);
+            if state.queue.len() >= shard.net.config.accept_queue_max {
+                rearm = false;
+                if state.armed && !state.cancel_sent {
+                    state.cancel_sent = true;
+                    shard
+                        .ring
+                        .borrow_mut()
+                        .push(&Cancel { target: token }.to_sqe());
+                }
+            }
+        }
+        if let Some(waker) = state.waker.take() {
+            waker.wake();
+        }
+    } else {
+        match -completion.result {
+            libc::EMFILE | libc::ENFILE => {
+                rearm = false;
+                shard.net.count(|s| s.accept_fd_exhausted += 1);
+                if state
+                    .last_fd_warning
+                    .is_none_or(|t| t.elapsed().as_secs() >= 1)
+                {
+                    state.last_fd_warning = Some(Instant::now());
+                    tracing::warn!(shard = shard.id, addr = %state.addr, "accept: {} (out of file descriptors); pausing accept for {:?}; raise `ulimit -n` or lower the connection cap",
+                        errno(-completion.result), shard.net.config.accept_backoff);
+                }
+                if !state.backing_off {
+                    state.backing_off = true;
+                    let shard_rc = shard::current();
+                    let backoff = shard.net.config.accept_backoff;
+                    drop(table);
+                    shard.spawn(async move {
+                        crate::time::sleep(backoff).await;
+                        resume_after_backoff(&shard_rc, token);
+                    });
+                    return;
+                }
+            }
+            libc::ECANCELED => {
+                state.cancel_sent = false;
+                rearm = !state.closing && state.queue.len() < shard.net.config.accept_queue_max;
+            }
+            errno_code => {
+                tracing::debug!(shard = shard.id, "accept failed: {}", errno(errno_code));
+            }
+        }
+    }
+    let finished = state.dropped && !state.armed;
+    drop(table);
+    if finished {
+        release(shard, token);
+    } else if rearm {
+        arm(shard, token);
+        shard.net.count(|s| s.rearms += 1);
+    }
+}
+
+fn resume_after_backoff(shard: &Shard, token: Token) {
+    if let Some(state) = shard.net.listeners.borrow_mut().get_mut(token) {
+        state.backing_off = false;
+    }
+    arm(shard, token);
+}
+
+/// Graceful stop: cancel accepting; connections already accepted stay available to accept().
+pub(crate) fn stop_all(shard: &Shard) {
+    let tokens = shard.net.listeners.borrow().tokens();
+    for token in tokens {
+        let mut table = shard.net.listeners.borrow_mut();
+        let Some(state) = table.get_mut(token) else {
+            continue;
+        };
+        state.closing = true;
+        if let Some(waker) = state.waker.take() {
+            waker.wake();
+        }
+        let cancel = state.armed && !std::mem::replace(&mut state.cancel_sent, true);
+        drop(table);
+        if cancel {
+            shard
+                .ring
+                .borrow_mut()
+                .push(&Cancel { target: token }.to_sqe());
+        }
+    }
+}
+
+/// Forced stop: drop every listener, queued sockets included.
+pub(crate) fn close_all(shard: &Shard) {
+    for token in shard.net.listeners.borrow().tokens() {
+        close_listener(shard, token);
+    }
+}
+
+fn close_listener(shard: &Shard, token: Token) {
+    let mut table = shard.net.listeners.borrow_mut();
+    let Some(state) = table.get_mut(token) else {
+        return;
+    };
+    state.closing = true;
+    state.dropped = true;
+    state.queue.clear();
+    let armed = state.armed;
+    let cancel = armed && !std::mem::replace(&mut state.cancel_sent, true);
+    drop(table);
+    if cancel {
+        shard
+            .ring
+            .borrow_mut()
+            .push(&Cancel { target: token }.to_sqe());
+    }
+    if !armed {
+        release(shard, token);
+    }
+}
+
+/// Frees the slot once no accept is in flight; the fd is closed through the ring.
+fn release(shard: &Shard, token: Token) {
+    let mut table = shard.net.listeners.borrow_mut();
+    let Some((_, slot)) = table.slots.get_mut(token.index() as usize) else {
+        return;
+    };
+    let Some(mut state) = slot.take() else { return };
+    table.free.push(token.index());
+    table.live -= 1;
+    drop(table);
+    state.queue.clear();
+    if let Some(fd) = state.fd.take() {
+        shard.ring.borrow_mut().push(&Close { fd }.into_sqe());
+    }
+}

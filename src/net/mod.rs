@@ -1,0 +1,108 @@
+//! Connections and listeners for async code, built on the ring: multishot accept, multishot
+//! receive into the shard's provided buffers, one batched send per connection per iteration.
+//!
+//! Reads are cancellation-safe: received bytes wait in the connection's receive queue, so
+//! dropping a read future loses nothing. An idle connection holds no receive buffer.
+
+mod conn;
+mod connect;
+mod dispatch;
+mod listener;
+mod stream;
+mod table;
+
+use std::{
+    cell::{Cell, RefCell},
+    collections::VecDeque,
+    rc::Rc,
+    time::Duration,
+};
+
+pub(crate) use self::dispatch::{
+    after_run, close_phase, force_close_all, is_quiet, on_accept, on_recv, on_send, stop_listening,
+};
+use self::{conn::Conn, listener::ListenerTable, table::ConnTable};
+pub use self::{listener::TcpListener, stream::TcpStream};
+
+/// Per-shard networking limits. Defaults follow nginx/HAProxy practice.
+#[derive(Clone, Debug)]
+pub struct NetConfig {
+    /// Received bytes a connection may hold unread before its receive is paused (TCP then
+    /// pushes back on the peer). Default 64 KiB.
+    pub recv_buffered_max: usize,
+    /// Output a connection may hold unsent before `write_all` waits. Default 64 KiB.
+    pub send_high_watermark: usize,
+    /// How long accepting pauses after EMFILE/ENFILE before it is retried. Default 100 ms.
+    pub accept_backoff: Duration,
+    /// Accepted connections queued for `accept()` before accepting pauses. Default 1024.
+    pub accept_queue_max: usize,
+    /// Listen backlog. Default 4096.
+    pub listen_backlog: i32,
+    /// TCP_NODELAY on accepted and connected sockets. Default true.
+    pub nodelay: bool,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        NetConfig {
+            recv_buffered_max: 64 * 1024,
+            send_high_watermark: 64 * 1024,
+            accept_backoff: Duration::from_millis(100),
+            accept_queue_max: 1024,
+            listen_backlog: 4096,
+            nodelay: true,
+        }
+    }
+}
+
+/// Connection counters of one shard.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NetStats {
+    pub accepted: u64,
+    pub connected: u64,
+    pub closed: u64,
+    pub open: usize,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// Multishot receives that ended with ENOBUFS (the buffer ring ran dry).
+    pub enobufs: u64,
+    /// Multishot operations re-armed after ending without `IORING_CQE_F_MORE`.
+    pub rearms: u64,
+    /// Accept errors for lack of file descriptors (EMFILE/ENFILE).
+    pub accept_fd_exhausted: u64,
+    /// Receives paused because a connection's unread input reached its cap.
+    pub recv_paused: u64,
+}
+
+#[derive(Default)]
+pub(crate) struct NetState {
+    pub(crate) config: NetConfig,
+    pub(crate) conns: RefCell<ConnTable>,
+    pub(crate) listeners: RefCell<ListenerTable>,
+    pub(crate) flush: RefCell<Vec<Rc<Conn>>>,
+    pub(crate) holding: RefCell<Vec<Rc<Conn>>>,
+    pub(crate) starved: RefCell<VecDeque<Rc<Conn>>>,
+    pub(crate) closing: RefCell<Vec<Rc<Conn>>>,
+    pub(crate) stats: Cell<NetStats>,
+}
+
+impl NetState {
+    pub(crate) fn new(config: NetConfig) -> Self {
+        NetState {
+            config,
+            ..Default::default()
+        }
+    }
+
+    pub(crate) fn count(&self, f: impl FnOnce(&mut NetStats)) {
+        let mut stats = self.stats.get();
+        f(&mut stats);
+        self.stats.set(stats);
+    }
+
+    pub(crate) fn snapshot(&self) -> NetStats {
+        let mut stats = self.stats.get();
+        stats.open = self.conns.borrow().open();
+        stats
+    }
+}

@@ -1,0 +1,313 @@
+//! `TcpStream`: the async API of one connection.
+//!
+//! Reading never loses data: every read looks at the connection's receive queue, which the
+//! shard fills from completions, and removes only what the caller consumed, synchronously,
+//! inside one poll. Dropping any read future therefore loses nothing.
+//!
+//! Writing appends to the connection's output buffer; the shard sends it after the run
+//! phase, one send per connection per iteration. `write_all` waits while the unsent output
+//! is above the high watermark, which bounds the memory a slow reader can make us hold.
+
+use std::{
+    future::poll_fn,
+    io,
+    net::{Shutdown, SocketAddr},
+    rc::Rc,
+    task::{Context, Poll},
+};
+
+use super::{
+    conn::Conn,
+    dispatch::{begin_close, errno, maybe_resume_recv, queue_flush},
+};
+use crate::{
+    executor::{coop, shard::Shard},
+    sys::socket,
+};
+
+/// A TCP connection owned by the current shard (`!Send`: it lives and dies on its shard).
+pub struct TcpStream {
+    shard: Rc<Shard>,
+    conn: Rc<Conn>,
+}
+
+impl TcpStream {
+    pub(crate) fn new(shard: Rc<Shard>, conn: Rc<Conn>) -> Self {
+        TcpStream { shard, conn }
+    }
+
+    /// The remote address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        socket::peer_addr(self.conn.fd)
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        socket::local_addr(self.conn.fd)
+    }
+
+    /// Sets TCP_NODELAY (on by default; see `NetConfig::nodelay`).
+    pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
+        socket::set_nodelay(self.conn.fd, on)
+    }
+
+    /// Bytes received and not yet consumed.
+    pub fn buffered_len(&self) -> usize {
+        self.conn.rx.borrow().buffered()
+    }
+
+    /// Output written and not yet sent.
+    pub fn pending_output(&self) -> usize {
+        self.conn.tx.borrow().pending()
+    }
+
+    /// Reads into `buf`; `Ok(0)` means the peer closed its side (or `buf` is empty).
+    pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let read = self
+            .read_with(|data| {
+                let n = data.len().min(buf.len());
+                buf[..n].copy_from_slice(&data[..n]);
+                (n, n)
+            })
+            .await?;
+        Ok(read.unwrap_or(0))
+    }
+
+    /// Waits for input and lends all buffered bytes, as one contiguous slice, to `f`, which
+    /// returns how many it consumed and a value. Consuming 0 means "not enough yet": the call
+    /// then waits for more bytes and calls `f` again. Returns `Ok(None)` at end of stream,
+    /// when the unconsumed bytes (if any) are final.
+    ///
+    /// `f` must not call other percore functions (it runs while the receive queue is borrowed).
+    pub async fn read_with<R>(
+        &mut self,
+        f: impl FnMut(&[u8]) -> (usize, R),
+    ) -> io::Result<Option<R>> {
+        let mut f = f;
+        poll_fn(|cx| self.poll_read_with(cx, &mut f)).await
+    }
+
+    /// The poll form of [`read_with`](Self::read_with), for hand-written futures.
+    pub fn poll_read_with<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        f: &mut impl FnMut(&[u8]) -> (usize, R),
+    ) -> Poll<io::Result<Option<R>>> {
+        let conn = &self.conn;
+        {
+            let mut rx = conn.rx.borrow_mut();
+            let buffered = rx.buffered();
+            if buffered > rx.seen_len {
+                if !coop::consume() {
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                drop(rx);
+                let (consumed, value) = self.consume(f);
+                if consumed > 0 {
+                    maybe_resume_recv(&self.shard, conn);
+                    return Poll::Ready(Ok(Some(value)));
+                }
+                rx = conn.rx.borrow_mut();
+                rx.seen_len = buffered;
+                if buffered >= self.shard.net.config.recv_buffered_max {
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::OutOfMemory,
+                        "receive limit reached: the reader consumed nothing from a full receive queue",
+                    )));
+                }
+            }
+            if let Some(code) = rx.error {
+                return Poll::Ready(Err(errno(code)));
+            }
+            if rx.eof {
+                return Poll::Ready(Ok(None));
+            }
+            rx.waker = Some(cx.waker().clone());
+        }
+        maybe_resume_recv(&self.shard, conn);
+        Poll::Pending
+    }
+
+    /// Calls `f` with every buffered byte as one slice (copying lent buffers together only
+    /// when there is more than one piece) and removes what it consumed.
+    fn consume<R>(&self, f: &mut impl FnMut(&[u8]) -> (usize, R)) -> (usize, R) {
+        let conn = &self.conn;
+        let mut rx = conn.rx.borrow_mut();
+        let rx = &mut *rx;
+        let spilled = rx.spill.len() - rx.spill_pos;
+        if spilled > 0 || rx.lent.len() > 1 {
+            let mut ring = self.shard.ring.borrow_mut();
+            while let Some(lent) = rx.lent.pop_front() {
+                rx.spill
+                    .extend_from_slice(ring.bufs.bytes(lent.bid, lent.start, lent.end));
+                ring.bufs.recycle(lent.bid);
+            }
+            drop(ring);
+            let (consumed, value) = f(&rx.spill[rx.spill_pos..]);
+            let consumed = consumed.min(rx.spill.len() - rx.spill_pos);
+            rx.spill_pos += consumed;
+            if rx.spill_pos == rx.spill.len() {
+                rx.spill.clear();
+                rx.spill_pos = 0;
+                if rx.spill.capacity() > 16 * 1024 {
+                    rx.spill = Vec::new();
+                }
+            }
+            if consumed > 0 {
+                rx.seen_len = 0;
+            }
+            return (consumed, value);
+        }
+        let Some(lent) = rx.lent.front_mut() else {
+            return f(&[]);
+        };
+        let ring = self.shard.ring.borrow();
+        let bytes = ring.bufs.bytes(lent.bid, lent.start, lent.end);
+        let (consumed, value) = f(bytes);
+        let consumed = consumed.min(bytes.len()) as u32;
+        drop(ring);
+        lent.start += consumed;
+        if lent.start == lent.end {
+            let bid = lent.bid;
+            rx.lent.pop_front();
+            self.shard.ring.borrow_mut().bufs.recycle(bid);
+        }
+        if consumed > 0 {
+            rx.seen_len = 0;
+        }
+        (consumed as usize, value)
+    }
+
+    /// Waits for input, then lends all buffered input and the output buffer to `f` at once:
+    /// the shape of a protocol server (parse requests, append responses, no copies). `f`
+    /// returns how many input bytes it consumed; 0 means "need more" (it is called again when
+    /// more arrives). Returns `Ok(None)` at end of stream. Whatever `f` appended is sent after
+    /// this iteration's run phase.
+    pub async fn respond_with<R>(
+        &mut self,
+        mut f: impl FnMut(&[u8], &mut Vec<u8>) -> (usize, R),
+    ) -> io::Result<Option<R>> {
+        let conn = self.conn.clone();
+        if let Some(code) = conn.tx.borrow().error {
+            return Err(errno(code));
+        }
+        let mut wrote = false;
+        let result = self
+            .read_with(|input| {
+                let mut tx = conn.tx.borrow_mut();
+                let before = tx.out.len();
+                let outcome = f(input, &mut tx.out);
+                wrote |= tx.out.len() != before;
+                outcome
+            })
+            .await;
+        if wrote {
+            queue_flush(&self.shard, &self.conn);
+        }
+        result
+    }
+
+    /// Waits until there is input to read (`Ok(true)`) or the peer closed (`Ok(false)`).
+    pub async fn readable(&mut self) -> io::Result<bool> {
+        poll_fn(|cx| {
+            let mut rx = self.conn.rx.borrow_mut();
+            if rx.buffered() > rx.seen_len {
+                return Poll::Ready(Ok(true));
+            }
+            if let Some(code) = rx.error {
+                return Poll::Ready(Err(errno(code)));
+            }
+            if rx.eof {
+                return Poll::Ready(Ok(false));
+            }
+            rx.waker = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Appends to the output buffer without waiting (sent after this iteration's run phase).
+    /// Callers that write a lot should `await` [`writable`](Self::writable) between writes, or
+    /// use [`write_all`](Self::write_all), so the buffer stays bounded.
+    pub fn write_buffered(&mut self, data: &[u8]) -> io::Result<()> {
+        self.write_with(|out| out.extend_from_slice(data))
+    }
+
+    /// Lets `f` append to the output buffer in place (zero-copy response building).
+    pub fn write_with<R>(&mut self, f: impl FnOnce(&mut Vec<u8>) -> R) -> io::Result<R> {
+        let value = {
+            let mut tx = self.conn.tx.borrow_mut();
+            if let Some(code) = tx.error {
+                return Err(errno(code));
+            }
+            if tx.shutdown_after_flush {
+                return Err(io::Error::new(
+                    io::ErrorKind::BrokenPipe,
+                    "write after shutdown",
+                ));
+            }
+            let before = tx.out.len();
+            let value = f(&mut tx.out);
+            if tx.out.len() == before {
+                return Ok(value);
+            }
+            value
+        };
+        queue_flush(&self.shard, &self.conn);
+        Ok(value)
+    }
+
+    /// Writes all of `data`, first waiting while unsent output is above the high watermark.
+    pub async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        self.writable().await?;
+        self.write_buffered(data)
+    }
+
+    /// Waits until unsent output is below the high watermark.
+    pub async fn writable(&mut self) -> io::Result<()> {
+        let watermark = self.shard.net.config.send_high_watermark;
+        self.wait_output(move |pending| pending < watermark).await
+    }
+
+    /// Waits until everything written has been handed to the kernel.
+    pub async fn flush(&mut self) -> io::Result<()> {
+        self.wait_output(|pending| pending == 0).await
+    }
+
+    async fn wait_output(&mut self, done: impl Fn(usize) -> bool) -> io::Result<()> {
+        poll_fn(|cx| {
+            let mut tx = self.conn.tx.borrow_mut();
+            if let Some(code) = tx.error {
+                return Poll::Ready(Err(errno(code)));
+            }
+            if done(tx.pending()) {
+                return Poll::Ready(Ok(()));
+            }
+            tx.waker = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Flushes, then shuts down the write side (the peer reads EOF); reading goes on.
+    pub async fn shutdown(&mut self) -> io::Result<()> {
+        self.flush().await?;
+        self.conn.tx.borrow_mut().shutdown_after_flush = true;
+        socket::shutdown(self.conn.fd, Shutdown::Write)
+    }
+
+    /// Flushes and closes. Dropping the stream also closes it, after sending what was written.
+    pub async fn close(mut self) -> io::Result<()> {
+        self.flush().await
+    }
+}
+
+impl Drop for TcpStream {
+    fn drop(&mut self) {
+        begin_close(&self.shard, &self.conn);
+    }
+}

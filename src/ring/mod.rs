@@ -1,0 +1,203 @@
+//! The ring driver: the only code that touches io_uring.
+//!
+//! A [`Ring`] belongs to one shard and is touched by that shard's thread alone (the ring is
+//! set up `SINGLE_ISSUER`). It queues SQEs (submitting early when the SQ is full, never
+//! dropping one), enters the kernel once per loop iteration, and reaps every CQE into a local
+//! queue before the shard dispatches any of them, so no user code runs while the CQ is being
+//! iterated.
+
+pub(crate) mod buf_ring;
+pub(crate) mod lifecycle;
+pub(crate) mod op;
+pub(crate) mod probe;
+pub(crate) mod setup;
+pub(crate) mod token;
+
+use std::{io, os::fd::AsRawFd, os::fd::RawFd, time::Duration};
+
+use io_uring::{IoUring, cqueue, squeue::Entry, types};
+
+pub use self::setup::{RingConfig, RingFeatures};
+use self::{buf_ring::BufRing, lifecycle::Lifecycles, token::Token};
+use crate::Error;
+
+/// One reaped completion.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Completion {
+    pub(crate) token: Token,
+    pub(crate) result: i32,
+    pub(crate) flags: u32,
+}
+
+impl Completion {
+    pub(crate) fn more(&self) -> bool {
+        cqueue::more(self.flags)
+    }
+
+    pub(crate) fn buffer_id(&self) -> Option<u16> {
+        cqueue::buffer_select(self.flags)
+    }
+}
+
+/// How long `enter` may wait for a completion.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Wait {
+    /// Submit and collect what is ready; never block (ready tasks remain).
+    No,
+    /// Block until a completion or the deadline of the next timer.
+    Timeout(Duration),
+    /// Block until a completion (no timer armed).
+    Forever,
+}
+
+/// Counters of the ring, shard-local; read by metrics and tests.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RingStats {
+    /// `io_uring_enter` calls made by the loop.
+    pub enters: u64,
+    /// SQEs handed to the kernel.
+    pub sqes_submitted: u64,
+    /// CQEs reaped.
+    pub cqes: u64,
+    /// Times the kernel reported a completion-queue overflow (completions kept in its backlog).
+    pub cq_overflows: u64,
+    /// Times the SQ was full and had to be submitted early.
+    pub sq_full: u64,
+}
+
+pub(crate) struct Ring {
+    // Field order matters: the io_uring instance is dropped (and the kernel stops using the
+    // buffer ring) before the buffer memory is freed.
+    uring: IoUring,
+    pub(crate) bufs: BufRing,
+    pub(crate) ops: Lifecycles,
+    reaped: Vec<Completion>,
+    pub(crate) features: RingFeatures,
+    pub(crate) stats: RingStats,
+}
+
+impl Ring {
+    pub(crate) fn new(config: &RingConfig) -> Result<Self, Error> {
+        let (uring, features, _support) = setup::build_ring(config)?;
+        let bufs = BufRing::register(&uring.submitter(), config.recv_buffers, config.recv_buffer_size).map_err(|e| {
+            if e.raw_os_error() == Some(libc::ENOMEM) {
+                setup::unavailable(&e)
+            } else if e.kind() == io::ErrorKind::InvalidInput && e.raw_os_error().is_none() {
+                Error::Config(e.to_string())
+            } else {
+                Error::KernelTooOld(format!(
+                    "cannot register the provided-buffer ring ({e}); percore needs Linux ≥ 6.0 (IORING_REGISTER_PBUF_RING): upgrade the kernel"
+                ))
+            }
+        })?;
+        Ok(Ring {
+            uring,
+            bufs,
+            ops: Lifecycles::default(),
+            reaped: Vec::with_capacity(config.cq_entries as usize),
+            features,
+            stats: RingStats::default(),
+        })
+    }
+
+    pub(crate) fn fd(&self) -> RawFd {
+        self.uring.as_raw_fd()
+    }
+
+    /// Queues one SQE. When the SQ is full it submits what is queued first (collecting
+    /// completions if the kernel is busy flushing an overflowed CQ), so no SQE is ever dropped.
+    pub(crate) fn push(&mut self, sqe: &Entry) {
+        loop {
+            // SAFETY: every SQE percore builds points only at memory owned by the op's table
+            // entry (connection buffers, lifecycle slots, the shard's wake buffer), which stays
+            // alive and unmoved until the op's terminal CQE.
+            if unsafe { self.uring.submission().push(sqe) }.is_ok() {
+                return;
+            }
+            self.stats.sq_full += 1;
+            match self.uring.submit() {
+                Ok(n) => self.stats.sqes_submitted += n as u64,
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => self.reap(),
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+                Err(e) => {
+                    // Nothing sane remains if the kernel refuses submissions outright; make the
+                    // cause visible rather than spinning.
+                    tracing::error!("io_uring submit failed while the SQ was full: {e}");
+                    self.reap();
+                }
+            }
+        }
+    }
+
+    /// Submits queued SQEs and waits as told: the loop's single `io_uring_enter`.
+    pub(crate) fn enter(&mut self, wait: Wait) -> io::Result<()> {
+        let queued = self.uring.submission().len();
+        let result = match wait {
+            Wait::No => {
+                let pending_work =
+                    self.uring.submission().taskrun() || self.uring.submission().cq_overflow();
+                if queued == 0 && !pending_work {
+                    self.reap();
+                    return Ok(());
+                }
+                self.uring.submit()
+            }
+            Wait::Forever => self.uring.submit_and_wait(1),
+            Wait::Timeout(timeout) => {
+                let ts = types::Timespec::new()
+                    .sec(timeout.as_secs())
+                    .nsec(timeout.subsec_nanos());
+                let args = types::SubmitArgs::new().timespec(&ts);
+                self.uring.submitter().submit_with_args(1, &args)
+            }
+        };
+        self.stats.enters += 1;
+        match result {
+            Ok(_) => self.stats.sqes_submitted += queued as u64,
+            Err(e) => match e.raw_os_error() {
+                Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY) => {
+                    self.stats.sqes_submitted += (queued - self.uring.submission().len()) as u64;
+                }
+                _ => return Err(e),
+            },
+        }
+        if self.uring.submission().cq_overflow() {
+            self.stats.cq_overflows += 1;
+        }
+        self.reap();
+        Ok(())
+    }
+
+    /// Submits queued SQEs at once, outside the loop's own enter (used to deliver a
+    /// MSG_RING wake-up without waiting for this shard's next iteration).
+    pub(crate) fn submit_now(&mut self) -> io::Result<()> {
+        let queued = self.uring.submission().len();
+        self.uring.submit()?;
+        self.stats.sqes_submitted += queued as u64;
+        Ok(())
+    }
+
+    /// Moves every available CQE into the local queue.
+    fn reap(&mut self) {
+        let mut cq = self.uring.completion();
+        cq.sync();
+        for cqe in &mut cq {
+            self.reaped.push(Completion {
+                token: Token::from_user_data(cqe.user_data()),
+                result: cqe.result(),
+                flags: cqe.flags(),
+            });
+        }
+    }
+
+    /// Hands the reaped completions to the caller (swapping buffers, no allocation).
+    pub(crate) fn take_completions(&mut self, into: &mut Vec<Completion>) {
+        debug_assert!(into.is_empty());
+        self.stats.cqes += self.reaped.len() as u64;
+        std::mem::swap(&mut self.reaped, into);
+    }
+
+    pub(crate) fn has_reaped(&self) -> bool {
+        !self.reaped.is_empty()
+    }
+}

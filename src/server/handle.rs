@@ -1,0 +1,116 @@
+//! `ServerHandle`: stop the server, wait for it, read its per-shard statistics.
+
+use std::{
+    sync::{Arc, atomic::Ordering, mpsc},
+    thread::JoinHandle,
+    time::Duration,
+};
+
+use super::{control::ServerControl, report::StartupReport};
+use crate::{Error, ShardStats, blocking::BlockingPool, mesh::MeshShared};
+
+/// A running server. Dropping the handle does not stop it; call [`stop`](Self::stop) and
+/// [`join`](Self::join).
+pub struct ServerHandle {
+    control: Arc<ServerControl>,
+    threads: Vec<JoinHandle<Result<(), Error>>>,
+    blocking: BlockingPool,
+    report: StartupReport,
+    mesh: Arc<MeshShared>,
+    signal_thread: Option<JoinHandle<()>>,
+}
+
+impl ServerHandle {
+    pub(crate) fn new(
+        control: Arc<ServerControl>,
+        threads: Vec<JoinHandle<Result<(), Error>>>,
+        blocking: BlockingPool,
+        report: StartupReport,
+        mesh: Arc<MeshShared>,
+        signal_thread: Option<JoinHandle<()>>,
+    ) -> Self {
+        ServerHandle {
+            control,
+            threads,
+            blocking,
+            report,
+            mesh,
+            signal_thread,
+        }
+    }
+
+    /// What the server found and uses: kernel, ring features, fallbacks, shard → CPU map.
+    pub fn report(&self) -> &StartupReport {
+        &self.report
+    }
+
+    /// Graceful stop: listeners stop accepting, open connections get the drain timeout to
+    /// finish, then are closed.
+    pub fn stop(&self) {
+        self.control.request_stop();
+    }
+
+    /// Stop with a drain deadline of at most `within` (zero: close everything now).
+    pub fn stop_within(&self, within: Duration) {
+        self.control.stop_within(within);
+    }
+
+    /// True while at least one shard still runs.
+    pub fn is_running(&self) -> bool {
+        self.control.running_shards.load(Ordering::SeqCst) > 0
+    }
+
+    /// A snapshot of every shard's counters, gathered through each shard's inbox (so it
+    /// reflects the shard between two loop iterations). Shards that do not answer within
+    /// `timeout` are left out.
+    pub fn shard_stats(&self, timeout: Duration) -> Vec<ShardStats> {
+        let (tx, rx) = mpsc::channel();
+        let mut asked = 0;
+        for target in 0..self.report.shards {
+            let tx = tx.clone();
+            if self.mesh.post_from_outside(
+                target,
+                Box::new(move || {
+                    let _ = tx.send(crate::stats());
+                }),
+            ) {
+                asked += 1;
+            }
+        }
+        drop(tx);
+        let deadline = std::time::Instant::now() + timeout;
+        let mut stats = Vec::with_capacity(asked);
+        while stats.len() < asked {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(s) => stats.push(s),
+                Err(_) => break,
+            }
+        }
+        stats.sort_by_key(|s: &ShardStats| s.shard);
+        stats
+    }
+
+    /// Waits until every shard has stopped; the first shard error, if any, is returned.
+    pub fn join(mut self) -> Result<(), Error> {
+        let mut first_error = None;
+        for thread in self.threads.drain(..) {
+            match thread.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    first_error.get_or_insert(e);
+                }
+                Err(_) => {
+                    first_error.get_or_insert(Error::Config(
+                        "a shard thread panicked outside any task".into(),
+                    ));
+                }
+            }
+        }
+        self.blocking.shutdown(Duration::from_secs(1));
+        if let Some(t) = self.signal_thread.take() {
+            let _ = t.join();
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}

@@ -1,0 +1,117 @@
+//! The startup report: one block, printed once, saying what percore found and uses.
+
+use std::fmt;
+
+use crate::{ring::RingFeatures, sys};
+
+pub(crate) struct ShardReport {
+    pub(crate) id: usize,
+    pub(crate) cpu: Option<usize>,
+    pub(crate) features: RingFeatures,
+    pub(crate) pin_error: Option<String>,
+}
+
+/// Kernel, io_uring features in use, fallbacks taken, and the shard → CPU map.
+pub struct StartupReport {
+    pub kernel: String,
+    pub shards: usize,
+    /// `(shard, cpu)`; `None` for an unpinned shard.
+    pub shard_cpus: Vec<(usize, Option<usize>)>,
+    pub features: RingFeatures,
+    /// Every fallback and warning, once each.
+    pub fallbacks: Vec<String>,
+    pub nofile_limit: Option<u64>,
+    pub blocking_threads: usize,
+}
+
+impl StartupReport {
+    pub(crate) fn new(
+        shards: Vec<ShardReport>,
+        nofile: Option<sys::rlimit::Limit>,
+        blocking_threads: usize,
+    ) -> Self {
+        let kernel = sys::kernel::kernel_version()
+            .map(|k| k.release)
+            .unwrap_or_else(|_| "unknown".into());
+        let features = shards
+            .first()
+            .map(|s| s.features.clone())
+            .unwrap_or_default();
+        let mut fallbacks: Vec<String> = Vec::new();
+        for shard in &shards {
+            for line in shard
+                .features
+                .fallbacks
+                .iter()
+                .chain(shard.pin_error.iter())
+            {
+                if !fallbacks.contains(line) {
+                    fallbacks.push(line.clone());
+                }
+            }
+        }
+        StartupReport {
+            kernel,
+            shards: shards.len(),
+            shard_cpus: shards.iter().map(|s| (s.id, s.cpu)).collect(),
+            features,
+            fallbacks,
+            nofile_limit: nofile.map(|l| l.soft),
+            blocking_threads,
+        }
+    }
+}
+
+impl fmt::Display for StartupReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let flag = |on: bool, name: &'static str| if on { Some(name) } else { None };
+        let ff = &self.features;
+        let in_use: Vec<&str> = [
+            flag(ff.single_issuer, "SINGLE_ISSUER"),
+            flag(ff.defer_taskrun, "DEFER_TASKRUN"),
+            flag(ff.coop_taskrun, "COOP_TASKRUN"),
+            flag(ff.taskrun_flag, "TASKRUN_FLAG"),
+            Some("multishot accept"),
+            Some("multishot recv"),
+            Some("provided-buffer ring"),
+            flag(ff.msg_ring, "MSG_RING"),
+            flag(ff.send_zc, "SEND_ZC available"),
+            flag(ff.nodrop, "NODROP"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        writeln!(
+            f,
+            "percore {}: Linux {}, {} shard(s)",
+            env!("CARGO_PKG_VERSION"),
+            self.kernel,
+            self.shards
+        )?;
+        writeln!(f, "  io_uring: {}", in_use.join(", "))?;
+        if self.fallbacks.is_empty() {
+            writeln!(f, "  fallbacks: none")?;
+        } else {
+            for line in &self.fallbacks {
+                writeln!(f, "  fallback: {line}")?;
+            }
+        }
+        let map: Vec<String> = self
+            .shard_cpus
+            .iter()
+            .map(|(shard, cpu)| match cpu {
+                Some(cpu) => format!("{shard}→cpu{cpu}"),
+                None => format!("{shard}→unpinned"),
+            })
+            .collect();
+        writeln!(f, "  shards: {}", map.join(" "))?;
+        let nofile = self
+            .nofile_limit
+            .map_or_else(|| "unknown".to_string(), |n| n.to_string());
+        writeln!(
+            f,
+            "  open-files limit: {nofile}; blocking pool: {} threads",
+            self.blocking_threads
+        )
+    }
+}

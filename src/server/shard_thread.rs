@@ -1,0 +1,248 @@
+//! Starting the shard threads: pin, build the ring, run the per-shard setup, report ready,
+//! then run the loop until the server stops.
+
+use std::{
+    cell::{Cell, RefCell},
+    future::Future,
+    rc::Rc,
+    sync::{Arc, atomic::Ordering, mpsc},
+    thread,
+};
+
+use super::{
+    builder::{ServerBuilder, ShardInfo},
+    control::ServerControl,
+    handle::ServerHandle,
+    placement,
+    report::{ShardReport, StartupReport},
+    signals,
+};
+use crate::{
+    Error,
+    blocking::{BlockingConfig, BlockingPool},
+    executor::{
+        remote::ShardRemote,
+        run_loop,
+        shard::{self, Drain, Shard},
+        task::Tasks,
+    },
+    mesh::{self, MeshShard},
+    net::NetState,
+    ring::Ring,
+    sys,
+    time::{clock::Clock, wheel::TimerWheel},
+};
+
+type Setup<Fut> = dyn Fn(ShardInfo) -> Result<Fut, Error> + Send + Sync;
+
+pub(super) fn start_all<Fut>(
+    builder: ServerBuilder,
+    control: Arc<ServerControl>,
+    setup: Arc<Setup<Fut>>,
+) -> Result<ServerHandle, Error>
+where
+    Fut: Future<Output = ()> + 'static,
+{
+    let cpus = placement::resolve(&builder.placement)?;
+    let count = cpus.len();
+    sys::signal::ignore_sigpipe();
+    let nofile = sys::rlimit::raise_nofile_to_hard().ok();
+    // Signals are blocked before any thread starts, so every shard and pool thread inherits
+    // the mask and only the signal thread receives SIGINT/SIGTERM.
+    if builder.handle_signals {
+        sys::signal::block_termination_signals()
+            .map_err(|e| Error::io("blocking SIGINT/SIGTERM", e))?;
+    }
+    let blocking_config = match builder.blocking.clone() {
+        Some(config) => config,
+        None => BlockingConfig::from_env().map_err(|e| Error::Config(e.to_string()))?,
+    };
+    let blocking_threads = blocking_config.threads;
+    let blocking = BlockingPool::new(blocking_config)
+        .map_err(|e| Error::io("starting the blocking pool", e))?;
+    let remotes = (0..count)
+        .map(|id| ShardRemote::new(id).map(Arc::new))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Error::io("creating shard eventfds", e))?;
+    control.set_remotes(remotes.clone());
+    let meshes = mesh::build(remotes.clone(), builder.mesh_capacity);
+    let mesh_shared = meshes[0].shared.clone();
+
+    let (ready_tx, ready_rx) = mpsc::channel::<Result<ShardReport, Error>>();
+    let mut threads = Vec::with_capacity(count);
+    for ((id, cpu), mesh) in cpus.iter().copied().enumerate().zip(meshes) {
+        let parts = ShardParts {
+            info: ShardInfo { id, count, cpu },
+            remote: remotes[id].clone(),
+            mesh,
+            blocking: blocking.clone(),
+            control: control.clone(),
+            builder: builder.clone(),
+        };
+        let setup = setup.clone();
+        let ready = ready_tx.clone();
+        control.running_shards.fetch_add(1, Ordering::SeqCst);
+        let spawned = thread::Builder::new()
+            .name(format!("percore-shard-{id}"))
+            .spawn(move || {
+                let control = parts.control.clone();
+                let result = shard_main(parts, &*setup, ready);
+                control.running_shards.fetch_sub(1, Ordering::SeqCst);
+                result
+            });
+        match spawned {
+            Ok(handle) => threads.push(handle),
+            Err(e) => {
+                control.running_shards.fetch_sub(1, Ordering::SeqCst);
+                control.stop_within(std::time::Duration::ZERO);
+                for t in threads {
+                    let _ = t.join();
+                }
+                return Err(Error::io(format!("spawning shard thread {id}"), e));
+            }
+        }
+    }
+    drop(ready_tx);
+
+    let mut shards = Vec::with_capacity(count);
+    let mut first_error = None;
+    for _ in 0..count {
+        match ready_rx.recv() {
+            Ok(Ok(report)) => shards.push(report),
+            Ok(Err(e)) => {
+                first_error.get_or_insert(e);
+                control.stop_within(std::time::Duration::ZERO);
+            }
+            Err(_) => {
+                first_error.get_or_insert(Error::Config(
+                    "a shard thread ended before reporting".into(),
+                ));
+                break;
+            }
+        }
+    }
+    if let Some(e) = first_error {
+        control.stop_within(std::time::Duration::ZERO);
+        for t in threads {
+            let _ = t.join();
+        }
+        blocking.shutdown(std::time::Duration::from_secs(1));
+        return Err(e);
+    }
+    shards.sort_by_key(|s| s.id);
+    let report = StartupReport::new(shards, nofile, blocking_threads);
+    if builder.print_report {
+        eprint!("{report}");
+    }
+    let signal_thread = if builder.handle_signals {
+        Some(
+            signals::spawn(control.clone())
+                .map_err(|e| Error::io("spawning the signal thread", e))?,
+        )
+    } else {
+        None
+    };
+    Ok(ServerHandle::new(
+        control,
+        threads,
+        blocking,
+        report,
+        mesh_shared,
+        signal_thread,
+    ))
+}
+
+struct ShardParts {
+    info: ShardInfo,
+    remote: Arc<ShardRemote>,
+    mesh: MeshShard,
+    blocking: BlockingPool,
+    control: Arc<ServerControl>,
+    builder: ServerBuilder,
+}
+
+fn shard_main<Fut>(
+    parts: ShardParts,
+    setup: &Setup<Fut>,
+    ready: mpsc::Sender<Result<ShardReport, Error>>,
+) -> Result<(), Error>
+where
+    Fut: Future<Output = ()> + 'static,
+{
+    let ShardParts {
+        info,
+        remote,
+        mesh,
+        blocking,
+        control,
+        builder,
+    } = parts;
+    let mut pin_error = None;
+    if let Some(cpu) = info.cpu
+        && !core_affinity::set_for_current(core_affinity::CoreId { id: cpu })
+    {
+        pin_error = Some(format!(
+            "shard {} could not be pinned to CPU {cpu}; it runs unpinned",
+            info.id
+        ));
+    }
+    let ring = match Ring::new(&builder.ring) {
+        Ok(ring) => ring,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return Ok(());
+        }
+    };
+    if ring.features.msg_ring {
+        remote.set_ring_fd(ring.fd());
+    }
+    let features = ring.features.clone();
+    let shard = Rc::new(Shard {
+        id: info.id,
+        count: info.count,
+        cpu: info.cpu,
+        remote,
+        ring: RefCell::new(ring),
+        tasks: RefCell::new(Tasks::default()),
+        timers: RefCell::new(TimerWheel::new()),
+        clock: Clock::system(),
+        net: NetState::new(builder.net.clone()),
+        mesh,
+        blocking,
+        control: control.clone(),
+        drain: Drain::default(),
+        panics: Cell::new(0),
+    });
+    let _context = shard::enter(shard.clone());
+    match setup(info) {
+        Ok(main) => {
+            shard.spawn(main);
+        }
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            // Close what setup may have opened before returning.
+            control.stop_within(std::time::Duration::ZERO);
+            let _ = run_loop::run(&shard);
+            return Ok(());
+        }
+    }
+    let _ = ready.send(Ok(ShardReport {
+        id: info.id,
+        cpu: info.cpu,
+        features,
+        pin_error,
+    }));
+    drop(ready);
+    let result = run_loop::run(&shard).map_err(|source| Error::Shard {
+        shard: info.id,
+        source,
+    });
+    // Tasks hold `Rc<Shard>`; dropping them breaks the cycle so the ring and its fds close.
+    let leftover = shard.tasks.borrow_mut().drain_all();
+    drop(leftover);
+    if result.is_err() {
+        // A shard that cannot go on takes the server down cleanly rather than silently.
+        control.stop_within(std::time::Duration::ZERO);
+    }
+    result
+}

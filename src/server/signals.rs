@@ -1,0 +1,40 @@
+//! SIGINT/SIGTERM: the first starts a graceful stop, a second stops at once.
+
+use std::{
+    sync::{Arc, atomic::Ordering},
+    thread,
+    time::Duration,
+};
+
+use super::control::ServerControl;
+use crate::sys::signal::wait_termination_signal;
+
+/// The thread that waits for termination signals (they are blocked in every other thread).
+/// It ends once every shard has stopped.
+pub(super) fn spawn(control: Arc<ServerControl>) -> std::io::Result<thread::JoinHandle<()>> {
+    thread::Builder::new()
+        .name("percore-signals".into())
+        .spawn(move || {
+            let mut received = 0;
+            while control.running_shards.load(Ordering::SeqCst) > 0 {
+                match wait_termination_signal(Duration::from_millis(100)) {
+                    Ok(Some(signal)) => {
+                        received += 1;
+                        let name = if signal == libc::SIGINT { "SIGINT" } else { "SIGTERM" };
+                        if received == 1 {
+                            tracing::info!("{name}: stopping; open connections have {:?} to finish (send it again to stop now)", control.drain_timeout);
+                            control.request_stop();
+                        } else {
+                            tracing::warn!("{name} again: closing every connection now");
+                            control.stop_within(Duration::ZERO);
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::error!("waiting for signals failed: {e}; signals are not handled");
+                        return;
+                    }
+                }
+            }
+        })
+}

@@ -1,0 +1,158 @@
+//! Time on a shard: `sleep`, `timeout` and `interval` on the shard's timer wheel.
+//!
+//! The wheel has 1 ms resolution but no tick: the loop's wait in `io_uring_enter` ends at the
+//! next deadline (EXT_ARG timeout), so an idle shard sleeps until something is due.
+
+pub mod clock;
+#[allow(dead_code)] // `now_ms`/`is_empty` serve tests and diagnostics.
+pub(crate) mod wheel;
+
+use std::{
+    future::Future,
+    pin::Pin,
+    rc::Rc,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use self::wheel::TimerKey;
+use crate::executor::shard::{self, Shard};
+
+/// Completes after `duration` (rounded up to the next millisecond).
+pub fn sleep(duration: Duration) -> Sleep {
+    let shard = shard::current();
+    let deadline_ms = shard.clock.deadline_ms_after(duration);
+    Sleep {
+        shard,
+        deadline_ms,
+        key: None,
+    }
+}
+
+/// The future of [`sleep`].
+pub struct Sleep {
+    shard: Rc<Shard>,
+    deadline_ms: u64,
+    key: Option<TimerKey>,
+}
+
+impl Sleep {
+    /// Moves the deadline to `duration` from now (reuses the timer).
+    pub fn reset(&mut self, duration: Duration) {
+        self.deadline_ms = self.shard.clock.deadline_ms_after(duration);
+        if let Some(key) = self.key
+            && !self.shard.timers.borrow_mut().reset(key, self.deadline_ms)
+        {
+            self.key = None;
+        }
+    }
+
+    /// True once the deadline has passed.
+    pub fn is_elapsed(&self) -> bool {
+        self.shard.clock.now_ms() >= self.deadline_ms
+    }
+}
+
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        if this.shard.clock.now_ms() >= this.deadline_ms {
+            if let Some(key) = this.key.take() {
+                this.shard.timers.borrow_mut().remove(key);
+            }
+            return Poll::Ready(());
+        }
+        let mut timers = this.shard.timers.borrow_mut();
+        if let Some(key) = this.key
+            && let Some(waker) = timers.get_mut(key)
+        {
+            if !waker.will_wake(cx.waker()) {
+                *waker = cx.waker().clone();
+            }
+            return Poll::Pending;
+        }
+        this.key = Some(timers.insert(this.deadline_ms, cx.waker().clone()));
+        Poll::Pending
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take()
+            && let Ok(mut timers) = self.shard.timers.try_borrow_mut()
+        {
+            timers.remove(key);
+        }
+    }
+}
+
+/// The error of a [`timeout`] that expired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Elapsed;
+
+impl std::fmt::Display for Elapsed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("deadline elapsed")
+    }
+}
+
+impl std::error::Error for Elapsed {}
+
+/// Runs `future` for at most `duration`; the future is dropped if the time runs out.
+pub async fn timeout<F: Future>(duration: Duration, future: F) -> Result<F::Output, Elapsed> {
+    let mut future = std::pin::pin!(future);
+    let mut sleep = sleep(duration);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(value) = future.as_mut().poll(cx) {
+            return Poll::Ready(Ok(value));
+        }
+        match Pin::new(&mut sleep).poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(Elapsed)),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
+}
+
+/// Ticks every `period`, without drift: each deadline is the previous one plus `period`.
+/// Missed ticks (a stalled shard) are skipped, not bunched.
+pub fn interval(period: Duration) -> Interval {
+    assert!(!period.is_zero(), "interval period must be > 0");
+    let shard = shard::current();
+    let next_ms = shard.clock.now_ms();
+    Interval {
+        shard,
+        period_ms: period.as_millis().max(1) as u64,
+        next_ms,
+    }
+}
+
+/// The stream of [`interval`] ticks.
+pub struct Interval {
+    shard: Rc<Shard>,
+    period_ms: u64,
+    next_ms: u64,
+}
+
+impl Interval {
+    /// Waits for the next tick (the first completes at once).
+    pub async fn tick(&mut self) {
+        let now_ms = self.shard.clock.now_ms();
+        if self.next_ms > now_ms {
+            Sleep {
+                shard: self.shard.clone(),
+                deadline_ms: self.next_ms,
+                key: None,
+            }
+            .await;
+        }
+        let now_ms = self.shard.clock.now_ms();
+        self.next_ms += self.period_ms;
+        if self.next_ms <= now_ms {
+            let behind = (now_ms - self.next_ms) / self.period_ms + 1;
+            self.next_ms += behind * self.period_ms;
+        }
+    }
+}
