@@ -8,6 +8,7 @@ use crate::{
     blocking::BlockingConfig,
     net::{NetConfig, TcpListener, TcpStream},
     ring::RingConfig,
+    sys,
 };
 
 /// Entry point: `Server::builder()`.
@@ -134,18 +135,30 @@ impl ServerBuilder {
     }
 
     /// Listens on `addr` on every shard (SO_REUSEPORT) and runs `handler` as a task for each
-    /// accepted connection. Returns once every shard is listening.
+    /// accepted connection. Returns once every shard is listening. Port 0 picks one free
+    /// port for all shards; [`ServerHandle::listen_addr`] tells which.
     pub fn serve<H, Fut>(self, addr: SocketAddr, handler: H) -> Result<ServerHandle, Error>
     where
         H: Fn(TcpStream) -> Fut + Send + Sync + Clone + 'static,
         Fut: Future<Output = ()> + 'static,
     {
-        self.start(move |_info| {
+        // Holding the reservation until every shard listens keeps the port ours.
+        let (reservation, addr) = if addr.port() == 0 {
+            let (fd, bound) =
+                sys::socket::reserve_port(addr).map_err(|source| Error::Bind { addr, source })?;
+            (Some(fd), bound)
+        } else {
+            (None, addr)
+        };
+        let mut handle = self.start(move |_info| {
             let listener =
                 TcpListener::bind(addr).map_err(|source| Error::Bind { addr, source })?;
             let handler = handler.clone();
             Ok(accept_loop(listener, handler))
-        })
+        })?;
+        drop(reservation);
+        handle.set_listen_addr(addr);
+        Ok(handle)
     }
 }
 

@@ -18,6 +18,7 @@ pub struct ServerHandle {
     report: StartupReport,
     mesh: Arc<MeshShared>,
     signal_thread: Option<JoinHandle<()>>,
+    listen_addr: Option<std::net::SocketAddr>,
 }
 
 impl ServerHandle {
@@ -36,7 +37,18 @@ impl ServerHandle {
             report,
             mesh,
             signal_thread,
+            listen_addr: None,
         }
+    }
+
+    pub(crate) fn set_listen_addr(&mut self, addr: std::net::SocketAddr) {
+        self.listen_addr = Some(addr);
+    }
+
+    /// The address [`ServerBuilder::serve`](super::ServerBuilder::serve) listens on, with the
+    /// real port when it was given port 0.
+    pub fn listen_addr(&self) -> Option<std::net::SocketAddr> {
+        self.listen_addr
     }
 
     /// What the server found and uses: kernel, ring features, fallbacks, shard → CPU map.

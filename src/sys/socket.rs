@@ -67,6 +67,24 @@ pub(crate) fn tcp_listener(addr: SocketAddr, opts: &ListenOptions) -> io::Result
     Ok(fd)
 }
 
+/// Binds (without listening) a SO_REUSEPORT socket to `addr` to learn which port the
+/// kernel gives for port 0; while it is held, listeners of this user can join that port.
+pub(crate) fn reserve_port(addr: SocketAddr) -> io::Result<(OwnedFd, SocketAddr)> {
+    let fd = tcp_socket_for(&addr)?;
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+    set_bool_opt(raw, libc::SOL_SOCKET, libc::SO_REUSEADDR, true)?;
+    set_bool_opt(raw, libc::SOL_SOCKET, libc::SO_REUSEPORT, true)?;
+    let sa = SockAddrBuf::from_socket_addr(&addr);
+    // SAFETY: `sa` holds a valid sockaddr of `sa.len()` bytes for `addr`'s family, and it
+    // outlives the call.
+    let rc = unsafe { libc::bind(raw, sa.as_ptr(), sa.len()) };
+    if rc != 0 {
+        return Err(bind_error(io::Error::last_os_error(), addr));
+    }
+    let bound = local_addr(raw)?;
+    Ok((fd, bound))
+}
+
 /// Turns a `bind` failure into a message an operator can act on.
 fn bind_error(err: io::Error, addr: SocketAddr) -> io::Error {
     let msg = match err.raw_os_error() {
