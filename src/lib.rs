@@ -74,3 +74,8 @@ pub use crate::{
     ring::{RingConfig, RingFeatures, RingStats},
     server::{Placement, Server, ServerBuilder, ServerHandle, ShardInfo, StartupReport},
 };
+
+/// The README's example compiles as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExample;

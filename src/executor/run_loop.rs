@@ -63,7 +63,8 @@ pub(crate) fn run(shard: &Rc<Shard>) -> std::io::Result<()> {
         take_remote_wakes(shard, &mut state);
         mesh::run_inbox(shard, MESH_BATCH);
         if drain_step(shard, &mut state) {
-            return Ok(());
+            // Closes queued by the last completions still sit in the SQ: hand them over.
+            return shard.ring.borrow_mut().enter(Wait::No);
         }
         run_tasks(shard);
         net::after_run(shard);
@@ -223,11 +224,13 @@ fn drain_step(shard: &Rc<Shard>, state: &mut LoopState) -> bool {
     }
     if state.forced_at.is_none() && Instant::now() >= control.drain_deadline() {
         let tasks_live = shard.tasks.borrow().live();
-        tracing::warn!(
-            shard = shard.id,
-            tasks = tasks_live,
-            "drain deadline passed: closing remaining connections"
-        );
+        if tasks_live > 0 || !net::is_quiet(shard) {
+            tracing::warn!(
+                shard = shard.id,
+                tasks = tasks_live,
+                "drain deadline passed: closing remaining connections"
+            );
+        }
         let all = shard.tasks.borrow_mut().drain_all();
         drop(all);
         net::force_close_all(shard);

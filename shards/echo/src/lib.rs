@@ -4,43 +4,39 @@
 //! Input is echoed straight from the shard's receive buffers into the connection's output
 //! (no intermediate buffer), and reading stops while the output is above its high
 //! watermark, so a client that sends without reading is pushed back by TCP instead of
-//! growing server memory. On a graceful stop, input already received is echoed and flushed
-//! before the connection closes.
+//! growing server memory.
+//!
+//! On a graceful stop the listeners close at once, while open connections go on being served
+//! until their clients close them or the server's drain deadline passes; a byte stream has
+//! no request boundary at which the server could end it sooner without losing data.
 
 #![forbid(unsafe_code)]
 
-use std::{net::SocketAddr, time::Duration};
+use std::net::SocketAddr;
 
-use percore::{
-    Error, ServerBuilder, ServerHandle, TcpStream,
-    future::{Either, select},
-    shutdown_signal,
-};
+use percore::{Error, ServerBuilder, ServerHandle, TcpStream};
 
 /// Serves echo on `addr` on every shard of `builder`.
 pub fn serve(builder: ServerBuilder, addr: SocketAddr) -> Result<ServerHandle, Error> {
     builder.serve(addr, handle)
 }
 
-/// Echoes one connection until the peer closes, an error occurs, or the server drains.
+/// Echoes one connection until the peer closes its side or an error occurs.
 pub async fn handle(mut stream: TcpStream) {
     loop {
-        if let Either::Right(()) = select(stream.writable(), shutdown_signal()).await {
-            break;
+        if stream.writable().await.is_err() {
+            return;
         }
-        let echoed = select(
-            stream.respond_with(|input, output| {
+        let echoed = stream
+            .respond_with(|input, output| {
                 output.extend_from_slice(input);
                 (input.len(), ())
-            }),
-            shutdown_signal(),
-        )
-        .await;
-        match echoed {
-            Either::Left(Ok(Some(()))) => {}
-            Either::Left(Ok(None) | Err(_)) | Either::Right(()) => break,
+            })
+            .await;
+        if !matches!(echoed, Ok(Some(()))) {
+            break;
         }
     }
-    // Bounded: a peer that never reads is cut off when the server's drain deadline passes.
-    let _ = percore::time::timeout(Duration::from_secs(30), stream.flush()).await;
+    // Dropping the stream sends what is still buffered, then closes.
+    let _ = stream.flush().await;
 }

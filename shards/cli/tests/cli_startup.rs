@@ -1,0 +1,172 @@
+//! How `percore` fails to start: io_uring denied, port in use, bad arguments. Each ends in one
+//! clear line and a distinct exit status, never a panic.
+
+#[path = "../../../tests/support/seccomp.rs"]
+mod seccomp;
+
+use std::{
+    os::unix::process::CommandExt,
+    process::{Command, Output},
+};
+
+fn percore() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_percore"))
+}
+
+fn stderr_of(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn assert_no_panic(output: &Output) {
+    let err = stderr_of(output);
+    assert!(
+        !err.contains("panicked"),
+        "no panic expected, stderr: {err}"
+    );
+}
+
+fn run_with_io_uring_denied(errno: i32) -> Output {
+    let mut cmd = percore();
+    cmd.args(["echo", "--listen", "127.0.0.1:0", "--shards", "1"]);
+    // SAFETY: the closure runs between fork and exec; `deny_io_uring` only builds a filter
+    // on the stack and makes two prctl calls, which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || seccomp::deny_io_uring(errno));
+    }
+    cmd.output().expect("percore runs")
+}
+
+#[test]
+fn io_uring_denied_by_seccomp_ends_in_one_line_and_exit_3() {
+    let output = run_with_io_uring_denied(libc::EPERM);
+    assert_no_panic(&output);
+    assert_eq!(
+        output.status.code(),
+        Some(3),
+        "distinct exit status for io_uring unavailable"
+    );
+    let err = stderr_of(&output);
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "exactly one line: {err}");
+    assert!(
+        lines[0].contains("io_uring is blocked"),
+        "names the cause: {err}"
+    );
+    assert!(lines[0].contains("seccomp"), "names seccomp: {err}");
+    assert!(
+        lines[0].contains("docker-seccomp.json"),
+        "names the fix: {err}"
+    );
+}
+
+#[test]
+fn io_uring_missing_enosys_names_the_kernel() {
+    let output = run_with_io_uring_denied(libc::ENOSYS);
+    assert_no_panic(&output);
+    assert_eq!(output.status.code(), Some(3));
+    let err = stderr_of(&output);
+    assert!(
+        err.contains("ENOSYS") && err.contains("CONFIG_IO_URING"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_port_in_use_is_reported_clearly_with_exit_4() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let output = percore()
+        .args(["echo", "--listen", &addr, "--shards", "1", "--quiet"])
+        .output()
+        .unwrap();
+    assert_no_panic(&output);
+    assert_eq!(output.status.code(), Some(4));
+    let err = stderr_of(&output);
+    assert!(
+        err.contains("already in use") && err.contains(&addr),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+}
+
+#[test]
+fn bad_arguments_get_clap_errors() {
+    let output = percore()
+        .args(["echo", "--shards", "many"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr_of(&output).contains("invalid value 'many'"));
+    let output = percore()
+        .args(["echo", "--shards", "0", "--quiet"])
+        .output()
+        .unwrap();
+    assert_no_panic(&output);
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "zero shards is a configuration error"
+    );
+    assert!(stderr_of(&output).contains("at least 1"));
+    let output = percore()
+        .args(["echo", "--cores", "4096", "--quiet"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr_of(&output).contains("affinity mask"),
+        "{}",
+        stderr_of(&output)
+    );
+}
+
+#[test]
+fn taskset_places_the_single_shard_on_the_allowed_cpu() {
+    let allowed = std::fs::read_to_string("/proc/self/status").unwrap();
+    let cpus = allowed
+        .lines()
+        .find(|l| l.starts_with("Cpus_allowed_list"))
+        .unwrap_or("")
+        .to_string();
+    if !cpus.contains('1') {
+        eprintln!("skipped: CPU 1 is not available to this test ({cpus})");
+        return;
+    }
+    let mut child = Command::new("taskset")
+        .args([
+            "-c",
+            "1",
+            env!("CARGO_BIN_EXE_percore"),
+            "echo",
+            "--listen",
+            "127.0.0.1:0",
+            "--shards",
+            "1",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("taskset is installed (util-linux)");
+    let stderr = child.stderr.take().unwrap();
+    let mut report = String::new();
+    use std::io::BufRead;
+    for line in std::io::BufReader::new(stderr).lines() {
+        let line = line.unwrap();
+        report.push_str(&line);
+        report.push('\n');
+        if line.starts_with("echo listening") {
+            break;
+        }
+    }
+    // SAFETY: plain kill(2) of our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert!(
+        report.contains("shards: 0→cpu1"),
+        "report shows shard 0 on CPU 1:\n{report}"
+    );
+    assert!(
+        report.contains("DEFER_TASKRUN"),
+        "report lists features:\n{report}"
+    );
+    assert_eq!(status.code(), Some(0), "SIGTERM stops it cleanly");
+}

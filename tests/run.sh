@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The project's test command (README): installs what the tests need when it is missing,
+# then checks formatting and lints and runs every test of the workspace. Bounded: each
+# test bounds its own loops and waits.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_pkg() {
+    # $1: command that must exist, $2: Debian package that provides it.
+    if ! command -v "$1" >/dev/null 2>&1; then
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+            echo "installing $2 (for $1)"
+            apt-get update -qq >/dev/null
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
+        else
+            echo "missing $1: install the $2 package" >&2
+            exit 1
+        fi
+    fi
+}
+
+need_pkg taskset util-linux
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy --all-targets -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+echo "== cargo test"
+cargo test --workspace
