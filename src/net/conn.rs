@@ -89,6 +89,14 @@ pub(crate) struct Conn {
     pub(crate) abort: Cell<bool>,
 }
 
+/// Registers `cx`'s waker in `slot` unless the one there already wakes the same task.
+pub(crate) fn register(slot: &mut Option<Waker>, waker: &Waker) {
+    match slot {
+        Some(current) if current.will_wake(waker) => {}
+        _ => *slot = Some(waker.clone()),
+    }
+}
+
 impl Conn {
     pub(crate) fn recv_token(&self) -> Token {
         Token::new(Kind::Recv, self.slot, self.generation)
@@ -98,17 +106,18 @@ impl Conn {
         Token::new(Kind::Send, self.slot, self.generation)
     }
 
+    /// Wakes the task reading this connection. The waker stays registered (no clone and
+    /// drop per wake-up on the hot path); a stale one at worst polls a task once for nothing.
     pub(crate) fn wake_reader(&self) {
-        let waker = self.rx.borrow_mut().waker.take();
-        if let Some(waker) = waker {
-            waker.wake();
+        if let Some(waker) = &self.rx.borrow().waker {
+            waker.wake_by_ref();
         }
     }
 
+    /// Wakes the task writing this connection (same registration rule as the reader).
     pub(crate) fn wake_writer(&self) {
-        let waker = self.tx.borrow_mut().waker.take();
-        if let Some(waker) = waker {
-            waker.wake();
+        if let Some(waker) = &self.tx.borrow().waker {
+            waker.wake_by_ref();
         }
     }
 

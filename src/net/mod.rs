@@ -11,12 +11,7 @@ mod listener;
 mod stream;
 mod table;
 
-use std::{
-    cell::{Cell, RefCell},
-    collections::VecDeque,
-    rc::Rc,
-    time::Duration,
-};
+use std::{cell::RefCell, collections::VecDeque, rc::Rc, time::Duration};
 
 pub(crate) use self::dispatch::{
     after_run, close_phase, force_close_all, is_quiet, on_accept, on_recv, on_send, stop_listening,
@@ -83,7 +78,7 @@ pub(crate) struct NetState {
     pub(crate) holding: RefCell<Vec<Rc<Conn>>>,
     pub(crate) starved: RefCell<VecDeque<Rc<Conn>>>,
     pub(crate) closing: RefCell<Vec<Rc<Conn>>>,
-    pub(crate) stats: Cell<NetStats>,
+    pub(crate) stats: RefCell<NetStats>,
 }
 
 impl NetState {
@@ -95,13 +90,11 @@ impl NetState {
     }
 
     pub(crate) fn count(&self, f: impl FnOnce(&mut NetStats)) {
-        let mut stats = self.stats.get();
-        f(&mut stats);
-        self.stats.set(stats);
+        f(&mut self.stats.borrow_mut());
     }
 
     pub(crate) fn snapshot(&self) -> NetStats {
-        let mut stats = self.stats.get();
+        let mut stats = *self.stats.borrow();
         stats.open = self.conns.borrow().open();
         stats
     }

@@ -17,7 +17,7 @@ use std::{
 };
 
 use super::{
-    conn::Conn,
+    conn::{Conn, register},
     dispatch::{begin_close, errno, maybe_resume_recv, queue_flush},
 };
 use crate::{
@@ -126,7 +126,7 @@ impl TcpStream {
             if rx.eof {
                 return Poll::Ready(Ok(None));
             }
-            rx.waker = Some(cx.waker().clone());
+            register(&mut rx.waker, cx.waker());
         }
         maybe_resume_recv(&self.shard, conn);
         Poll::Pending
@@ -224,7 +224,7 @@ impl TcpStream {
             if rx.eof {
                 return Poll::Ready(Ok(false));
             }
-            rx.waker = Some(cx.waker().clone());
+            register(&mut rx.waker, cx.waker());
             Poll::Pending
         })
         .await
@@ -287,7 +287,7 @@ impl TcpStream {
             if done(tx.pending()) {
                 return Poll::Ready(Ok(()));
             }
-            tx.waker = Some(cx.waker().clone());
+            register(&mut tx.waker, cx.waker());
             Poll::Pending
         })
         .await
