@@ -68,10 +68,16 @@ impl ShardRemote {
         fence(Ordering::SeqCst);
         if self.sleeping.swap(false, Ordering::SeqCst) {
             let ring_fd = self.ring_fd.load(Ordering::Acquire);
-            if ring_fd < 0 || !super::shard::msg_ring_wake(ring_fd) {
+            if ring_fd < 0 || !super::shard::msg_ring_wake(ring_fd, self.id) {
                 self.eventfd.notify();
             }
         }
+    }
+
+    /// Wakes the shard through its eventfd unconditionally: the fallback when a MSG_RING
+    /// wake could not be delivered (the sleep flag was already cleared by `notify`).
+    pub(crate) fn notify_eventfd(&self) {
+        self.eventfd.notify();
     }
 
     /// Called by the shard before it may block. Returns false (and stays awake) when remote

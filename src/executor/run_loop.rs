@@ -22,7 +22,7 @@ use super::{
     coop,
     join::{drop_panicked, panic_message},
     remote::TaskRef,
-    shard::{self, Shard, WAKE_EVENTFD},
+    shard::{self, Shard, WAKE_EVENTFD, WAKE_MSG_RING_FAILED},
 };
 use crate::{
     mesh, net,
@@ -185,6 +185,17 @@ fn dispatch_completions(shard: &Rc<Shard>, state: &mut LoopState) {
                         target: &mut *state.eventfd_buf,
                     };
                     shard.ring.borrow_mut().push(&read.to_sqe(completion.token));
+                } else if completion.token.index() == WAKE_MSG_RING_FAILED {
+                    // The target was asleep and the MSG_RING did not reach it: its eventfd will.
+                    let target = completion.token.generation() as usize;
+                    tracing::debug!(
+                        shard = shard.id,
+                        target,
+                        "MSG_RING wake failed ({}); using the eventfd",
+                        std::io::Error::from_raw_os_error(-completion.result)
+                    );
+                    shard.ring.borrow_mut().stats.msg_ring_failures += 1;
+                    shard.mesh.shared.notify_eventfd(target);
                 }
             }
             Some(Kind::Ignore) => {

@@ -24,7 +24,11 @@ use crate::{
     blocking::BlockingPool,
     mesh::MeshShard,
     net::NetState,
-    ring::{Ring, op::msg_ring::MsgRingWake, token::Token},
+    ring::{
+        Ring,
+        op::msg_ring::MsgRingWake,
+        token::{Kind, Token},
+    },
     server::control::ServerControl,
     time::{clock::Clock, wheel::TimerWheel},
 };
@@ -109,7 +113,7 @@ pub(crate) fn local_queue_len() -> usize {
 /// Wakes another shard's ring through MSG_RING from this thread's ring. False when this
 /// thread has no ring, its ring is busy (we are inside the driver), or MSG_RING is missing:
 /// the caller then uses the eventfd.
-pub(crate) fn msg_ring_wake(target_ring_fd: std::os::fd::RawFd) -> bool {
+pub(crate) fn msg_ring_wake(target_ring_fd: std::os::fd::RawFd, target_shard: usize) -> bool {
     CURRENT.with(|c| {
         let Ok(current) = c.try_borrow() else {
             return false;
@@ -123,11 +127,10 @@ pub(crate) fn msg_ring_wake(target_ring_fd: std::os::fd::RawFd) -> bool {
         if !ring.features.msg_ring {
             return false;
         }
-        ring.push(&MsgRingWake { target_ring_fd }.to_sqe(Token::new(
-            crate::ring::token::Kind::Wake,
-            WAKE_MSG_RING,
-            0,
-        )));
+        let delivered = Token::new(Kind::Wake, WAKE_MSG_RING, 0);
+        let on_failure = Token::new(Kind::Wake, WAKE_MSG_RING_FAILED, target_shard as u32);
+        ring.push(&MsgRingWake { target_ring_fd }.to_sqe(delivered, on_failure));
+        ring.stats.msg_ring_wakes += 1;
         ring.submit_now().is_ok()
     })
 }
@@ -135,6 +138,8 @@ pub(crate) fn msg_ring_wake(target_ring_fd: std::os::fd::RawFd) -> bool {
 /// Wake-token slots: which wake source a `Kind::Wake` CQE came from.
 pub(crate) const WAKE_EVENTFD: u32 = 0;
 pub(crate) const WAKE_MSG_RING: u32 = 1;
+/// On the sender: a MSG_RING wake that failed; the token's generation names the target.
+pub(crate) const WAKE_MSG_RING_FAILED: u32 = 2;
 
 impl Shard {
     /// Spawns a task on this shard.
@@ -147,8 +152,27 @@ impl Shard {
         let guard = CancelOnDrop(slot.clone());
         let task = async move {
             let guard = guard;
-            let output = future.await;
-            complete(&guard.0, Ok(output));
+            let mut future = std::pin::pin!(future);
+            // Catch the panic here, while the slot is still ours: unwinding out of this block
+            // would drop `guard` before the run loop knows the message.
+            let output = std::future::poll_fn(|cx| {
+                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    future.as_mut().poll(cx)
+                })) {
+                    Ok(poll) => poll.map(Ok),
+                    Err(payload) => std::task::Poll::Ready(Err(payload)),
+                }
+            })
+            .await;
+            match output {
+                Ok(output) => complete(&guard.0, Ok(output)),
+                Err(payload) => {
+                    let message = super::join::panic_message(&*payload);
+                    complete(&guard.0, Err(super::join::JoinError::Panicked(message)));
+                    // The run loop still counts, logs and drops the task.
+                    std::panic::resume_unwind(payload);
+                }
+            }
         };
         let task_ref = self.tasks.borrow_mut().insert(Box::pin(task), &self.remote);
         push_local(task_ref);

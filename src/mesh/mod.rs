@@ -112,6 +112,12 @@ impl MeshShared {
         true
     }
 
+    pub(crate) fn notify_eventfd(&self, target: usize) {
+        if let Some(remote) = self.remotes.get(target) {
+            remote.notify_eventfd();
+        }
+    }
+
     pub(crate) fn notify(&self, target: usize) {
         if let Some(remote) = self.remotes.get(target) {
             remote.notify();

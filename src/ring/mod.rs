@@ -63,6 +63,10 @@ pub struct RingStats {
     pub cq_overflows: u64,
     /// Times the SQ was full and had to be submitted early.
     pub sq_full: u64,
+    /// Wake-ups sent to sleeping shards through MSG_RING.
+    pub msg_ring_wakes: u64,
+    /// MSG_RING wake-ups that failed and fell back to the target's eventfd.
+    pub msg_ring_failures: u64,
 }
 
 pub(crate) struct Ring {

@@ -92,7 +92,12 @@ impl Clock {
     /// `timeout`: the timeout is rounded up to whole ms and the sum
     /// saturates, so the timer never fires before `timeout` has passed.
     pub fn deadline_ms_after(&self, timeout: Duration) -> u64 {
-        self.now_ms().saturating_add(duration_to_ms_ceil(timeout))
+        match self {
+            Clock::System { origin } => {
+                duration_to_ms_ceil(origin.elapsed().saturating_add(timeout))
+            }
+            Clock::Manual(_) => self.now_ms().saturating_add(duration_to_ms_ceil(timeout)),
+        }
     }
 }
 

@@ -121,7 +121,7 @@ pub async fn timeout<F: Future>(duration: Duration, future: F) -> Result<F::Outp
 pub fn interval(period: Duration) -> Interval {
     assert!(!period.is_zero(), "interval period must be > 0");
     let shard = shard::current();
-    let next_ms = shard.clock.now_ms();
+    let next_ms = shard.clock.deadline_ms_after(Duration::ZERO);
     Interval {
         shard,
         period_ms: period.as_millis().max(1) as u64,
