@@ -142,6 +142,19 @@ pub(crate) fn run_inbox(shard: &Shard, batch: usize) {
     }
 }
 
+/// Runs a handler on the current shard; a panic is counted there and becomes the caller's
+/// error instead of unwinding into the shard's loop.
+fn run_contained<R>(f: impl FnOnce() -> R) -> Result<R, MeshError> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
+        let message = panic_message(&*payload);
+        if let Some(shard) = shard::try_current() {
+            shard.panics.set(shard.panics.get() + 1);
+            tracing::error!(shard = shard.id, "mesh handler panicked: {message}");
+        }
+        MeshError::Panicked(message)
+    })
+}
+
 /// This shard's id (0-based).
 pub fn shard_id() -> usize {
     shard::current().id
@@ -197,16 +210,13 @@ where
     R: Send + 'static,
 {
     if shard::current_shard_id() == Some(target) {
-        return catch_unwind(AssertUnwindSafe(f))
-            .map_err(|p| MeshError::Panicked(panic_message(&*p)));
+        return run_contained(f);
     }
     let (reply_tx, reply_rx) = flume::bounded(1);
     deliver(
         target,
         Box::new(move || {
-            let result = catch_unwind(AssertUnwindSafe(f))
-                .map_err(|p| MeshError::Panicked(panic_message(&*p)));
-            let _ = reply_tx.send(result);
+            let _ = reply_tx.send(run_contained(f));
         }),
     )
     .await?;
