@@ -219,3 +219,29 @@ fn dropped_read_futures_lose_no_bytes() {
     server.stop();
     server.join().unwrap();
 }
+
+#[test]
+fn stopping_at_once_closes_listeners_and_open_connections_and_joins_cleanly() {
+    let (server, addr) = echo_server(2);
+    let mut open = StdStream::connect(addr).unwrap();
+    open.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    open.write_all(b"hello").unwrap();
+    let mut got = [0u8; 5];
+    open.read_exact(&mut got).unwrap();
+    server.stop_within(Duration::ZERO);
+    server.join().expect("a forced stop is still a clean stop");
+    // The server closed the connection: the read ends (EOF or reset) long before its timeout.
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let _ = open.read_to_end(&mut rest);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "connection left open after a forced stop"
+    );
+    assert!(rest.is_empty());
+    assert!(
+        StdStream::connect(addr).is_err(),
+        "nothing listens any more"
+    );
+}

@@ -325,7 +325,9 @@ pub(crate) fn stop_all(shard: &Shard) {
 
 /// Forced stop: drop every listener, queued sockets included.
 pub(crate) fn close_all(shard: &Shard) {
-    for token in shard.net.listeners.borrow().tokens() {
+    // Collected first: closing borrows the table mutably.
+    let tokens = shard.net.listeners.borrow().tokens();
+    for token in tokens {
         close_listener(shard, token);
     }
 }
