@@ -7,6 +7,7 @@ pub(crate) mod remote;
 pub(crate) mod run_loop;
 pub(crate) mod shard;
 pub(crate) mod task;
+pub(crate) mod watchdog;
 
 use std::{
     future::{Future, poll_fn},

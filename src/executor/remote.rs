@@ -13,7 +13,7 @@ use std::{
     os::fd::RawFd,
     sync::{
         Mutex,
-        atomic::{AtomicBool, AtomicI32, Ordering, fence},
+        atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering, fence},
     },
 };
 
@@ -36,6 +36,10 @@ pub(crate) struct ShardRemote {
     /// The shard's ring fd for MSG_RING wakes from other shards; -1 until the ring exists or
     /// when the kernel lacks MSG_RING.
     ring_fd: AtomicI32,
+    /// When the current loop iteration began (`watchdog::now_ns`), 0 while waiting.
+    busy_since_ns: AtomicU64,
+    /// Iterations the watchdog saw run past the stall threshold.
+    stalls: AtomicU64,
 }
 
 impl ShardRemote {
@@ -46,6 +50,8 @@ impl ShardRemote {
             sleeping: AtomicBool::new(false),
             eventfd: EventFd::new()?,
             ring_fd: AtomicI32::new(-1),
+            busy_since_ns: AtomicU64::new(0),
+            stalls: AtomicU64::new(0),
         })
     }
 
@@ -72,6 +78,23 @@ impl ShardRemote {
                 self.eventfd.notify();
             }
         }
+    }
+
+    /// Marks the start of a loop iteration (`now_ns`) or, with 0, the start of a wait.
+    pub(crate) fn set_busy_since(&self, now_ns: u64) {
+        self.busy_since_ns.store(now_ns, Ordering::Relaxed);
+    }
+
+    pub(crate) fn busy_since(&self) -> u64 {
+        self.busy_since_ns.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_stall(&self) {
+        self.stalls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn stalls(&self) -> u64 {
+        self.stalls.load(Ordering::Relaxed)
     }
 
     /// Wakes the shard through its eventfd unconditionally: the fallback when a MSG_RING

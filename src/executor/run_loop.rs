@@ -23,6 +23,7 @@ use super::{
     join::{drop_panicked, panic_message},
     remote::TaskRef,
     shard::{self, Shard, WAKE_EVENTFD, WAKE_MSG_RING_FAILED},
+    watchdog,
 };
 use crate::{
     mesh, net,
@@ -46,6 +47,8 @@ pub(crate) struct LoopState {
     fired: Vec<std::task::Waker>,
     eventfd_buf: Box<u64>,
     forced_at: Option<Instant>,
+    /// When a timed wait should end, to measure how late the loop woke.
+    expected_wake: Option<Instant>,
 }
 
 /// Runs the shard until it has stopped and drained.
@@ -56,9 +59,13 @@ pub(crate) fn run(shard: &Rc<Shard>) -> std::io::Result<()> {
         fired: Vec::new(),
         eventfd_buf: Box::new(0),
         forced_at: None,
+        expected_wake: None,
     };
     arm_eventfd(shard, &mut state);
     loop {
+        let iteration_start_ns = watchdog::now_ns();
+        shard.remote.set_busy_since(iteration_start_ns);
+        record_timer_lag(shard, &mut state);
         fire_timers(shard, &mut state);
         take_remote_wakes(shard, &mut state);
         mesh::run_inbox(shard, MESH_BATCH);
@@ -69,11 +76,38 @@ pub(crate) fn run(shard: &Rc<Shard>) -> std::io::Result<()> {
         run_tasks(shard);
         net::after_run(shard);
         let wait = choose_wait(shard);
+        end_iteration(shard, &mut state, iteration_start_ns, wait);
         let entered = shard.ring.borrow_mut().enter(wait);
         shard.remote.woke();
         entered?;
         dispatch_completions(shard, &mut state);
         net::close_phase(shard);
+    }
+}
+
+/// Records the iteration's busy time and marks the shard as waiting.
+fn end_iteration(shard: &Shard, state: &mut LoopState, start_ns: u64, wait: Wait) {
+    let busy_us = watchdog::now_ns().saturating_sub(start_ns) / 1000;
+    {
+        let mut stats = shard.loop_stats.borrow_mut();
+        stats.iterations += 1;
+        stats.iteration_us.record_us(busy_us);
+    }
+    state.expected_wake = match wait {
+        Wait::Timeout(timeout) => Some(Instant::now() + timeout),
+        Wait::No | Wait::Forever => None,
+    };
+    shard.remote.set_busy_since(0);
+}
+
+/// How late a timed wait ended (kernel wake-up latency plus anything that delayed the loop).
+fn record_timer_lag(shard: &Shard, state: &mut LoopState) {
+    if let Some(expected) = state.expected_wake.take() {
+        let now = Instant::now();
+        if now >= expected {
+            let lag_us = (now - expected).as_micros() as u64;
+            shard.loop_stats.borrow_mut().timer_lag_us.record_us(lag_us);
+        }
     }
 }
 
@@ -107,6 +141,7 @@ fn take_remote_wakes(shard: &Shard, state: &mut LoopState) {
 /// loop has collected I/O, so a task that keeps waking itself cannot starve the rest.
 fn run_tasks(shard: &Shard) {
     let ready = shard::local_queue_len().min(MAX_POLLS_PER_ITERATION);
+    shard.loop_stats.borrow_mut().tasks_polled += ready as u64;
     for _ in 0..ready {
         let Some(task_ref) = shard::pop_local() else {
             break;

@@ -48,6 +48,8 @@ pub(crate) struct Shard {
     pub(crate) control: Arc<ServerControl>,
     pub(crate) drain: Drain,
     pub(crate) panics: Cell<u64>,
+    pub(crate) loop_stats: RefCell<crate::metrics::LoopStats>,
+    pub(crate) service_metrics: RefCell<crate::metrics::counters::Registry>,
 }
 
 /// The shard's view of a graceful stop.

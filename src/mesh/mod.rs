@@ -131,6 +131,7 @@ pub(crate) fn run_inbox(shard: &Shard, batch: usize) {
         let Ok(message) = shard.mesh.inbox.try_recv() else {
             break;
         };
+        shard.loop_stats.borrow_mut().mesh_received += 1;
         if let Err(payload) = catch_unwind(AssertUnwindSafe(message)) {
             shard.panics.set(shard.panics.get() + 1);
             tracing::error!(
@@ -173,7 +174,14 @@ async fn deliver(target: usize, message: Envelope) -> Result<(), MeshError> {
         .await
         .map_err(|_| MeshError::Closed)?;
     shared.notify(target);
+    count_sent();
     Ok(())
+}
+
+fn count_sent() {
+    if let Some(shard) = shard::try_current() {
+        shard.loop_stats.borrow_mut().mesh_sent += 1;
+    }
 }
 
 /// Runs `f` on shard `target` (in its mesh phase) without waiting for a result. Waits while
@@ -199,6 +207,7 @@ where
             flume::TrySendError::Disconnected(_) => MeshError::Closed,
         })?;
     shared.notify(target);
+    count_sent();
     Ok(())
 }
 

@@ -1,15 +1,43 @@
 //! Per-shard counters, kept in shard-local cells (no shared atomics on the hot path) and
-//! read as a snapshot.
+//! read as a snapshot; exposed in the Prometheus text format by the admin listener.
 
-use crate::{net::NetStats, ring::RingStats};
+mod admin;
+pub mod counters;
+pub mod histogram;
+pub mod prometheus;
+
+pub(crate) use self::admin::serve_admin;
+pub use self::{
+    counters::{Counter, ServiceSample, counter},
+    histogram::Histogram,
+};
+use crate::{blocking::BlockingStats, net::NetStats, ring::RingStats};
+
+/// What one shard's loop did.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LoopStats {
+    /// Loop iterations (each ends in one `io_uring_enter`).
+    pub iterations: u64,
+    /// Task polls.
+    pub tasks_polled: u64,
+    /// Busy time of each iteration (everything but the wait in the kernel), µs.
+    pub iteration_us: Histogram,
+    /// How late timed waits ended, µs.
+    pub timer_lag_us: Histogram,
+    /// Mesh messages run by this shard.
+    pub mesh_received: u64,
+    /// Mesh messages this shard sent.
+    pub mesh_sent: u64,
+}
 
 /// A snapshot of one shard's counters.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct ShardStats {
     pub shard: usize,
     pub cpu: Option<usize>,
     pub ring: RingStats,
     pub net: NetStats,
+    pub loop_: LoopStats,
     /// Tasks alive on the shard.
     pub tasks: usize,
     /// Generic io_uring operations not yet completed (connects, ...).
@@ -24,6 +52,12 @@ pub struct ShardStats {
     pub mesh_inbox: usize,
     /// Task and mesh-handler panics contained by the shard.
     pub panics: u64,
+    /// Loop iterations the stall detector saw run past its threshold.
+    pub stalls: u64,
+    /// The blocking pool (shared by all shards: the same figures on each).
+    pub blocking: BlockingStats,
+    /// Counters registered by services on this shard.
+    pub service: Vec<ServiceSample>,
 }
 
 /// The counters of the current shard.
@@ -35,6 +69,7 @@ pub fn stats() -> ShardStats {
         cpu: shard.cpu,
         ring: ring.stats,
         net: shard.net.snapshot(),
+        loop_: *shard.loop_stats.borrow(),
         tasks: shard.tasks.borrow().live(),
         ops_in_flight: ring.ops.in_flight(),
         recv_buffers_lent: ring.bufs.lent(),
@@ -42,5 +77,8 @@ pub fn stats() -> ShardStats {
         timers: shard.timers.borrow().len(),
         mesh_inbox: shard.mesh.inbox_len(),
         panics: shard.panics.get(),
+        stalls: shard.remote.stalls(),
+        blocking: shard.blocking.stats(),
+        service: shard.service_metrics.borrow().snapshot(),
     }
 }

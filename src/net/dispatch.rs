@@ -316,7 +316,7 @@ pub(crate) fn close_phase(shard: &Shard) {
     }
     let mut ring = shard.ring.borrow_mut();
     let mut conns = shard.net.conns.borrow_mut();
-    let mut closed = 0;
+    let mut closed = CloseCounts::default();
     closing.retain(|conn| {
         if conn.recv_armed.get() && !conn.cancel_sent.replace(true) {
             ring.push(
@@ -330,6 +330,7 @@ pub(crate) fn close_phase(shard: &Shard) {
             return true;
         }
         let mut rx = conn.rx.borrow_mut();
+        closed.count(conn, &rx, &conn.tx.borrow());
         for lent in rx.lent.drain(..) {
             ring.bufs.recycle(lent.bid);
         }
@@ -339,11 +340,39 @@ pub(crate) fn close_phase(shard: &Shard) {
             ring.push(&Close { fd }.into_sqe());
         }
         conns.remove(conn);
-        closed += 1;
         false
     });
     drop((ring, conns, closing));
-    shard.net.count(|s| s.closed += closed);
+    shard.net.count(|s| {
+        s.closed += closed.peer + closed.error + closed.forced + closed.local;
+        s.closed_by_peer += closed.peer;
+        s.closed_on_error += closed.error;
+        s.closed_forced += closed.forced;
+        s.closed_locally += closed.local;
+    });
+}
+
+/// Why connections closed, counted while they are released.
+#[derive(Default)]
+struct CloseCounts {
+    peer: u64,
+    error: u64,
+    forced: u64,
+    local: u64,
+}
+
+impl CloseCounts {
+    fn count(&mut self, conn: &Conn, rx: &super::conn::Rx, tx: &super::conn::Tx) {
+        if conn.abort.get() {
+            self.forced += 1;
+        } else if rx.error.is_some() || tx.error.is_some() {
+            self.error += 1;
+        } else if rx.eof {
+            self.peer += 1;
+        } else {
+            self.local += 1;
+        }
+    }
 }
 
 /// Forced stop: abandon pending output and cancel every operation.

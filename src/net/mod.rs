@@ -55,7 +55,16 @@ impl Default for NetConfig {
 pub struct NetStats {
     pub accepted: u64,
     pub connected: u64,
+    /// Connections released, all reasons together.
     pub closed: u64,
+    /// ... after the peer closed its side (EOF).
+    pub closed_by_peer: u64,
+    /// ... after a receive or send error (reset, broken pipe, ...).
+    pub closed_on_error: u64,
+    /// ... by a forced stop (drain deadline passed).
+    pub closed_forced: u64,
+    /// ... because the service dropped the connection on its own.
+    pub closed_locally: u64,
     pub open: usize,
     pub bytes_in: u64,
     pub bytes_out: u64,

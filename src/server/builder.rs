@@ -40,6 +40,8 @@ pub struct ServerBuilder {
     pub(crate) drain_timeout: Duration,
     pub(crate) handle_signals: bool,
     pub(crate) print_report: bool,
+    pub(crate) admin: Option<SocketAddr>,
+    pub(crate) stall_threshold: Duration,
 }
 
 impl Default for ServerBuilder {
@@ -53,6 +55,8 @@ impl Default for ServerBuilder {
             drain_timeout: Duration::from_secs(30),
             handle_signals: false,
             print_report: false,
+            admin: None,
+            stall_threshold: Duration::from_millis(100),
         }
     }
 }
@@ -104,6 +108,19 @@ impl ServerBuilder {
     /// embedding; the `percore` command turns it on.
     pub fn handle_signals(mut self, on: bool) -> Self {
         self.handle_signals = on;
+        self
+    }
+
+    /// Serve `GET /metrics` (Prometheus text, every shard) on `addr`, from shard 0. Default
+    /// off.
+    pub fn admin(mut self, addr: SocketAddr) -> Self {
+        self.admin = Some(addr);
+        self
+    }
+
+    /// A loop iteration longer than this counts as a stall and is logged. Default 100 ms.
+    pub fn stall_threshold(mut self, threshold: Duration) -> Self {
+        self.stall_threshold = threshold;
         self
     }
 

@@ -17,7 +17,8 @@ pub struct ServerHandle {
     blocking: BlockingPool,
     report: StartupReport,
     mesh: Arc<MeshShared>,
-    signal_thread: Option<JoinHandle<()>>,
+    /// Helper threads (stall detector, signals) that end with the shards.
+    helpers: Vec<Option<JoinHandle<()>>>,
     listen_addr: Option<std::net::SocketAddr>,
 }
 
@@ -28,7 +29,7 @@ impl ServerHandle {
         blocking: BlockingPool,
         report: StartupReport,
         mesh: Arc<MeshShared>,
-        signal_thread: Option<JoinHandle<()>>,
+        helpers: Vec<Option<JoinHandle<()>>>,
     ) -> Self {
         ServerHandle {
             control,
@@ -36,7 +37,7 @@ impl ServerHandle {
             blocking,
             report,
             mesh,
-            signal_thread,
+            helpers,
             listen_addr: None,
         }
     }
@@ -120,8 +121,8 @@ impl ServerHandle {
             }
         }
         self.blocking.shutdown(Duration::from_secs(1));
-        if let Some(t) = self.signal_thread.take() {
-            let _ = t.join();
+        for helper in self.helpers.drain(..).flatten() {
+            let _ = helper.join();
         }
         first_error.map_or(Ok(()), Err)
     }

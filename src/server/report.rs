@@ -9,6 +9,7 @@ pub(crate) struct ShardReport {
     pub(crate) cpu: Option<usize>,
     pub(crate) features: RingFeatures,
     pub(crate) pin_error: Option<String>,
+    pub(crate) admin_addr: Option<std::net::SocketAddr>,
 }
 
 /// Kernel, io_uring features in use, fallbacks taken, and the shard → CPU map.
@@ -22,6 +23,8 @@ pub struct StartupReport {
     pub fallbacks: Vec<String>,
     pub nofile_limit: Option<u64>,
     pub blocking_threads: usize,
+    /// Where `GET /metrics` is served, when the admin listener is on.
+    pub admin_addr: Option<std::net::SocketAddr>,
 }
 
 impl StartupReport {
@@ -58,6 +61,7 @@ impl StartupReport {
             fallbacks,
             nofile_limit: nofile.map(|l| l.soft),
             blocking_threads,
+            admin_addr: shards.iter().find_map(|s| s.admin_addr),
         }
     }
 }
@@ -112,6 +116,10 @@ impl fmt::Display for StartupReport {
             f,
             "  open-files limit: {nofile}; blocking pool: {} threads",
             self.blocking_threads
-        )
+        )?;
+        match self.admin_addr {
+            Some(addr) => writeln!(f, "  metrics: http://{addr}/metrics"),
+            None => Ok(()),
+        }
     }
 }

@@ -25,9 +25,11 @@ use crate::{
         run_loop,
         shard::{self, Drain, Shard},
         task::Tasks,
+        watchdog,
     },
     mesh::{self, MeshShard},
-    net::NetState,
+    metrics,
+    net::{NetState, TcpListener},
     ring::Ring,
     sys,
     time::{clock::Clock, wheel::TimerWheel},
@@ -134,6 +136,8 @@ where
     if builder.print_report {
         eprint!("{report}");
     }
+    let watchdog = watchdog::spawn(remotes.clone(), control.clone(), builder.stall_threshold)
+        .map_err(|e| Error::io("spawning the stall detector", e))?;
     let signal_thread = if builder.handle_signals {
         Some(
             signals::spawn(control.clone())
@@ -148,7 +152,7 @@ where
         blocking,
         report,
         mesh_shared,
-        signal_thread,
+        vec![Some(watchdog), signal_thread],
     ))
 }
 
@@ -212,10 +216,23 @@ where
         control: control.clone(),
         drain: Drain::default(),
         panics: Cell::new(0),
+        loop_stats: RefCell::default(),
+        service_metrics: RefCell::default(),
     });
     let _context = shard::enter(shard.clone());
-    match setup(info) {
-        Ok(main) => {
+    let admin = match builder.admin.filter(|_| info.id == 0) {
+        Some(addr) => TcpListener::bind(addr)
+            .map(Some)
+            .map_err(|source| Error::Bind { addr, source }),
+        None => Ok(None),
+    };
+    let mut admin_addr = None;
+    match admin.and_then(|admin| setup(info).map(|main| (admin, main))) {
+        Ok((admin, main)) => {
+            if let Some(listener) = admin {
+                admin_addr = Some(listener.local_addr());
+                shard.spawn(metrics::serve_admin(listener));
+            }
             shard.spawn(main);
         }
         Err(e) => {
@@ -231,6 +248,7 @@ where
         cpu: info.cpu,
         features,
         pin_error,
+        admin_addr,
     }));
     drop(ready);
     let result = run_loop::run(&shard).map_err(|source| Error::Shard {

@@ -1,0 +1,404 @@
+//! The Prometheus text exposition format (version 0.0.4) of every shard's counters, each
+//! sample labelled with its shard.
+
+use std::fmt::Write;
+
+use super::{Histogram, ShardStats};
+
+/// One metric family: name, type, help, and how to read a shard's value.
+struct Family {
+    name: &'static str,
+    kind: &'static str,
+    help: &'static str,
+    value: fn(&ShardStats) -> u64,
+}
+
+const FAMILIES: &[Family] = &[
+    Family {
+        name: "percore_loop_iterations_total",
+        kind: "counter",
+        help: "Loop iterations (one io_uring_enter each).",
+        value: |s| s.loop_.iterations,
+    },
+    Family {
+        name: "percore_tasks_polled_total",
+        kind: "counter",
+        help: "Task polls.",
+        value: |s| s.loop_.tasks_polled,
+    },
+    Family {
+        name: "percore_tasks",
+        kind: "gauge",
+        help: "Tasks alive.",
+        value: |s| s.tasks as u64,
+    },
+    Family {
+        name: "percore_io_uring_enter_total",
+        kind: "counter",
+        help: "io_uring_enter calls of the loop.",
+        value: |s| s.ring.enters,
+    },
+    Family {
+        name: "percore_sqes_submitted_total",
+        kind: "counter",
+        help: "Submission queue entries handed to the kernel.",
+        value: |s| s.ring.sqes_submitted,
+    },
+    Family {
+        name: "percore_cqes_total",
+        kind: "counter",
+        help: "Completion queue entries reaped.",
+        value: |s| s.ring.cqes,
+    },
+    Family {
+        name: "percore_cq_overflows_total",
+        kind: "counter",
+        help: "Times the completion queue overflowed into the kernel's backlog.",
+        value: |s| s.ring.cq_overflows,
+    },
+    Family {
+        name: "percore_sq_full_total",
+        kind: "counter",
+        help: "Times the submission queue was full and submitted early.",
+        value: |s| s.ring.sq_full,
+    },
+    Family {
+        name: "percore_msg_ring_wakes_total",
+        kind: "counter",
+        help: "Wake-ups sent to other shards through MSG_RING.",
+        value: |s| s.ring.msg_ring_wakes,
+    },
+    Family {
+        name: "percore_msg_ring_failures_total",
+        kind: "counter",
+        help: "MSG_RING wake-ups that fell back to an eventfd.",
+        value: |s| s.ring.msg_ring_failures,
+    },
+    Family {
+        name: "percore_ops_in_flight",
+        kind: "gauge",
+        help: "Generic io_uring operations in flight.",
+        value: |s| s.ops_in_flight as u64,
+    },
+    Family {
+        name: "percore_recv_enobufs_total",
+        kind: "counter",
+        help: "Multishot receives ended by an empty buffer ring (ENOBUFS).",
+        value: |s| s.net.enobufs,
+    },
+    Family {
+        name: "percore_multishot_rearms_total",
+        kind: "counter",
+        help: "Multishot operations re-armed after ending without F_MORE.",
+        value: |s| s.net.rearms,
+    },
+    Family {
+        name: "percore_recv_paused_total",
+        kind: "counter",
+        help: "Receives paused because a connection's unread input hit its cap.",
+        value: |s| s.net.recv_paused,
+    },
+    Family {
+        name: "percore_recv_buffers_lent",
+        kind: "gauge",
+        help: "Provided receive buffers lent to connections.",
+        value: |s| u64::from(s.recv_buffers_lent),
+    },
+    Family {
+        name: "percore_recv_buffers",
+        kind: "gauge",
+        help: "Provided receive buffers in all.",
+        value: |s| u64::from(s.recv_buffers_total),
+    },
+    Family {
+        name: "percore_connections_accepted_total",
+        kind: "counter",
+        help: "Connections accepted.",
+        value: |s| s.net.accepted,
+    },
+    Family {
+        name: "percore_connections_connected_total",
+        kind: "counter",
+        help: "Outbound connections made.",
+        value: |s| s.net.connected,
+    },
+    Family {
+        name: "percore_connections_open",
+        kind: "gauge",
+        help: "Connections open.",
+        value: |s| s.net.open as u64,
+    },
+    Family {
+        name: "percore_accept_fd_exhausted_total",
+        kind: "counter",
+        help: "Accepts that failed for lack of file descriptors.",
+        value: |s| s.net.accept_fd_exhausted,
+    },
+    Family {
+        name: "percore_received_bytes_total",
+        kind: "counter",
+        help: "Bytes received.",
+        value: |s| s.net.bytes_in,
+    },
+    Family {
+        name: "percore_sent_bytes_total",
+        kind: "counter",
+        help: "Bytes sent.",
+        value: |s| s.net.bytes_out,
+    },
+    Family {
+        name: "percore_mesh_sent_total",
+        kind: "counter",
+        help: "Mesh messages sent by this shard.",
+        value: |s| s.loop_.mesh_sent,
+    },
+    Family {
+        name: "percore_mesh_received_total",
+        kind: "counter",
+        help: "Mesh messages run by this shard.",
+        value: |s| s.loop_.mesh_received,
+    },
+    Family {
+        name: "percore_mesh_inbox_depth",
+        kind: "gauge",
+        help: "Mesh messages waiting in the inbox.",
+        value: |s| s.mesh_inbox as u64,
+    },
+    Family {
+        name: "percore_timers",
+        kind: "gauge",
+        help: "Timers armed.",
+        value: |s| s.timers as u64,
+    },
+    Family {
+        name: "percore_panics_total",
+        kind: "counter",
+        help: "Task and mesh-handler panics contained.",
+        value: |s| s.panics,
+    },
+    Family {
+        name: "percore_stalls_total",
+        kind: "counter",
+        help: "Loop iterations that ran past the stall threshold.",
+        value: |s| s.stalls,
+    },
+    Family {
+        name: "percore_longest_iteration_microseconds",
+        kind: "gauge",
+        help: "Longest loop iteration seen.",
+        value: |s| s.loop_.iteration_us.max_us(),
+    },
+];
+
+/// Renders every shard's counters. `missing` lists shards that did not answer in time
+/// (reported with `percore_shard_up 0`).
+pub fn render(shards: &[ShardStats], missing: &[usize], out: &mut String) {
+    family_header(
+        out,
+        "percore_shard_up",
+        "gauge",
+        "1 when the shard answered this scrape.",
+    );
+    for s in shards {
+        let _ = writeln!(out, "percore_shard_up{{shard=\"{}\"}} 1", s.shard);
+    }
+    for id in missing {
+        let _ = writeln!(out, "percore_shard_up{{shard=\"{id}\"}} 0");
+    }
+    for family in FAMILIES {
+        family_header(out, family.name, family.kind, family.help);
+        for s in shards {
+            let _ = writeln!(
+                out,
+                "{}{{shard=\"{}\"}} {}",
+                family.name,
+                s.shard,
+                (family.value)(s)
+            );
+        }
+    }
+    family_header(
+        out,
+        "percore_connections_closed_total",
+        "counter",
+        "Connections closed, by reason.",
+    );
+    for s in shards {
+        for (reason, n) in [
+            ("peer", s.net.closed_by_peer),
+            ("error", s.net.closed_on_error),
+            ("forced", s.net.closed_forced),
+            ("local", s.net.closed_locally),
+        ] {
+            let _ = writeln!(
+                out,
+                "percore_connections_closed_total{{shard=\"{}\",reason=\"{reason}\"}} {n}",
+                s.shard
+            );
+        }
+    }
+    histogram(
+        out,
+        shards,
+        "percore_iteration_seconds",
+        "Busy time of each loop iteration.",
+        |s| &s.loop_.iteration_us,
+    );
+    histogram(
+        out,
+        shards,
+        "percore_timer_lag_seconds",
+        "How late timed waits ended.",
+        |s| &s.loop_.timer_lag_us,
+    );
+    if let Some(first) = shards.first() {
+        let b = first.blocking;
+        for (name, kind, help, value) in [
+            (
+                "percore_blocking_threads",
+                "gauge",
+                "Blocking pool threads started.",
+                b.threads_started,
+            ),
+            (
+                "percore_blocking_busy",
+                "gauge",
+                "Blocking pool threads running a job.",
+                b.busy,
+            ),
+            (
+                "percore_blocking_queued",
+                "gauge",
+                "Jobs waiting for a blocking pool thread.",
+                b.queued,
+            ),
+            (
+                "percore_blocking_completed_total",
+                "counter",
+                "Jobs the blocking pool finished.",
+                b.completed,
+            ),
+        ] {
+            family_header(out, name, kind, help);
+            let _ = writeln!(out, "{name} {value}");
+        }
+    }
+    service_counters(shards, out);
+}
+
+fn family_header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn histogram(
+    out: &mut String,
+    shards: &[ShardStats],
+    name: &str,
+    help: &str,
+    of: fn(&ShardStats) -> &Histogram,
+) {
+    family_header(out, name, "histogram", help);
+    for s in shards {
+        let h = of(s);
+        for (bound_us, cumulative) in h.cumulative() {
+            match bound_us {
+                Some(us) => {
+                    let _ = writeln!(
+                        out,
+                        "{name}_bucket{{shard=\"{}\",le=\"{}\"}} {cumulative}",
+                        s.shard,
+                        us as f64 / 1e6
+                    );
+                }
+                None => {
+                    let _ = writeln!(
+                        out,
+                        "{name}_bucket{{shard=\"{}\",le=\"+Inf\"}} {cumulative}",
+                        s.shard
+                    );
+                }
+            }
+        }
+        let _ = writeln!(
+            out,
+            "{name}_sum{{shard=\"{}\"}} {}",
+            s.shard,
+            h.sum_us() as f64 / 1e6
+        );
+        let _ = writeln!(out, "{name}_count{{shard=\"{}\"}} {}", s.shard, h.count());
+    }
+}
+
+/// Services' counters, grouped by name so each family's header appears once.
+fn service_counters(shards: &[ShardStats], out: &mut String) {
+    let mut names: Vec<(&str, &str)> = Vec::new();
+    for s in shards {
+        for sample in &s.service {
+            if !names.iter().any(|(n, _)| *n == sample.name) {
+                names.push((sample.name, sample.help));
+            }
+        }
+    }
+    for (name, help) in names {
+        family_header(out, name, "counter", help);
+        for s in shards {
+            for sample in s.service.iter().filter(|x| x.name == name) {
+                let sep = if sample.labels.is_empty() { "" } else { "," };
+                let _ = writeln!(
+                    out,
+                    "{name}{{{}{sep}shard=\"{}\"}} {}",
+                    sample.labels, s.shard, sample.value
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::ServiceSample;
+
+    #[test]
+    fn every_sample_carries_its_shard_and_each_family_one_header() {
+        let mut a = ShardStats {
+            shard: 0,
+            ..Default::default()
+        };
+        a.net.accepted = 5;
+        a.loop_.iteration_us.record_us(150);
+        a.service.push(ServiceSample {
+            name: "http_requests_total",
+            help: "HTTP requests.",
+            labels: "class=\"2xx\"".into(),
+            value: 9,
+        });
+        let b = ShardStats {
+            shard: 1,
+            ..Default::default()
+        };
+        let mut out = String::new();
+        render(&[a, b], &[2], &mut out);
+        assert!(out.contains("percore_connections_accepted_total{shard=\"0\"} 5\n"));
+        assert!(out.contains("percore_connections_accepted_total{shard=\"1\"} 0\n"));
+        assert!(out.contains("percore_shard_up{shard=\"2\"} 0\n"));
+        assert!(out.contains("http_requests_total{class=\"2xx\",shard=\"0\"} 9\n"));
+        assert!(out.contains("percore_iteration_seconds_bucket{shard=\"0\",le=\"0.000256\"} 1\n"));
+        assert!(out.contains("percore_iteration_seconds_count{shard=\"0\"} 1\n"));
+        assert_eq!(
+            out.matches("# TYPE percore_connections_accepted_total counter")
+                .count(),
+            1
+        );
+        // Every non-comment line is `name{labels} value` with a numeric value.
+        for line in out.lines().filter(|l| !l.starts_with('#')) {
+            let (_, value) = line.rsplit_once(' ').expect("sample line");
+            assert!(value.parse::<f64>().is_ok(), "bad value in {line}");
+            assert!(
+                line.contains("{") || line.starts_with("percore_blocking"),
+                "{line}"
+            );
+        }
+    }
+}
