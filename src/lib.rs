@@ -49,6 +49,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod blocking;
+pub mod doctor;
 mod error;
 pub mod executor;
 pub mod future;

@@ -53,6 +53,7 @@ impl StartupReport {
                 }
             }
         }
+        fallbacks.extend(crate::doctor::startup_warnings(shards.len()));
         StartupReport {
             kernel,
             shards: shards.len(),

@@ -80,6 +80,15 @@ pub(crate) fn io_uring_disabled_sysctl() -> Option<u32> {
     text.trim().parse().ok()
 }
 
+/// A sysctl's value as text (`net.core.somaxconn` reads
+/// `/proc/sys/net/core/somaxconn`), trimmed; `None` when it does not exist on
+/// this kernel or cannot be read (e.g. a container hiding `/proc/sys`).
+pub(crate) fn sysctl(name: &str) -> Option<String> {
+    let path = format!("/proc/sys/{}", name.replace('.', "/"));
+    let text = std::fs::read_to_string(path).ok()?;
+    Some(text.trim().to_owned())
+}
+
 /// Best-effort guess at whether we run inside a container, where seccomp
 /// profiles commonly block io_uring.
 pub(crate) fn in_container() -> bool {

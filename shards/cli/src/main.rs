@@ -2,6 +2,8 @@
 
 #![forbid(unsafe_code)]
 
+mod doctor;
+
 use std::{net::SocketAddr, process::ExitCode, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
@@ -28,6 +30,9 @@ enum Command {
         #[command(flatten)]
         shards: ShardArgs,
     },
+    /// Check this host for percore: kernel, io_uring, limits, sysctls, CPUs (OK/WARN/FAIL,
+    /// each with its fix); exit status 3 when percore cannot run.
+    Doctor(doctor::DoctorArgs),
 }
 
 /// Shard placement and ring settings shared by every service.
@@ -104,6 +109,7 @@ fn main() -> ExitCode {
                 server.join()
             })
         }
+        Command::Doctor(args) => return doctor::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

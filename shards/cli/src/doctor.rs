@@ -1,0 +1,51 @@
+//! `percore doctor`: checks this host for percore and prints one line per item with the fix.
+
+use std::process::ExitCode;
+
+use clap::Args;
+use percore::doctor::{self, DoctorConfig};
+
+#[derive(Args)]
+pub(crate) struct DoctorArgs {
+    /// Shards the server will run (default: one per CPU this process may use).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    shards: Option<u32>,
+    /// Connections the whole server should hold at once (sizes the open-files check).
+    #[arg(long, default_value_t = DoctorConfig::DEFAULT_EXPECTED_CONNECTIONS)]
+    connections: usize,
+    /// Print one JSON object instead of lines, for machines.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Exit status: 0 when percore can run here (OK or WARN only), 3 when a check fails (the
+/// status the server exits with when io_uring is unavailable).
+pub(crate) fn run(args: &DoctorArgs) -> ExitCode {
+    let defaults = DoctorConfig::default();
+    let config = DoctorConfig {
+        shards: args.shards.map_or(defaults.shards, |n| n as usize),
+        expected_connections: args.connections,
+    };
+    let checks = doctor::run_checks(&config);
+    if args.json {
+        print!("{}", doctor::to_json(&config, &checks));
+    } else {
+        for check in &checks {
+            println!("{check}");
+        }
+        let code = doctor::exit_code(&checks);
+        println!(
+            "{}",
+            if code == 0 {
+                format!(
+                    "percore can run here ({} shard(s), {} connections)",
+                    config.shards, config.expected_connections
+                )
+            } else {
+                format!("percore cannot run here until every FAIL is fixed (exit status {code})")
+            }
+        );
+    }
+    // Exit codes are 0 or 3 (see `doctor::exit_code`), both fit a u8.
+    ExitCode::from(doctor::exit_code(&checks) as u8)
+}

@@ -1,0 +1,173 @@
+//! `percore doctor`: can percore run on this host, and what to change if not.
+//!
+//! One [`Check`] per item (kernel, io_uring sysctls, seccomp, every io_uring feature percore
+//! uses, limits, network sysctls, CPUs), each OK, WARN or FAIL with the exact fix.
+//!
+//! Two halves: [`Facts::gather`] observes the host (it creates two tiny rings, reads sysctls,
+//! limits and sysfs), and [`judge`] turns facts into verdicts without touching the host, so
+//! tests can invent a host. The io_uring failure lines carry the very message the server prints
+//! at start for the same failure (both come from `ring::setup::unavailable`), and the server's
+//! start-up report shows the doctor's line for a low open-files limit (`startup_warnings`).
+
+#![forbid(unsafe_code)]
+
+mod facts;
+mod json;
+mod judge;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+
+pub use self::{
+    facts::{Facts, OpcodePresence, RingFacts, RingProbe, Rlimit},
+    json::to_json,
+};
+use crate::{Error, sys};
+
+/// How one item stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Fine as it is.
+    Ok,
+    /// percore runs, but worse than it could (a fallback, a low limit); the fix says how.
+    Warn,
+    /// percore cannot run (or cannot serve) until this is fixed.
+    Fail,
+}
+
+impl Verdict {
+    /// `ok`, `warn` or `fail`: the spelling of `--json`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Ok => "ok",
+            Verdict::Warn => "warn",
+            Verdict::Fail => "fail",
+        }
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(match self {
+            Verdict::Ok => "OK",
+            Verdict::Warn => "WARN",
+            Verdict::Fail => "FAIL",
+        })
+    }
+}
+
+/// One item the doctor checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Check {
+    /// Stable id, e.g. `io_uring.setup`, `rlimit.nofile`, `net.core.somaxconn`.
+    pub name: &'static str,
+    pub verdict: Verdict,
+    /// What was found, and why it matters.
+    pub detail: String,
+    /// The exact change that makes it OK; `None` when there is nothing to do.
+    pub fix: Option<String>,
+}
+
+impl Check {
+    pub(crate) fn new(
+        name: &'static str,
+        verdict: Verdict,
+        detail: impl Into<String>,
+        fix: Option<String>,
+    ) -> Self {
+        Check {
+            name,
+            verdict,
+            detail: detail.into(),
+            fix,
+        }
+    }
+
+    pub(crate) fn ok(name: &'static str, detail: impl Into<String>) -> Self {
+        Check::new(name, Verdict::Ok, detail, None)
+    }
+
+    pub(crate) fn warn(name: &'static str, detail: impl Into<String>, fix: Option<String>) -> Self {
+        Check::new(name, Verdict::Warn, detail, fix)
+    }
+
+    pub(crate) fn fail(
+        name: &'static str,
+        detail: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
+        Check::new(name, Verdict::Fail, detail, Some(fix.into()))
+    }
+}
+
+/// The human line: `FAIL io_uring.setup  <what> — fix: <how>`.
+impl fmt::Display for Check {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:<4} {:<29} {}", self.verdict, self.name, self.detail)?;
+        match &self.fix {
+            Some(fix) => write!(f, " — fix: {fix}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What the doctor checks the host against.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DoctorConfig {
+    /// Shards the server will run (default: one per CPU this process may use, as the server).
+    pub shards: usize,
+    /// Connections the whole server should hold at once (default 10,000).
+    pub expected_connections: usize,
+}
+
+impl DoctorConfig {
+    pub const DEFAULT_EXPECTED_CONNECTIONS: usize = 10_000;
+}
+
+impl Default for DoctorConfig {
+    fn default() -> Self {
+        DoctorConfig {
+            shards: sys::cpu::allowed_cpus().map_or(1, |cpus| cpus.len().max(1)),
+            expected_connections: Self::DEFAULT_EXPECTED_CONNECTIONS,
+        }
+    }
+}
+
+/// Observes this host and judges it: one [`Check`] per item, in a stable order.
+pub fn run_checks(config: &DoctorConfig) -> Vec<Check> {
+    judge(&Facts::gather(), config)
+}
+
+/// Verdicts for the given facts; touches nothing, so any host can be invented.
+pub fn judge(facts: &Facts, config: &DoctorConfig) -> Vec<Check> {
+    judge::judge(facts, config)
+}
+
+/// The process exit status: 0 when percore can run (everything OK or WARN); when any check
+/// FAILs, the status the server itself exits with when io_uring is unavailable (3).
+pub fn exit_code(checks: &[Check]) -> i32 {
+    if checks.iter().any(|c| c.verdict == Verdict::Fail) {
+        Error::IoUringUnavailable(String::new()).exit_code()
+    } else {
+        0
+    }
+}
+
+/// The doctor's lines for the limits the server depends on, when they are not OK: the
+/// start-up report prints these so a low limit reads the same there as in `percore doctor`.
+pub(crate) fn startup_warnings(shards: usize) -> Vec<String> {
+    let config = DoctorConfig {
+        shards,
+        ..DoctorConfig::default()
+    };
+    let nofile = sys::rlimit::nofile().ok().map(|l| Rlimit {
+        soft: l.soft,
+        hard: l.hard,
+    });
+    [judge::nofile(nofile, &config)]
+        .into_iter()
+        .filter(|c| c.verdict != Verdict::Ok)
+        .map(|c| c.to_string())
+        .collect()
+}
