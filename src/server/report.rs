@@ -21,6 +21,8 @@ pub struct StartupReport {
     pub features: RingFeatures,
     /// Every fallback and warning, once each.
     pub fallbacks: Vec<String>,
+    /// Host problems the doctor would warn about (low limits...), one line each.
+    pub warnings: Vec<String>,
     pub nofile_limit: Option<u64>,
     pub blocking_threads: usize,
     /// Where `GET /metrics` is served, when the admin listener is on.
@@ -53,13 +55,14 @@ impl StartupReport {
                 }
             }
         }
-        fallbacks.extend(crate::doctor::startup_warnings(shards.len()));
+        let warnings = crate::doctor::startup_warnings(shards.len());
         StartupReport {
             kernel,
             shards: shards.len(),
             shard_cpus: shards.iter().map(|s| (s.id, s.cpu)).collect(),
             features,
             fallbacks,
+            warnings,
             nofile_limit: nofile.map(|l| l.soft),
             blocking_threads,
             admin_addr: shards.iter().find_map(|s| s.admin_addr),
@@ -100,6 +103,9 @@ impl fmt::Display for StartupReport {
             for line in &self.fallbacks {
                 writeln!(f, "  fallback: {line}")?;
             }
+        }
+        for line in &self.warnings {
+            writeln!(f, "  warning: {line}")?;
         }
         let map: Vec<String> = self
             .shard_cpus

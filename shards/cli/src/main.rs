@@ -63,6 +63,12 @@ struct ShardArgs {
     /// Seconds a graceful stop (SIGINT/SIGTERM) waits for open connections.
     #[arg(long, default_value_t = 30)]
     drain_timeout_secs: u64,
+    /// Serve Prometheus metrics of every shard at http://ADDR/metrics (e.g. 127.0.0.1:9100).
+    #[arg(long, value_name = "ADDR")]
+    admin: Option<SocketAddr>,
+    /// A loop iteration longer than this many milliseconds counts as a stall and is logged.
+    #[arg(long, default_value_t = 100)]
+    stall_ms: u64,
     /// Do not print the startup report.
     #[arg(long)]
     quiet: bool,
@@ -76,7 +82,7 @@ impl ShardArgs {
             (None, None, Some(n)) => Placement::Count(n),
             (None, None, None) => Placement::OnePerCpu,
         };
-        Server::builder()
+        let builder = Server::builder()
             .placement(placement)
             .ring(RingConfig {
                 sq_entries: self.sq_entries,
@@ -86,8 +92,12 @@ impl ShardArgs {
                 ..RingConfig::default()
             })
             .drain_timeout(Duration::from_secs(self.drain_timeout_secs))
-            .handle_signals(true)
-            .print_report(!self.quiet)
+            .stall_threshold(Duration::from_millis(self.stall_ms.max(1)));
+        let builder = match self.admin {
+            Some(addr) => builder.admin(addr),
+            None => builder,
+        };
+        builder.handle_signals(true).print_report(!self.quiet)
     }
 }
 

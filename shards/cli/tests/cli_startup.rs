@@ -170,3 +170,51 @@ fn taskset_places_the_single_shard_on_the_allowed_cpu() {
     );
     assert_eq!(status.code(), Some(0), "SIGTERM stops it cleanly");
 }
+
+#[test]
+fn the_admin_flag_serves_prometheus_metrics_of_every_shard() {
+    use std::io::{BufRead, Read, Write};
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (listen, admin) = (
+        format!("127.0.0.1:{}", free_port()),
+        format!("127.0.0.1:{}", free_port()),
+    );
+    let mut child = percore()
+        .args([
+            "echo", "--listen", &listen, "--shards", "2", "--admin", &admin,
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut report = String::new();
+    for line in std::io::BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        report.push_str(&line);
+        report.push('\n');
+        if line.starts_with("echo listening") {
+            break;
+        }
+    }
+    let mut stream = std::net::TcpStream::connect(&admin).unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    // SAFETY: plain kill(2) of our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert!(
+        report.contains(&format!("metrics: http://{admin}/metrics")),
+        "{report}"
+    );
+    assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+    assert!(response.contains("percore_shard_up{shard=\"0\"} 1"));
+    assert!(response.contains("percore_shard_up{shard=\"1\"} 1"));
+}
