@@ -1,0 +1,412 @@
+//! The request-head parser: request line and header fields, strictly (RFC 9112 §2–5).
+//!
+//! It is resumable and split-invariant (R15): the caller offers the whole unconsumed input
+//! each time, starting at the same head start; only complete lines are judged, and the
+//! parser remembers how far it got, so a head trickled in byte by byte costs linear time.
+//! Every verdict is made on a fixed byte of the head — a line's LF, or the byte at which a
+//! limit is crossed — so it cannot depend on where reads break.
+//!
+//! Nothing is copied: the parsed head is a set of [`Span`]s into the input, read back
+//! through [`Request`](crate::Request).
+
+use crate::{
+    HttpError, Limits,
+    chars::{is_field_value_byte, is_host, is_ows, is_target_byte, is_tchar, is_token, trim_ows},
+};
+
+/// Byte offsets `start..end` into the head.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Span {
+    pub start: usize,
+    pub end: usize,
+}
+
+impl Span {
+    fn new(base: usize, start: usize, end: usize) -> Self {
+        Self {
+            start: base + start,
+            end: base + end,
+        }
+    }
+
+    /// The bytes of the span; empty if `head` is not the head it was parsed from.
+    pub fn get(self, head: &[u8]) -> &[u8] {
+        head.get(self.start..self.end).unwrap_or_default()
+    }
+}
+
+/// The HTTP version of a request.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Version {
+    /// HTTP/1.0: close after the response unless `Connection: keep-alive`.
+    Http10,
+    /// HTTP/1.1: keep-alive unless `Connection: close`.
+    #[default]
+    Http11,
+}
+
+/// The header fields the framing rules look at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FieldKind {
+    Host,
+    ContentLength,
+    TransferEncoding,
+    Connection,
+    Expect,
+    Other,
+}
+
+impl FieldKind {
+    fn of(name: &[u8]) -> Self {
+        const KNOWN: [(&[u8], FieldKind); 5] = [
+            (b"host", FieldKind::Host),
+            (b"content-length", FieldKind::ContentLength),
+            (b"transfer-encoding", FieldKind::TransferEncoding),
+            (b"connection", FieldKind::Connection),
+            (b"expect", FieldKind::Expect),
+        ];
+        KNOWN
+            .iter()
+            .find(|(known, _)| known.eq_ignore_ascii_case(name))
+            .map_or(FieldKind::Other, |&(_, kind)| kind)
+    }
+}
+
+/// One header field line, its value trimmed of surrounding whitespace.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Field {
+    pub name: Span,
+    pub value: Span,
+    pub kind: FieldKind,
+}
+
+/// The parts of the request line. The target is split into path and query; for an
+/// absolute-form target (`http://host/path`), `authority` is the host part.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct RequestLine {
+    pub method: Span,
+    pub target: Span,
+    pub authority: Option<Span>,
+    pub path: Span,
+    pub query: Option<Span>,
+    pub version: Version,
+}
+
+/// Where the parser is within the current head.
+#[derive(Debug)]
+pub(crate) struct HeadParser {
+    /// Start of the first line not yet judged.
+    pos: usize,
+    /// How far the line at `pos` is known to hold no LF: a trickled line is searched once.
+    scanned: usize,
+    /// Start of the header block, once the request line is parsed.
+    fields_start: Option<usize>,
+    /// Length of the whole head, once its empty line is found.
+    head_len: Option<usize>,
+    pub line: RequestLine,
+    pub fields: Vec<Field>,
+}
+
+enum Line {
+    /// The LF ending the line is at this offset.
+    End(usize),
+    /// No LF yet, and the budget is not yet spent.
+    Partial,
+    /// The budget is spent without an LF.
+    OverBudget,
+}
+
+/// Finds the LF ending the line that starts at `pos`, if it lies before `budget_end`;
+/// `scanned` (≥ `pos`) is where the search resumes, and is advanced past what was searched.
+fn find_line(input: &[u8], pos: usize, scanned: &mut usize, budget_end: usize) -> Line {
+    let from = (*scanned).max(pos);
+    let to = budget_end.min(input.len());
+    let searched = input.get(from..to).unwrap_or_default();
+    match searched.iter().position(|&b| b == b'\n') {
+        Some(i) => Line::End(from + i),
+        None => {
+            *scanned = to.max(from);
+            if input.len() >= budget_end {
+                Line::OverBudget
+            } else {
+                Line::Partial
+            }
+        }
+    }
+}
+
+/// The line `pos..lf` without its CR; a bare LF is refused.
+fn strip_cr(input: &[u8], pos: usize, lf: usize) -> Result<&[u8], HttpError> {
+    input[pos..lf]
+        .strip_suffix(b"\r")
+        .ok_or(HttpError::bad_request("bare LF as line terminator"))
+}
+
+impl HeadParser {
+    pub fn new(limits: &Limits) -> Self {
+        Self {
+            pos: 0,
+            scanned: 0,
+            fields_start: None,
+            head_len: None,
+            line: RequestLine::default(),
+            // Allocated once per connection; a configured limit beyond this just grows it.
+            fields: Vec::with_capacity(limits.max_headers.min(1024)),
+        }
+    }
+
+    /// Forgets the current head (keeping the field storage) to parse the next one.
+    pub fn reset(&mut self) {
+        self.pos = 0;
+        self.scanned = 0;
+        self.fields_start = None;
+        self.head_len = None;
+        self.fields.clear();
+    }
+
+    /// Parses as much of the head at the start of `input` as is there. Returns the head's
+    /// length once its final empty line is in, `None` while more input is needed.
+    pub fn parse(&mut self, input: &[u8], limits: &Limits) -> Result<Option<usize>, HttpError> {
+        if self.head_len.is_some() {
+            return Ok(self.head_len);
+        }
+        loop {
+            match self.fields_start {
+                None => {
+                    let lf = match find_line(
+                        input,
+                        self.pos,
+                        &mut self.scanned,
+                        limits.max_request_line,
+                    ) {
+                        Line::End(lf) => lf,
+                        Line::Partial => return Ok(None),
+                        Line::OverBudget => return Err(HttpError::line_too_long()),
+                    };
+                    let line = strip_cr(input, self.pos, lf)?;
+                    // RFC 9112 §2.2: empty lines before a request line are ignored.
+                    if !line.is_empty() {
+                        self.line = parse_request_line(line, self.pos)?;
+                        self.fields_start = Some(lf + 1);
+                    }
+                    self.pos = lf + 1;
+                }
+                Some(start) => {
+                    let budget_end = start.saturating_add(limits.max_header_bytes);
+                    let lf = match find_line(input, self.pos, &mut self.scanned, budget_end) {
+                        Line::End(lf) => lf,
+                        Line::Partial => return Ok(None),
+                        Line::OverBudget => {
+                            return Err(HttpError::headers_too_large("header block too large"));
+                        }
+                    };
+                    let line = strip_cr(input, self.pos, lf)?;
+                    if line.is_empty() {
+                        self.head_len = Some(lf + 1);
+                        return Ok(self.head_len);
+                    }
+                    if self.fields.len() >= limits.max_headers {
+                        return Err(HttpError::headers_too_large("too many header fields"));
+                    }
+                    let field = parse_field(line, self.pos)?;
+                    self.fields.push(field);
+                    self.pos = lf + 1;
+                }
+            }
+        }
+    }
+}
+
+/// Parses `method SP request-target SP HTTP-version` (CR and LF already removed); `base`
+/// is the line's offset in the head.
+fn parse_request_line(line: &[u8], base: usize) -> Result<RequestLine, HttpError> {
+    let mut parts = line.splitn(3, |&b| b == b' ');
+    let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err(HttpError::bad_request(
+            "request line is not `method target version`",
+        ));
+    };
+    if !is_token(method) {
+        return Err(HttpError::bad_request("invalid method"));
+    }
+    if target.is_empty() || !target.iter().all(|&b| is_target_byte(b)) {
+        return Err(HttpError::bad_request("invalid request target"));
+    }
+    let version = parse_version(version)?;
+    let target_start = method.len() + 1;
+    let mut parsed = RequestLine {
+        method: Span::new(base, 0, method.len()),
+        target: Span::new(base, target_start, target_start + target.len()),
+        version,
+        ..RequestLine::default()
+    };
+    let (authority, path_start) = split_target(method, target)?;
+    let path_start = target_start + path_start;
+    parsed.authority = authority.map(|(s, e)| Span::new(base, target_start + s, target_start + e));
+    let target_end = target_start + target.len();
+    match line[path_start..target_end].iter().position(|&b| b == b'?') {
+        Some(q) => {
+            parsed.path = Span::new(base, path_start, path_start + q);
+            parsed.query = Some(Span::new(base, path_start + q + 1, target_end));
+        }
+        None => parsed.path = Span::new(base, path_start, target_end),
+    }
+    Ok(parsed)
+}
+
+/// `HTTP/1.1` or `HTTP/1.0`; another well-formed `HTTP/d.d` is 505, anything else 400.
+fn parse_version(v: &[u8]) -> Result<Version, HttpError> {
+    match v {
+        b"HTTP/1.1" => Ok(Version::Http11),
+        b"HTTP/1.0" => Ok(Version::Http10),
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+            if major.is_ascii_digit() && minor.is_ascii_digit() =>
+        {
+            Err(HttpError::version_not_supported())
+        }
+        _ => Err(HttpError::bad_request("invalid HTTP version")),
+    }
+}
+
+/// Recognises the target form (RFC 9112 §3.2): origin-form `/path?query`, asterisk-form `*`
+/// (OPTIONS only) and absolute-form `http(s)://authority/path`, which a server must accept.
+/// Returns the authority's range and where the path starts, both within `target`.
+type TargetParts = (Option<(usize, usize)>, usize);
+
+fn split_target(method: &[u8], target: &[u8]) -> Result<TargetParts, HttpError> {
+    if target[0] == b'/' {
+        return Ok((None, 0));
+    }
+    if target == b"*" {
+        return if method == b"OPTIONS" {
+            Ok((None, 0))
+        } else {
+            Err(HttpError::bad_request(
+                "asterisk-form target is for OPTIONS only",
+            ))
+        };
+    }
+    let scheme_len = if starts_with_ignore_case(target, b"http://") {
+        7
+    } else if starts_with_ignore_case(target, b"https://") {
+        8
+    } else {
+        return Err(HttpError::bad_request("unsupported request-target form"));
+    };
+    let rest = &target[scheme_len..];
+    let authority_len = rest
+        .iter()
+        .position(|&b| b == b'/' || b == b'?')
+        .unwrap_or(rest.len());
+    let authority = &rest[..authority_len];
+    if authority.is_empty() || !is_host(authority) {
+        return Err(HttpError::bad_request(
+            "invalid authority in absolute-form target",
+        ));
+    }
+    Ok((
+        Some((scheme_len, scheme_len + authority_len)),
+        scheme_len + authority_len,
+    ))
+}
+
+fn starts_with_ignore_case(s: &[u8], prefix: &[u8]) -> bool {
+    s.len() >= prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix)
+}
+
+/// Parses `field-name ":" OWS field-value OWS` (CR and LF already removed).
+fn parse_field(line: &[u8], base: usize) -> Result<Field, HttpError> {
+    if matches!(line[0], b' ' | b'\t') {
+        return Err(HttpError::bad_request("obsolete line folding"));
+    }
+    let name_len = line
+        .iter()
+        .position(|&b| !is_tchar(b))
+        .unwrap_or(line.len());
+    match line.get(name_len) {
+        Some(b':') if name_len > 0 => {}
+        Some(b':') => return Err(HttpError::bad_request("empty header name")),
+        Some(b' ' | b'\t') if line.contains(&b':') => {
+            return Err(HttpError::bad_request("whitespace before colon"));
+        }
+        Some(b' ' | b'\t') => return Err(HttpError::bad_request("header line without colon")),
+        Some(_) => return Err(HttpError::bad_request("invalid byte in header name")),
+        None => return Err(HttpError::bad_request("header line without colon")),
+    }
+    let raw_value = &line[name_len + 1..];
+    if !raw_value.iter().all(|&b| is_field_value_byte(b)) {
+        return Err(HttpError::bad_request("invalid byte in header value"));
+    }
+    let lead = raw_value
+        .iter()
+        .position(|&b| !is_ows(b))
+        .unwrap_or(raw_value.len());
+    let value_len = trim_ows(&raw_value[lead..]).len();
+    let value_start = name_len + 1 + lead;
+    Ok(Field {
+        name: Span::new(base, 0, name_len),
+        value: Span::new(base, value_start, value_start + value_len),
+        kind: FieldKind::of(&line[..name_len]),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_all(input: &[u8]) -> Result<Option<usize>, HttpError> {
+        HeadParser::new(&Limits::default()).parse(input, &Limits::default())
+    }
+
+    #[test]
+    fn spans_point_into_the_head() {
+        let input = b"\r\nPOST http://h:1/p/q?x=1 HTTP/1.0\r\nA:  b c \r\nB:\r\n\r\nbody";
+        let mut parser = HeadParser::new(&Limits::default());
+        assert_eq!(
+            parser.parse(input, &Limits::default()),
+            Ok(Some(input.len() - 4))
+        );
+        let line = parser.line;
+        assert_eq!(line.method.get(input), b"POST");
+        assert_eq!(line.target.get(input), b"http://h:1/p/q?x=1");
+        assert_eq!(line.authority.map(|s| s.get(input)), Some(&b"h:1"[..]));
+        assert_eq!(line.path.get(input), b"/p/q");
+        assert_eq!(line.query.map(|s| s.get(input)), Some(&b"x=1"[..]));
+        assert_eq!(line.version, Version::Http10);
+        let fields: Vec<_> = parser
+            .fields
+            .iter()
+            .map(|f| (f.name.get(input), f.value.get(input)))
+            .collect();
+        assert_eq!(fields, [(&b"A"[..], &b"b c"[..]), (b"B", b"")]);
+    }
+
+    #[test]
+    fn resumes_where_it_stopped() {
+        let input = b"GET / HTTP/1.1\r\nHost: a\r\nX: y\r\n\r\n";
+        let limits = Limits::default();
+        let mut parser = HeadParser::new(&limits);
+        for end in 0..input.len() {
+            assert_eq!(parser.parse(&input[..end], &limits), Ok(None), "at {end}");
+        }
+        assert_eq!(parser.parse(input, &limits), Ok(Some(input.len())));
+        assert_eq!(parser.fields.len(), 2);
+        parser.reset();
+        assert_eq!(parser.parse(b"GET", &limits), Ok(None));
+    }
+
+    #[test]
+    fn field_syntax() {
+        let status = |fields: &[u8]| {
+            let input = [&b"GET / HTTP/1.1\r\n"[..], fields, b"\r\n"].concat();
+            parse_all(&input).map(|_| 200).unwrap_or_else(|e| e.status)
+        };
+        assert_eq!(status(b"A: b\r\n"), 200);
+        assert_eq!(status(b"A : b\r\n"), 400);
+        assert_eq!(status(b" A: b\r\n"), 400);
+        assert_eq!(status(b"A b\r\n"), 400);
+        assert_eq!(status(b"A: b\x00\r\n"), 400);
+        assert_eq!(status(b"A: \xff\r\n"), 200);
+    }
+}

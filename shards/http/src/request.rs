@@ -1,0 +1,122 @@
+//! [`Request`]: a borrowed view of one complete request — head and body — as handed out by
+//! [`Connection::feed`](crate::Connection::feed). Nothing in it is copied or allocated.
+
+use std::fmt;
+
+use crate::{
+    BodyKind, Version,
+    framing::Framing,
+    parser::{Field, RequestLine},
+    response::ResponseFraming,
+};
+
+/// One complete request. Field values are trimmed of surrounding whitespace; names keep the
+/// client's case and are matched case-insensitively by [`header`](Self::header).
+#[derive(Clone, Copy)]
+pub struct Request<'a> {
+    pub(crate) head: &'a [u8],
+    pub(crate) line: &'a RequestLine,
+    pub(crate) fields: &'a [Field],
+    pub(crate) framing: Framing,
+    pub(crate) body: &'a [u8],
+    pub(crate) keep_alive: bool,
+}
+
+impl<'a> Request<'a> {
+    /// The method token, e.g. `GET` (case-sensitive, any valid token).
+    pub fn method(&self) -> &'a [u8] {
+        self.line.method.get(self.head)
+    }
+
+    /// The request target as sent.
+    pub fn target(&self) -> &'a [u8] {
+        self.line.target.get(self.head)
+    }
+
+    /// The path of the target (`*` for asterisk-form; `/` for an absolute-form target with
+    /// an empty path), without the query.
+    pub fn path(&self) -> &'a [u8] {
+        match self.line.path.get(self.head) {
+            b"" => b"/",
+            path => path,
+        }
+    }
+
+    /// The query of the target, after `?`.
+    pub fn query(&self) -> Option<&'a [u8]> {
+        self.line.query.map(|span| span.get(self.head))
+    }
+
+    /// The authority of an absolute-form target (`http://authority/path`).
+    pub fn authority(&self) -> Option<&'a [u8]> {
+        self.line.authority.map(|span| span.get(self.head))
+    }
+
+    /// HTTP/1.0 or HTTP/1.1.
+    pub fn version(&self) -> Version {
+        self.line.version
+    }
+
+    /// Every header field, in order, as `(name, value)`.
+    pub fn headers(&self) -> impl ExactSizeIterator<Item = (&'a [u8], &'a [u8])> + 'a {
+        let head = self.head;
+        self.fields
+            .iter()
+            .map(move |field| (field.name.get(head), field.value.get(head)))
+    }
+
+    /// The value of the first field named `name` (ASCII case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&'a [u8]> {
+        self.headers()
+            .find(|(field, _)| field.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, value)| value)
+    }
+
+    /// How the body was delimited.
+    pub fn body_kind(&self) -> BodyKind {
+        self.framing.body
+    }
+
+    /// The body, decoded if it was chunked (trailers are checked and dropped).
+    pub fn body(&self) -> &'a [u8] {
+        self.body
+    }
+
+    /// Whether this is a `HEAD` request: its response carries no body.
+    pub fn is_head(&self) -> bool {
+        self.method() == b"HEAD"
+    }
+
+    /// Whether the client sent `Expect: 100-continue` (HTTP/1.1, with a body).
+    pub fn expect_continue(&self) -> bool {
+        self.framing.expect_continue
+    }
+
+    /// Whether the connection stays open after this request's response: the client asked
+    /// for it and no server limit (max requests, drain) ends it.
+    pub fn keep_alive(&self) -> bool {
+        self.keep_alive
+    }
+
+    /// How a response to this request must be framed.
+    pub fn response_framing(&self) -> ResponseFraming {
+        ResponseFraming {
+            keep_alive: self.keep_alive,
+            head_request: self.is_head(),
+            version: self.version(),
+        }
+    }
+}
+
+impl fmt::Debug for Request<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Request")
+            .field("method", &String::from_utf8_lossy(self.method()))
+            .field("target", &String::from_utf8_lossy(self.target()))
+            .field("version", &self.version())
+            .field("headers", &self.fields.len())
+            .field("body_len", &self.body.len())
+            .field("keep_alive", &self.keep_alive)
+            .finish()
+    }
+}

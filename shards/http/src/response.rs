@@ -1,0 +1,223 @@
+//! The response writer: appends a complete HTTP/1.1 response to the connection's output
+//! buffer, without allocating (integers are formatted on the stack; the output `Vec` keeps
+//! its capacity between requests).
+//!
+//! The writer owns the framing headers — `Date`, `Content-Length`, `Connection` — so a
+//! handler cannot get them wrong; fields it passes under those names, or that could split
+//! the response (a name that is not a token, CR/LF or another control byte in a value), are
+//! dropped.
+
+use crate::{HttpError, Version, chars, error::reason_phrase};
+
+/// A response to write: status, extra header fields, body.
+#[derive(Clone, Copy, Debug)]
+pub struct Response<'r> {
+    /// 100..=999; anything else is written as 500.
+    pub status: u16,
+    /// Extra fields, e.g. `("Content-Type", "text/plain")`.
+    pub headers: &'r [(&'r str, &'r str)],
+    pub body: &'r [u8],
+}
+
+impl<'r> Response<'r> {
+    /// A response with `status`, no extra fields, and `body`.
+    pub const fn new(status: u16, body: &'r [u8]) -> Self {
+        Self {
+            status,
+            headers: &[],
+            body,
+        }
+    }
+}
+
+/// How a response must be framed for the request it answers; see
+/// [`Request::response_framing`](crate::Request::response_framing).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResponseFraming {
+    /// `false` adds `Connection: close`; for an HTTP/1.0 client, `true` adds
+    /// `Connection: keep-alive`.
+    pub keep_alive: bool,
+    /// The request was `HEAD`: headers as for `GET`, no body bytes.
+    pub head_request: bool,
+    pub version: Version,
+}
+
+/// The interim response that tells a client sending `Expect: 100-continue` to send its body.
+pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+/// Appends [`CONTINUE`] to `out`.
+pub fn write_continue(out: &mut Vec<u8>) {
+    out.extend_from_slice(CONTINUE);
+}
+
+/// Appends `response` to `out`, framed per `framing`, with `date` (an IMF-fixdate, see
+/// [`http_date`](crate::http_date)) as its `Date`.
+pub fn write_response(
+    out: &mut Vec<u8>,
+    response: &Response<'_>,
+    date: &[u8; 29],
+    framing: ResponseFraming,
+) {
+    let status = if (100..=999).contains(&response.status) {
+        response.status
+    } else {
+        500
+    };
+    out.extend_from_slice(b"HTTP/1.1 ");
+    write_u64(out, u64::from(status));
+    out.push(b' ');
+    out.extend_from_slice(reason_phrase(status).as_bytes());
+    out.extend_from_slice(b"\r\nDate: ");
+    out.extend_from_slice(date);
+    out.extend_from_slice(b"\r\n");
+    // RFC 9110 §8.6, §15: no Content-Length on 1xx and 204; 304 has no body either.
+    let bodyless = status < 200 || status == 204 || status == 304;
+    if !bodyless {
+        out.extend_from_slice(b"Content-Length: ");
+        write_u64(out, response.body.len() as u64);
+        out.extend_from_slice(b"\r\n");
+    }
+    if !framing.keep_alive {
+        out.extend_from_slice(b"Connection: close\r\n");
+    } else if framing.version == Version::Http10 {
+        out.extend_from_slice(b"Connection: keep-alive\r\n");
+    }
+    for &(name, value) in response.headers {
+        if is_safe_field(name, value) {
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+    if !bodyless && !framing.head_request {
+        out.extend_from_slice(response.body);
+    }
+}
+
+/// Appends the response to a refused request: its status, `Connection: close`, and the
+/// reason as a short text body. The connection must close after it.
+pub fn write_error_response(out: &mut Vec<u8>, error: HttpError, date: &[u8; 29]) {
+    let response = Response {
+        status: error.status,
+        headers: &[("Content-Type", "text/plain")],
+        body: error.reason.as_bytes(),
+    };
+    let framing = ResponseFraming {
+        keep_alive: false,
+        head_request: false,
+        version: Version::Http11,
+    };
+    write_response(out, &response, date, framing);
+}
+
+fn is_safe_field(name: &str, value: &str) -> bool {
+    const OWNED: [&str; 4] = ["content-length", "transfer-encoding", "connection", "date"];
+    chars::is_token(name.as_bytes())
+        && !OWNED.iter().any(|owned| owned.eq_ignore_ascii_case(name))
+        && value.bytes().all(chars::is_field_value_byte)
+}
+
+/// Appends the decimal digits of `n`.
+pub(crate) fn write_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[start..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DATE: &[u8; 29] = b"Sun, 06 Nov 1994 08:49:37 GMT";
+    const KEEP: ResponseFraming = ResponseFraming {
+        keep_alive: true,
+        head_request: false,
+        version: Version::Http11,
+    };
+
+    fn written(response: &Response<'_>, framing: ResponseFraming) -> String {
+        let mut out = Vec::new();
+        write_response(&mut out, response, DATE, framing);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn integers() {
+        for n in [0, 7, 10, 99, 1234567890, u64::MAX] {
+            let mut out = Vec::new();
+            write_u64(&mut out, n);
+            assert_eq!(out, n.to_string().as_bytes());
+        }
+    }
+
+    #[test]
+    fn keep_alive_response() {
+        let response = Response {
+            status: 200,
+            headers: &[("Content-Type", "text/plain")],
+            body: b"hi",
+        };
+        assert_eq!(
+            written(&response, KEEP),
+            "HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Length: 2\r\n\
+             Content-Type: text/plain\r\n\r\nhi"
+        );
+    }
+
+    #[test]
+    fn head_close_and_http10() {
+        let response = Response::new(404, b"nope");
+        let head = ResponseFraming {
+            keep_alive: false,
+            head_request: true,
+            ..KEEP
+        };
+        let text = written(&response, head);
+        assert!(text.starts_with("HTTP/1.1 404 Not Found\r\n"));
+        assert!(text.ends_with("Content-Length: 4\r\nConnection: close\r\n\r\n"));
+        let http10 = ResponseFraming {
+            version: Version::Http10,
+            ..KEEP
+        };
+        assert!(written(&response, http10).ends_with("Connection: keep-alive\r\n\r\nnope"));
+    }
+
+    #[test]
+    fn bodyless_statuses_and_unsafe_fields() {
+        let response = Response {
+            status: 204,
+            headers: &[
+                ("X-Evil", "a\r\nSet-Cookie: x"),
+                ("Content-Length", "9"),
+                ("Bad Name", "v"),
+                ("X-Ok", "v"),
+            ],
+            body: b"ignored",
+        };
+        assert_eq!(
+            written(&response, KEEP),
+            "HTTP/1.1 204 No Content\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nX-Ok: v\r\n\r\n"
+        );
+        assert!(written(&Response::new(42, b""), KEEP).starts_with("HTTP/1.1 500 "));
+    }
+
+    #[test]
+    fn error_response_closes() {
+        let mut out = Vec::new();
+        write_error_response(&mut out, HttpError::line_too_long(), DATE);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("HTTP/1.1 414 URI Too Long\r\n"));
+        assert!(text.contains("\r\nConnection: close\r\n"));
+        assert!(text.ends_with("\r\n\r\nrequest line too long"));
+    }
+}
