@@ -20,6 +20,10 @@ need_pkg() {
 }
 
 need_pkg taskset util-linux
+need_pkg prlimit util-linux
+need_pkg curl curl
+need_pkg wrk wrk
+need_pkg python3 python3
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -379,18 +379,23 @@ impl CloseCounts {
 pub(crate) fn force_close_all(shard: &Shard) {
     let all = shard.net.conns.borrow().all();
     for conn in all {
-        conn.abort.set(true);
-        if conn.send_in_flight.get() {
-            shard.ring.borrow_mut().push(
-                &Cancel {
-                    target: conn.send_token(),
-                }
-                .to_sqe(),
-            );
-        }
-        begin_close(shard, &conn);
+        abort(shard, &conn);
     }
     listener::close_all(shard);
+}
+
+/// Closes a connection now: pending output is abandoned and its send cancelled.
+pub(crate) fn abort(shard: &Shard, conn: &Rc<Conn>) {
+    conn.abort.set(true);
+    if conn.send_in_flight.get() {
+        shard.ring.borrow_mut().push(
+            &Cancel {
+                target: conn.send_token(),
+            }
+            .to_sqe(),
+        );
+    }
+    begin_close(shard, conn);
 }
 
 /// Stop accepting: every listener of the shard cancels its accept.

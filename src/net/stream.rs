@@ -18,7 +18,7 @@ use std::{
 
 use super::{
     conn::{Conn, register},
-    dispatch::{begin_close, errno, maybe_resume_recv, queue_flush},
+    dispatch::{abort, begin_close, errno, maybe_resume_recv, queue_flush},
 };
 use crate::{
     executor::{coop, shard::Shard},
@@ -195,20 +195,21 @@ impl TcpStream {
         if let Some(code) = conn.tx.borrow().error {
             return Err(errno(code));
         }
-        let mut wrote = false;
-        let result = self
-            .read_with(|input| {
-                let mut tx = conn.tx.borrow_mut();
-                let before = tx.out.len();
-                let outcome = f(input, &mut tx.out);
-                wrote |= tx.out.len() != before;
-                outcome
-            })
-            .await;
-        if wrote {
-            queue_flush(&self.shard, &self.conn);
-        }
-        result
+        let shard = self.shard.clone();
+        self.read_with(|input| {
+            let mut tx = conn.tx.borrow_mut();
+            let before = tx.out.len();
+            let outcome = f(input, &mut tx.out);
+            let wrote = tx.out.len() != before;
+            drop(tx);
+            // Queued at once, even when `f` consumed nothing yet: an interim response such as
+            // `100 Continue` must leave before the peer sends what we wait for.
+            if wrote {
+                queue_flush(&shard, &conn);
+            }
+            outcome
+        })
+        .await
     }
 
     /// Waits until there is input to read (`Ok(true)`) or the peer closed (`Ok(false)`).
@@ -298,6 +299,12 @@ impl TcpStream {
         self.flush().await?;
         self.conn.tx.borrow_mut().shutdown_after_flush = true;
         socket::shutdown(self.conn.fd, Shutdown::Write)
+    }
+
+    /// Closes at once, abandoning output not yet sent (for a peer that stopped reading). A
+    /// plain drop instead keeps sending what was written before it closes.
+    pub fn abort(self) {
+        abort(&self.shard, &self.conn);
     }
 
     /// Flushes and closes. Dropping the stream also closes it, after sending what was written.

@@ -16,12 +16,24 @@ use percore::{Placement, RingConfig, Server, ServerBuilder};
     about = "io_uring thread-per-core server kernel: run its services"
 )]
 struct Cli {
+    /// What to run; without one, `serve` with its defaults.
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// The HTTP/1.1 demo server (the default): GET / → Hello, World!, GET /json,
+    /// GET /healthz, POST /echo.
+    Serve {
+        /// Address to listen on (every shard binds it with SO_REUSEPORT).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        #[command(flatten)]
+        http: HttpArgs,
+        #[command(flatten)]
+        shards: ShardArgs,
+    },
     /// TCP echo: every byte sent comes back.
     Echo {
         /// Address to listen on (every shard binds it with SO_REUSEPORT).
@@ -33,6 +45,35 @@ enum Command {
     /// Check this host for percore: kernel, io_uring, limits, sysctls, CPUs (OK/WARN/FAIL,
     /// each with its fix); exit status 3 when percore cannot run.
     Doctor(doctor::DoctorArgs),
+}
+
+/// HTTP limits (defaults from nginx/h2o/HAProxy practice).
+#[derive(Args)]
+struct HttpArgs {
+    /// Seconds from a request head's first byte to its end before 408 and close.
+    #[arg(long, default_value_t = 10)]
+    header_timeout_secs: u64,
+    /// Seconds a keep-alive connection may sit idle between requests.
+    #[arg(long, default_value_t = 30)]
+    idle_timeout_secs: u64,
+    /// Requests served on one connection before it closes.
+    #[arg(long, default_value_t = 1000)]
+    max_requests: u64,
+    /// Largest request body in bytes (larger → 413).
+    #[arg(long, default_value_t = 1024 * 1024)]
+    max_body: u64,
+}
+
+impl HttpArgs {
+    fn limits(&self) -> percore_http::Limits {
+        percore_http::Limits {
+            header_timeout: Duration::from_secs(self.header_timeout_secs),
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs),
+            max_requests: self.max_requests.max(1),
+            max_body: self.max_body,
+            ..percore_http::Limits::default()
+        }
+    }
 }
 
 /// Shard placement and ring settings shared by every service.
@@ -110,7 +151,29 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let result = match cli.command {
+    let command =
+        cli.command
+            .unwrap_or_else(|| match Cli::parse_from(["percore", "serve"]).command {
+                Some(serve) => serve,
+                None => unreachable!("`percore serve` always parses to the serve command"),
+            });
+    let result = match command {
+        Command::Serve {
+            listen,
+            http,
+            shards,
+        } => percore_http::service::serve(
+            shards.builder(),
+            listen,
+            http.limits(),
+            percore_http::demo::router,
+        )
+        .and_then(|server| {
+            if !shards.quiet {
+                eprintln!("http listening on http://{listen}");
+            }
+            server.join()
+        }),
         Command::Echo { listen, shards } => {
             percore_echo::serve(shards.builder(), listen).and_then(|server| {
                 if !shards.quiet {

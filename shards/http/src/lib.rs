@@ -35,12 +35,15 @@ mod chars;
 mod chunked;
 mod connection;
 mod date;
+pub mod demo;
 mod error;
 mod framing;
 mod limits;
 mod parser;
 mod request;
 mod response;
+mod router;
+pub mod service;
 
 pub use connection::{Connection, Event};
 pub use date::{DateCache, http_date, http_date_from_unix};
@@ -52,6 +55,7 @@ pub use request::Request;
 pub use response::{
     CONTINUE, Response, ResponseFraming, write_continue, write_error_response, write_response,
 };
+pub use router::{Handler, Router};
 
 /// The README's example, compiled and run as a doc test.
 #[doc = include_str!("../README.md")]
