@@ -131,7 +131,12 @@ pub(crate) fn write_u64(out: &mut Vec<u8>, mut n: u64) {
             break;
         }
     }
-    out.extend_from_slice(&digits[start..]);
+    // A few bytes pushed one by one beat a `memcpy` call for so short a copy (it showed in
+    // profiles of pipelined requests).
+    out.reserve(digits.len() - start);
+    for &digit in &digits[start..] {
+        out.push(digit);
+    }
 }
 
 #[cfg(test)]
