@@ -40,7 +40,8 @@ for bin in "$SERVER_A" "$SERVER_B" "$LOADGEN"; do
     [[ -x "$bin" ]] || { echo "not executable: $bin" >&2; exit 2; }
 done
 
-SERVER_PID=""
+# start_server / stop_server (by PID, SIGTERM then SIGKILL) come from common.sh.
+source "$(dirname "$0")/common.sh"
 
 # cpu_ticks N: "busy steal" jiffies of CPU N so far (busy = user+nice+system+irq+softirq).
 cpu_ticks() {
@@ -55,44 +56,6 @@ children_ticks() {
     awk '{ sub(/^.*\) /, ""); print $14 + $15 }' "/proc/$$/stat"
 }
 
-# start_server BINARY: `BINARY echo`, one shard, on CPU 1, on 127.0.0.1:$PORT.
-start_server() {
-    local bin=$1
-    taskset -c 1 "$bin" echo --shards 1 --quiet --listen "127.0.0.1:$PORT" \
-        --drain-timeout-secs 1 &
-    SERVER_PID=$!
-    local i
-    for i in $(seq 1 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
-            return 0
-        fi
-        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-            echo "server $bin exited before listening" >&2
-            return 1
-        fi
-        sleep 0.1
-    done
-    echo "server $bin did not listen on port $PORT within 10 s" >&2
-    return 1
-}
-
-# stop_server: SIGTERM (graceful), SIGKILL after 5 s.
-stop_server() {
-    if [[ -z "$SERVER_PID" ]]; then
-        return 0
-    fi
-    if kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        local i
-        for i in $(seq 1 50); do
-            kill -0 "$SERVER_PID" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$SERVER_PID" 2>/dev/null || true
-    fi
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=""
-}
 trap stop_server EXIT INT TERM
 
 echo "A=$LABEL_A ($SERVER_A)  B=$LABEL_B ($SERVER_B)  load=$LOADGEN; results in $OUT" >&2
@@ -104,7 +67,7 @@ for round in $(seq 1 "$ROUNDS"); do
         for side in A B; do
             if [[ $side == A ]]; then bin=$SERVER_A label=$LABEL_A; else bin=$SERVER_B label=$LABEL_B; fi
           for attempt in $(seq 0 "$RETRIES"); do
-            start_server "$bin"
+            start_server "$PORT" "$bin"
             load_before=$(cut -d' ' -f1 /proc/loadavg)
             read -r c0_busy0 c0_steal0 < <(cpu_ticks 0)
             read -r c1_busy0 c1_steal0 < <(cpu_ticks 1)

@@ -9,10 +9,10 @@ build() {
     cargo build --release -q -p percore-cli -p percore-bench
 }
 
-# start_server PORT: `percore echo`, one shard, on CPU 1.
+# start_server PORT [BINARY]: `percore echo` (or BINARY's echo), one shard, on CPU 1.
 start_server() {
-    local port=$1
-    taskset -c 1 "$BIN/percore" echo --shards 1 --quiet --listen "127.0.0.1:$port" \
+    local port=$1 bin=${2:-$BIN/percore}
+    taskset -c 1 "$bin" echo --shards 1 --quiet --listen "127.0.0.1:$port" \
         --drain-timeout-secs 1 &
     SERVER_PID=$!
     local i

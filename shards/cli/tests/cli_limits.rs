@@ -1,12 +1,17 @@
 //! Out of file descriptors (R10): with a tiny open-files limit and more clients than fds,
 //! accepting backs off instead of spinning, and service resumes once fds are free again.
 
+#[path = "support/process.rs"]
+mod process;
+
 use std::{
-    io::{BufRead, BufReader, Read, Write},
+    io::{Read, Write},
     net::TcpStream,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
+
+use process::{free_addr, sigterm, wait_until_listening};
 
 fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -20,12 +25,7 @@ fn cpu_ticks(pid: u32) -> u64 {
 }
 
 fn start(limit: u32) -> (Child, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
+    let addr = free_addr();
     let mut child = Command::new("prlimit")
         .arg(format!("--nofile={limit}:{limit}"))
         .arg(env!("CARGO_BIN_EXE_percore"))
@@ -41,14 +41,7 @@ fn start(limit: u32) -> (Child, String) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("prlimit (util-linux) runs");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    loop {
-        let line = lines.next().expect("percore started").unwrap();
-        if line.starts_with("echo listening") {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
+    wait_until_listening(&mut child);
     (child, addr)
 }
 
@@ -94,7 +87,6 @@ fn emfile_on_accept_backs_off_without_spinning_and_service_resumes() {
         }
     };
     assert_eq!(resumed, b"still here");
-    // SAFETY: plain kill(2) of our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    sigterm(&child);
     assert_eq!(child.wait().unwrap().code(), Some(0));
 }

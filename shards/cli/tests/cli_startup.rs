@@ -1,9 +1,12 @@
 //! How `percore` fails to start: io_uring denied, port in use, bad arguments. Each ends in one
 //! clear line and a distinct exit status, never a panic.
 
+#[path = "support/process.rs"]
+mod process;
 #[path = "../../../tests/support/seccomp.rs"]
 mod seccomp;
 
+use process::{free_addr, sigterm, wait_until_listening};
 use std::{
     os::unix::process::CommandExt,
     process::{Command, Output},
@@ -146,19 +149,8 @@ fn taskset_places_the_single_shard_on_the_allowed_cpu() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("taskset is installed (util-linux)");
-    let stderr = child.stderr.take().unwrap();
-    let mut report = String::new();
-    use std::io::BufRead;
-    for line in std::io::BufReader::new(stderr).lines() {
-        let line = line.unwrap();
-        report.push_str(&line);
-        report.push('\n');
-        if line.starts_with("echo listening") {
-            break;
-        }
-    }
-    // SAFETY: plain kill(2) of our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let report = wait_until_listening(&mut child);
+    sigterm(&child);
     let status = child.wait().unwrap();
     assert!(
         report.contains("shards: 0→cpu1"),
@@ -173,18 +165,8 @@ fn taskset_places_the_single_shard_on_the_allowed_cpu() {
 
 #[test]
 fn the_admin_flag_serves_prometheus_metrics_of_every_shard() {
-    use std::io::{BufRead, Read, Write};
-    let free_port = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    };
-    let (listen, admin) = (
-        format!("127.0.0.1:{}", free_port()),
-        format!("127.0.0.1:{}", free_port()),
-    );
+    use std::io::{Read, Write};
+    let (listen, admin) = (free_addr(), free_addr());
     let mut child = percore()
         .args([
             "echo", "--listen", &listen, "--shards", "2", "--admin", &admin,
@@ -192,23 +174,14 @@ fn the_admin_flag_serves_prometheus_metrics_of_every_shard() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut report = String::new();
-    for line in std::io::BufReader::new(child.stderr.take().unwrap()).lines() {
-        let line = line.unwrap();
-        report.push_str(&line);
-        report.push('\n');
-        if line.starts_with("echo listening") {
-            break;
-        }
-    }
+    let report = wait_until_listening(&mut child);
     let mut stream = std::net::TcpStream::connect(&admin).unwrap();
     stream
         .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
-    // SAFETY: plain kill(2) of our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    sigterm(&child);
     assert_eq!(child.wait().unwrap().code(), Some(0));
     assert!(
         report.contains(&format!("metrics: http://{admin}/metrics")),

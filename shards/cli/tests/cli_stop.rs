@@ -1,54 +1,29 @@
 //! Graceful stop of `percore echo` on SIGTERM: listeners close at once, open connections are
 //! still served until their clients close or the drain deadline passes, exit status 0.
 
+#[path = "support/process.rs"]
+mod process;
+
 use std::{
-    io::{BufRead, BufReader, Read, Write},
+    io::{Read, Write},
     net::TcpStream,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
-/// Starts `percore echo` on a free port and waits for its "listening" line.
+use process::{free_addr, sigterm, wait_exit, wait_until_listening};
+
+/// Starts `percore echo` on a free port and waits until it listens.
 fn start_echo(extra: &[&str]) -> (Child, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
+    let addr = free_addr();
     let mut child = Command::new(env!("CARGO_BIN_EXE_percore"))
         .args(["echo", "--listen", &addr, "--shards", "2"])
         .args(extra)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    loop {
-        let line = lines.next().expect("percore printed its report").unwrap();
-        if line.starts_with("echo listening") {
-            break;
-        }
-    }
-    // Keep draining stderr so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+    wait_until_listening(&mut child);
     (child, addr)
-}
-
-fn sigterm(child: &Child) {
-    // SAFETY: plain kill(2) of our own child.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
-}
-
-fn wait_exit(child: &mut Child, limit: Duration) -> Option<i32> {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status.code();
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let _ = child.kill();
-    None
 }
 
 fn round_trip(stream: &mut TcpStream, data: &[u8]) -> Vec<u8> {
