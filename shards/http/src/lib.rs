@@ -55,7 +55,7 @@ pub use request::Request;
 pub use response::{
     CONTINUE, Response, ResponseFraming, write_continue, write_error_response, write_response,
 };
-pub use router::{Handler, Router};
+pub use router::{AsyncHandler, Found, Handler, OwnedRequest, OwnedResponse, Router, query_param};
 
 /// The README's example, compiled and run as a doc test.
 #[doc = include_str!("../README.md")]

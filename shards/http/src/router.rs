@@ -1,18 +1,104 @@
-//! Routes by method and path to handlers. A handler is synchronous and answers from the
-//! request alone (the fast path: it runs inside the read, with no task switch); its response
-//! may borrow the request (for example echo its body).
+//! Routes by method and path to handlers.
+//!
+//! Two kinds of handler:
+//! - **sync** (`route`): answers from the request alone, inside the read, with no task switch
+//!   and no allocation: the fast path. Its response may borrow the request (echo its body).
+//! - **async** (`route_async`): gets an owned copy of the request and returns a future, which
+//!   may await timers, the mesh or `percore::spawn_blocking`. The connection waits for it
+//!   before it answers any later pipelined request, so responses stay in order.
+//!
+//! CPU-heavy work belongs in an async handler that awaits `percore::spawn_blocking(...)`:
+//! the work runs on the blocking pool and the shard goes on serving its other connections.
+//! A sync handler that computes for 200 ms stalls its shard (only its shard) for 200 ms.
 
-use std::rc::Rc;
+use std::{future::Future, pin::Pin, rc::Rc};
 
 use crate::{Request, Response};
 
-/// A request handler; `for<'r>`: the response may borrow from the request.
+/// A sync request handler; `for<'r>`: the response may borrow from the request.
 pub type Handler = Rc<dyn for<'r> Fn(&Request<'r>) -> Response<'r>>;
+
+/// An async request handler.
+pub type AsyncHandler = Rc<dyn Fn(OwnedRequest) -> Pin<Box<dyn Future<Output = OwnedResponse>>>>;
+
+/// A request copied out of the connection's buffers, for async handlers.
+#[derive(Clone, Debug, Default)]
+pub struct OwnedRequest {
+    pub method: Vec<u8>,
+    pub path: Vec<u8>,
+    pub query: Option<Vec<u8>>,
+    pub headers: Vec<(Vec<u8>, Vec<u8>)>,
+    pub body: Vec<u8>,
+}
+
+impl OwnedRequest {
+    pub fn from_request(request: &Request<'_>) -> Self {
+        OwnedRequest {
+            method: request.method().to_vec(),
+            path: request.path().to_vec(),
+            query: request.query().map(<[u8]>::to_vec),
+            headers: request
+                .headers()
+                .map(|(n, v)| (n.to_vec(), v.to_vec()))
+                .collect(),
+            body: request.body().to_vec(),
+        }
+    }
+
+    /// The value of query parameter `name` (`a=1&b=2`), if present.
+    pub fn query_param(&self, name: &str) -> Option<&[u8]> {
+        query_param(self.query.as_deref()?, name)
+    }
+}
+
+/// The value of parameter `name` in a query string.
+pub fn query_param<'q>(query: &'q [u8], name: &str) -> Option<&'q [u8]> {
+    query.split(|b| *b == b'&').find_map(|pair| {
+        let mut kv = pair.splitn(2, |b| *b == b'=');
+        (kv.next()? == name.as_bytes()).then(|| kv.next().unwrap_or(b""))
+    })
+}
+
+/// The response of an async handler.
+#[derive(Clone, Debug)]
+pub struct OwnedResponse {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+}
+
+impl OwnedResponse {
+    pub fn new(status: u16, body: impl Into<Vec<u8>>) -> Self {
+        OwnedResponse {
+            status,
+            headers: Vec::new(),
+            body: body.into(),
+        }
+    }
+
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+}
+
+#[derive(Clone)]
+enum Route {
+    Sync(Handler),
+    Async(AsyncHandler),
+}
+
+/// What the router found for a request.
+pub enum Found<'a> {
+    Sync(&'a Handler),
+    Async(&'a AsyncHandler),
+    Fixed(Response<'static>),
+}
 
 /// Method + path → handler. `HEAD` is answered by the `GET` route (without the body).
 #[derive(Clone, Default)]
 pub struct Router {
-    routes: Vec<(&'static [u8], &'static [u8], Handler)>,
+    routes: Vec<(&'static [u8], &'static [u8], Route)>,
 }
 
 const NOT_FOUND: Response<'static> = Response {
@@ -31,21 +117,40 @@ impl Router {
         Router::default()
     }
 
-    /// Adds a route for `method` (e.g. `"GET"`) and the exact `path`.
+    /// Adds a sync route for `method` (e.g. `"GET"`) and the exact `path`.
     pub fn route(
         mut self,
         method: &'static str,
         path: &'static str,
         handler: impl for<'r> Fn(&Request<'r>) -> Response<'r> + 'static,
     ) -> Self {
-        self.routes
-            .push((method.as_bytes(), path.as_bytes(), Rc::new(handler)));
+        self.routes.push((
+            method.as_bytes(),
+            path.as_bytes(),
+            Route::Sync(Rc::new(handler)),
+        ));
         self
     }
 
-    /// The response for `request`: its route's, 405 when the path exists under other
-    /// methods, 404 otherwise.
-    pub fn handle<'r>(&self, request: &Request<'r>) -> Response<'r> {
+    /// Adds an async route (see the module docs).
+    pub fn route_async<F, Fut>(
+        mut self,
+        method: &'static str,
+        path: &'static str,
+        handler: F,
+    ) -> Self
+    where
+        F: Fn(OwnedRequest) -> Fut + 'static,
+        Fut: Future<Output = OwnedResponse> + 'static,
+    {
+        let boxed: AsyncHandler = Rc::new(move |request| Box::pin(handler(request)));
+        self.routes
+            .push((method.as_bytes(), path.as_bytes(), Route::Async(boxed)));
+        self
+    }
+
+    /// The handler for `request`, or the 404/405 response when there is none.
+    pub fn find(&self, request: &Request<'_>) -> Found<'_> {
         let method = if request.is_head() {
             &b"GET"[..]
         } else {
@@ -53,18 +158,43 @@ impl Router {
         };
         let path = request.path();
         let mut path_known = false;
-        for (route_method, route_path, handler) in &self.routes {
+        for (route_method, route_path, route) in &self.routes {
             if *route_path == path {
                 if *route_method == method {
-                    return handler(request);
+                    return match route {
+                        Route::Sync(handler) => Found::Sync(handler),
+                        Route::Async(handler) => Found::Async(handler),
+                    };
                 }
                 path_known = true;
             }
         }
-        if path_known {
+        Found::Fixed(if path_known {
             METHOD_NOT_ALLOWED
         } else {
             NOT_FOUND
+        })
+    }
+
+    /// The response of a sync route (async routes answer 500 here: use [`find`](Self::find)).
+    pub fn handle<'r>(&self, request: &Request<'r>) -> Response<'r> {
+        match self.find(request) {
+            Found::Sync(handler) => handler(request),
+            Found::Fixed(response) => response,
+            Found::Async(_) => Response::new(500, b"async route called synchronously\n"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::query_param;
+
+    #[test]
+    fn query_parameters_are_found_by_name() {
+        assert_eq!(query_param(b"ms=200&offload=1", "ms"), Some(&b"200"[..]));
+        assert_eq!(query_param(b"ms=200&offload=1", "offload"), Some(&b"1"[..]));
+        assert_eq!(query_param(b"flag&x=1", "flag"), Some(&b""[..]));
+        assert_eq!(query_param(b"ms=200", "m"), None);
     }
 }

@@ -17,8 +17,10 @@
 
 use std::{
     cell::{Cell, RefCell},
+    future::Future,
     net::SocketAddr,
     panic::{AssertUnwindSafe, catch_unwind},
+    pin::Pin,
     rc::Rc,
     time::{Duration, Instant, SystemTime},
 };
@@ -27,13 +29,13 @@ use percore::{
     Error, ServerBuilder, ServerHandle, TcpStream,
     future::{Either, select},
     metrics::{Counter, counter},
-    shutdown_requested, shutdown_signal,
+    shutdown_requested, shutdown_signal, spawn,
     time::{sleep, timeout},
 };
 
 use crate::{
-    Connection, DateCache, Event, HttpError, Limits, Router, write_continue, write_error_response,
-    write_response,
+    Connection, DateCache, Event, Found, HttpError, Limits, OwnedRequest, OwnedResponse, Response,
+    ResponseFraming, Router, write_continue, write_error_response, write_response,
 };
 
 /// How long a closing connection keeps reading (and discarding) after its last response.
@@ -93,10 +95,16 @@ impl StatusCounters {
     }
 }
 
+/// An async handler's response to come.
+type PendingResponse = Pin<Box<dyn Future<Output = OwnedResponse>>>;
+
 /// What one pass over the input found.
 #[derive(Default)]
 struct Pass {
     panicked: bool,
+    /// An async handler's future and the framing its response needs; the connection
+    /// answers nothing else until it has written this response.
+    pending: Option<(PendingResponse, ResponseFraming)>,
 }
 
 /// Serves one connection until it closes.
@@ -164,6 +172,11 @@ pub async fn handle(mut stream: TcpStream, router: Rc<Router>, limits: Limits) {
                 if pass.panicked {
                     break;
                 }
+                if let Some((future, framing)) = pass.pending
+                    && !answer_async(&mut stream, &mut conn, &counters, future, framing).await
+                {
+                    break;
+                }
             }
             Either::Left(Ok(Ok(None))) => break, // The client closed its side.
             Either::Left(Ok(Err(_))) => return,  // Reset or I/O error: nothing to answer.
@@ -192,7 +205,21 @@ fn serve_input(
             Event::NeedMore | Event::Closed => break,
             Event::Continue => write_continue(out),
             Event::Request(request) => {
-                match catch_unwind(AssertUnwindSafe(|| router.handle(&request))) {
+                let handler = match router.find(&request) {
+                    Found::Async(handler) => {
+                        // Copied out, run as a task; later pipelined requests wait for it.
+                        let future = handler(OwnedRequest::from_request(&request));
+                        pass.pending = Some((future, request.response_framing()));
+                        break;
+                    }
+                    Found::Sync(handler) => Some(handler),
+                    Found::Fixed(_) => None,
+                };
+                let respond = || match handler {
+                    Some(handler) => handler(&request),
+                    None => router.handle(&request),
+                };
+                match catch_unwind(AssertUnwindSafe(respond)) {
                     Ok(response) => {
                         counters.count(response.status);
                         write_response(out, &response, date, request.response_framing());
@@ -221,6 +248,45 @@ fn serve_input(
         consumed = input.len();
     }
     (consumed, pass)
+}
+
+/// Runs an async handler's future as a task (so a panic is contained) and writes its
+/// response. False when the handler panicked: it got a 500 and the connection must close.
+async fn answer_async(
+    stream: &mut TcpStream,
+    conn: &mut Connection,
+    counters: &StatusCounters,
+    future: PendingResponse,
+    framing: ResponseFraming,
+) -> bool {
+    let result = spawn(future).await;
+    let date = DATE.with(|d| *d.borrow_mut().get(SystemTime::now()));
+    match result {
+        Ok(owned) => {
+            let headers: Vec<(&str, &str)> = owned
+                .headers
+                .iter()
+                .map(|(n, v)| (*n, v.as_str()))
+                .collect();
+            let response = Response {
+                status: owned.status,
+                headers: &headers,
+                body: &owned.body,
+            };
+            counters.count(response.status);
+            stream
+                .write_with(|out| write_response(out, &response, &date, framing))
+                .is_ok()
+        }
+        Err(_) => {
+            let mut error = HttpError::bad_request("the handler failed");
+            error.status = 500;
+            let _ = stream.write_with(|out| write_error_response(out, error, &date));
+            counters.count(500);
+            conn.drain();
+            false
+        }
+    }
 }
 
 /// Sends what is pending, half-closes, and reads (discarding) until the client closes or

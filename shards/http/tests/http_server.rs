@@ -439,3 +439,63 @@ fn wrk_runs_without_errors_or_non_2xx() {
     assert!(requests > 1000, "{text}");
     stop(server);
 }
+
+#[test]
+fn async_handlers_answer_in_order_and_offloaded_work_leaves_the_shard_free() {
+    let (server, addr) = service::serve(
+        Server::builder().shards(1),
+        "127.0.0.1:0".parse().unwrap(),
+        Limits::default(),
+        router,
+    )
+    .map(|s| {
+        let a = s.listen_addr().unwrap();
+        (s, a)
+    })
+    .unwrap();
+    // An async request between two sync ones: answered in request order.
+    let (bytes, _) = exchange(
+        addr,
+        b"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /work?ms=20&offload=1 HTTP/1.1\r\nHost: a\r\n\r\nGET /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    );
+    let text = String::from_utf8_lossy(&bytes);
+    let (hello, work, ok) = (
+        text.find("Hello, World!"),
+        text.find("burned"),
+        text.find("ok\n"),
+    );
+    assert!(
+        hello < work && work < ok && ok.is_some(),
+        "order kept: {text}"
+    );
+    assert!(text.contains("on the blocking pool"), "{text}");
+    let (bytes, _) = exchange(addr, b"GET /work?ms=zero HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(
+        responses(&bytes)[0].0,
+        400,
+        "bad parameter answered, not a panic"
+    );
+
+    // With the work offloaded, the one shard keeps answering other connections.
+    let heavy = thread::spawn(move || {
+        exchange(
+            addr,
+            b"GET /work?ms=400&offload=1 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        )
+    });
+    thread::sleep(Duration::from_millis(50));
+    let asked = Instant::now();
+    let (bytes, _) = exchange(
+        addr,
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    );
+    let light = asked.elapsed();
+    assert_eq!(responses(&bytes)[0].0, 200);
+    assert!(
+        light < Duration::from_millis(200),
+        "light request waited {light:?} behind offloaded work"
+    );
+    let (bytes, _) = heavy.join().unwrap();
+    assert!(String::from_utf8_lossy(&bytes).contains("burned"));
+    stop(server);
+}
