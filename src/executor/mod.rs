@@ -47,12 +47,25 @@ pub fn shutdown_requested() -> bool {
 /// Completes when the server begins a graceful stop; long-lived connection handlers select
 /// on it to finish their current work and close.
 pub async fn shutdown_signal() {
-    let shard = shard::current();
+    /// Unregisters the waiter however the future ends.
+    struct Waiter {
+        shard: std::rc::Rc<shard::Shard>,
+        key: Option<usize>,
+    }
+    impl Drop for Waiter {
+        fn drop(&mut self) {
+            self.shard.drain.unregister(&mut self.key);
+        }
+    }
+    let mut waiter = Waiter {
+        shard: shard::current(),
+        key: None,
+    };
     poll_fn(|cx| {
-        if shard.is_draining() {
+        if waiter.shard.is_draining() {
             return Poll::Ready(());
         }
-        shard.drain.waiters.borrow_mut().push(cx.waker().clone());
+        waiter.shard.drain.register(&mut waiter.key, cx.waker());
         Poll::Pending
     })
     .await

@@ -264,9 +264,7 @@ fn drain_step(shard: &Rc<Shard>, state: &mut LoopState) -> bool {
     if !shard.is_draining() {
         shard.drain.draining.set(true);
         net::stop_listening(shard);
-        for waker in shard.drain.waiters.borrow_mut().drain(..) {
-            waker.wake();
-        }
+        shard.drain.wake_all();
     }
     if state.forced_at.is_none() && Instant::now() >= control.drain_deadline() {
         let tasks_live = shard.tasks.borrow().live();

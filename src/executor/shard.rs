@@ -52,11 +52,61 @@ pub(crate) struct Shard {
     pub(crate) service_metrics: RefCell<crate::metrics::counters::Registry>,
 }
 
-/// The shard's view of a graceful stop.
+/// The shard's view of a graceful stop: the flag, and the tasks waiting for it (a slab, so a
+/// waiter that re-registers on every poll takes one slot, not one more each time).
 #[derive(Default)]
 pub(crate) struct Drain {
     pub(crate) draining: Cell<bool>,
-    pub(crate) waiters: RefCell<Vec<Waker>>,
+    waiters: RefCell<Vec<Option<Waker>>>,
+    free: RefCell<Vec<usize>>,
+}
+
+impl Drain {
+    /// Registers (or refreshes) the waker of the waiter holding `key`.
+    pub(crate) fn register(&self, key: &mut Option<usize>, waker: &Waker) {
+        let mut waiters = self.waiters.borrow_mut();
+        match key {
+            Some(k) => match &mut waiters[*k] {
+                Some(current) if current.will_wake(waker) => {}
+                slot => *slot = Some(waker.clone()),
+            },
+            None => {
+                let slot = match self.free.borrow_mut().pop() {
+                    Some(free) => free,
+                    None => {
+                        waiters.push(None);
+                        waiters.len() - 1
+                    }
+                };
+                waiters[slot] = Some(waker.clone());
+                *key = Some(slot);
+            }
+        }
+    }
+
+    /// Removes the waiter holding `key` (its future was dropped or completed).
+    pub(crate) fn unregister(&self, key: &mut Option<usize>) {
+        if let Some(k) = key.take()
+            && let (Ok(mut waiters), Ok(mut free)) =
+                (self.waiters.try_borrow_mut(), self.free.try_borrow_mut())
+        {
+            waiters[k] = None;
+            free.push(k);
+        }
+    }
+
+    /// Wakes every waiter (the drain began).
+    pub(crate) fn wake_all(&self) {
+        let wakers: Vec<Waker> = self
+            .waiters
+            .borrow_mut()
+            .iter_mut()
+            .filter_map(Option::take)
+            .collect();
+        for waker in wakers {
+            waker.wake();
+        }
+    }
 }
 
 thread_local! {

@@ -248,10 +248,12 @@ pub(crate) fn after_run(shard: &Shard) {
 }
 
 fn settle_lent_buffers(shard: &Shard) {
-    let holding = std::mem::take(&mut *shard.net.holding.borrow_mut());
-    if holding.is_empty() {
+    // Checked before taking the list, so an empty list keeps its capacity (no allocation at
+    // the next receive).
+    if shard.net.holding.borrow().is_empty() {
         return;
     }
+    let holding = std::mem::take(&mut *shard.net.holding.borrow_mut());
     let mut ring = shard.ring.borrow_mut();
     for conn in &holding {
         conn.in_holding_list.set(false);
