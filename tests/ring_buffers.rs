@@ -7,7 +7,7 @@ mod common;
 
 use std::{
     io::{Read, Write},
-    net::TcpStream as StdStream,
+    net::{SocketAddr, TcpStream as StdStream},
     sync::{Arc, Barrier, mpsc},
     thread,
     time::Duration,
@@ -15,6 +15,38 @@ use std::{
 
 use common::{Pattern, shard_cpu_ticks, wait_for_stats};
 use percore::{RingConfig, Server};
+
+/// Runs `client` on `conns` connections at once (each on its own thread, all released
+/// together by a barrier after connecting) and fails the test with the first error.
+fn run_clients(
+    addr: SocketAddr,
+    conns: usize,
+    client: fn(u64, &mut StdStream) -> Result<(), String>,
+) {
+    let start = Arc::new(Barrier::new(conns));
+    let (tx, rx) = mpsc::channel();
+    for conn in 0..conns as u64 {
+        let (tx, start) = (tx.clone(), start.clone());
+        thread::spawn(move || {
+            let result = StdStream::connect(addr)
+                .map_err(|e| e.to_string())
+                .and_then(|mut stream| {
+                    stream
+                        .set_read_timeout(Some(Duration::from_secs(30)))
+                        .unwrap();
+                    start.wait();
+                    client(conn, &mut stream).map_err(|e| format!("conn {conn}: {e}"))
+                });
+            tx.send(result).unwrap();
+        });
+    }
+    drop(tx);
+    for _ in 0..conns {
+        rx.recv_timeout(Duration::from_secs(60))
+            .expect("client finished")
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+}
 
 /// The CPU check reads every shard thread of the process: tests here run one at a time.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -35,37 +67,16 @@ fn eight_buffers_serve_256_connections_without_loss_or_spin() {
     const CONNS: usize = 256;
     const BYTES: usize = 4096;
     // All clients send at once, so the 8 buffers per shard are certainly exhausted.
-    let start = Arc::new(Barrier::new(CONNS));
-    let (tx, rx) = mpsc::channel();
-    for conn in 0..CONNS as u64 {
-        let (tx, start) = (tx.clone(), start.clone());
-        thread::spawn(move || {
-            let result = (|| {
-                let mut stream = StdStream::connect(addr).map_err(|e| e.to_string())?;
-                stream
-                    .set_read_timeout(Some(Duration::from_secs(30)))
-                    .unwrap();
-                let sent = Pattern::new(conn + 1).bytes(BYTES);
-                start.wait();
-                stream.write_all(&sent).map_err(|e| e.to_string())?;
-                let mut got = vec![0; BYTES];
-                stream
-                    .read_exact(&mut got)
-                    .map_err(|e| format!("conn {conn}: {e}"))?;
-                if got != sent {
-                    return Err(format!("conn {conn}: echoed bytes differ"));
-                }
-                Ok(())
-            })();
-            tx.send(result).unwrap();
-        });
-    }
-    drop(tx);
-    for _ in 0..CONNS {
-        rx.recv_timeout(Duration::from_secs(60))
-            .expect("client finished")
-            .unwrap_or_else(|e| panic!("{e}"));
-    }
+    run_clients(addr, CONNS, |conn, stream| {
+        let sent = Pattern::new(conn + 1).bytes(BYTES);
+        stream.write_all(&sent).map_err(|e| e.to_string())?;
+        let mut got = vec![0; BYTES];
+        stream.read_exact(&mut got).map_err(|e| e.to_string())?;
+        if got != sent {
+            return Err("echoed bytes differ".into());
+        }
+        Ok(())
+    });
     let stats = wait_for_stats(&server, Duration::from_secs(10), |s| s.net.open == 0);
     let enobufs: u64 = stats.iter().map(|s| s.net.enobufs).sum();
     assert!(
@@ -112,43 +123,22 @@ fn tiny_submission_and_completion_queues_lose_nothing() {
         .expect("server with tiny queues starts");
     let addr = server.listen_addr().unwrap();
     const CONNS: usize = 128;
-    let start = Arc::new(Barrier::new(CONNS));
-    let (tx, rx) = mpsc::channel();
-    for conn in 0..CONNS as u64 {
-        let (tx, start) = (tx.clone(), start.clone());
-        thread::spawn(move || {
-            let result = (|| {
-                let mut stream = StdStream::connect(addr).map_err(|e| e.to_string())?;
-                stream
-                    .set_read_timeout(Some(Duration::from_secs(30)))
-                    .unwrap();
-                let mut pattern = Pattern::new(conn + 77);
-                start.wait();
-                for round in 0..20 {
-                    // Many small writes back to back: many receive completions at once.
-                    let sent = pattern.bytes(64 + round * 13);
-                    for piece in sent.chunks(16) {
-                        stream.write_all(piece).map_err(|e| e.to_string())?;
-                    }
-                    let mut got = vec![0; sent.len()];
-                    stream
-                        .read_exact(&mut got)
-                        .map_err(|e| format!("conn {conn}: {e}"))?;
-                    if got != sent {
-                        return Err(format!("conn {conn} round {round}: bytes differ"));
-                    }
-                }
-                Ok(())
-            })();
-            tx.send(result).unwrap();
-        });
-    }
-    drop(tx);
-    for _ in 0..CONNS {
-        rx.recv_timeout(Duration::from_secs(60))
-            .expect("client finished")
-            .unwrap_or_else(|e| panic!("{e}"));
-    }
+    run_clients(addr, CONNS, |conn, stream| {
+        let mut pattern = Pattern::new(conn + 77);
+        for round in 0..20 {
+            // Many small writes back to back: many receive completions at once.
+            let sent = pattern.bytes(64 + round * 13);
+            for piece in sent.chunks(16) {
+                stream.write_all(piece).map_err(|e| e.to_string())?;
+            }
+            let mut got = vec![0; sent.len()];
+            stream.read_exact(&mut got).map_err(|e| e.to_string())?;
+            if got != sent {
+                return Err(format!("round {round}: bytes differ"));
+            }
+        }
+        Ok(())
+    });
     let stats = wait_for_stats(&server, Duration::from_secs(10), |s| s.net.open == 0);
     let ring = stats[0].ring;
     assert!(
