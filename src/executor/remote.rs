@@ -40,6 +40,8 @@ pub(crate) struct ShardRemote {
     busy_since_ns: AtomicU64,
     /// Iterations the watchdog saw run past the stall threshold.
     stalls: AtomicU64,
+    /// The shard thread's kernel id (0 until it runs), for its scheduler statistics.
+    tid: AtomicI32,
 }
 
 impl ShardRemote {
@@ -52,6 +54,7 @@ impl ShardRemote {
             ring_fd: AtomicI32::new(-1),
             busy_since_ns: AtomicU64::new(0),
             stalls: AtomicU64::new(0),
+            tid: AtomicI32::new(0),
         })
     }
 
@@ -87,6 +90,14 @@ impl ShardRemote {
 
     pub(crate) fn busy_since(&self) -> u64 {
         self.busy_since_ns.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_tid(&self, tid: i32) {
+        self.tid.store(tid, Ordering::Relaxed);
+    }
+
+    pub(crate) fn tid(&self) -> i32 {
+        self.tid.load(Ordering::Relaxed)
     }
 
     pub(crate) fn count_stall(&self) {

@@ -200,6 +200,7 @@ where
     if ring.features.msg_ring {
         remote.set_ring_fd(ring.fd());
     }
+    remote.set_tid(sys::cpu::current_tid());
     let features = ring.features.clone();
     let shard = Rc::new(Shard {
         id: info.id,

@@ -52,3 +52,29 @@ mod tests {
         assert!(online_cpus() >= 1);
     }
 }
+
+/// The kernel's id of the calling thread (for `/proc/self/task/<tid>/...`).
+pub(crate) fn current_tid() -> i32 {
+    // SAFETY: gettid has no preconditions and cannot fail.
+    unsafe { libc::gettid() }
+}
+
+/// How long thread `tid` of this process has waited for a CPU while runnable (run-queue
+/// delay, from `/proc/self/task/<tid>/schedstat`), in nanoseconds; `None` when unavailable.
+pub(crate) fn run_delay_ns(tid: i32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).ok()?;
+    text.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[cfg(test)]
+mod schedstat_tests {
+    use super::*;
+
+    #[test]
+    fn the_calling_thread_has_a_run_delay() {
+        assert!(
+            run_delay_ns(current_tid()).is_some(),
+            "schedstat readable for our own thread"
+        );
+    }
+}
