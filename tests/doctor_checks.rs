@@ -1,10 +1,12 @@
 //! The doctor as a library on this host (`run_checks`, `judge`, `to_json`), and the files in
 //! linux-setup/ it points users at: the Docker seccomp profile and the tuning script.
 
-use std::{
-    io::Write,
-    process::{Command, Stdio},
-};
+#[path = "support/python.rs"]
+mod python;
+
+use std::process::Command;
+
+use python::python;
 
 use percore::doctor::{self, Check, DoctorConfig, Facts, RingFacts, Verdict};
 
@@ -15,31 +17,6 @@ const CONFIG: DoctorConfig = DoctorConfig {
 
 fn setup_dir() -> String {
     concat!(env!("CARGO_MANIFEST_DIR"), "/linux-setup").to_string()
-}
-
-/// Runs a Python snippet on `input`; `None` (with the reason printed) when there is no python3.
-fn python(script: &str, input: &[u8]) -> Option<String> {
-    let mut child = match Command::new("python3")
-        .args(["-c", script])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-    {
-        Ok(child) => child,
-        Err(e) => {
-            eprintln!("skipped: python3 is needed to validate JSON ({e})");
-            return None;
-        }
-    };
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "python3 failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 #[test]

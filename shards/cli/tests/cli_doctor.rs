@@ -2,13 +2,14 @@
 //! tiny open-files and locked-memory limits; its `--json` shape; its exit status; and the
 //! `linux-setup/doctor.sh` wrapper.
 
+#[path = "../../../tests/support/python.rs"]
+mod python;
 #[path = "../../../tests/support/seccomp.rs"]
 mod seccomp;
 
 use std::{
-    io::Write,
     os::unix::process::CommandExt,
-    process::{Command, Output, Stdio},
+    process::{Command, Output},
 };
 
 fn percore() -> Command {
@@ -195,28 +196,7 @@ fn a_healthy_host_exits_0() {
 /// Parses `json` with Python's json module and prints its keys and checks, one per line.
 fn python_summary(json: &[u8]) -> Option<String> {
     let script = "import json, sys\nd = json.load(sys.stdin)\nprint(' '.join(sorted(d)))\nprint(d['exit_code'], sorted(d['summary'].items()))\nfor c in d['checks']:\n    print(c['name'], c['verdict'], c['fix'] is None, sorted(c))\n";
-    let mut child = match Command::new("python3")
-        .args(["-c", script])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-    {
-        Ok(child) => child,
-        Err(e) => {
-            eprintln!("skipped: python3 is needed to validate JSON ({e})");
-            return None;
-        }
-    };
-    child.stdin.take().unwrap().write_all(json).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "not valid JSON: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(json)
-    );
-    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+    python::python(script, json)
 }
 
 #[test]
