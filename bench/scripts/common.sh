@@ -4,6 +4,13 @@
 BIN=target/release
 SERVER_PID=""
 
+# Defaults of the measuring scripts (override from the environment): rounds per
+# configuration, measured and warm-up seconds, server port.
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-2}
+PORT=${PORT:-7000}
+
 build() {
     # Always build: another engineer may have changed the kernel since the last build.
     cargo build --release -q -p percore-cli -p percore-bench

@@ -11,10 +11,6 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 source bench/scripts/common.sh
 
-ROUNDS=${ROUNDS:-3}
-DURATION=${DURATION:-10}
-WARMUP=${WARMUP:-2}
-PORT=${PORT:-7000}
 MESSAGE_SIZE=${MESSAGE_SIZE:-64}
 CONFIGS=${CONFIGS:-"100:1 256:1"}
 OUT=${OUT:-$(mktemp -d /tmp/echo_cpu.XXXXXX)}

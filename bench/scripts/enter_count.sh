@@ -10,10 +10,6 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 source bench/scripts/common.sh
 
-ROUNDS=${ROUNDS:-3}
-DURATION=${DURATION:-10}
-WARMUP=${WARMUP:-2}
-PORT=${PORT:-7000}
 CONFIGS=${CONFIGS:-"100:1 256:1"}
 OUT=${OUT:-$(mktemp -d /tmp/enter_count.XXXXXX)}
 EVENTS=syscalls:sys_enter_io_uring_enter,io_uring:io_uring_submit_req

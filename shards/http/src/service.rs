@@ -205,19 +205,20 @@ fn serve_input(
             Event::NeedMore | Event::Closed => break,
             Event::Continue => write_continue(out),
             Event::Request(request) => {
-                let handler = match router.find(&request) {
+                // The sync handler, or the router's fixed 404/405 answer.
+                let route = match router.find(&request) {
                     Found::Async(handler) => {
                         // Copied out, run as a task; later pipelined requests wait for it.
                         let future = handler(OwnedRequest::from_request(&request));
                         pass.pending = Some((future, request.response_framing()));
                         break;
                     }
-                    Found::Sync(handler) => Some(handler),
-                    Found::Fixed(_) => None,
+                    Found::Sync(handler) => Ok(handler),
+                    Found::Fixed(response) => Err(response),
                 };
-                let respond = || match handler {
-                    Some(handler) => handler(&request),
-                    None => router.handle(&request),
+                let respond = || match route {
+                    Ok(handler) => handler(&request),
+                    Err(fixed) => fixed,
                 };
                 match catch_unwind(AssertUnwindSafe(respond)) {
                     Ok(response) => {
