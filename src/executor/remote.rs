@@ -31,6 +31,10 @@ pub(crate) struct ShardRemote {
     /// Tasks woken from other threads. Bounded by the number of live tasks of the shard,
     /// because a task enters it only when its `queued` flag goes from false to true.
     wakes: Mutex<Vec<TaskRef>>,
+    /// Set after a push to `wakes`, so the loop skips the lock when nobody woke a task
+    /// from outside (the common case on a busy shard). `prepare_sleep` still checks the
+    /// list itself, under the lock, so a wake racing with this flag is never lost.
+    wakes_pending: AtomicBool,
     sleeping: AtomicBool,
     eventfd: EventFd,
     /// The shard's ring fd for MSG_RING wakes from other shards; -1 until the ring exists or
@@ -49,6 +53,7 @@ impl ShardRemote {
         Ok(ShardRemote {
             id,
             wakes: Mutex::new(Vec::new()),
+            wakes_pending: AtomicBool::new(false),
             sleeping: AtomicBool::new(false),
             eventfd: EventFd::new()?,
             ring_fd: AtomicI32::new(-1),
@@ -69,6 +74,7 @@ impl ShardRemote {
     /// Queues a task woken from another thread and wakes the shard if it sleeps.
     pub(crate) fn wake_task(&self, task: TaskRef) {
         lock(&self.wakes).push(task);
+        self.wakes_pending.store(true, Ordering::Release);
         self.notify();
     }
 
@@ -133,6 +139,9 @@ impl ShardRemote {
 
     /// Moves remotely woken tasks into `into`.
     pub(crate) fn drain_wakes(&self, into: &mut Vec<TaskRef>) {
+        if !self.wakes_pending.swap(false, Ordering::AcqRel) {
+            return;
+        }
         let mut wakes = lock(&self.wakes);
         into.append(&mut wakes);
     }
