@@ -118,7 +118,7 @@ fn resets_at_random_moments_leave_no_fd_buffer_or_op_behind() {
         THREADS * PER_THREAD,
         "every connection was accepted"
     );
-    assert_eq!(closed, accepted, "and every one was closed");
+    assert_eq!(closed, accepted, "and every one was closed: {stats:#?}");
     for s in &stats {
         assert_eq!(s.net.open, 0, "shard {}: no connection left open", s.shard);
         assert_eq!(

@@ -173,7 +173,10 @@ fn run_tasks(shard: &Shard) {
 }
 
 fn choose_wait(shard: &Shard) -> Wait {
-    if shard::local_queue_len() > 0 || shard.ring.borrow().has_reaped() || shard.mesh.has_pending()
+    if shard::local_queue_len() > 0
+        || shard.ring.borrow().has_reaped()
+        || shard.mesh.has_pending()
+        || net::has_starved(shard)
     {
         return Wait::No;
     }

@@ -289,7 +289,10 @@ fn rearm_starved(shard: &Shard) {
         u32::from(ring.bufs.count()) - ring.bufs.lent()
     };
     let mut starved = shard.net.starved.borrow_mut();
-    for _ in 0..free.min(starved.len() as u32) {
+    // Only receives actually re-armed count against the free buffers: closed or paused
+    // connections leave the list without using one.
+    let mut armed = 0;
+    while armed < free {
         let Some(conn) = starved.pop_front() else {
             break;
         };
@@ -297,8 +300,15 @@ fn rearm_starved(shard: &Shard) {
         if was_starved && !conn.recv_armed.get() && wants_input(&conn) {
             arm_recv(shard, &conn);
             shard.net.count(|s| s.rearms += 1);
+            armed += 1;
         }
     }
+}
+
+/// Connections still waiting for buffers: the loop must not sleep while there are any, or
+/// nothing would ever re-arm them (their peers may be waiting for us).
+pub(crate) fn has_starved(shard: &Shard) -> bool {
+    !shard.net.starved.borrow().is_empty()
 }
 
 /// A handle was dropped: start closing the connection.

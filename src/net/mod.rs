@@ -14,7 +14,8 @@ mod table;
 use std::{cell::RefCell, collections::VecDeque, rc::Rc, time::Duration};
 
 pub(crate) use self::dispatch::{
-    after_run, close_phase, force_close_all, is_quiet, on_accept, on_recv, on_send, stop_listening,
+    after_run, close_phase, force_close_all, has_starved, is_quiet, on_accept, on_recv, on_send,
+    stop_listening,
 };
 use self::{conn::Conn, listener::ListenerTable, table::ConnTable};
 pub use self::{listener::TcpListener, stream::TcpStream};
