@@ -39,7 +39,6 @@ fn reset(stream: StdStream) {
 }
 
 #[test]
-#[ignore = "known defect under load: about 1 run in 5 one reset connection's handler waits for input forever (see the issue note); run with --ignored"]
 fn resets_at_random_moments_leave_no_fd_buffer_or_op_behind() {
     let server = Server::builder()
         .shards(2)

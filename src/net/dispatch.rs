@@ -95,6 +95,17 @@ fn receive_data(shard: &Shard, conn: &Rc<Conn>, completion: &Completion) {
     conn.wake_reader();
 }
 
+/// A send failed (reset, broken pipe): the connection is dead in both directions. The
+/// reader gets the error after the bytes already received, and the receive is cancelled
+/// rather than trusted to end by itself: under load a multishot receive on a socket whose
+/// send took the reset was seen to stay armed with no further completion (the socket
+/// reports a pending error only once), leaving its reader waiting forever (R8).
+fn fail_input(shard: &Shard, conn: &Rc<Conn>, errno: i32) {
+    conn.rx.borrow_mut().error.get_or_insert(errno);
+    cancel_recv(shard, conn);
+    conn.wake_reader();
+}
+
 /// Whether a connection whose receive ended should get a new one.
 fn wants_input(conn: &Conn) -> bool {
     let rx = conn.rx.borrow();
@@ -114,8 +125,8 @@ pub(crate) fn on_send(shard: &Shard, completion: Completion) {
         tx.sending.clear();
         tx.sent = 0;
         drop(tx);
+        fail_input(shard, &conn, -result);
         conn.wake_writer();
-        conn.wake_reader();
         return;
     }
     shard.net.count(|s| s.bytes_out += result as u64);
