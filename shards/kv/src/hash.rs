@@ -1,0 +1,106 @@
+//! Hashing: the store's fast map hasher (FxHash, as rustc uses) and the stable hash that
+//! decides which shard owns a key. Both are fixed functions (no random keys), so a key has
+//! the same owner in every process and on every run; the store is not exposed to untrusted
+//! hash flooding beyond what the per-shard memory limit bounds.
+
+use std::hash::{BuildHasherDefault, Hasher};
+
+const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+/// FxHash: a multiply-rotate hash, fast on short keys.
+#[derive(Default, Clone, Copy)]
+pub struct FxHasher {
+    hash: u64,
+}
+
+impl FxHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(SEED);
+    }
+}
+
+impl Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        for &b in chunks.remainder() {
+            self.add(u64::from(b));
+        }
+    }
+
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.hash
+    }
+}
+
+/// The map hasher of the store.
+pub type FxBuild = BuildHasherDefault<FxHasher>;
+
+/// A `HashMap` with FxHash.
+pub type FxHashMap<K, V> = std::collections::HashMap<K, V, FxBuild>;
+
+/// The shard that owns `key` among `shards` shards: FxHash of the bytes, finished with a
+/// 64-bit avalanche (so the low bits depend on every input bit), modulo the count.
+pub fn owner(key: &[u8], shards: usize) -> usize {
+    if shards <= 1 {
+        return 0;
+    }
+    let mut hasher = FxHasher::default();
+    hasher.write(key);
+    hasher.write_usize(key.len());
+    let mut h = hasher.finish();
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    (h % shards as u64) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::owner;
+
+    #[test]
+    fn ownership_is_stable_and_spread() {
+        // Fixed values: a change of the function would move every key (a stored layout).
+        assert_eq!(owner(b"anything", 1), 0);
+        let first: Vec<usize> = (0..8)
+            .map(|i| owner(format!("key:{i}").as_bytes(), 2))
+            .collect();
+        let again: Vec<usize> = (0..8)
+            .map(|i| owner(format!("key:{i}").as_bytes(), 2))
+            .collect();
+        assert_eq!(first, again);
+        let on_zero = (0..10_000)
+            .filter(|i| owner(format!("key:{i:012}").as_bytes(), 2) == 0)
+            .count();
+        assert!(
+            (4_500..5_500).contains(&on_zero),
+            "{on_zero} of 10000 on shard 0"
+        );
+        let mut per_shard = [0usize; 4];
+        for i in 0..10_000 {
+            per_shard[owner(format!("user:{i}").as_bytes(), 4)] += 1;
+        }
+        assert!(
+            per_shard.iter().all(|&n| (2_000..3_000).contains(&n)),
+            "{per_shard:?}"
+        );
+    }
+}
