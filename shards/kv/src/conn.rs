@@ -94,31 +94,39 @@ pub async fn handle(mut stream: TcpStream, config: Config) {
         subs: Subscriptions::default(),
         closing: false,
     };
-    serve(&mut stream, &mut conn).await;
-    if !matches!(timeout(CLOSE_FLUSH, stream.flush()).await, Ok(Ok(()))) {
-        stream.abort();
+    let ending = serve(&mut stream, &mut conn).await;
+    // Subscriptions end with the connection's service, not after its last bytes leave.
+    drop(conn);
+    match ending {
+        Ending::Flush if matches!(timeout(CLOSE_FLUSH, stream.flush()).await, Ok(Ok(()))) => {}
+        _ => stream.abort(),
     }
 }
 
-async fn serve(stream: &mut TcpStream, conn: &mut Conn) {
+/// How a connection ends.
+enum Ending {
+    /// Send what is written, then close.
+    Flush,
+    /// Close at once (a subscriber past its output limit will not read what is pending).
+    Abort,
+}
+
+async fn serve(stream: &mut TcpStream, conn: &mut Conn) -> Ending {
     let watermark = 64 * 1024;
     loop {
-        if shutdown_requested() && conn.parser.is_idle() {
-            return;
-        }
-        if conn.closing {
-            return;
+        if shutdown_requested() && conn.parser.is_idle() || conn.closing {
+            return Ending::Flush;
         }
         // A subscriber: move waiting messages into the socket while it keeps up.
         if let Some(outbox) = conn.subs.outbox.clone() {
             if outbox.borrow().overflowed {
                 tracing::warn!(client = conn.id, "pub/sub output limit passed: closing");
-                return;
+                return Ending::Abort;
             }
             if !outbox.borrow().buf.is_empty() && stream.pending_output() < watermark {
                 let bytes = std::mem::take(&mut outbox.borrow_mut().buf);
                 if stream.write_buffered(&bytes).is_err() {
-                    return;
+                    return Ending::Abort;
                 }
             }
         }
@@ -127,7 +135,7 @@ async fn serve(stream: &mut TcpStream, conn: &mut Conn) {
             // outbox meanwhile, up to its limit).
             let wait = timeout(Duration::from_millis(100), stream.writable());
             if let Ok(Err(_)) = wait.await {
-                return;
+                return Ending::Abort;
             }
             continue;
         }
@@ -151,7 +159,8 @@ async fn serve(stream: &mut TcpStream, conn: &mut Conn) {
                     route::run(stream, conn, deferred).await;
                 }
             }
-            Ok(None) | Err(_) => return,
+            Ok(None) => return Ending::Flush,
+            Err(_) => return Ending::Abort,
         }
     }
 }

@@ -175,6 +175,18 @@ impl Raw {
         text
     }
 
+    /// Reads whatever is still coming; true when it ends in EOF or a reset (not a timeout).
+    pub fn ends(&mut self) -> bool {
+        let mut chunk = vec![0u8; 64 * 1024];
+        loop {
+            match self.reader.read(&mut chunk) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(e) => return e.kind() == std::io::ErrorKind::ConnectionReset,
+            }
+        }
+    }
+
     /// True when the server closed the connection (EOF within the read timeout).
     pub fn closed(&mut self) -> bool {
         let mut rest = Vec::new();
