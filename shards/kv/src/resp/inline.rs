@@ -4,10 +4,13 @@
 /// The arguments of an inline line, or `None` for unbalanced quotes (or a closing quote
 /// not followed by a space).
 pub fn split_inline(line: &[u8]) -> Option<Vec<Vec<u8>>> {
+    // Redis splits a C string: a NUL byte ends the line (found by fuzzing: without this an
+    // unquoted NUL ended an argument without being consumed, forever).
+    let line = &line[..line.iter().position(|&b| b == 0).unwrap_or(line.len())];
     let mut args = Vec::new();
     let mut i = 0;
     loop {
-        while i < line.len() && line[i].is_ascii_whitespace() {
+        while i < line.len() && is_space(line[i]) {
             i += 1;
         }
         if i == line.len() {
@@ -47,7 +50,7 @@ pub fn split_inline(line: &[u8]) -> Option<Vec<Vec<u8>>> {
                 }
                 if c == b'"' {
                     // A closing quote must be followed by a space or the end.
-                    if line.get(i + 1).is_some_and(|b| !b.is_ascii_whitespace()) {
+                    if line.get(i + 1).is_some_and(|&b| !is_space(b)) {
                         return None;
                     }
                     i += 1;
@@ -62,7 +65,7 @@ pub fn split_inline(line: &[u8]) -> Option<Vec<Vec<u8>>> {
                     continue;
                 }
                 if c == b'\'' {
-                    if line.get(i + 1).is_some_and(|b| !b.is_ascii_whitespace()) {
+                    if line.get(i + 1).is_some_and(|&b| !is_space(b)) {
                         return None;
                     }
                     i += 1;
@@ -72,7 +75,7 @@ pub fn split_inline(line: &[u8]) -> Option<Vec<Vec<u8>>> {
                 i += 1;
             } else {
                 match c {
-                    b' ' | b'\n' | b'\r' | b'\t' | 0 => break,
+                    b' ' | b'\n' | b'\r' | b'\t' => break,
                     b'"' => in_double = true,
                     b'\'' => in_single = true,
                     _ => arg.push(c),
@@ -82,6 +85,11 @@ pub fn split_inline(line: &[u8]) -> Option<Vec<Vec<u8>>> {
         }
         args.push(arg);
     }
+}
+
+/// C's `isspace`.
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
 }
 
 fn hex(b: u8) -> Option<u8> {

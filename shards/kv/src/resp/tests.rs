@@ -112,6 +112,9 @@ fn valid_requests_at_every_split_point() {
             true,
         ),
         (b"ECHO 'it\\'s'\r\n", vec![cmd(&["ECHO", "it's"])], true),
+        // A NUL ends an inline line, as in Redis (a fuzzing find: it looped forever).
+        (b"P\x14\0G\n", vec![cmd(&["P\x14"])], true),
+        (b"\0\r\n", vec![], true),
         // Mixed inline and multibulk.
         (
             b"PING\r\n*1\r\n$4\r\nPING\r\nPING\r\n",
@@ -160,6 +163,7 @@ fn protocol_errors_at_every_split_point() {
         (b"SET \"a\r\n", vec![Seen::Error(UnbalancedQuotes)]),
         (b"SET 'a\r\n", vec![Seen::Error(UnbalancedQuotes)]),
         (b"SET \"a\"b\r\n", vec![Seen::Error(UnbalancedQuotes)]),
+        (b"SET \"a\0\"\r\n", vec![Seen::Error(UnbalancedQuotes)]),
         // Lines past the limit, with or without their end.
         (&[b'a'; 40], vec![Seen::Error(TooBigInline)]),
         (
