@@ -155,7 +155,7 @@ async fn serve(stream: &mut TcpStream, conn: &mut Conn) -> Ending {
         };
         match outcome {
             Ok(Some(deferred)) => {
-                if !deferred.is_empty() {
+                if !deferred.commands.is_empty() {
                     route::run(stream, conn, deferred).await;
                 }
             }
@@ -165,34 +165,42 @@ async fn serve(stream: &mut TcpStream, conn: &mut Conn) -> Ending {
     }
 }
 
-/// Answers what it can of `input` into `out`; returns the bytes consumed and the commands
-/// deferred to other shards (in order).
-fn serve_input(conn: &mut Conn, input: &[u8], out: &mut Vec<u8>) -> (usize, Vec<Vec<Vec<u8>>>) {
+/// The commands of one read that must run elsewhere, in order, and the protocol error
+/// that ended the read, if any (answered after them).
+#[derive(Default)]
+pub struct Deferred {
+    pub commands: Vec<Vec<Vec<u8>>>,
+    pub protocol_error: Option<String>,
+}
+
+/// Answers what it can of `input` into `out`; returns the bytes consumed and what was
+/// deferred to other shards.
+fn serve_input(conn: &mut Conn, input: &[u8], out: &mut Vec<u8>) -> (usize, Deferred) {
     let mut consumed = 0;
-    let mut deferred: Vec<Vec<Vec<u8>>> = Vec::new();
-    while consumed < input.len() && deferred.len() < MAX_DEFERRED && out.len() < MAX_PASS_OUTPUT {
+    let mut deferred = Deferred::default();
+    while consumed < input.len()
+        && deferred.commands.len() < MAX_DEFERRED
+        && out.len() < MAX_PASS_OUTPUT
+    {
         let (n, parsed) = conn.parser.feed(&input[consumed..]);
         consumed += n;
         match parsed {
             Parsed::NeedMore => break,
             Parsed::Error(e) => {
                 conn.closing = true;
-                if deferred.is_empty() {
+                if deferred.commands.is_empty() {
                     resp::error(out, &e.message());
                 } else {
                     // Answered after the deferred commands, in order.
-                    deferred.push(vec![
-                        route::PROTOCOL_ERROR.to_vec(),
-                        e.message().into_bytes(),
-                    ]);
+                    deferred.protocol_error = Some(e.message());
                 }
                 return (input.len(), deferred);
             }
             Parsed::Command(args) => {
-                if !deferred.is_empty() {
-                    deferred.push(args);
+                if !deferred.commands.is_empty() {
+                    deferred.commands.push(args);
                 } else if let Some(args) = run_here(conn, args, out) {
-                    deferred.push(args);
+                    deferred.commands.push(args);
                 }
                 if conn.closing {
                     return (input.len(), deferred);

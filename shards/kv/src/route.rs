@@ -21,17 +21,12 @@ use crate::{
         self,
         table::{Cmd, Route, Spec},
     },
-    conn::{Checked, Conn, check, subscription},
+    conn::{Checked, Conn, Deferred, check, subscription},
     fanout,
     hash::owner,
     resp,
     shard::{now_ms, with_store},
 };
-
-/// A marker name for a protocol error that must be answered after earlier deferred
-/// commands (its second argument is the message). Not a command a client can send: it
-/// contains a NUL byte.
-pub const PROTOCOL_ERROR: &[u8] = b"\0protocol-error";
 
 /// Replies of one shard's batch: all replies back to back, and where each ends.
 type BatchReply = (Vec<u8>, Vec<usize>);
@@ -52,16 +47,10 @@ enum Item {
 }
 
 /// Runs `commands` (in order) and writes every reply, in order, in one write.
-pub async fn run(stream: &mut TcpStream, conn: &mut Conn, commands: Vec<Vec<Vec<u8>>>) {
+pub async fn run(stream: &mut TcpStream, conn: &mut Conn, deferred: Deferred) {
     let mut out = Vec::new();
     let mut segment: Vec<Item> = Vec::new();
-    for args in commands {
-        if args[0] == PROTOCOL_ERROR {
-            let mut reply = Vec::new();
-            resp::error(&mut reply, &String::from_utf8_lossy(&args[1]));
-            segment.push(Item::Reply(reply));
-            continue;
-        }
+    for args in deferred.commands {
         let mut reply = Vec::new();
         let spec = match check(conn, &args, &mut reply) {
             Checked::Answered => {
@@ -80,6 +69,9 @@ pub async fn run(stream: &mut TcpStream, conn: &mut Conn, commands: Vec<Vec<Vec<
         }
     }
     run_segment(conn, segment, &mut out).await;
+    if let Some(error) = deferred.protocol_error {
+        resp::error(&mut out, &error);
+    }
     let _ = stream.write_with(|o| o.extend_from_slice(&out));
 }
 

@@ -7,7 +7,8 @@
 use std::{
     cell::{Cell, RefCell},
     rc::Rc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    sync::OnceLock,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use percore::{future::select, shutdown_signal, spawn, time::interval};
@@ -60,11 +61,18 @@ pub fn with_store<R>(config: &Config, f: impl FnOnce(&mut Store) -> R) -> R {
     f(&mut store)
 }
 
-/// Unix time in milliseconds: the clock of expiry times.
+/// Unix time in milliseconds, the clock of expiry times: the wall clock read once, at the
+/// first call, plus the monotonic time since. A step of the wall clock (NTP, a VM resumed)
+/// then neither expires keys early nor keeps them late.
 pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    static ANCHOR: OnceLock<(Instant, u64)> = OnceLock::new();
+    let (at, unix_ms) = *ANCHOR.get_or_init(|| {
+        let unix_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        (Instant::now(), unix_ms)
+    });
+    unix_ms + at.elapsed().as_millis() as u64
 }
 
 /// The active expiry sweep: every `period`, up to [`SWEEP_BUDGET`] keys are examined

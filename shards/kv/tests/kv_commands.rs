@@ -370,6 +370,29 @@ fn inline_commands_and_protocol_errors() {
 }
 
 #[test]
+fn a_protocol_error_after_commands_for_another_shard_comes_after_their_replies() {
+    let server = KvServer::start();
+    for conn_shard in 0..2 {
+        let remote = key_on(1 - conn_shard, "remote:");
+        let mut r = server.raw_on(conn_shard);
+        let mut input = Raw::encode(&["SET", &remote, "v"]);
+        input.extend_from_slice(&Raw::encode(&["GET", &remote]));
+        // A command named like an internal marker is just an unknown command.
+        input.extend_from_slice(&Raw::encode(&["\0protocol-error"]));
+        input.extend_from_slice(b"*1\r\n$-5\r\n");
+        r.send_bytes(&input);
+        assert_eq!(r.reply(), "+OK\r\n");
+        assert_eq!(r.reply(), bulk("v"));
+        assert_eq!(
+            r.reply(),
+            "-ERR unknown command '\0protocol-error', with args beginning with: \r\n"
+        );
+        assert_eq!(r.reply(), "-ERR Protocol error: invalid bulk length\r\n");
+        assert!(r.closed());
+    }
+}
+
+#[test]
 fn configured_limits_are_protocol_errors() {
     let server = KvServer::with_config(percore_kv::Config {
         limits: percore_kv::resp::Limits {

@@ -31,7 +31,9 @@ fn a_key_expires_on_access() {
             std::thread::sleep(Duration::from_millis(5));
         }
         let gone_after = gone_after.expect("the key expired");
-        assert!(gone_after >= Duration::from_millis(100), "{gone_after:?}");
+        // Expiry has millisecond granularity (as in Redis): up to 1 ms early by the client's
+        // finer clock.
+        assert!(gone_after >= Duration::from_millis(99), "{gone_after:?}");
         let ttl: i64 = redis::cmd("TTL").arg(key).query(&mut con).unwrap();
         assert_eq!(ttl, -2);
     }
