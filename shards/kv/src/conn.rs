@@ -7,7 +7,10 @@
 //! read's commands are deferred, in order, to [`route::run`], which runs them in batches
 //! (one mesh message per shard) and writes every reply in order.
 
-use std::{rc::Rc, time::Duration};
+use std::{
+    rc::Rc,
+    time::{Duration, Instant},
+};
 
 use percore::{
     TcpStream,
@@ -113,6 +116,7 @@ enum Ending {
 
 async fn serve(stream: &mut TcpStream, conn: &mut Conn) -> Ending {
     let watermark = 64 * 1024;
+    let mut stalled_since: Option<Instant> = None;
     loop {
         if shutdown_requested() && conn.parser.is_idle() || conn.closing {
             return Ending::Flush;
@@ -132,13 +136,20 @@ async fn serve(stream: &mut TcpStream, conn: &mut Conn) -> Ending {
         }
         if stream.pending_output() >= watermark {
             // A client that does not read: wait for progress (messages pile up in the
-            // outbox meanwhile, up to its limit).
-            let wait = timeout(Duration::from_millis(100), stream.writable());
-            if let Ok(Err(_)) = wait.await {
+            // outbox meanwhile, up to its limit), and drop it when there is none (R17).
+            let since = *stalled_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= conn.state.config.write_timeout {
+                tracing::warn!(client = conn.id, "no write progress: closing");
                 return Ending::Abort;
+            }
+            match timeout(Duration::from_millis(100), stream.writable()).await {
+                Ok(Ok(())) => stalled_since = None,
+                Ok(Err(_)) => return Ending::Abort,
+                Err(_) => {}
             }
             continue;
         }
+        stalled_since = None;
         let subscribed = conn.subs.outbox.clone().filter(|_| conn.subs.active());
         let read = stream.respond_with(|input, out| serve_input(conn, input, out));
         let outcome = match subscribed {

@@ -49,6 +49,9 @@ pub struct Config {
     pub pubsub_output_limit: usize,
     /// Period of the active expiry sweep.
     pub sweep_interval: Duration,
+    /// How long unsent replies may stay above the output watermark (64 KiB) without
+    /// progress before the connection is dropped: a client that pipelines and never reads.
+    pub write_timeout: Duration,
 }
 
 impl Default for Config {
@@ -58,6 +61,7 @@ impl Default for Config {
             max_memory: None,
             pubsub_output_limit: 32 * 1024 * 1024,
             sweep_interval: Duration::from_millis(100),
+            write_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -469,3 +469,34 @@ fn scan_all(r: &mut Raw, options: &[&str]) -> Vec<String> {
     }
     seen
 }
+
+#[test]
+fn a_client_that_never_reads_its_replies_is_dropped() {
+    let server = KvServer::with_config(percore_kv::Config {
+        write_timeout: std::time::Duration::from_millis(500),
+        ..Default::default()
+    });
+    let mut other = server.raw();
+    let mut slow = server.raw();
+    let big = "x".repeat(64 * 1024);
+    assert_eq!(slow.cmd(&["SET", "big", &big]), "+OK\r\n");
+    // 32 MiB of replies, far past the socket buffers; never read.
+    let mut gets = Vec::new();
+    for _ in 0..512 {
+        gets.extend_from_slice(&Raw::encode(&["GET", "big"]));
+    }
+    slow.send_bytes(&gets);
+    let start = std::time::Instant::now();
+    loop {
+        let info = other.cmd(&["INFO", "clients"]);
+        if info.contains("connected_clients:1\r\n") {
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "the non-reading client is still connected: {info}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(slow.ends());
+}
