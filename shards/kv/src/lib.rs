@@ -17,6 +17,14 @@
 //!   output is bounded (see [`pubsub`]).
 //! - **Memory.** `max_memory` is split evenly across shards; a shard past its share refuses
 //!   writes that may grow memory with Redis's OOM error.
+//!
+//! Not (yet) like Redis: one database (SELECT 0 only); no persistence, transactions,
+//! scripting, eviction or RESP3; MSET across shards is applied shard by shard (not atomic,
+//! and a shard past its memory share refuses its part); SCAN's cursor is a position in a
+//! shard's table, so keys added or removed during a scan may be missed or repeated; PUBLISH
+//! keeps per-channel order except when a shard's mesh inbox is full (the message then waits
+//! in a task); replies of a read's local commands that come before its first command for
+//! another shard are sent in one send, the rest in a second.
 
 #![forbid(unsafe_code)]
 
