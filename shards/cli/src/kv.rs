@@ -20,6 +20,10 @@ pub struct KvArgs {
     /// Bytes of pub/sub messages a subscriber may have waiting before it is disconnected.
     #[arg(long, default_value_t = 32 * 1024 * 1024)]
     pub pubsub_output_limit: u64,
+    /// Seconds a client's unsent replies may stay above 64 KiB without progress before it is
+    /// disconnected (a client that pipelines and never reads).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub write_timeout_secs: u64,
 }
 
 impl KvArgs {
@@ -32,6 +36,7 @@ impl KvArgs {
             },
             max_memory: self.maxmemory.map(|m| m as usize),
             pubsub_output_limit: self.pubsub_output_limit as usize,
+            write_timeout: std::time::Duration::from_secs(self.write_timeout_secs),
             ..percore_kv::Config::default()
         }
     }
