@@ -24,6 +24,8 @@ need_pkg prlimit util-linux
 need_pkg curl curl
 need_pkg wrk wrk
 need_pkg python3 python3
+need_pkg redis-cli redis-tools
+need_pkg redis-benchmark redis-tools
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod doctor;
+mod kv;
 
 use std::{net::SocketAddr, process::ExitCode, time::Duration};
 
@@ -39,6 +40,16 @@ enum Command {
         /// Address to listen on (every shard binds it with SO_REUSEPORT).
         #[arg(long, default_value = "127.0.0.1:7000")]
         listen: SocketAddr,
+        #[command(flatten)]
+        shards: ShardArgs,
+    },
+    /// The key-value service speaking RESP (the Redis protocol): use it with redis-cli.
+    Kv {
+        /// Address to listen on (every shard binds it with SO_REUSEPORT).
+        #[arg(long, default_value = "127.0.0.1:6380")]
+        listen: SocketAddr,
+        #[command(flatten)]
+        kv: kv::KvArgs,
         #[command(flatten)]
         shards: ShardArgs,
     },
@@ -182,6 +193,7 @@ fn main() -> ExitCode {
                 server.join()
             })
         }
+        Command::Kv { listen, kv, shards } => kv::run(shards.builder(), listen, &kv, shards.quiet),
         Command::Doctor(args) => return doctor::run(&args),
     };
     match result {

@@ -1,0 +1,57 @@
+//! `percore kv`: the RESP key-value service.
+
+use std::net::SocketAddr;
+
+use clap::Args;
+
+/// Settings of `percore kv`.
+#[derive(Args)]
+pub struct KvArgs {
+    /// Bytes of keys and values the process may hold, split evenly across shards; past it,
+    /// writes get `-OOM`. Default: no limit.
+    #[arg(long, value_name = "BYTES")]
+    pub maxmemory: Option<u64>,
+    /// Largest bulk string a client may send, in bytes (Redis: proto-max-bulk-len).
+    #[arg(long, default_value_t = 512 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_bulk_len: u64,
+    /// Most arguments in one multibulk command.
+    #[arg(long, default_value_t = 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_multibulk_len: u64,
+    /// Bytes of pub/sub messages a subscriber may have waiting before it is disconnected.
+    #[arg(long, default_value_t = 32 * 1024 * 1024)]
+    pub pubsub_output_limit: u64,
+    /// Seconds a client's unsent replies may stay above 64 KiB without progress before it is
+    /// disconnected (a client that pipelines and never reads).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub write_timeout_secs: u64,
+}
+
+impl KvArgs {
+    pub fn config(&self) -> percore_kv::Config {
+        percore_kv::Config {
+            limits: percore_kv::resp::Limits {
+                max_bulk_len: self.max_bulk_len as usize,
+                max_multibulk_len: self.max_multibulk_len as usize,
+                ..percore_kv::resp::Limits::default()
+            },
+            max_memory: self.maxmemory.map(|m| m as usize),
+            pubsub_output_limit: self.pubsub_output_limit as usize,
+            write_timeout: std::time::Duration::from_secs(self.write_timeout_secs),
+            ..percore_kv::Config::default()
+        }
+    }
+}
+
+/// Runs the service until it stops.
+pub fn run(
+    builder: percore::ServerBuilder,
+    listen: SocketAddr,
+    args: &KvArgs,
+    quiet: bool,
+) -> Result<(), percore::Error> {
+    let server = percore_kv::serve(builder, listen, args.config())?;
+    if !quiet {
+        eprintln!("kv (RESP) listening on {listen}");
+    }
+    server.join()
+}

@@ -1,0 +1,241 @@
+//! Commands that touch several shards: multi-key commands whose keys have different owners
+//! (DEL, EXISTS, MGET, MSET: split by owner, one mesh call per shard, merged in key order),
+//! fan-outs to every shard (KEYS, SCAN, DBSIZE, FLUSHALL) and PUBLISH.
+
+use std::{future::Future, pin::Pin};
+
+use percore::mesh::{MeshError, submit_to};
+
+use crate::{
+    commands::{
+        keys,
+        table::{Cmd, SYNTAX, Spec},
+    },
+    conn::Conn,
+    hash::owner,
+    resp,
+    route::join_all,
+    shard::{self, now_ms, with_store},
+};
+
+type Call<T> = Pin<Box<dyn Future<Output = Result<T, MeshError>>>>;
+
+/// One shard's part of a multi-key command: counts, values, and whether it refused (OOM).
+type Part = (Vec<i64>, Vec<Option<Vec<u8>>>, bool);
+
+/// Runs `f` on every shard concurrently; results in shard order.
+async fn on_every_shard<T, F>(conn: &Conn, f: F) -> Result<Vec<T>, MeshError>
+where
+    T: Send + 'static,
+    F: Fn(&mut crate::store::Store) -> T + Send + Sync + Clone + 'static,
+{
+    let calls: Vec<Call<T>> = (0..conn.shards)
+        .map(|shard| {
+            let f = f.clone();
+            let config = conn.state.config.clone();
+            Box::pin(submit_to(shard, move || {
+                with_store(&config, |store| f(store))
+            })) as Call<T>
+        })
+        .collect();
+    join_all(calls).await.into_iter().collect()
+}
+
+fn mesh_error(out: &mut Vec<u8>, e: &MeshError) {
+    resp::error(out, &format!("ERR a shard is unavailable: {e}"));
+}
+
+/// DEL, EXISTS, MGET, MSET with keys on several shards.
+pub async fn multi_key(conn: &Conn, spec: &'static Spec, args: &[Vec<u8>], out: &mut Vec<u8>) {
+    let step = if spec.cmd == Cmd::Mset { 2 } else { 1 };
+    if spec.cmd == Cmd::Mset && args.len().is_multiple_of(2) {
+        return resp::error(out, &crate::commands::table::wrong_arity(spec.name));
+    }
+    // Per shard: the argument groups it owns, and each group's index among the keys.
+    let mut groups: Vec<(Vec<Vec<u8>>, Vec<usize>)> = vec![(Vec::new(), Vec::new()); conn.shards];
+    for (i, group) in args[1..].chunks(step).enumerate() {
+        let shard = owner(&group[0], conn.shards);
+        groups[shard].0.extend(group.iter().cloned());
+        groups[shard].1.push(i);
+    }
+    let cmd = spec.cmd;
+    let mut calls: Vec<Call<Part>> = Vec::new();
+    let mut placed = Vec::new();
+    for (shard, (group, indices)) in groups.into_iter().enumerate() {
+        if indices.is_empty() {
+            continue;
+        }
+        placed.push(indices);
+        let config = conn.state.config.clone();
+        calls.push(Box::pin(submit_to(shard, move || {
+            with_store(&config, |store| {
+                let now = now_ms();
+                store.stats.commands += 1;
+                match cmd {
+                    Cmd::Del => (vec![keys::del(store, &group, now)], Vec::new(), false),
+                    Cmd::Exists => (vec![keys::exists(store, &group, now)], Vec::new(), false),
+                    Cmd::Mget => (Vec::new(), crate::commands::mget(store, &group, now), false),
+                    _ if store.over_limit() => (Vec::new(), Vec::new(), true),
+                    _ => {
+                        crate::commands::mset(store, &group);
+                        (Vec::new(), Vec::new(), false)
+                    }
+                }
+            })
+        })));
+    }
+    let mut total = 0;
+    let mut values: Vec<Option<Vec<u8>>> = vec![None; (args.len() - 1) / step];
+    let mut oom = false;
+    for (result, indices) in join_all(calls).await.into_iter().zip(placed) {
+        match result {
+            Ok((counts, found, refused)) => {
+                total += counts.iter().sum::<i64>();
+                oom |= refused;
+                for (value, i) in found.into_iter().zip(indices) {
+                    values[i] = value;
+                }
+            }
+            Err(e) => return mesh_error(out, &e),
+        }
+    }
+    match cmd {
+        Cmd::Del | Cmd::Exists => resp::integer(out, total),
+        Cmd::Mget => {
+            resp::array(out, values.len());
+            for value in &values {
+                match value {
+                    Some(v) => resp::bulk(out, v),
+                    None => resp::null(out),
+                }
+            }
+        }
+        _ if oom => resp::error(out, crate::commands::table::OOM),
+        _ => resp::ok(out),
+    }
+}
+
+/// KEYS, SCAN, DBSIZE, FLUSHALL/FLUSHDB on every shard.
+pub async fn all_shards(conn: &Conn, spec: &'static Spec, args: &[Vec<u8>], out: &mut Vec<u8>) {
+    match spec.cmd {
+        Cmd::Keys => {
+            let pattern = args[1].clone();
+            match on_every_shard(conn, move |store| keys::keys(store, &pattern, now_ms())).await {
+                Ok(per_shard) => {
+                    resp::array(out, per_shard.iter().map(Vec::len).sum());
+                    for key in per_shard.iter().flatten() {
+                        resp::bulk(out, key);
+                    }
+                }
+                Err(e) => mesh_error(out, &e),
+            }
+        }
+        Cmd::DbSize => match on_every_shard(conn, |store| store.len()).await {
+            Ok(sizes) => resp::integer(out, sizes.iter().sum::<usize>() as i64),
+            Err(e) => mesh_error(out, &e),
+        },
+        Cmd::FlushAll | Cmd::FlushDb => {
+            if args.len() > 2
+                || args.get(1).is_some_and(|a| {
+                    !a.eq_ignore_ascii_case(b"async") && !a.eq_ignore_ascii_case(b"sync")
+                })
+            {
+                return resp::error(out, SYNTAX);
+            }
+            match on_every_shard(conn, |store| store.clear()).await {
+                Ok(_) => resp::ok(out),
+                Err(e) => mesh_error(out, &e),
+            }
+        }
+        Cmd::Scan => scan(conn, args, out).await,
+        _ => resp::error(out, "ERR internal: not a fan-out command"),
+    }
+}
+
+/// SCAN across shards. The cursor encodes the shard and the position in it:
+/// `cursor = position × shards + shard`; 0 starts at shard 0 and means done.
+async fn scan(conn: &Conn, args: &[Vec<u8>], out: &mut Vec<u8>) {
+    let (cursor, opts) = match keys::scan_options(args) {
+        Ok(parsed) => parsed,
+        Err(e) => return resp::error(out, &e),
+    };
+    let shards = conn.shards as u64;
+    let (shard, position) = ((cursor % shards) as usize, (cursor / shards) as usize);
+    let config = conn.state.config.clone();
+    let result = submit_to(shard, move || {
+        with_store(&config, |store| {
+            keys::scan(store, position, &opts, now_ms())
+        })
+    })
+    .await;
+    let (found, next) = match result {
+        Ok(r) => r,
+        Err(e) => return mesh_error(out, &e),
+    };
+    let next_cursor = if next != 0 {
+        next as u64 * shards + shard as u64
+    } else if shard + 1 < conn.shards {
+        shard as u64 + 1
+    } else {
+        0
+    };
+    resp::array(out, 2);
+    resp::bulk_int(out, next_cursor as i64);
+    resp::array(out, found.len());
+    for key in &found {
+        resp::bulk(out, key);
+    }
+}
+
+/// PUBLISH channel message: runs on the channel's owner shard, which delivers to its own
+/// subscribers and sends the message on to every other shard (in order, through the mesh);
+/// the reply is the sum of every shard's receivers.
+pub async fn publish(conn: &Conn, args: &[Vec<u8>], out: &mut Vec<u8>) {
+    let channel = args[1].clone();
+    let message = args[2].clone();
+    let config = conn.state.config.clone();
+    let shards = conn.shards;
+    let owner_shard = owner(&channel, shards);
+    let started = submit_to(owner_shard, move || {
+        let here = percore::mesh::shard_id();
+        let local = shard::init(&config)
+            .pubsub
+            .borrow()
+            .deliver(&channel, &message);
+        let mut waits = Vec::new();
+        for target in (0..shards).filter(|&t| t != here) {
+            let (tx, rx) = flume::bounded(1);
+            let (channel, message, config) = (channel.clone(), message.clone(), config.clone());
+            let deliver = move || {
+                let n = shard::init(&config)
+                    .pubsub
+                    .borrow()
+                    .deliver(&channel, &message);
+                let _ = tx.send(n);
+            };
+            match percore::mesh::try_send_to(target, deliver.clone()) {
+                Ok(()) => {}
+                // A full inbox: wait for room in a task (the order of this one message
+                // relative to later ones is then no longer guaranteed).
+                Err(MeshError::Full) => {
+                    percore::spawn(async move {
+                        let _ = percore::mesh::send_to(target, deliver).await;
+                    });
+                }
+                Err(_) => continue,
+            }
+            waits.push(rx);
+        }
+        (local, waits)
+    })
+    .await;
+    let (local, waits) = match started {
+        Ok(r) => r,
+        Err(e) => return mesh_error(out, &e),
+    };
+    let mut receivers = local;
+    for rx in waits {
+        receivers += rx.recv_async().await.unwrap_or(0);
+    }
+    resp::integer(out, receivers as i64);
+}

@@ -1,0 +1,84 @@
+//! # percore-kv
+//!
+//! A shared-nothing key-value service on percore that speaks RESP2, the Redis protocol,
+//! so redis-cli, redis-benchmark and every Redis client library talk to it.
+//!
+//! - **Ownership.** Each key belongs to one shard: FxHash of the key (fixed, no random
+//!   seed) modulo the shard count. A command runs on its key's owner: in place when that is
+//!   the connection's own shard, otherwise through the mesh (one message per shard per read,
+//!   however many commands it carries). Replies go back in command order, also when a
+//!   pipeline mixes shards (see `route`).
+//! - **Protocol.** [`resp`] is sans-IO: a stateful parser (multibulk and inline, with
+//!   Redis's limits and protocol errors) and reply encoders. Every command found in one
+//!   read is answered in one send.
+//! - **Expiry.** Lazy on access, plus an active sweep per shard on the kernel's `interval`.
+//! - **Pub/sub.** PUBLISH runs on the channel's owner shard and fans out through the mesh,
+//!   which keeps a channel's messages in publish order on every shard; a subscriber's
+//!   output is bounded (see [`pubsub`]).
+//! - **Memory.** `max_memory` is split evenly across shards; a shard past its share refuses
+//!   writes that may grow memory with Redis's OOM error.
+//!
+//! Not (yet) like Redis: one database (SELECT 0 only); no persistence, transactions,
+//! scripting, eviction or RESP3; MSET across shards is applied shard by shard (not atomic,
+//! and a shard past its memory share refuses its part); SCAN's cursor is a position in a
+//! shard's table, so keys added or removed during a scan may be missed or repeated; PUBLISH
+//! keeps per-channel order except when a shard's mesh inbox is full (the message then waits
+//! in a task); replies of a read's local commands that come before its first command for
+//! another shard are sent in one send, the rest in a second.
+
+#![forbid(unsafe_code)]
+
+mod admin;
+pub mod commands;
+mod conn;
+mod fanout;
+pub mod glob;
+pub mod hash;
+pub mod pubsub;
+pub mod resp;
+mod route;
+mod shard;
+pub mod store;
+
+use std::{net::SocketAddr, time::Duration};
+
+use percore::{Error, ServerBuilder, ServerHandle};
+
+/// The service's settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Protocol limits (bulk length, multibulk count, inline length).
+    pub limits: resp::Limits,
+    /// Bytes of keys and values the process may hold, split evenly across shards; past its
+    /// share a shard refuses writes with `-OOM`. `None`: no limit.
+    pub max_memory: Option<usize>,
+    /// Bytes of pub/sub messages a subscriber may have waiting before it is disconnected
+    /// (Redis: `client-output-buffer-limit pubsub 32mb`).
+    pub pubsub_output_limit: usize,
+    /// Period of the active expiry sweep.
+    pub sweep_interval: Duration,
+    /// How long unsent replies may stay above the output watermark (64 KiB) without
+    /// progress before the connection is dropped: a client that pipelines and never reads.
+    pub write_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            limits: resp::Limits::default(),
+            max_memory: None,
+            pubsub_output_limit: 32 * 1024 * 1024,
+            sweep_interval: Duration::from_millis(100),
+            write_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Serves RESP on `addr` on every shard of `builder`.
+pub fn serve(
+    builder: ServerBuilder,
+    addr: SocketAddr,
+    config: Config,
+) -> Result<ServerHandle, Error> {
+    builder.serve(addr, move |stream| conn::handle(stream, config.clone()))
+}

@@ -1,0 +1,199 @@
+//! Running commands on the shards that own their keys, replies in order.
+//!
+//! A connection's deferred commands (see `conn`) are cut into segments at *barriers*:
+//! commands that touch several shards (multi-key commands whose keys have different owners,
+//! fan-outs, INFO, PUBLISH). Within a segment, the keyed commands are grouped by owner, each
+//! group goes to its shard as one mesh message (this shard's own group runs in place), all
+//! groups run concurrently, and the replies are merged back in command order. A barrier
+//! runs alone, after the segment before it has completed, so a pipeline sees its own writes
+//! in order (`SET a 1` then `DBSIZE` counts `a`).
+
+use std::{future::Future, pin::Pin};
+
+use percore::{
+    TcpStream,
+    mesh::{MeshError, submit_to},
+};
+
+use crate::{
+    admin,
+    commands::{
+        self,
+        table::{Cmd, Route, Spec},
+    },
+    conn::{Checked, Conn, Deferred, check, subscription},
+    fanout,
+    hash::owner,
+    resp,
+    shard::{now_ms, with_store},
+};
+
+/// Replies of one shard's batch: all replies back to back, and where each ends.
+type BatchReply = (Vec<u8>, Vec<usize>);
+
+/// One shard's batch: each command's arguments and entry.
+type Batch = Vec<(Vec<Vec<u8>>, &'static Spec)>;
+
+type Call = Pin<Box<dyn Future<Output = Result<BatchReply, MeshError>>>>;
+
+/// One deferred command of a segment.
+enum Item {
+    /// A keyed command for the shard that owns its keys.
+    Shard(usize, Vec<Vec<u8>>, &'static Spec),
+    /// A connection command, run here when the segment's replies are merged.
+    Here(Vec<Vec<u8>>, &'static Spec),
+    /// A reply known already (an error found by the checks).
+    Reply(Vec<u8>),
+}
+
+/// Runs `commands` (in order) and writes every reply, in order, in one write.
+pub async fn run(stream: &mut TcpStream, conn: &mut Conn, deferred: Deferred) {
+    let mut out = Vec::new();
+    let mut segment: Vec<Item> = Vec::new();
+    for args in deferred.commands {
+        let mut reply = Vec::new();
+        let spec = match check(conn, &args, &mut reply) {
+            Checked::Answered => {
+                segment.push(Item::Reply(reply));
+                continue;
+            }
+            Checked::Run(spec) => spec,
+        };
+        match batch_target(conn, spec, &args) {
+            Some(Some(shard)) => segment.push(Item::Shard(shard, args, spec)),
+            Some(None) => segment.push(Item::Here(args, spec)),
+            None => {
+                run_segment(conn, std::mem::take(&mut segment), &mut out).await;
+                barrier(conn, spec, &args, &mut out).await;
+            }
+        }
+    }
+    run_segment(conn, segment, &mut out).await;
+    if let Some(error) = deferred.protocol_error {
+        resp::error(&mut out, &error);
+    }
+    let _ = stream.write_with(|o| o.extend_from_slice(&out));
+}
+
+/// The shard a command can be batched to (`Some(None)`: runs here, touching no key), or
+/// `None` for a barrier.
+fn batch_target(conn: &Conn, spec: &Spec, args: &[Vec<u8>]) -> Option<Option<usize>> {
+    match spec.route {
+        Route::Key => Some(Some(owner(&args[1], conn.shards))),
+        Route::Keys { step } => {
+            let first = owner(&args[1], conn.shards);
+            let same = args[1..]
+                .iter()
+                .step_by(step)
+                .all(|key| owner(key, conn.shards) == first);
+            same.then_some(Some(first))
+        }
+        Route::Conn if spec.cmd != Cmd::Info => Some(None),
+        Route::PubSub if spec.cmd != Cmd::Publish => Some(None),
+        _ => None,
+    }
+}
+
+/// Runs one segment: a batch per shard, concurrently, replies merged in order.
+async fn run_segment(conn: &mut Conn, segment: Vec<Item>, out: &mut Vec<u8>) {
+    if segment.is_empty() {
+        return;
+    }
+    let mut batches: Vec<Batch> = vec![Vec::new(); conn.shards];
+    let mut order = Vec::with_capacity(segment.len());
+    for item in segment {
+        match item {
+            Item::Shard(shard, args, spec) => {
+                batches[shard].push((args, spec));
+                order.push(Item::Shard(shard, Vec::new(), spec));
+            }
+            other => order.push(other),
+        }
+    }
+    let config = conn.state.config.clone();
+    let mut calls: Vec<Call> = Vec::new();
+    let mut shard_of_call = Vec::new();
+    for (shard, batch) in batches.into_iter().enumerate() {
+        if batch.is_empty() {
+            continue;
+        }
+        let config = config.clone();
+        shard_of_call.push(shard);
+        calls.push(Box::pin(submit_to(shard, move || {
+            with_store(&config, |store| {
+                let now = now_ms();
+                let mut out = Vec::new();
+                let mut ends = Vec::with_capacity(batch.len());
+                for (args, spec) in &batch {
+                    commands::run(store, spec, args, now, &mut out);
+                    ends.push(out.len());
+                }
+                (out, ends)
+            })
+        })));
+    }
+    let results = join_all(calls).await;
+    // Per shard: its replies, the next reply's index, and where it starts.
+    let mut replies: Vec<Result<(BatchReply, usize, usize), String>> =
+        (0..conn.shards).map(|_| Err(String::new())).collect();
+    for (shard, result) in shard_of_call.into_iter().zip(results) {
+        replies[shard] = match result {
+            Ok(reply) => Ok((reply, 0, 0)),
+            Err(e) => Err(format!("ERR shard {shard} unavailable: {e}")),
+        };
+    }
+    for item in order {
+        match item {
+            Item::Reply(reply) => out.extend_from_slice(&reply),
+            Item::Here(args, spec) => match spec.route {
+                Route::PubSub => subscription(conn, spec, &args, out),
+                _ => admin::connection_command(conn, spec, &args, out),
+            },
+            Item::Shard(shard, _, _) => match &mut replies[shard] {
+                Ok(((bytes, ends), next, start)) => {
+                    let end = ends[*next];
+                    out.extend_from_slice(&bytes[*start..end]);
+                    *start = end;
+                    *next += 1;
+                }
+                Err(error) => resp::error(out, error),
+            },
+        }
+    }
+}
+
+/// A command that touches several shards, run alone.
+async fn barrier(conn: &mut Conn, spec: &'static Spec, args: &[Vec<u8>], out: &mut Vec<u8>) {
+    conn.count_command();
+    match spec.cmd {
+        Cmd::Info => admin::info(conn, args, out).await,
+        Cmd::Publish => fanout::publish(conn, args, out).await,
+        _ if matches!(spec.route, Route::Keys { .. }) => {
+            fanout::multi_key(conn, spec, args, out).await
+        }
+        _ => fanout::all_shards(conn, spec, args, out).await,
+    }
+}
+
+/// Polls every future until all are done; outputs in input order.
+pub async fn join_all<T>(mut futures: Vec<Pin<Box<dyn Future<Output = T>>>>) -> Vec<T> {
+    let mut results: Vec<Option<T>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, slot) in futures.iter_mut().zip(results.iter_mut()) {
+            if slot.is_none() {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(value) => *slot = Some(value),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    results.into_iter().flatten().collect()
+}

@@ -1,0 +1,90 @@
+//! What each shard holds for the service: its store, its pub/sub subscribers, its client
+//! figures, and the active expiry sweep. All of it lives in a thread-local of the shard
+//! thread and is reached only by code running on that shard: connection tasks and mesh
+//! handlers. It is made on first use, from either (a shard can own keys before any client
+//! connects to it).
+
+use std::{
+    cell::{Cell, RefCell},
+    rc::Rc,
+    sync::OnceLock,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use percore::{future::select, shutdown_signal, spawn, time::interval};
+
+use crate::{Config, pubsub::Registry, store::Store};
+
+/// Keys the active sweep looks at per tick (bounded work per loop iteration).
+pub const SWEEP_BUDGET: usize = 1_000;
+
+/// One shard's service state.
+pub struct ShardState {
+    pub store: RefCell<Store>,
+    pub pubsub: RefCell<Registry>,
+    pub clients: Cell<usize>,
+    pub total_connections: Cell<u64>,
+    pub commands: Cell<u64>,
+    pub next_client: Cell<u64>,
+    pub config: Config,
+}
+
+thread_local! {
+    static STATE: RefCell<Option<Rc<ShardState>>> = const { RefCell::new(None) };
+}
+
+/// The current shard's state, made (and its sweep started) on first use. Must run on a
+/// shard thread, outside of a `respond_with` closure the first time.
+pub fn init(config: &Config) -> Rc<ShardState> {
+    if let Some(state) = STATE.with(|s| s.borrow().clone()) {
+        return state;
+    }
+    let shards = percore::mesh::shard_count().max(1);
+    let state = Rc::new(ShardState {
+        store: RefCell::new(Store::new(config.max_memory.map(|m| m / shards))),
+        pubsub: RefCell::new(Registry::default()),
+        clients: Cell::new(0),
+        total_connections: Cell::new(0),
+        commands: Cell::new(0),
+        next_client: Cell::new(0),
+        config: config.clone(),
+    });
+    STATE.with(|s| *s.borrow_mut() = Some(state.clone()));
+    spawn(sweep(state.clone(), config.sweep_interval));
+    state
+}
+
+/// Runs `f` on the current shard's store (made on first use with the server's config).
+pub fn with_store<R>(config: &Config, f: impl FnOnce(&mut Store) -> R) -> R {
+    let state = init(config);
+    let mut store = state.store.borrow_mut();
+    f(&mut store)
+}
+
+/// Unix time in milliseconds, the clock of expiry times: the wall clock read once, at the
+/// first call, plus the monotonic time since. A step of the wall clock (NTP, a VM resumed)
+/// then neither expires keys early nor keeps them late.
+pub fn now_ms() -> u64 {
+    static ANCHOR: OnceLock<(Instant, u64)> = OnceLock::new();
+    let (at, unix_ms) = *ANCHOR.get_or_init(|| {
+        let unix_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        (Instant::now(), unix_ms)
+    });
+    unix_ms + at.elapsed().as_millis() as u64
+}
+
+/// The active expiry sweep: every `period`, up to [`SWEEP_BUDGET`] keys are examined
+/// (resuming where the last tick stopped) and the expired ones removed. Stops with the
+/// server's graceful stop, so it never holds a drain up.
+async fn sweep(state: Rc<ShardState>, period: Duration) {
+    let ticks = async {
+        let mut ticks = interval(period);
+        loop {
+            ticks.tick().await;
+            state.store.borrow_mut().sweep(now_ms(), SWEEP_BUDGET);
+        }
+    };
+    let _ = select(ticks, shutdown_signal()).await;
+}
