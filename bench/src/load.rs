@@ -357,20 +357,24 @@ fn run_window(
         }
     };
     wait_phase(Phase::Warmup, cfg.warmup);
+    let me = std::process::id();
     let cpu_start = cfg.server_pid.and_then(|pid| procfs::cpu_ticks(pid).ok());
+    let own_start = procfs::cpu_ticks(me).ok();
     clock.set(Phase::Measure);
     let start = Instant::now();
     wait_phase(Phase::Measure, cfg.duration);
     clock.set(Phase::Done);
     let secs = start.elapsed().as_secs_f64();
     let cpu_end = cfg.server_pid.and_then(|pid| procfs::cpu_ticks(pid).ok());
-    let server_cpu_ticks = match (cpu_start, cpu_end) {
+    let own_end = procfs::cpu_ticks(me).ok();
+    let between = |a: Option<u64>, b: Option<u64>| match (a, b) {
         (Some(a), Some(b)) => Some(b.saturating_sub(a)),
         _ => None,
     };
     Window {
         secs,
-        server_cpu_ticks,
+        server_cpu_ticks: between(cpu_start, cpu_end),
+        client_cpu_ticks: between(own_start, own_end),
     }
 }
 

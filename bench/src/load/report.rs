@@ -56,6 +56,8 @@ pub struct LoadReport {
     pub warmup: Counts,
     pub server_cpu_secs: Option<f64>,
     pub server_cpu_us_per_request: Option<f64>,
+    /// The load generator's own CPU (all its threads) over the window, per request.
+    pub client_cpu_us_per_request: Option<f64>,
     pub client_enters_per_request: Option<f64>,
     pub notes: Vec<String>,
 }
@@ -93,6 +95,10 @@ impl LoadReport {
             warmup,
             server_cpu_us_per_request: server_cpu_secs.and_then(|s| per_request(s * 1e6)),
             server_cpu_secs,
+            client_cpu_us_per_request: outcome
+                .window
+                .client_cpu_ticks
+                .and_then(|t| per_request(t as f64 / cfg.clk_tck.max(1) as f64 * 1e6)),
             client_enters_per_request: enters.and_then(|e| per_request(e as f64)),
             notes: outcome.notes,
         }
@@ -143,6 +149,7 @@ impl LoadReport {
             .obj("warmup", counts_json(&self.warmup))
             .opt("server_cpu_secs", self.server_cpu_secs)
             .opt("server_cpu_us_per_request", self.server_cpu_us_per_request)
+            .opt("client_cpu_us_per_request", self.client_cpu_us_per_request)
             .opt("client_enters_per_request", self.client_enters_per_request);
         for (i, note) in self.notes.iter().enumerate() {
             o = o.str(&format!("note{i}"), note);
@@ -181,6 +188,9 @@ impl LoadReport {
         let _ = writeln!(t, "{}", counts_table(&self.warmup, &self.measured));
         if let (Some(secs), Some(us)) = (self.server_cpu_secs, self.server_cpu_us_per_request) {
             let _ = writeln!(t, "server CPU  {secs:.2} s, {us:.2} µs/request");
+        }
+        if let Some(us) = self.client_cpu_us_per_request {
+            let _ = writeln!(t, "client CPU  {us:.2} µs/request");
         }
         if let Some(e) = self.client_enters_per_request {
             let _ = writeln!(t, "client      {e:.3} io_uring_enter/request");
@@ -228,7 +238,7 @@ fn counts_table(warmup: &Counts, measured: &Counts) -> String {
     let _ = write!(
         t,
         "{:<18}{:>14}{:>14}",
-        "sent = ok + req errors + in flight",
+        "books balance",
         verdict(warmup),
         verdict(measured)
     );
