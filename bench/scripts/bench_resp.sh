@@ -25,6 +25,7 @@ KV_CMD=${KV_CMD:-"target/release/percore kv --shards 1 --quiet --listen 127.0.0.
 source bench/scripts/common.sh
 
 OUT=${OUT:-$(mktemp -d /tmp/bench_resp.XXXXXX)}
+mkdir -p "$OUT"
 CLK_TCK=$(getconf CLK_TCK)
 trap stop_server EXIT INT TERM
 cargo build --release -q -p percore-bench

@@ -27,6 +27,7 @@ PORT=${PORT:-18091}
 source bench/scripts/common.sh
 
 OUT=${OUT:-$(mktemp -d /tmp/bench_vs_wrk.XXXXXX)}
+mkdir -p "$OUT"
 CLK_TCK=$(getconf CLK_TCK)
 URL="http://127.0.0.1:$PORT/"
 
