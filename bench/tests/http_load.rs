@@ -227,28 +227,30 @@ fn the_open_loop_holds_the_offered_rate_at_the_server() {
     cfg.connections = 20;
     cfg.rate = Some(rate);
     cfg.warmup = Duration::from_millis(500);
-    cfg.duration = Duration::from_secs(2);
+    cfg.duration = Duration::from_secs(3);
     let report = run(cfg, http(target));
     assert_reconciled(&report);
     assert_eq!(report.errors(), 0, "{}", report.to_text());
-    // What the server received over 2 s in the middle of the run.
+    // What the server received over 2.5 s in the middle of the run. (A late request is still
+    // sent, so a stall of the shared machine moves arrivals but loses none: the tolerance is
+    // for such a shift across the edges of the count.)
     let arrivals = arrivals.lock().unwrap();
     let first = arrivals[0];
     let (from, to) = (
-        first + Duration::from_millis(300),
-        first + Duration::from_millis(2300),
+        first + Duration::from_millis(500),
+        first + Duration::from_millis(3000),
     );
     let received = arrivals.iter().filter(|&&t| t >= from && t < to).count();
-    let received_rate = received as f64 / 2.0;
+    let received_rate = received as f64 / 2.5;
     assert!(
-        (received_rate - rate).abs() / rate < 0.03,
+        (received_rate - rate).abs() / rate < 0.04,
         "server received {received_rate:.0} req/s, offered {rate}\n{}",
         report.to_text()
     );
     // The client's own view agrees.
     let sent_rate = report.measured.sent as f64 / report.window_secs;
     assert!(
-        (sent_rate - rate).abs() / rate < 0.03,
+        (sent_rate - rate).abs() / rate < 0.04,
         "{}",
         report.to_text()
     );

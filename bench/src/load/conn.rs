@@ -96,25 +96,29 @@ struct Batch {
     /// The server announced the close of the connection after a response.
     closing: bool,
     invalid: bool,
+    /// When the batch's responses were taken (`None` if none was whole).
+    at: Option<Instant>,
 }
 
 impl<P: Protocol> Driver<'_, P> {
     async fn drive(&mut self, mut stream: TcpStream, mut schedule: Option<&mut Schedule>) -> End {
         let cfg = self.shard.cfg.clone();
+        // One clock read per wake-up: the time responses were parsed is also the send time of
+        // the requests that follow them in the same poll.
+        let mut now = Instant::now();
         // Response bytes must come within `timeout` of the last progress.
-        let mut last_progress = Instant::now();
+        let mut last_progress = now;
         loop {
             let phase = self.shard.phase();
             if phase != Phase::Done {
                 if self.in_flight.is_empty() {
-                    last_progress = Instant::now();
+                    last_progress = now;
                 }
-                if let Err(e) = self.send_due(&mut stream, phase, schedule.as_deref_mut()) {
+                if let Err(e) = self.send_due(&mut stream, phase, schedule.as_deref_mut(), now) {
                     self.fail(ErrorKind::of_io(&e));
                     return End::Reconnect { backoff: true };
                 }
             }
-            let now = Instant::now();
             let drain = self.shard.drain_deadline();
             if self.in_flight.is_empty() && phase == Phase::Done {
                 return End::Finished;
@@ -139,7 +143,7 @@ impl<P: Protocol> Driver<'_, P> {
                 .await;
             match read {
                 None => {
-                    let now = Instant::now();
+                    now = Instant::now();
                     if let Some(d) = drain
                         && now >= d
                     {
@@ -152,7 +156,8 @@ impl<P: Protocol> Driver<'_, P> {
                     }
                 }
                 Some(Ok(Some(batch))) => {
-                    last_progress = Instant::now();
+                    now = batch.at.unwrap_or_else(Instant::now);
+                    last_progress = now;
                     if batch.invalid {
                         self.fail(ErrorKind::Parse);
                         return End::Reconnect { backoff: true };
@@ -194,12 +199,12 @@ impl<P: Protocol> Driver<'_, P> {
         stream: &mut TcpStream,
         phase: Phase,
         mut schedule: Option<&mut Schedule>,
+        now: Instant,
     ) -> std::io::Result<()> {
         let pipeline = self.shard.cfg.pipeline;
         if self.in_flight.len() >= pipeline || stream.pending_output() >= WRITE_BACKLOG {
             return Ok(());
         }
-        let now = Instant::now();
         let mut sent = 0u64;
         let (proto, conn, in_flight) = (self.proto, &mut self.conn, &mut self.in_flight);
         let result = stream.write_with(|out| {
@@ -293,7 +298,6 @@ fn parse_batch<P: Protocol>(
 ) -> (usize, Batch) {
     let mut batch = Batch::default();
     let mut offset = 0;
-    let mut now = None;
     while !in_flight.is_empty() && offset < data.len() {
         let (consumed, parsed) = proto.parse(conn, &data[offset..]);
         offset += consumed;
@@ -304,7 +308,7 @@ fn parse_batch<P: Protocol>(
                 return (data.len(), batch);
             }
             Parsed::Response { ok, close } => {
-                let at = *now.get_or_insert_with(Instant::now);
+                let at = *batch.at.get_or_insert_with(Instant::now);
                 if let Some(request) = in_flight.pop_front() {
                     record(shard, request, ok, at);
                 }
