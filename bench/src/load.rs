@@ -9,7 +9,7 @@
 //! new and their in-flight requests have until the drain deadline (`drain_grace` after the
 //! window) to be answered, after which they are counted as in flight at the end. The shards
 //! are then stopped whatever they do, so a run lasts at most warm-up + duration + drain
-//! grace + a few seconds.
+//! grace + timeout (a connect begun just before the close) + a few seconds.
 
 mod conn;
 pub mod counts;
@@ -289,8 +289,9 @@ pub fn run<P: Protocol>(
         })
         .map_err(|e| format!("starting the client shards: {e}"))?;
     let window = run_window(&cfg, &clock, &lives, &mut progress);
-    // Every connection stops by the drain deadline; the margin covers a busy shard.
-    let deadline = Instant::now() + cfg.drain_grace + Duration::from_secs(3);
+    // Every connection stops by the drain deadline, or when a connect begun before it ends
+    // (within the timeout); the margin covers a busy shard.
+    let deadline = Instant::now() + cfg.drain_grace + cfg.timeout + Duration::from_secs(3);
     let results = measure::collect(&rx, cfg.shards, deadline);
     let mut notes = Vec::new();
     if results.len() < cfg.shards {

@@ -24,7 +24,7 @@ fn http(target: std::net::SocketAddr) -> Http {
 
 /// How long a run may take at most: warm-up + window + drain + the engine's margin.
 fn bound(cfg: &percore_bench::load::LoadConfig) -> Duration {
-    cfg.warmup + cfg.duration + cfg.drain_grace + Duration::from_secs(4)
+    cfg.warmup + cfg.duration + cfg.drain_grace + cfg.timeout + Duration::from_secs(4)
 }
 
 #[test]
