@@ -241,10 +241,13 @@ pub fn preflight(cfg: &LoadConfig) -> Result<(), String> {
     if cfg.duration.is_zero() {
         return Err("duration must be above 0".into());
     }
+    // A floor keeps the schedule's times (connection id / rate) well inside `Instant`'s range.
     if let Some(rate) = cfg.rate
-        && !(rate.is_finite() && rate > 0.0)
+        && !(rate.is_finite() && rate >= 0.1)
     {
-        return Err(format!("--rate must be a positive number, not {rate}"));
+        return Err(format!(
+            "--rate must be at least 0.1 requests/s, not {rate}"
+        ));
     }
     match StdTcpStream::connect_timeout(&cfg.target, cfg.timeout) {
         Ok(_) => Ok(()),

@@ -123,3 +123,24 @@ fn a_target_that_refuses_after_the_preflight_is_counted_and_exits_non_zero() {
     assert!(stderr.contains("no request succeeded"), "{stderr}");
     assert!(stdout.contains("connect_refused"), "{stdout}");
 }
+
+#[test]
+fn bad_settings_are_refused_before_any_connection() {
+    for args in [
+        &["http", "--rate", "0"][..],
+        &["http", "--rate", "-5"],
+        &["http", "-c", "0"],
+        &["http", "--expect-status", "abc"],
+        &["http", "--path", "a b"],
+        &["resp", "--set-ratio", "2"],
+    ] {
+        let out = bench().args(args).args(["-q", "-d", "1"]).output().unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("percore-bench:") || stderr.contains("error"),
+            "{args:?}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
