@@ -22,6 +22,22 @@ start_server() {
     taskset -c 1 "$bin" echo --shards 1 --quiet --listen "127.0.0.1:$port" \
         --drain-timeout-secs 1 &
     SERVER_PID=$!
+    wait_listening "$port"
+}
+
+# start_http_server PORT [BINARY]: `percore serve` (HTTP demo), one shard, on CPU 1, with no
+# per-connection request cap (like nginx's keepalive_requests in the peer harness).
+start_http_server() {
+    local port=$1 bin=${2:-$BIN/percore}
+    taskset -c 1 "$bin" serve --shards 1 --quiet --listen "127.0.0.1:$port" \
+        --drain-timeout-secs 1 --max-requests 100000000 &
+    SERVER_PID=$!
+    wait_listening "$port"
+}
+
+# wait_listening PORT: until 127.0.0.1:PORT accepts (10 s at most) or the server exits.
+wait_listening() {
+    local port=$1
     local i
     for i in $(seq 1 100); do
         if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then

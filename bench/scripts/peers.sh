@@ -20,7 +20,8 @@
 #   --install          apt-get install missing nginx/wrk/nodejs; build the FastAPI venv
 #   --write-results    append the report to bench/RESULTS.md
 #   --out DIR          where raw outputs go (default: a new /tmp/peers.XXXXXX)
-# Env: LOAD_TOOL (default wrk; the hook for percore-bench's http mode is load_run below),
+# Env: LOAD_TOOL (wrk, the default, or percore-bench: its http mode, which also gives
+#      per-request percentiles when pipelining),
 #      PORT_BASE (default 18080; server i listens on PORT_BASE + i, on 127.0.0.1 only).
 #
 # A peer that cannot run here (no node, no venv, a build failure, a server that does not
@@ -183,7 +184,11 @@ fi
 
 case $LOAD_TOOL in
     wrk) have wrk || die "wrk is not installed (apt-get install -y wrk, or run with --install)" ;;
-    *) die "LOAD_TOOL=$LOAD_TOOL: only wrk is wired in load_run so far" ;;
+    percore-bench)
+        log "cargo build --release -p percore-bench"
+        timeout 1500 cargo build --release -q -p percore-bench >"$OUT/cargo-bench.log" 2>&1 \
+            || die "percore-bench does not build (see $OUT/cargo-bench.log)" ;;
+    *) die "LOAD_TOOL=$LOAD_TOOL: use wrk or percore-bench" ;;
 esac
 
 want() { [[ " ${SERVER_LIST[*]} " == *" $1 "* ]]; }
@@ -287,8 +292,8 @@ stop_server() {
 
 # ---------------------------------------------------------------- load
 # load_run CPUS THREADS CONNS PIPELINE SECONDS URL OUTFILE: one bounded load run; its raw
-# output goes to OUTFILE. To put percore-bench's http mode beside wrk, add a LOAD_TOOL case
-# here and in parse_load (it must yield requests, req/s, p50/p99 µs and errors).
+# output goes to OUTFILE. LOAD_TOOL=percore-bench runs `percore-bench http` with one client
+# shard per load thread (its JSON report; its latency is per request, pipelined or not).
 load_run() {
     local cpus=$1 threads=$2 conns=$3 pipeline=$4 secs=$5 url=$6 out=$7
     local script=()
@@ -297,11 +302,27 @@ load_run() {
         wrk)
             timeout $((secs + 20)) taskset -c "$cpus" wrk -t"$threads" -c"$conns" -d"${secs}s" \
                 --timeout 2s --latency "${script[@]}" "$url" -- "$pipeline" >"$out" 2>&1 || true ;;
+        percore-bench)
+            local target=${url#http://}
+            target=${target%/}
+            timeout $((secs + 20)) taskset -c "$cpus" target/release/percore-bench http \
+                --target "$target" --shards "$threads" -c "$conns" --pipeline "$pipeline" \
+                -d "$secs" -w 0 --timeout 2s --json -q >"$out" 2>&1 || true ;;
     esac
 }
 
 # parse_load OUTFILE: "requests req_per_s p50_us p99_us errors" (or nothing if unparsable).
 parse_load() {
+    if [[ $LOAD_TOOL == percore-bench ]]; then
+        python3 - "$1" <<'PY' 2>/dev/null || true
+import json, sys
+line = [l for l in open(sys.argv[1]) if l.startswith("{")][-1]
+r = json.loads(line)
+l = r["latency_us"]
+print(f'{int(r["requests"])} {r["requests_per_sec"]:.1f} {l["p50"]:.1f} {l["p99"]:.1f} {int(r["errors"])}')
+PY
+        return
+    fi
     awk '
         function us(v) {
             if (v ~ /us$/) return v + 0; if (v ~ /ms$/) return v * 1000
@@ -375,8 +396,8 @@ cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
     echo "- Command: \`$CMDLINE\`; rounds $ROUNDS, ${WARMUP} s warm-up + ${DURATION} s measured per pass; raw outputs were in \`$OUT\`."
 } >"$OUT/machine.md"
 
-python3 - "$RUNS" "$SKIPS" "$OUT/machine.md" "${SERVER_LIST[*]}" >"$OUT/report.md" <<'PY'
-import statistics, sys
+LOAD_TOOL="$LOAD_TOOL" python3 - "$RUNS" "$SKIPS" "$OUT/machine.md" "${SERVER_LIST[*]}" >"$OUT/report.md" <<'PY'
+import os, statistics, sys
 runs_path, skips_path, machine_path, order = sys.argv[1:5]
 order = order.split()
 rows = [l.rstrip("\n").split("\t") for l in open(runs_path) if l.strip()]
@@ -422,7 +443,8 @@ for (layout, c, p), per in sorted(groups.items(), key=lambda kv: (kv[0][0] != "o
         r_pc = f"{m['cpu'] / pc['cpu']:.2f}" if pc else "–"
         err = str(m["err"]) + (f" (+{m['failed']} runs without result)" if m["failed"] else "")
         # wrk's latency histogram is meaningless with pipelining (it prints 0 or stray values).
-        lat = (fmt_us(m['p50']), fmt_us(m['p99'])) if p == 1 else ("n/a", "n/a")
+        per_request = p == 1 or os.environ.get("LOAD_TOOL") == "percore-bench"
+        lat = (fmt_us(m['p50']), fmt_us(m['p99'])) if per_request else ("n/a", "n/a")
         out.append(f"| {s} | {m['rps']:,.0f} | {lat[0]} | {lat[1]} | "
                    f"**{m['cpu']:.2f}** ({rounds}) | {r_cpu} | {r_rps} | {r_pc} | {err} |")
     out.append("")

@@ -2,14 +2,22 @@
 //! shards (the client side runs the same io_uring loop it measures).
 //!
 //! Each mode is one module with a `run` function that returns a report; `main.rs` only parses
-//! the command line and prints. Issue #4 adds HTTP and RESP modes next to [`echo`], reusing
-//! [`measure`] (the warm-up/measure/stop clock shared by the shards) and [`report`].
+//! the command line and prints. The request-response modes, [`http`] and [`resp`], are
+//! protocols plugged into one engine, [`load`] (closed or open loop, pipelining, the books,
+//! latency); [`echo`] predates it. [`measure`] is the warm-up/measure/stop clock shared by
+//! the shards; [`progress`] and [`plot`] are the live and the graphic output.
 
 #![forbid(unsafe_code)]
 
+pub mod cli;
 pub mod echo;
+pub mod http;
 pub mod idle;
+pub mod load;
 pub mod measure;
 pub mod mesh;
+pub mod plot;
 pub mod procfs;
+pub mod progress;
 pub mod report;
+pub mod resp;

@@ -6,7 +6,13 @@
 use std::{net::SocketAddr, process::ExitCode, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
-use percore_bench::{echo, idle, mesh};
+use percore_bench::{
+    cli::{self, LoadArgs},
+    echo,
+    http::{Http, HttpRequest, parse::StatusSet},
+    idle, mesh,
+    resp::{Resp, RespWorkload},
+};
 
 #[derive(Parser)]
 #[command(name = "percore-bench", version, about = "Load generators for percore")]
@@ -17,6 +23,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// HTTP/1.1 load: closed loop, or open loop with --rate (latency corrected for
+    /// coordinated omission); wrong statuses, truncated bodies, garbage, resets and timeouts
+    /// are counted apart.
+    Http(HttpArgs),
+    /// RESP (Redis protocol) load: a GET/SET mix over a key space.
+    Resp(RespArgs),
     /// Closed-loop TCP echo load: each connection sends a message and waits for its full,
     /// verified echo before the next (or keeps --pipeline messages in flight).
     Echo(EchoArgs),
@@ -24,6 +36,46 @@ enum Command {
     Mesh(MeshArgs),
     /// Opens many connections and holds them idle (for memory measurements).
     Idle(IdleArgs),
+}
+
+#[derive(Args)]
+struct HttpArgs {
+    #[command(flatten)]
+    load: LoadArgs,
+    #[arg(long, short = 'm', default_value = "GET")]
+    method: String,
+    #[arg(long, default_value = "/")]
+    path: String,
+    /// Extra request header `Name: value` (repeatable).
+    #[arg(long = "header", short = 'H')]
+    headers: Vec<String>,
+    /// Request body (sent with its Content-Length).
+    #[arg(long)]
+    body: Option<String>,
+    /// Host header (default: the target address).
+    #[arg(long)]
+    host: Option<String>,
+    /// Statuses that count as success: `2xx`, `200`, `200-399`, or a list.
+    #[arg(long, default_value = "2xx")]
+    expect_status: String,
+}
+
+#[derive(Args)]
+struct RespArgs {
+    #[command(flatten)]
+    load: LoadArgs,
+    /// Share of SET requests (the rest are GET).
+    #[arg(long, default_value_t = 0.1)]
+    set_ratio: f64,
+    /// Keys key:0 … key:N-1.
+    #[arg(long, default_value_t = 10_000)]
+    keyspace: u64,
+    /// Bytes per SET value.
+    #[arg(long, default_value_t = 64)]
+    value_size: usize,
+    /// Seed of the key and command choices.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
 #[derive(Args)]
@@ -98,6 +150,8 @@ struct IdleArgs {
 
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
+        Command::Http(a) => run_http(a),
+        Command::Resp(a) => run_resp(a),
         Command::Echo(a) => run_echo(a),
         Command::Mesh(a) => run_mesh(a),
         Command::Idle(a) => run_idle(a),
@@ -109,6 +163,33 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn run_http(a: HttpArgs) -> Result<(), String> {
+    let request = HttpRequest {
+        method: a.method,
+        path: a.path,
+        host: a.host,
+        headers: a.headers,
+        body: a.body.unwrap_or_default().into_bytes(),
+        expect: StatusSet::parse(&a.expect_status)?,
+    };
+    let http = Http::new(a.load.target, &request)?;
+    let what = format!("{} {}", request.method, request.path);
+    let report = cli::run(&a.load, http, what)?;
+    cli::finish(&a.load, &report)
+}
+
+fn run_resp(a: RespArgs) -> Result<(), String> {
+    let resp = Resp::new(RespWorkload {
+        set_ratio: a.set_ratio,
+        keyspace: a.keyspace,
+        value_size: a.value_size,
+        seed: a.seed,
+    })?;
+    let what = resp.describe();
+    let report = cli::run(&a.load, resp, what)?;
+    cli::finish(&a.load, &report)
 }
 
 fn run_echo(a: EchoArgs) -> Result<(), String> {

@@ -49,6 +49,9 @@ pub struct Window {
     /// Server utime+stime over the window, in clock ticks (when a server PID was given and
     /// readable at both ends).
     pub server_cpu_ticks: Option<u64>,
+    /// This process's own utime+stime over the window (the load generator's cost), in
+    /// clock ticks; set by the request-response modes.
+    pub client_cpu_ticks: Option<u64>,
 }
 
 /// Runs warm-up and the measured window on the calling thread, switching `clock` between
@@ -74,6 +77,7 @@ pub fn run_window(
     Window {
         secs,
         server_cpu_ticks,
+        client_cpu_ticks: None,
     }
 }
 
