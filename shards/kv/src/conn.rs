@@ -208,6 +208,7 @@ fn serve_input(conn: &mut Conn, input: &[u8], out: &mut Vec<u8>) -> (usize, Defe
                 return (input.len(), deferred);
             }
             Parsed::Command(args) => {
+                crate::stats::received(&args[0]);
                 if !deferred.commands.is_empty() {
                     deferred.commands.push(args);
                 } else if let Some(args) = run_here(conn, args, out) {

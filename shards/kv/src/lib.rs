@@ -38,6 +38,7 @@ pub mod pubsub;
 pub mod resp;
 mod route;
 mod shard;
+mod stats;
 pub mod store;
 
 use std::{net::SocketAddr, time::Duration};

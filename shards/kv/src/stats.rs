@@ -1,0 +1,54 @@
+//! RESP commands by name, as the kernel's shard-local service counters: exported on the
+//! admin listener as `percore_kv_commands_total{command="get",shard="0"}`.
+//!
+//! Counted where a command arrives (the connection's shard), as it is parsed, whether it
+//! then runs here or on its key's owner; unknown commands are counted under
+//! `command="unknown"`. Each count is one add to a
+//! shard-local cell, so counting costs nothing measurable next to the command itself.
+
+use std::cell::OnceCell;
+
+use percore::metrics::{Counter, counter};
+
+use crate::commands::table::{COMMANDS, lookup};
+
+const NAME: &str = "percore_kv_commands_total";
+const HELP: &str = "RESP commands received, by command name";
+
+struct Counters {
+    /// Indexed by `Cmd as usize`.
+    by_command: Vec<Option<Counter>>,
+    unknown: Counter,
+}
+
+thread_local! {
+    static COUNTERS: OnceCell<Counters> = const { OnceCell::new() };
+}
+
+fn with_counters(f: impl FnOnce(&Counters)) {
+    COUNTERS.with(|cell| {
+        f(cell.get_or_init(|| {
+            let size = COMMANDS.iter().map(|s| s.cmd as usize).max().unwrap_or(0) + 1;
+            let mut by_command = vec![None; size];
+            for spec in COMMANDS {
+                by_command[spec.cmd as usize]
+                    .get_or_insert_with(|| counter(NAME, HELP, &[("command", spec.name)]));
+            }
+            Counters {
+                by_command,
+                unknown: counter(NAME, HELP, &[("command", "unknown")]),
+            }
+        }))
+    });
+}
+
+/// Counts one command received on this shard, by its name (the first argument).
+pub fn received(name: &[u8]) {
+    let cmd = lookup(name).map(|spec| spec.cmd);
+    with_counters(
+        |c| match cmd.and_then(|cmd| c.by_command[cmd as usize].as_ref()) {
+            Some(counter) => counter.inc(),
+            None => c.unknown.inc(),
+        },
+    );
+}
