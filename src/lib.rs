@@ -71,7 +71,7 @@ pub use crate::{
         stop_server, yield_now,
     },
     metrics::{ShardStats, stats},
-    net::{NetConfig, NetStats, TcpListener, TcpStream},
+    net::{NetConfig, NetStats, ShardLoadStats, Steering, TcpListener, TcpStream},
     ring::{RingConfig, RingFeatures, RingStats},
     server::{Placement, Server, ServerBuilder, ServerHandle, ShardInfo, StartupReport},
 };

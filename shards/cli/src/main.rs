@@ -7,7 +7,7 @@ mod doctor;
 use std::{net::SocketAddr, process::ExitCode, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
-use percore::{Placement, RingConfig, Server, ServerBuilder};
+use percore::{Placement, RingConfig, Server, ServerBuilder, Steering};
 
 #[derive(Parser)]
 #[command(
@@ -107,9 +107,14 @@ struct ShardArgs {
     /// Serve Prometheus metrics of every shard at http://ADDR/metrics (e.g. 127.0.0.1:9100).
     #[arg(long, value_name = "ADDR")]
     admin: Option<SocketAddr>,
-    /// A loop iteration longer than this many milliseconds counts as a stall and is logged.
+    /// A loop iteration longer than this many milliseconds counts as a stall: it is logged,
+    /// and the shard gets no new connections until it recovers.
     #[arg(long, default_value_t = 100)]
     stall_ms: u64,
+    /// Connection steering: `reuseport` (kernel 4-tuple hash), `cpu` (the listener of the
+    /// CPU that took the connection, a cBPF program) or `balanced` (the least-loaded shard).
+    #[arg(long, default_value = "reuseport", value_parser = parse_steering)]
+    steer: Steering,
     /// Do not print the startup report.
     #[arg(long)]
     quiet: bool,
@@ -133,13 +138,18 @@ impl ShardArgs {
                 ..RingConfig::default()
             })
             .drain_timeout(Duration::from_secs(self.drain_timeout_secs))
-            .stall_threshold(Duration::from_millis(self.stall_ms.max(1)));
+            .stall_threshold(Duration::from_millis(self.stall_ms.max(1)))
+            .steering(self.steer);
         let builder = match self.admin {
             Some(addr) => builder.admin(addr),
             None => builder,
         };
         builder.handle_signals(true).print_report(!self.quiet)
     }
+}
+
+fn parse_steering(s: &str) -> Result<Steering, String> {
+    s.parse()
 }
 
 fn main() -> ExitCode {
