@@ -57,6 +57,7 @@ pub(crate) fn spawn(
                 threshold,
                 watches: vec![Watch::default(); remotes.len()],
                 last_warning: vec![None; remotes.len()],
+                lag_peaks: vec![(0, Instant::now()); remotes.len()],
             };
             let mut takeover = TakeoverState::default();
             while control.running_shards.load(Ordering::SeqCst) > 0 {
@@ -78,6 +79,8 @@ struct Detector {
     threshold: Duration,
     watches: Vec<Watch>,
     last_warning: Vec<Option<Instant>>,
+    /// Each shard's last loop-lag peak (µs) and when it was seen, for the fading lag.
+    lag_peaks: Vec<(u64, Instant)>,
 }
 
 impl Detector {
@@ -100,7 +103,7 @@ impl Detector {
         if since == 0 {
             watch.since = 0;
             watch.counted = false;
-            load.set_lag_us(0);
+            self.publish_lag(i, load, 0);
             return;
         }
         if watch.since != since {
@@ -111,7 +114,8 @@ impl Detector {
             };
         }
         let wall_ns = now.saturating_sub(since);
-        load.set_lag_us(wall_ns / 1000);
+        self.publish_lag(i, load, wall_ns / 1000);
+        let watch = &mut self.watches[i];
         if watch.counted || wall_ns < self.threshold_ns {
             if watch.counted {
                 self.warn(i, remote, wall_ns, 0);
@@ -131,6 +135,20 @@ impl Detector {
         self.warn(i, remote, wall_ns, waited_ns);
     }
 
+    /// Publishes the shard's recent loop lag: the current iteration's age, or the last peak
+    /// fading to zero over [`LAG_FADE`] (so a shard busy in long iterations separated by
+    /// short waits still looks busy to placement, and one that recovered soon does not).
+    fn publish_lag(&mut self, i: usize, load: &crate::net::steer::ShardLoad, current_us: u64) {
+        let (peak_us, at) = self.lag_peaks[i];
+        let fade_us = LAG_FADE.as_micros() as u64;
+        let elapsed_us = (at.elapsed().as_micros() as u64).min(fade_us);
+        let faded_us = peak_us - peak_us * elapsed_us / fade_us;
+        if current_us >= faded_us {
+            self.lag_peaks[i] = (current_us, Instant::now());
+        }
+        load.set_lag_us(current_us.max(faded_us));
+    }
+
     /// Reports a stalled shard, at most once a second while the stall lasts.
     fn warn(&mut self, i: usize, remote: &ShardRemote, wall_ns: u64, waited_ns: u64) {
         if self.last_warning[i].is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
@@ -146,6 +164,9 @@ impl Detector {
         );
     }
 }
+
+/// How long a loop-lag peak keeps counting in a shard's load after its iteration ended.
+const LAG_FADE: Duration = Duration::from_millis(50);
 
 /// Connections accepted from one stalled listener per round, at most.
 const TAKEOVER_BATCH: usize = 64;
@@ -187,7 +208,15 @@ impl TakeoverState {
 
 /// Accepts what is queued on `listener` and hands it over; false on an accept error.
 fn take_queued(listener: &Takeover, steer: &SteerShared, mesh: &MeshShared) -> bool {
+    let mut ready = Vec::with_capacity(1);
     for _ in 0..TAKEOVER_BATCH {
+        // The listener is in blocking mode (it is the shard's; its flags are shared with
+        // this duplicate), so accept only what poll says is there; the accept timeout set
+        // at registration bounds the wait if the shard took it first.
+        match crate::sys::steer::poll_readable(&[listener.raw_fd()], 0, &mut ready) {
+            Ok(()) if ready.first() == Some(&true) => {}
+            _ => return true,
+        }
         let fd = match crate::sys::steer::accept_now(listener.raw_fd()) {
             Ok(Some(fd)) => fd,
             Ok(None) => return true,

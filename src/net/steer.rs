@@ -84,6 +84,10 @@ impl FromStr for Steering {
 /// Loop lag, in µs, that weighs as much as one connection when placing.
 const LAG_US_PER_CONNECTION: u64 = 1000;
 
+/// The longest the stall detector's `accept` may block on a listener another thread
+/// emptied between its poll and its accept.
+const ACCEPT_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// One shard's load as the other shards and the stall detector see it.
 #[derive(Debug, Default)]
 pub(crate) struct ShardLoad {
@@ -204,7 +208,10 @@ impl SteerShared {
 
     /// Records a listener of `shard`; returns its registration id.
     pub(crate) fn register(&self, shard: usize, addr: SocketAddr, fd: RawFd) -> Option<u64> {
-        let dup = match crate::sys::steer::dup(fd) {
+        let dup = match crate::sys::steer::dup(fd).and_then(|dup| {
+            crate::sys::steer::set_accept_timeout(dup.as_raw_fd(), ACCEPT_TIMEOUT)?;
+            Ok(dup)
+        }) {
             Ok(dup) => dup,
             Err(e) => {
                 tracing::warn!(shard, %addr, "listener not shared for stall takeover: {e}");

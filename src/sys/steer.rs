@@ -85,7 +85,8 @@ pub(crate) fn poll_readable(
     Ok(())
 }
 
-/// Accepts one connection without blocking: `Ok(None)` when none is queued.
+/// Accepts one connection: `Ok(None)` when none is queued. The listener is in blocking
+/// mode, so call it only after `poll_readable`, on a socket with an accept timeout.
 pub(crate) fn accept_now(listener: RawFd) -> io::Result<Option<OwnedFd>> {
     // SAFETY: null address pointers are allowed (the peer address is not wanted).
     let fd = unsafe {
@@ -118,6 +119,29 @@ fn set_blocking(fd: RawFd) {
             libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK);
         }
     }
+}
+
+/// Bounds how long a blocking `accept` on `fd` waits (SO_RCVTIMEO on a listening socket).
+/// io_uring's own accept never blocks, so only the stall detector's `accept_now` sees it.
+pub(crate) fn set_accept_timeout(fd: RawFd, timeout: std::time::Duration) -> io::Result<()> {
+    let tv = libc::timeval {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_usec: timeout.subsec_micros() as libc::suseconds_t,
+    };
+    // SAFETY: `tv` is a valid timeval that outlives the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&raw const tv).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(os_error("setsockopt SO_RCVTIMEO"));
+    }
+    Ok(())
 }
 
 /// A second descriptor for the same socket (close-on-exec).
