@@ -13,19 +13,7 @@ use steer::{Client, client_on, serve};
 fn a_burst_of_200_connections_is_even_within_ten_percent() {
     let (server, addr) = serve(Server::builder().shards(2).steering(Steering::Balanced));
     // Opened from four threads at once, kept open, then asked where they are.
-    let openers: Vec<_> = (0..4)
-        .map(|_| {
-            thread::spawn(move || {
-                (0..50)
-                    .map(|_| Client::connect(addr).unwrap())
-                    .collect::<Vec<_>>()
-            })
-        })
-        .collect();
-    let mut clients: Vec<Client> = openers
-        .into_iter()
-        .flat_map(|t| t.join().unwrap())
-        .collect();
+    let mut clients = burst(addr);
     let mut per_shard = [0usize; 2];
     for client in &mut clients {
         per_shard[client.shard()] += 1;
@@ -36,6 +24,13 @@ fn a_burst_of_200_connections_is_even_within_ten_percent() {
             "shard {shard} got {n} of 200: {per_shard:?}"
         );
     }
+    // The kernel's hash alone would often land within ±10% too; placement by load keeps
+    // the two counts within a few of each other (only concurrent choices can tie-break
+    // the same way).
+    assert!(
+        per_shard[0].abs_diff(per_shard[1]) <= 6,
+        "placement by load left {per_shard:?}"
+    );
     let loads = server.shard_loads();
     assert_eq!(
         loads.iter().map(|l| l.connections).sum::<u64>(),
@@ -90,6 +85,72 @@ fn a_busy_shard_gets_no_new_connections() {
         0,
         "the busy shard never counted as stalled"
     );
+    server.stop_within(Duration::from_millis(200));
+    server.join().unwrap();
+}
+
+/// Opens 200 connections from four threads at once and returns them, still open.
+fn burst(addr: std::net::SocketAddr) -> Vec<Client> {
+    let openers: Vec<_> = (0..4)
+        .map(|_| {
+            thread::spawn(move || {
+                (0..50)
+                    .map(|_| Client::connect(addr).unwrap())
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    openers
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect()
+}
+
+#[test]
+fn a_burst_onto_a_skewed_server_evens_out_the_open_connections() {
+    let (server, addr) = serve(
+        Server::builder()
+            .shards(2)
+            .steering(Steering::Balanced)
+            .stall_threshold(Duration::from_millis(50)),
+    );
+    // Skew: while shard 1 is stalled, 60 long-lived connections all land on shard 0.
+    let mut on1 = client_on(addr, 1);
+    let spinner = thread::spawn(move || on1.ask("spin 1000"));
+    assert!(steer::wait_stalled(
+        &server,
+        1,
+        true,
+        Duration::from_secs(2)
+    ));
+    let mut held: Vec<Client> = (0..60).map(|_| Client::connect(addr).unwrap()).collect();
+    let mut skewed = [0usize; 2];
+    for client in &mut held {
+        skewed[client.shard()] += 1;
+    }
+    assert_eq!(spinner.join().unwrap(), "spun 1");
+    assert_eq!(
+        skewed,
+        [60, 0],
+        "during the stall every connection went to shard 0"
+    );
+    let faded = std::time::Instant::now() + Duration::from_secs(2);
+    while server.shard_loads()[1].lag_us > 0 && std::time::Instant::now() < faded {
+        thread::sleep(Duration::from_millis(1));
+    }
+    let mut clients = burst(addr);
+    let mut open = skewed;
+    for client in &mut clients {
+        open[client.shard()] += 1;
+    }
+    // Even: 130 each. The kernel's hash alone would leave about 160 / 100.
+    for (shard, n) in open.iter().enumerate() {
+        assert!(
+            (117..=143).contains(n),
+            "shard {shard} holds {n} of 260 open connections: {open:?}"
+        );
+    }
+    drop((held, clients));
     server.stop_within(Duration::from_millis(200));
     server.join().unwrap();
 }
