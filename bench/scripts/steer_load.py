@@ -52,7 +52,10 @@ async def exchange(reader, writer, path, close=False):
             length = int(line[15:])
     if length:
         await reader.readexactly(length)
-    return status
+    # A server that ends the connection (keep-alive request limit) says so; the
+    # connection then leaves the pool instead of failing the next request.
+    closing = b"\r\nconnection: close" in head.lower()
+    return status, closing
 
 
 class Light:
@@ -92,9 +95,13 @@ class Light:
         conn = None
         try:
             conn = await asyncio.wait_for(self.conn(), self.args.timeout)
-            status = await asyncio.wait_for(exchange(*conn, "/"), self.args.timeout)
+            status, closing = await asyncio.wait_for(exchange(*conn, "/"), self.args.timeout)
             latency = loop.time() - scheduled
-            self.give_back(conn)
+            if closing:
+                conn[1].close()
+                self.open -= 1
+            else:
+                self.give_back(conn)
             conn = None
             if record:
                 if status == 200:
@@ -115,7 +122,7 @@ class Light:
             async def go():
                 reader, writer = await asyncio.open_connection(self.host, self.port)
                 try:
-                    return await exchange(reader, writer, "/", True)
+                    return (await exchange(reader, writer, "/", True))[0]
                 finally:
                     writer.close()
             self.opened += 1
@@ -134,7 +141,7 @@ async def heavy_one(args, host, port, out):
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 30)
         started = time.monotonic()
-        status = await asyncio.wait_for(exchange(reader, writer, args.heavy_path, True), 30)
+        status, _ = await asyncio.wait_for(exchange(reader, writer, args.heavy_path, True), 30)
         out["heavy_ok" if status == 200 else "heavy_errors"] += 1
         out["heavy_ms"].append((time.monotonic() - started) * 1000)
         writer.close()
@@ -146,8 +153,11 @@ async def heavy_keepalive(args, host, port, out, until):
     try:
         reader, writer = await asyncio.open_connection(host, port)
         while time.monotonic() < until:
-            status = await asyncio.wait_for(exchange(reader, writer, args.heavy_path), 30)
+            status, closing = await asyncio.wait_for(exchange(reader, writer, args.heavy_path), 30)
             out["heavy_ok" if status == 200 else "heavy_errors"] += 1
+            if closing:
+                writer.close()
+                reader, writer = await asyncio.open_connection(host, port)
         writer.close()
     except Exception:
         out["heavy_errors"] += 1
