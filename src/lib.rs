@@ -52,8 +52,8 @@
 //! (the kernel's hash over one listener per shard), `Cpu` (a reuseport cBPF program picks
 //! the shard on the CPU that took the connection) or `Balanced` (each shard accepts, then
 //! places the socket on the least-loaded shard through the mesh). In every mode a shard
-//! whose loop iteration runs past the stall threshold gets no new connections, and the stall
-//! detector hands the connections queued on its listeners to healthy shards. CPU-heavy
+//! whose loop iteration runs past the takeover threshold gets no new connections, and the
+//! stall detector hands the connections queued on its listeners to healthy shards. CPU-heavy
 //! handlers belong on [`spawn_blocking`] or a compute shard reached with
 //! [`mesh::submit_to`]; the README compares the two.
 

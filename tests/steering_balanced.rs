@@ -47,13 +47,14 @@ fn a_burst_of_200_connections_is_even_within_ten_percent() {
 
 #[test]
 fn a_busy_shard_gets_no_new_connections() {
-    // 60 ms iterations back to back: busy, but under the 200 ms stall threshold, so only
-    // the loop-lag part of the load keeps connections away.
+    // 60 ms iterations back to back: busy, but under the 200 ms stall and takeover
+    // thresholds, so only the loop-lag part of the load keeps connections away.
     let (server, addr) = serve(
         Server::builder()
             .shards(2)
             .steering(Steering::Balanced)
-            .stall_threshold(Duration::from_millis(200)),
+            .stall_threshold(Duration::from_millis(200))
+            .takeover_threshold(Duration::from_millis(200)),
     );
     let mut on0 = client_on(addr, 0);
     let (stop_tx, stop_rx) = mpsc::channel::<()>();

@@ -123,3 +123,45 @@ fn cpu_a_stalled_shards_queued_connections_are_served_by_the_other() {
 fn balanced_a_stalled_shard_gets_no_new_connections() {
     stall_and_connect(Steering::Balanced);
 }
+
+/// The takeover acts before the stall report: with a 1 s stall threshold and a 20 ms
+/// takeover threshold, a 300 ms computation is not a stall, yet new connections opened
+/// while it runs are served by the other shard at once.
+#[test]
+fn takeover_acts_before_a_computation_counts_as_a_stall() {
+    let (server, addr) = serve(
+        Server::builder()
+            .shards(2)
+            .stall_threshold(Duration::from_secs(1))
+            .takeover_threshold(Duration::from_millis(20)),
+    );
+    let mut on0 = client_on(addr, 0);
+    let spinner = thread::spawn(move || on0.ask("spin 300"));
+    assert!(
+        wait_stalled(&server, 0, true, Duration::from_secs(2)),
+        "shard 0 was never marked for takeover"
+    );
+    let mut served = Vec::new();
+    for _ in 0..DURING_STALL {
+        let started = Instant::now();
+        let shard = Client::connect(addr).unwrap().shard();
+        served.push((shard, started.elapsed()));
+    }
+    let still_busy = server.shard_loads()[0].stalled;
+    assert_eq!(spinner.join().unwrap(), "spun 0");
+    assert!(
+        still_busy,
+        "the computation ended before the clients finished: {served:?}"
+    );
+    assert!(
+        served.iter().all(|(s, took)| *s == 1 && *took < PROMPT),
+        "{served:?}"
+    );
+    let stats = server.shard_stats(Duration::from_secs(2));
+    assert_eq!(
+        stats[0].stalls, 0,
+        "300 ms is under the 1 s stall threshold"
+    );
+    server.stop_within(Duration::from_millis(200));
+    server.join().unwrap();
+}

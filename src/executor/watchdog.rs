@@ -12,10 +12,13 @@
 //! blocked in a syscall still counts: a handler that blocks stalls its shard as surely as
 //! one that computes.
 //!
-//! A stalled shard is also marked in the shared steering state (so no shard places a new
-//! connection on it), and while it stays stalled the watchdog polls its listeners and takes
-//! the connections that queue there, handing each to a healthy shard through the mesh. It
-//! logs when a shard stalls (again each second while it stays stalled) and when it recovers.
+//! Steering acts sooner than the report: a shard whose current iteration has run past the
+//! *takeover* threshold (default a fifth of the stall threshold, at least 2 ms) is marked in
+//! the shared steering state, so no shard places a new connection on it, and while the mark
+//! lasts the watchdog polls its listeners and takes the connections that queue there,
+//! handing each to a healthy shard through the mesh. A new connection then waits at most
+//! about the takeover threshold behind a computing handler, not the whole computation. Stalls
+//! are logged (again each second while they last) and so are recoveries.
 
 use std::{
     sync::{Arc, OnceLock, atomic::Ordering},
@@ -45,15 +48,18 @@ pub(crate) fn spawn(
     remotes: Vec<Arc<ShardRemote>>,
     control: Arc<ServerControl>,
     threshold: Duration,
+    takeover: Duration,
     steer: Arc<SteerShared>,
     mesh: Arc<MeshShared>,
 ) -> std::io::Result<thread::JoinHandle<()>> {
-    let period = (threshold / 4).clamp(Duration::from_millis(2), Duration::from_millis(50));
+    let takeover = takeover.min(threshold);
+    let period = (takeover / 4).clamp(Duration::from_millis(1), Duration::from_millis(50));
     thread::Builder::new()
         .name("percore-watchdog".into())
         .spawn(move || {
             let mut detector = Detector {
                 threshold_ns: threshold.as_nanos() as u64,
+                takeover_ns: takeover.as_nanos() as u64,
                 threshold,
                 watches: vec![Watch::default(); remotes.len()],
                 last_warning: vec![None; remotes.len()],
@@ -76,6 +82,8 @@ pub(crate) fn spawn(
 /// The stall detector's view of every shard.
 struct Detector {
     threshold_ns: u64,
+    /// Iteration age past which the shard gets no new connections (≤ the stall threshold).
+    takeover_ns: u64,
     threshold: Duration,
     watches: Vec<Watch>,
     last_warning: Vec<Option<Instant>>,
@@ -101,8 +109,7 @@ impl Detector {
             load.set_stalled(false);
         }
         if since == 0 {
-            watch.since = 0;
-            watch.counted = false;
+            *watch = Watch::default();
             self.publish_lag(i, load, 0);
             return;
         }
@@ -110,29 +117,34 @@ impl Detector {
             *watch = Watch {
                 since,
                 delay_at_start: run_delay_ns(remote.tid()),
+                skipped: false,
                 counted: false,
             };
         }
         let wall_ns = now.saturating_sub(since);
         self.publish_lag(i, load, wall_ns / 1000);
         let watch = &mut self.watches[i];
-        if watch.counted || wall_ns < self.threshold_ns {
-            if watch.counted {
-                self.warn(i, remote, wall_ns, 0);
-            }
+        if watch.counted {
+            self.warn(i, remote, wall_ns, 0);
+            return;
+        }
+        if wall_ns < self.takeover_ns || (watch.skipped && wall_ns < self.threshold_ns) {
             return;
         }
         let waited_ns = match (watch.delay_at_start, run_delay_ns(remote.tid())) {
             (Some(start), Some(now)) => now.saturating_sub(start),
             _ => 0,
         };
-        if !is_stall(wall_ns, waited_ns, self.threshold_ns) {
-            return;
+        if !watch.skipped && is_stall(wall_ns, waited_ns, self.takeover_ns) {
+            // Past the takeover threshold: no new connections, queued ones are taken.
+            watch.skipped = true;
+            load.set_stalled(true);
         }
-        watch.counted = true;
-        remote.count_stall();
-        load.set_stalled(true);
-        self.warn(i, remote, wall_ns, waited_ns);
+        if is_stall(wall_ns, waited_ns, self.threshold_ns) {
+            watch.counted = true;
+            remote.count_stall();
+            self.warn(i, remote, wall_ns, waited_ns);
+        }
     }
 
     /// Publishes the shard's recent loop lag: the current iteration's age, or the last peak
@@ -262,6 +274,8 @@ struct Watch {
     since: u64,
     /// The shard thread's run-queue delay when the watchdog first saw this iteration.
     delay_at_start: Option<u64>,
+    /// Past the takeover threshold: marked for steering (once per iteration).
+    skipped: bool,
     /// Already counted as a stall (once per iteration).
     counted: bool,
 }

@@ -14,10 +14,10 @@
 //!   so nothing else has to move (MSG_RING fd passing, `IORING_MSG_SEND_FD`, only moves
 //!   *registered* files, which percore does not use for sockets).
 //!
-//! In every mode a **stalled** shard (one loop iteration past the stall threshold, seen by
-//! the stall detector) is skipped as a target, and the detector itself takes the connections
-//! that queue on the stalled shard's listener while the stall lasts, handing each to a
-//! healthy shard (see `executor::watchdog`).
+//! In every mode a **stalled** shard (its current loop iteration past the takeover
+//! threshold, seen by the stall detector) is skipped as a target, and the detector itself
+//! takes the connections that queue on the stalled shard's listener while the stall lasts,
+//! handing each to a healthy shard (see `executor::watchdog`).
 //!
 //! Shared state and ordering: [`ShardLoad`] holds relaxed atomics. Their values are hints
 //! for placement, never used for memory safety or to publish other data: a stale read only

@@ -49,6 +49,7 @@ pub struct ServerBuilder {
     pub(crate) admin: Option<SocketAddr>,
     pub(crate) stall_threshold: Duration,
     pub(crate) steering: Steering,
+    pub(crate) takeover_threshold: Option<Duration>,
     /// Fallbacks found before the shards start (a refused cBPF program), for the report.
     pub(crate) early_fallbacks: Vec<String>,
 }
@@ -67,6 +68,7 @@ impl Default for ServerBuilder {
             admin: None,
             stall_threshold: Duration::from_millis(100),
             steering: Steering::ReusePort,
+            takeover_threshold: None,
             early_fallbacks: Vec::new(),
         }
     }
@@ -131,18 +133,36 @@ impl ServerBuilder {
 
     /// How new connections are spread over the shards (see [`Steering`]). Default
     /// `ReusePort`. In every mode a shard whose loop iteration runs past the
-    /// [`stall_threshold`](Self::stall_threshold) gets no new connections until it recovers,
-    /// and connections queued on its listeners meanwhile are taken by a healthy shard.
+    /// [`takeover_threshold`](Self::takeover_threshold) gets no new connections until it
+    /// recovers, and connections queued on its listeners meanwhile are taken by a healthy
+    /// shard.
     pub fn steering(mut self, steering: Steering) -> Self {
         self.steering = steering;
         self
     }
 
-    /// A loop iteration longer than this counts as a stall: it is logged, and the shard gets
-    /// no new connections until the iteration ends. Default 100 ms.
+    /// A loop iteration longer than this counts as a stall: it is counted and logged.
+    /// Default 100 ms.
     pub fn stall_threshold(mut self, threshold: Duration) -> Self {
         self.stall_threshold = threshold;
         self
+    }
+
+    /// A shard whose loop iteration has run this long gets no new connections until the
+    /// iteration ends, and the connections queued on its listeners are handed to other
+    /// shards (in every steering mode). Default: a fifth of the stall threshold, at least
+    /// 2 ms; never more than the stall threshold. Time the shard waited for a CPU does not
+    /// count.
+    pub fn takeover_threshold(mut self, threshold: Duration) -> Self {
+        self.takeover_threshold = Some(threshold);
+        self
+    }
+
+    /// The takeover threshold in effect.
+    pub(crate) fn takeover(&self) -> Duration {
+        self.takeover_threshold
+            .unwrap_or_else(|| (self.stall_threshold / 5).max(Duration::from_millis(2)))
+            .min(self.stall_threshold)
     }
 
     /// Print the startup report to stderr. Default off.

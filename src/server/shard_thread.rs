@@ -139,8 +139,10 @@ where
         .fallbacks
         .extend(builder.early_fallbacks.iter().cloned());
     report.steering = format!(
-        "{} (a shard stalled past {:?} gets no new connections; its queued ones are taken)",
-        builder.steering, builder.stall_threshold
+        "{} (a shard whose loop iteration has run {:?} gets no new connections and its queued ones are taken; stalls counted past {:?})",
+        builder.steering,
+        builder.takeover(),
+        builder.stall_threshold
     );
     if builder.print_report {
         eprint!("{report}");
@@ -149,6 +151,7 @@ where
         remotes.clone(),
         control.clone(),
         builder.stall_threshold,
+        builder.takeover(),
         steer.clone(),
         mesh_shared.clone(),
     )

@@ -107,10 +107,13 @@ struct ShardArgs {
     /// Serve Prometheus metrics of every shard at http://ADDR/metrics (e.g. 127.0.0.1:9100).
     #[arg(long, value_name = "ADDR")]
     admin: Option<SocketAddr>,
-    /// A loop iteration longer than this many milliseconds counts as a stall: it is logged,
-    /// and the shard gets no new connections until it recovers.
+    /// A loop iteration longer than this many milliseconds counts as a stall and is logged.
     #[arg(long, default_value_t = 100)]
     stall_ms: u64,
+    /// A shard whose loop iteration has run this many milliseconds gets no new connections,
+    /// and those queued on its listeners go to other shards (default: stall-ms / 5, ≥ 2).
+    #[arg(long)]
+    takeover_ms: Option<u64>,
     /// Connection steering: `reuseport` (kernel 4-tuple hash), `cpu` (the listener of the
     /// CPU that took the connection, a cBPF program) or `balanced` (the least-loaded shard).
     #[arg(long, default_value = "reuseport", value_parser = parse_steering)]
@@ -140,6 +143,10 @@ impl ShardArgs {
             .drain_timeout(Duration::from_secs(self.drain_timeout_secs))
             .stall_threshold(Duration::from_millis(self.stall_ms.max(1)))
             .steering(self.steer);
+        let builder = match self.takeover_ms {
+            Some(ms) => builder.takeover_threshold(Duration::from_millis(ms.max(1))),
+            None => builder,
+        };
         let builder = match self.admin {
             Some(addr) => builder.admin(addr),
             None => builder,
