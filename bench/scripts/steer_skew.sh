@@ -33,7 +33,7 @@ shard_cpu() { # PID -> "ticks0 ticks1"
 echo "results in $OUT" >&2
 for round in $(seq 1 "$ROUNDS"); do
     for mode in reuseport balanced; do
-        start "$PERCORE" serve --shards 2 --quiet --drain-timeout-secs 1 --stall-ms 100 \
+        start "$PERCORE" serve --shards 2 --quiet --drain-timeout-secs 1 \
             --steer "$mode" --listen "127.0.0.1:$PORT"
         wait_port "$PORT" || { stop_server; continue; }
         sleep 0.5
