@@ -410,6 +410,8 @@ mod tests {
             ..Default::default()
         };
         a.net.accepted = 5;
+        a.net.handed_in = 2;
+        a.load.taken_over = 3;
         a.loop_.iteration_us.record_us(150);
         a.service.push(ServiceSample {
             name: "http_requests_total",
@@ -429,6 +431,8 @@ mod tests {
         assert!(out.contains("http_requests_total{class=\"2xx\",shard=\"0\"} 9\n"));
         assert!(out.contains("percore_iteration_seconds_bucket{shard=\"0\",le=\"0.000256\"} 1\n"));
         assert!(out.contains("percore_iteration_seconds_count{shard=\"0\"} 1\n"));
+        assert!(out.contains("percore_connections_handed_in_total{shard=\"0\"} 2\n"));
+        assert!(out.contains("percore_connections_taken_over_total{shard=\"0\"} 3\n"));
         // 5 and 0 accepted: max 5 over a mean of 2.5.
         assert!(
             out.contains("percore_connections_imbalance 2.000\n"),
