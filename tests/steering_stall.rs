@@ -89,7 +89,7 @@ fn stall_and_connect(mode: Steering) {
     }
     // Recovery: the shard is no longer stalled and takes connections again.
     assert!(wait_stalled(&server, 0, false, Duration::from_secs(2)));
-    // `balanced` counts recent loop lag as load; it fades within 50 ms of the stall.
+    // `balanced` counts recent loop lag as load; it fades within 100 ms of the stall.
     let faded = Instant::now() + Duration::from_secs(2);
     while server.shard_loads()[0].lag_us > 0 && Instant::now() < faded {
         thread::sleep(Duration::from_millis(1));

@@ -53,7 +53,8 @@ pub(crate) fn spawn(
     mesh: Arc<MeshShared>,
 ) -> std::io::Result<thread::JoinHandle<()>> {
     let takeover = takeover.min(threshold);
-    let period = (takeover / 4).clamp(Duration::from_millis(1), Duration::from_millis(50));
+    // At most 10 ms, so the loop lag that balanced placement reads stays fresh.
+    let period = (takeover / 4).clamp(Duration::from_millis(1), Duration::from_millis(10));
     thread::Builder::new()
         .name("percore-watchdog".into())
         .spawn(move || {
@@ -178,7 +179,7 @@ impl Detector {
 }
 
 /// How long a loop-lag peak keeps counting in a shard's load after its iteration ended.
-const LAG_FADE: Duration = Duration::from_millis(50);
+const LAG_FADE: Duration = Duration::from_millis(100);
 
 /// Connections accepted from one stalled listener per round, at most.
 const TAKEOVER_BATCH: usize = 64;
