@@ -46,6 +46,17 @@
 //! provided-buffer ring; sends batch everything a connection wrote in an iteration. Shards
 //! wake each other with `IORING_OP_MSG_RING`; threads without a ring use an eventfd.
 
+//! ## Connection steering
+//!
+//! Which shard serves a new connection is the [`Steering`] mode of the builder: `ReusePort`
+//! (the kernel's hash over one listener per shard), `Cpu` (a reuseport cBPF program picks
+//! the shard on the CPU that took the connection) or `Balanced` (each shard accepts, then
+//! places the socket on the least-loaded shard through the mesh). In every mode a shard
+//! whose loop iteration runs past the takeover threshold gets no new connections, and the
+//! stall detector hands the connections queued on its listeners to healthy shards. CPU-heavy
+//! handlers belong on [`spawn_blocking`] or a compute shard reached with
+//! [`mesh::submit_to`]; the README compares the two.
+
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod blocking;
@@ -71,7 +82,7 @@ pub use crate::{
         stop_server, yield_now,
     },
     metrics::{ShardStats, stats},
-    net::{NetConfig, NetStats, TcpListener, TcpStream},
+    net::{NetConfig, NetStats, ShardLoadStats, Steering, TcpListener, TcpStream},
     ring::{RingConfig, RingFeatures, RingStats},
     server::{Placement, Server, ServerBuilder, ServerHandle, ShardInfo, StartupReport},
 };

@@ -11,6 +11,14 @@
 //! `/proc/self/task/<tid>/schedstat`) is subtracted before the threshold is applied. Time
 //! blocked in a syscall still counts: a handler that blocks stalls its shard as surely as
 //! one that computes.
+//!
+//! Steering acts sooner than the report: a shard whose current iteration has run past the
+//! *takeover* threshold (default a fifth of the stall threshold, at least 2 ms) is marked in
+//! the shared steering state, so no shard places a new connection on it, and while the mark
+//! lasts the watchdog polls its listeners and takes the connections that queue there,
+//! handing each to a healthy shard through the mesh. A new connection then waits at most
+//! about the takeover threshold behind a computing handler, not the whole computation. Stalls
+//! are logged (again each second while they last) and so are recoveries.
 
 use std::{
     sync::{Arc, OnceLock, atomic::Ordering},
@@ -19,7 +27,14 @@ use std::{
 };
 
 use super::remote::ShardRemote;
-use crate::server::control::ServerControl;
+use crate::{
+    mesh::MeshShared,
+    net::{
+        listener::deliver_here,
+        steer::{SteerShared, Takeover},
+    },
+    server::control::ServerControl,
+};
 
 /// Nanoseconds since the process's first call: the clock of `busy_since`.
 pub(crate) fn now_ns() -> u64 {
@@ -33,50 +48,224 @@ pub(crate) fn spawn(
     remotes: Vec<Arc<ShardRemote>>,
     control: Arc<ServerControl>,
     threshold: Duration,
+    takeover: Duration,
+    steer: Arc<SteerShared>,
+    mesh: Arc<MeshShared>,
 ) -> std::io::Result<thread::JoinHandle<()>> {
-    let period = (threshold / 4).clamp(Duration::from_millis(2), Duration::from_millis(50));
-    thread::Builder::new().name("percore-watchdog".into()).spawn(move || {
-        let threshold_ns = threshold.as_nanos() as u64;
-        let mut watches = vec![Watch::default(); remotes.len()];
-        let mut last_warning: Vec<Option<Instant>> = vec![None; remotes.len()];
-        while control.running_shards.load(Ordering::SeqCst) > 0 {
-            thread::sleep(period);
-            let now = now_ns();
-            for (i, remote) in remotes.iter().enumerate() {
-                let watch = &mut watches[i];
-                let since = remote.busy_since();
-                if since == 0 {
-                    watch.since = 0;
-                    continue;
+    let takeover = takeover.min(threshold);
+    // At most 10 ms, so the loop lag that balanced placement reads stays fresh.
+    let period = (takeover / 4).clamp(Duration::from_millis(1), Duration::from_millis(10));
+    thread::Builder::new()
+        .name("percore-watchdog".into())
+        .spawn(move || {
+            let mut detector = Detector {
+                threshold_ns: threshold.as_nanos() as u64,
+                takeover_ns: takeover.as_nanos() as u64,
+                threshold,
+                watches: vec![Watch::default(); remotes.len()],
+                last_warning: vec![None; remotes.len()],
+                lag_peaks: vec![(0, Instant::now()); remotes.len()],
+            };
+            let mut takeover = TakeoverState::default();
+            while control.running_shards.load(Ordering::SeqCst) > 0 {
+                // While a shard is stalled, the wait is a poll on its listeners, so a
+                // connection queued there is taken the moment it arrives.
+                if !takeover.run(&steer, &mesh, period) {
+                    thread::sleep(period);
                 }
-                if watch.since != since {
-                    *watch = Watch { since, delay_at_start: run_delay_ns(remote.tid()), counted: false };
-                }
-                let wall_ns = now.saturating_sub(since);
-                if watch.counted || wall_ns < threshold_ns {
-                    continue;
-                }
-                let waited_ns = match (watch.delay_at_start, run_delay_ns(remote.tid())) {
-                    (Some(start), Some(now)) => now.saturating_sub(start),
-                    _ => 0,
-                };
-                if !is_stall(wall_ns, waited_ns, threshold_ns) {
-                    continue;
-                }
-                watch.counted = true;
-                remote.count_stall();
-                if last_warning[i].is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
-                    last_warning[i] = Some(Instant::now());
-                    tracing::warn!(
-                        shard = remote.id,
-                        running_ms = wall_ns / 1_000_000,
-                        waiting_for_cpu_ms = waited_ns / 1_000_000,
-                        "shard stalled: one loop iteration has run longer than {threshold:?} (a handler that computes or blocks; move such work to spawn_blocking)"
-                    );
+                for (i, remote) in remotes.iter().enumerate() {
+                    detector.check(i, remote, &steer);
                 }
             }
+        })
+}
+
+/// The stall detector's view of every shard.
+struct Detector {
+    threshold_ns: u64,
+    /// Iteration age past which the shard gets no new connections (≤ the stall threshold).
+    takeover_ns: u64,
+    threshold: Duration,
+    watches: Vec<Watch>,
+    last_warning: Vec<Option<Instant>>,
+    /// Each shard's last loop-lag peak (µs) and when it was seen, for the fading lag.
+    lag_peaks: Vec<(u64, Instant)>,
+}
+
+impl Detector {
+    fn check(&mut self, i: usize, remote: &ShardRemote, steer: &SteerShared) {
+        let now = now_ns();
+        let watch = &mut self.watches[i];
+        let since = remote.busy_since();
+        let Some(load) = steer.load(i) else { return };
+        if since == 0 || watch.since != since {
+            if watch.counted {
+                let stalled_ms = now.saturating_sub(watch.since) / 1_000_000;
+                tracing::warn!(
+                    shard = remote.id,
+                    stalled_ms,
+                    "shard recovered from a stall; it takes new connections again"
+                );
+            }
+            load.set_stalled(false);
         }
-    })
+        if since == 0 {
+            *watch = Watch::default();
+            self.publish_lag(i, load, 0);
+            return;
+        }
+        if watch.since != since {
+            *watch = Watch {
+                since,
+                delay_at_start: run_delay_ns(remote.tid()),
+                skipped: false,
+                counted: false,
+            };
+        }
+        let wall_ns = now.saturating_sub(since);
+        self.publish_lag(i, load, wall_ns / 1000);
+        let watch = &mut self.watches[i];
+        if watch.counted {
+            self.warn(i, remote, wall_ns, 0);
+            return;
+        }
+        if wall_ns < self.takeover_ns || (watch.skipped && wall_ns < self.threshold_ns) {
+            return;
+        }
+        let waited_ns = match (watch.delay_at_start, run_delay_ns(remote.tid())) {
+            (Some(start), Some(now)) => now.saturating_sub(start),
+            _ => 0,
+        };
+        if !watch.skipped && is_stall(wall_ns, waited_ns, self.takeover_ns) {
+            // Past the takeover threshold: no new connections, queued ones are taken.
+            watch.skipped = true;
+            load.set_stalled(true);
+        }
+        if is_stall(wall_ns, waited_ns, self.threshold_ns) {
+            watch.counted = true;
+            remote.count_stall();
+            self.warn(i, remote, wall_ns, waited_ns);
+        }
+    }
+
+    /// Publishes the shard's recent loop lag: the current iteration's age, or the last peak
+    /// fading to zero over [`LAG_FADE`] (so a shard busy in long iterations separated by
+    /// short waits still looks busy to placement, and one that recovered soon does not).
+    fn publish_lag(&mut self, i: usize, load: &crate::net::steer::ShardLoad, current_us: u64) {
+        let (peak_us, at) = self.lag_peaks[i];
+        let fade_us = LAG_FADE.as_micros() as u64;
+        let elapsed_us = (at.elapsed().as_micros() as u64).min(fade_us);
+        let faded_us = peak_us - peak_us * elapsed_us / fade_us;
+        if current_us >= faded_us {
+            self.lag_peaks[i] = (current_us, Instant::now());
+        }
+        load.set_lag_us(current_us.max(faded_us));
+    }
+
+    /// Reports a stalled shard, at most once a second while the stall lasts.
+    fn warn(&mut self, i: usize, remote: &ShardRemote, wall_ns: u64, waited_ns: u64) {
+        if self.last_warning[i].is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+            return;
+        }
+        self.last_warning[i] = Some(Instant::now());
+        tracing::warn!(
+            shard = remote.id,
+            running_ms = wall_ns / 1_000_000,
+            waiting_for_cpu_ms = waited_ns / 1_000_000,
+            "shard stalled: one loop iteration has run longer than {:?} (a handler that computes or blocks; move such work to spawn_blocking); new connections go to other shards until it recovers",
+            self.threshold
+        );
+    }
+}
+
+/// How long a loop-lag peak keeps counting in a shard's load after its iteration ended.
+const LAG_FADE: Duration = Duration::from_millis(100);
+
+/// Connections accepted from one stalled listener per round, at most.
+const TAKEOVER_BATCH: usize = 64;
+
+/// Takes connections queued on stalled shards' listeners and hands each to a healthy shard
+/// listening on the same address (the stalled shard's own accept, an io_uring operation of
+/// its ring, cannot complete until its loop runs again).
+#[derive(Default)]
+struct TakeoverState {
+    listeners: Vec<Takeover>,
+    fds: Vec<std::os::fd::RawFd>,
+    ready: Vec<bool>,
+}
+
+impl TakeoverState {
+    /// One round; false when no shard is stalled (nothing waited).
+    fn run(&mut self, steer: &SteerShared, mesh: &MeshShared, period: Duration) -> bool {
+        steer.takeovers(&mut self.listeners);
+        if self.listeners.is_empty() {
+            return false;
+        }
+        self.fds.clear();
+        self.fds.extend(self.listeners.iter().map(Takeover::raw_fd));
+        let timeout_ms = period.as_millis().max(1) as i32;
+        if let Err(e) = crate::sys::steer::poll_readable(&self.fds, timeout_ms, &mut self.ready) {
+            tracing::warn!("stall takeover: poll failed: {e}");
+            thread::sleep(period);
+            return true;
+        }
+        for (listener, ready) in self.listeners.iter().zip(&self.ready) {
+            if *ready && !take_queued(listener, steer, mesh) {
+                // An accept error (out of fds...): do not spin on it.
+                thread::sleep(period);
+            }
+        }
+        true
+    }
+}
+
+/// Accepts what is queued on `listener` and hands it over; false on an accept error.
+fn take_queued(listener: &Takeover, steer: &SteerShared, mesh: &MeshShared) -> bool {
+    let mut ready = Vec::with_capacity(1);
+    for _ in 0..TAKEOVER_BATCH {
+        // The listener is in blocking mode (it is the shard's; its flags are shared with
+        // this duplicate), so accept only what poll says is there; the accept timeout set
+        // at registration bounds the wait if the shard took it first.
+        match crate::sys::steer::poll_readable(&[listener.raw_fd()], 0, &mut ready) {
+            Ok(()) if ready.first() == Some(&true) => {}
+            _ => return true,
+        }
+        let fd = match crate::sys::steer::accept_now(listener.raw_fd()) {
+            Ok(Some(fd)) => fd,
+            Ok(None) => return true,
+            Err(e) => {
+                tracing::warn!(
+                    shard = listener.stalled_shard,
+                    "stall takeover: accept failed: {e}"
+                );
+                return false;
+            }
+        };
+        let Some(target) = steer.healthy_target(listener.addr, listener.stalled_shard) else {
+            tracing::warn!(addr = %listener.addr, "stall takeover: no healthy shard left; connection closed");
+            continue;
+        };
+        if let Some(load) = steer.load(target) {
+            load.add(1);
+        }
+        let addr = listener.addr;
+        if mesh.post_from_outside(target, Box::new(move || deliver_here(addr, fd))) {
+            if let Some(load) = steer.load(listener.stalled_shard) {
+                load.count_taken_over();
+            }
+        } else {
+            // The target's inbox is full: the connection closes (its client retries) rather
+            // than wait behind a stalled shard.
+            if let Some(load) = steer.load(target) {
+                load.sub(1);
+            }
+            tracing::warn!(
+                shard = target,
+                "stall takeover: inbox full; connection closed"
+            );
+        }
+    }
+    true
 }
 
 /// What the watchdog knows of one shard's current iteration.
@@ -86,6 +275,8 @@ struct Watch {
     since: u64,
     /// The shard thread's run-queue delay when the watchdog first saw this iteration.
     delay_at_start: Option<u64>,
+    /// Past the takeover threshold: marked for steering (once per iteration).
+    skipped: bool,
     /// Already counted as a stall (once per iteration).
     counted: bool,
 }

@@ -54,6 +54,9 @@ pub struct ShardStats {
     pub panics: u64,
     /// Loop iterations the stall detector saw run past its threshold.
     pub stalls: u64,
+    /// Connections placed on this shard and not yet released, and whether it is stalled
+    /// now (the steering state; see [`crate::Steering`]).
+    pub load: crate::ShardLoadStats,
     /// The blocking pool (shared by all shards: the same figures on each).
     pub blocking: BlockingStats,
     /// Counters registered by services on this shard.
@@ -78,6 +81,13 @@ pub fn stats() -> ShardStats {
         mesh_inbox: shard.mesh.inbox_len(),
         panics: shard.panics.get(),
         stalls: shard.remote.stalls(),
+        load: shard
+            .net
+            .steer
+            .snapshot()
+            .get(shard.id)
+            .copied()
+            .unwrap_or_default(),
         blocking: shard.blocking.stats(),
         service: shard.service_metrics.borrow().snapshot(),
     }

@@ -183,6 +183,30 @@ const FAMILIES: &[Family] = &[
         value: |s| s.stalls,
     },
     Family {
+        name: "percore_connections_handed_out_total",
+        kind: "counter",
+        help: "Accepted connections placed on another shard (balanced steering).",
+        value: |s| s.net.handed_out,
+    },
+    Family {
+        name: "percore_connections_handed_in_total",
+        kind: "counter",
+        help: "Connections placed on this shard by another shard or the stall detector.",
+        value: |s| s.net.handed_in,
+    },
+    Family {
+        name: "percore_connections_taken_over_total",
+        kind: "counter",
+        help: "Connections taken from this shard's listeners while it was stalled.",
+        value: |s| s.load.taken_over,
+    },
+    Family {
+        name: "percore_connections_placed",
+        kind: "gauge",
+        help: "Connections placed on this shard and not yet released (the steering load).",
+        value: |s| s.load.connections,
+    },
+    Family {
         name: "percore_longest_iteration_microseconds",
         kind: "gauge",
         help: "Longest loop iteration seen.",
@@ -283,7 +307,26 @@ pub fn render(shards: &[ShardStats], missing: &[usize], out: &mut String) {
             let _ = writeln!(out, "{name} {value}");
         }
     }
+    imbalance(shards, out);
     service_counters(shards, out);
+}
+
+/// Max / mean of the connections accepted per shard (1.0: perfectly even).
+fn imbalance(shards: &[ShardStats], out: &mut String) {
+    let accepted: Vec<u64> = shards.iter().map(|s| s.net.accepted).collect();
+    let total: u64 = accepted.iter().sum();
+    if shards.is_empty() || total == 0 {
+        return;
+    }
+    let mean = total as f64 / shards.len() as f64;
+    let max = accepted.iter().copied().max().unwrap_or(0) as f64;
+    family_header(
+        out,
+        "percore_connections_imbalance",
+        "gauge",
+        "Max / mean of the connections each shard served from a listener.",
+    );
+    let _ = writeln!(out, "percore_connections_imbalance {:.3}", max / mean);
 }
 
 fn family_header(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -367,6 +410,8 @@ mod tests {
             ..Default::default()
         };
         a.net.accepted = 5;
+        a.net.handed_in = 2;
+        a.load.taken_over = 3;
         a.loop_.iteration_us.record_us(150);
         a.service.push(ServiceSample {
             name: "http_requests_total",
@@ -386,6 +431,13 @@ mod tests {
         assert!(out.contains("http_requests_total{class=\"2xx\",shard=\"0\"} 9\n"));
         assert!(out.contains("percore_iteration_seconds_bucket{shard=\"0\",le=\"0.000256\"} 1\n"));
         assert!(out.contains("percore_iteration_seconds_count{shard=\"0\"} 1\n"));
+        assert!(out.contains("percore_connections_handed_in_total{shard=\"0\"} 2\n"));
+        assert!(out.contains("percore_connections_taken_over_total{shard=\"0\"} 3\n"));
+        // 5 and 0 accepted: max 5 over a mean of 2.5.
+        assert!(
+            out.contains("percore_connections_imbalance 2.000\n"),
+            "{out}"
+        );
         assert_eq!(
             out.matches("# TYPE percore_connections_accepted_total counter")
                 .count(),
@@ -396,7 +448,9 @@ mod tests {
             let (_, value) = line.rsplit_once(' ').expect("sample line");
             assert!(value.parse::<f64>().is_ok(), "bad value in {line}");
             assert!(
-                line.contains("{") || line.starts_with("percore_blocking"),
+                line.contains("{")
+                    || line.starts_with("percore_blocking")
+                    || line.starts_with("percore_connections_imbalance"),
                 "{line}"
             );
         }

@@ -4,6 +4,11 @@
 //! `accept_backoff` before re-arming, instead of spinning on an error the kernel will repeat,
 //! and logs at most once a second. Too many accepted-but-untaken sockets pause accepting too,
 //! so the queue is bounded and the kernel's backlog pushes back on clients.
+//!
+//! Steering (see `steer`): every listener is registered with the shared steering state (a
+//! duplicate of its fd), so the stall detector can take connections queued on it while its
+//! shard is stalled, and, in `balanced` mode, an accepted socket is placed on the
+//! least-loaded shard listening on the same address, crossing as a mesh message.
 
 use std::{
     collections::VecDeque,
@@ -12,6 +17,7 @@ use std::{
     net::SocketAddr,
     os::fd::{AsRawFd, OwnedFd},
     rc::Rc,
+    sync::{Arc, Mutex},
     task::{Poll, Waker},
     time::Instant,
 };
@@ -45,6 +51,8 @@ pub(crate) struct ListenerState {
     queue: VecDeque<OwnedFd>,
     waker: Option<Waker>,
     last_fd_warning: Option<Instant>,
+    /// Its entry in the shared steering registry.
+    registration: Option<u64>,
 }
 
 #[derive(Default)]
@@ -89,13 +97,16 @@ impl TcpListener {
     /// Binds `addr` (SO_REUSEPORT, backlog from the shard's `NetConfig`) and starts accepting.
     pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
         let shard = shard::current();
-        let opts = ListenOptions {
-            reuse_port: true,
-            backlog: shard.net.config.listen_backlog,
-            nodelay: shard.net.config.nodelay,
-        };
-        let fd = tcp_listener(addr, &opts)?;
+        let fd = tcp_listener(addr, &listen_options(&shard.net.config))?;
+        Self::from_listening(fd)
+    }
+
+    /// Adopts a socket already bound and listening (the server binds every shard's listener
+    /// in shard order, so a reuseport group's socket `i` belongs to shard `i`).
+    pub(crate) fn from_listening(fd: OwnedFd) -> io::Result<TcpListener> {
+        let shard = shard::current();
         let addr = local_addr(fd.as_raw_fd())?;
+        let registration = shard.net.steer.register(shard.id, addr, fd.as_raw_fd());
         let token = {
             let mut table = shard.net.listeners.borrow_mut();
             let index = match table.free.pop() {
@@ -119,6 +130,7 @@ impl TcpListener {
                 queue: VecDeque::new(),
                 waker: None,
                 last_fd_warning: None,
+                registration,
             });
             Token::new(Kind::Accept, index, entry.0)
         };
@@ -180,8 +192,21 @@ impl Drop for TcpListener {
     }
 }
 
+/// Listen options from the shard's network settings.
+pub(crate) fn listen_options(config: &super::NetConfig) -> ListenOptions {
+    ListenOptions {
+        reuse_port: true,
+        backlog: config.listen_backlog,
+        nodelay: config.nodelay,
+    }
+}
+
 /// Registers an accepted or connected socket as a connection and starts receiving.
+/// Accepted sockets were counted in the shard's load when they were queued.
 pub(crate) fn adopt(shard: &Rc<Shard>, fd: OwnedFd, accepted: bool) -> TcpStream {
+    if !accepted {
+        shard.net.count_placed(1);
+    }
     if shard.net.config.nodelay {
         let _ = set_nodelay(fd.as_raw_fd(), true);
     }
@@ -233,7 +258,8 @@ pub(crate) fn on_accept(shard: &Shard, completion: Completion) {
         let fd = owned_fd(completion.result);
         if state.closing {
             drop(fd);
-        } else {
+        } else if let Some(fd) = place_elsewhere(shard, state.addr, fd) {
+            shard.net.count_placed(1);
             state.queue.push_back(fd);
             if state.queue.len() >= shard.net.config.accept_queue_max {
                 rearm = false;
@@ -293,6 +319,67 @@ pub(crate) fn on_accept(shard: &Shard, completion: Completion) {
     }
 }
 
+/// `balanced` steering: hands `fd` to the least-loaded shard when that is not this one.
+/// Returns the fd when it stays here.
+fn place_elsewhere(shard: &Shard, addr: SocketAddr, fd: OwnedFd) -> Option<OwnedFd> {
+    let steer = &shard.net.steer;
+    if steer.mode != super::Steering::Balanced {
+        return Some(fd);
+    }
+    let Some(target) = steer.place(shard.id, addr) else {
+        return Some(fd);
+    };
+    if let Some(load) = steer.load(target) {
+        load.add(1);
+    }
+    // The fd travels in a slot the message shares, so that when the target's inbox is full
+    // (the message is dropped unrun) the connection stays here instead of being closed.
+    let slot = Arc::new(Mutex::new(Some(fd)));
+    let theirs = slot.clone();
+    let sent = crate::mesh::try_send_to(target, move || {
+        if let Some(fd) = lock_slot(&theirs).take() {
+            deliver_here(addr, fd);
+        }
+    });
+    if sent.is_ok() {
+        shard.net.count(|s| s.handed_out += 1);
+        return None;
+    }
+    if let Some(load) = steer.load(target) {
+        load.sub(1);
+    }
+    lock_slot(&slot).take()
+}
+
+fn lock_slot(slot: &Mutex<Option<OwnedFd>>) -> std::sync::MutexGuard<'_, Option<OwnedFd>> {
+    slot.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Runs on the shard a connection was placed on (by another shard or by the stall
+/// detector): queues `fd` on this shard's listener for `addr`, already counted in this
+/// shard's load. With no such listener (it closed meanwhile) the connection is closed.
+pub(crate) fn deliver_here(addr: SocketAddr, fd: OwnedFd) {
+    let shard = shard::current();
+    let mut table = shard.net.listeners.borrow_mut();
+    let state = table
+        .slots
+        .iter_mut()
+        .filter_map(|(_, s)| s.as_mut())
+        .find(|s| s.addr == addr && !s.closing && !s.dropped);
+    let Some(state) = state else {
+        drop(table);
+        shard.net.count_unplaced(1);
+        tracing::debug!(shard = shard.id, %addr, "a connection handed over found no listener; closed");
+        return;
+    };
+    state.queue.push_back(fd);
+    if let Some(waker) = state.waker.take() {
+        waker.wake();
+    }
+    drop(table);
+    shard.net.count(|s| s.handed_in += 1);
+}
+
 fn resume_after_backoff(shard: &Shard, token: Token) {
     if let Some(state) = shard.net.listeners.borrow_mut().get_mut(token) {
         state.backing_off = false;
@@ -313,7 +400,12 @@ pub(crate) fn stop_all(shard: &Shard) {
             waker.wake();
         }
         let cancel = state.armed && !std::mem::replace(&mut state.cancel_sent, true);
+        let registration = state.registration.take();
         drop(table);
+        // A draining listener takes no more connections, from the stall detector either.
+        if let Some(id) = registration {
+            shard.net.steer.unregister(id);
+        }
         if cancel {
             shard
                 .ring
@@ -339,10 +431,16 @@ fn close_listener(shard: &Shard, token: Token) {
     };
     state.closing = true;
     state.dropped = true;
+    let dropped = state.queue.len() as u64;
     state.queue.clear();
+    let registration = state.registration.take();
     let armed = state.armed;
     let cancel = armed && !std::mem::replace(&mut state.cancel_sent, true);
     drop(table);
+    shard.net.count_unplaced(dropped);
+    if let Some(id) = registration {
+        shard.net.steer.unregister(id);
+    }
     if cancel {
         shard
             .ring
@@ -364,7 +462,11 @@ fn release(shard: &Shard, token: Token) {
     table.free.push(token.index());
     table.live -= 1;
     drop(table);
+    shard.net.count_unplaced(state.queue.len() as u64);
     state.queue.clear();
+    if let Some(id) = state.registration.take() {
+        shard.net.steer.unregister(id);
+    }
     if let Some(fd) = state.fd.take() {
         shard.ring.borrow_mut().push(&Close { fd }.into_sqe());
     }

@@ -7,18 +7,23 @@
 mod conn;
 mod connect;
 mod dispatch;
-mod listener;
+pub(crate) mod listener;
+pub(crate) mod steer;
 mod stream;
 mod table;
 
-use std::{cell::RefCell, collections::VecDeque, rc::Rc, time::Duration};
+use std::{cell::RefCell, collections::VecDeque, rc::Rc, sync::Arc, time::Duration};
 
 pub(crate) use self::dispatch::{
     after_run, close_phase, force_close_all, has_starved, is_quiet, on_accept, on_recv, on_send,
     stop_listening,
 };
 use self::{conn::Conn, listener::ListenerTable, table::ConnTable};
-pub use self::{listener::TcpListener, stream::TcpStream};
+pub use self::{
+    listener::TcpListener,
+    steer::{ShardLoadStats, Steering},
+    stream::TcpStream,
+};
 
 /// Per-shard networking limits. Defaults follow nginx/HAProxy practice.
 #[derive(Clone, Debug)]
@@ -54,6 +59,8 @@ impl Default for NetConfig {
 /// Connection counters of one shard.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct NetStats {
+    /// Connections from a listener this shard served: accepted here, or handed in by
+    /// another shard or the stall detector.
     pub accepted: u64,
     pub connected: u64,
     /// Connections released, all reasons together.
@@ -77,9 +84,12 @@ pub struct NetStats {
     pub accept_fd_exhausted: u64,
     /// Receives paused because a connection's unread input reached its cap.
     pub recv_paused: u64,
+    /// Accepted connections this shard placed on another shard (`balanced` steering).
+    pub handed_out: u64,
+    /// Connections another shard, or the stall detector, placed on this shard.
+    pub handed_in: u64,
 }
 
-#[derive(Default)]
 pub(crate) struct NetState {
     pub(crate) config: NetConfig,
     pub(crate) conns: RefCell<ConnTable>,
@@ -89,13 +99,38 @@ pub(crate) struct NetState {
     pub(crate) starved: RefCell<VecDeque<Rc<Conn>>>,
     pub(crate) closing: RefCell<Vec<Rc<Conn>>>,
     pub(crate) stats: RefCell<NetStats>,
+    /// Steering state shared with every shard and the stall detector.
+    pub(crate) steer: Arc<steer::SteerShared>,
+    pub(crate) shard_id: usize,
 }
 
 impl NetState {
-    pub(crate) fn new(config: NetConfig) -> Self {
+    pub(crate) fn new(config: NetConfig, steer: Arc<steer::SteerShared>, shard_id: usize) -> Self {
         NetState {
             config,
-            ..Default::default()
+            conns: RefCell::new(ConnTable::new(steer.clone(), shard_id)),
+            listeners: RefCell::default(),
+            flush: RefCell::default(),
+            holding: RefCell::default(),
+            starved: RefCell::default(),
+            closing: RefCell::default(),
+            stats: RefCell::default(),
+            steer,
+            shard_id,
+        }
+    }
+
+    /// Counts `n` connections placed on this shard (queued, handed in or opened).
+    pub(crate) fn count_placed(&self, n: u64) {
+        if let Some(load) = self.steer.load(self.shard_id) {
+            load.add(n);
+        }
+    }
+
+    /// Counts `n` placed connections released before they became open connections.
+    pub(crate) fn count_unplaced(&self, n: u64) {
+        if let Some(load) = self.steer.load(self.shard_id) {
+            load.sub(n);
         }
     }
 

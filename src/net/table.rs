@@ -4,19 +4,32 @@
 use std::{
     os::fd::{AsRawFd, OwnedFd},
     rc::Rc,
+    sync::Arc,
 };
 
-use super::conn::Conn;
+use super::{conn::Conn, steer::SteerShared};
 use crate::ring::token::{Token, next_generation};
 
-#[derive(Default)]
 pub(crate) struct ConnTable {
     slots: Vec<(u32, Option<Rc<Conn>>)>,
     free: Vec<u32>,
     open: usize,
+    /// Where a released connection is taken off this shard's load (steering).
+    steer: Arc<SteerShared>,
+    shard_id: usize,
 }
 
 impl ConnTable {
+    pub(crate) fn new(steer: Arc<SteerShared>, shard_id: usize) -> Self {
+        ConnTable {
+            slots: Vec::new(),
+            free: Vec::new(),
+            open: 0,
+            steer,
+            shard_id,
+        }
+    }
+
     pub(crate) fn insert(&mut self, fd: OwnedFd) -> Rc<Conn> {
         let slot = match self.free.pop() {
             Some(slot) => slot,
@@ -60,6 +73,9 @@ impl ConnTable {
         if entry.0 == conn.generation && entry.1.take().is_some() {
             self.free.push(conn.slot);
             self.open -= 1;
+            if let Some(load) = self.steer.load(self.shard_id) {
+                load.sub(1);
+            }
         }
     }
 

@@ -1,12 +1,18 @@
 //! `ServerBuilder`: every setting with its default, and `start`/`run`/`serve`.
 
-use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    net::SocketAddr,
+    os::fd::{AsRawFd, OwnedFd},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use super::{control::ServerControl, handle::ServerHandle, placement::Placement, shard_thread};
 use crate::{
     Error,
     blocking::BlockingConfig,
-    net::{NetConfig, TcpListener, TcpStream},
+    net::{NetConfig, Steering, TcpListener, TcpStream, steer::cpu_program},
     ring::RingConfig,
     sys,
 };
@@ -42,6 +48,10 @@ pub struct ServerBuilder {
     pub(crate) print_report: bool,
     pub(crate) admin: Option<SocketAddr>,
     pub(crate) stall_threshold: Duration,
+    pub(crate) steering: Steering,
+    pub(crate) takeover_threshold: Option<Duration>,
+    /// Fallbacks found before the shards start (a refused cBPF program), for the report.
+    pub(crate) early_fallbacks: Vec<String>,
 }
 
 impl Default for ServerBuilder {
@@ -57,6 +67,9 @@ impl Default for ServerBuilder {
             print_report: false,
             admin: None,
             stall_threshold: Duration::from_millis(100),
+            steering: Steering::ReusePort,
+            takeover_threshold: None,
+            early_fallbacks: Vec::new(),
         }
     }
 }
@@ -118,10 +131,38 @@ impl ServerBuilder {
         self
     }
 
-    /// A loop iteration longer than this counts as a stall and is logged. Default 100 ms.
+    /// How new connections are spread over the shards (see [`Steering`]). Default
+    /// `ReusePort`. In every mode a shard whose loop iteration runs past the
+    /// [`takeover_threshold`](Self::takeover_threshold) gets no new connections until it
+    /// recovers, and connections queued on its listeners meanwhile are taken by a healthy
+    /// shard.
+    pub fn steering(mut self, steering: Steering) -> Self {
+        self.steering = steering;
+        self
+    }
+
+    /// A loop iteration longer than this counts as a stall: it is counted and logged.
+    /// Default 100 ms.
     pub fn stall_threshold(mut self, threshold: Duration) -> Self {
         self.stall_threshold = threshold;
         self
+    }
+
+    /// A shard whose loop iteration has run this long gets no new connections until the
+    /// iteration ends, and the connections queued on its listeners are handed to other
+    /// shards (in every steering mode). Default: a fifth of the stall threshold, at least
+    /// 2 ms; never more than the stall threshold. Time the shard waited for a CPU does not
+    /// count.
+    pub fn takeover_threshold(mut self, threshold: Duration) -> Self {
+        self.takeover_threshold = Some(threshold);
+        self
+    }
+
+    /// The takeover threshold in effect.
+    pub(crate) fn takeover(&self) -> Duration {
+        self.takeover_threshold
+            .unwrap_or_else(|| (self.stall_threshold / 5).max(Duration::from_millis(2)))
+            .min(self.stall_threshold)
     }
 
     /// Print the startup report to stderr. Default off.
@@ -152,31 +193,70 @@ impl ServerBuilder {
     }
 
     /// Listens on `addr` on every shard (SO_REUSEPORT) and runs `handler` as a task for each
-    /// accepted connection. Returns once every shard is listening. Port 0 picks one free
-    /// port for all shards; [`ServerHandle::listen_addr`] tells which.
-    pub fn serve<H, Fut>(self, addr: SocketAddr, handler: H) -> Result<ServerHandle, Error>
+    /// accepted connection, steering connections as [`steering`](Self::steering) says.
+    /// Returns once every shard is listening. Port 0 picks one free port for all shards;
+    /// [`ServerHandle::listen_addr`] tells which.
+    ///
+    /// The listeners are bound here, in shard order, before the shards start: a reuseport
+    /// group numbers its sockets in the order they join, and the `cpu` program needs socket
+    /// `i` to be shard `i`'s.
+    pub fn serve<H, Fut>(mut self, addr: SocketAddr, handler: H) -> Result<ServerHandle, Error>
     where
         H: Fn(TcpStream) -> Fut + Send + Sync + Clone + 'static,
         Fut: Future<Output = ()> + 'static,
     {
-        // Holding the reservation until every shard listens keeps the port ours.
-        let (reservation, addr) = if addr.port() == 0 {
-            let (fd, bound) =
-                sys::socket::reserve_port(addr).map_err(|source| Error::Bind { addr, source })?;
-            (Some(fd), bound)
-        } else {
-            (None, addr)
-        };
-        let mut handle = self.start(move |_info| {
+        let cpus = super::placement::resolve(&self.placement)?;
+        let (fds, addr) = bind_group(addr, cpus.len(), &self.net)?;
+        if self.steering == Steering::Cpu {
+            let program = cpu_program(&cpus);
+            if let Err(e) = sys::steer::attach_reuseport_cbpf(fds[0].as_raw_fd(), &program) {
+                let line = format!(
+                    "cpu steering: the kernel refused the reuseport cBPF program ({e}); connections are spread by the reuseport hash instead"
+                );
+                tracing::warn!("{line}");
+                self.early_fallbacks.push(line);
+                self.steering = Steering::ReusePort;
+            }
+        }
+        let fds: Arc<Mutex<Vec<Option<OwnedFd>>>> =
+            Arc::new(Mutex::new(fds.into_iter().map(Some).collect()));
+        let mut handle = self.start(move |info| {
+            let fd = fds
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_mut(info.id)
+                .and_then(Option::take)
+                .ok_or_else(|| Error::Config(format!("no listener bound for shard {}", info.id)))?;
             let listener =
-                TcpListener::bind(addr).map_err(|source| Error::Bind { addr, source })?;
+                TcpListener::from_listening(fd).map_err(|source| Error::Bind { addr, source })?;
             let handler = handler.clone();
             Ok(accept_loop(listener, handler))
         })?;
-        drop(reservation);
         handle.set_listen_addr(addr);
         Ok(handle)
     }
+}
+
+/// Binds `count` listening sockets of one reuseport group on `addr`, in order; with port 0,
+/// the first picks the port and the rest join it.
+fn bind_group(
+    addr: SocketAddr,
+    count: usize,
+    net: &NetConfig,
+) -> Result<(Vec<OwnedFd>, SocketAddr), Error> {
+    let opts = crate::net::listener::listen_options(net);
+    let mut bound = addr;
+    let mut fds = Vec::with_capacity(count);
+    for _ in 0..count {
+        let fd = sys::socket::tcp_listener(bound, &opts)
+            .map_err(|source| Error::Bind { addr, source })?;
+        if bound.port() == 0 {
+            bound = sys::socket::local_addr(fd.as_raw_fd())
+                .map_err(|source| Error::Bind { addr, source })?;
+        }
+        fds.push(fd);
+    }
+    Ok((fds, bound))
 }
 
 /// Accepts until the listener stops (graceful stop), spawning one task per connection.

@@ -7,7 +7,12 @@ use std::{
 };
 
 use super::{control::ServerControl, report::StartupReport};
-use crate::{Error, ShardStats, blocking::BlockingPool, mesh::MeshShared};
+use crate::{
+    Error, ShardStats,
+    blocking::BlockingPool,
+    mesh::MeshShared,
+    net::{ShardLoadStats, Steering, steer::SteerShared},
+};
 
 /// A running server. Dropping the handle does not stop it; call [`stop`](Self::stop) and
 /// [`join`](Self::join).
@@ -17,6 +22,7 @@ pub struct ServerHandle {
     blocking: BlockingPool,
     report: StartupReport,
     mesh: Arc<MeshShared>,
+    steer: Arc<SteerShared>,
     /// Helper threads (stall detector, signals) that end with the shards.
     helpers: Vec<Option<JoinHandle<()>>>,
     listen_addr: Option<std::net::SocketAddr>,
@@ -29,6 +35,7 @@ impl ServerHandle {
         blocking: BlockingPool,
         report: StartupReport,
         mesh: Arc<MeshShared>,
+        steer: Arc<SteerShared>,
         helpers: Vec<Option<JoinHandle<()>>>,
     ) -> Self {
         ServerHandle {
@@ -37,6 +44,7 @@ impl ServerHandle {
             blocking,
             report,
             mesh,
+            steer,
             helpers,
             listen_addr: None,
         }
@@ -102,6 +110,19 @@ impl ServerHandle {
         }
         stats.sort_by_key(|s: &ShardStats| s.shard);
         stats
+    }
+
+    /// Every shard's steering state: connections placed on it, whether it is stalled now,
+    /// its current loop lag, connections taken from it while stalled. Read from shared
+    /// atomics, so it answers even while a shard is stalled (unlike
+    /// [`shard_stats`](Self::shard_stats)).
+    pub fn shard_loads(&self) -> Vec<ShardLoadStats> {
+        self.steer.snapshot()
+    }
+
+    /// The steering mode in effect (`ReusePort` when `Cpu` fell back).
+    pub fn steering(&self) -> Steering {
+        self.steer.mode
     }
 
     /// Waits until every shard has stopped; the first shard error, if any, is returned.

@@ -27,6 +27,8 @@ pub struct StartupReport {
     pub blocking_threads: usize,
     /// Where `GET /metrics` is served, when the admin listener is on.
     pub admin_addr: Option<std::net::SocketAddr>,
+    /// The connection steering mode in effect, in words.
+    pub steering: String,
 }
 
 impl StartupReport {
@@ -66,6 +68,7 @@ impl StartupReport {
             nofile_limit: nofile.map(|l| l.soft),
             blocking_threads,
             admin_addr: shards.iter().find_map(|s| s.admin_addr),
+            steering: String::new(),
         }
     }
 }
@@ -116,6 +119,9 @@ impl fmt::Display for StartupReport {
             })
             .collect();
         writeln!(f, "  shards: {}", map.join(" "))?;
+        if !self.steering.is_empty() {
+            writeln!(f, "  steering: {}", self.steering)?;
+        }
         let nofile = self
             .nofile_limit
             .map_or_else(|| "unknown".to_string(), |n| n.to_string());

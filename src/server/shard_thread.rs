@@ -29,7 +29,7 @@ use crate::{
     },
     mesh::{self, MeshShard},
     metrics,
-    net::{NetState, TcpListener},
+    net::{NetState, TcpListener, steer::SteerShared},
     ring::Ring,
     sys,
     time::{clock::Clock, wheel::TimerWheel},
@@ -69,6 +69,7 @@ where
     control.set_remotes(remotes.clone());
     let meshes = mesh::build(remotes.clone(), builder.mesh_capacity);
     let mesh_shared = meshes[0].shared.clone();
+    let steer = Arc::new(SteerShared::new(builder.steering, count));
 
     let (ready_tx, ready_rx) = mpsc::channel::<Result<ShardReport, Error>>();
     let mut threads = Vec::with_capacity(count);
@@ -80,6 +81,7 @@ where
             blocking: blocking.clone(),
             control: control.clone(),
             builder: builder.clone(),
+            steer: steer.clone(),
         };
         let setup = setup.clone();
         let ready = ready_tx.clone();
@@ -132,12 +134,28 @@ where
         return Err(e);
     }
     shards.sort_by_key(|s| s.id);
-    let report = StartupReport::new(shards, nofile, blocking_threads);
+    let mut report = StartupReport::new(shards, nofile, blocking_threads);
+    report
+        .fallbacks
+        .extend(builder.early_fallbacks.iter().cloned());
+    report.steering = format!(
+        "{} (a shard whose loop iteration has run {:?} gets no new connections and its queued ones are taken; stalls counted past {:?})",
+        builder.steering,
+        builder.takeover(),
+        builder.stall_threshold
+    );
     if builder.print_report {
         eprint!("{report}");
     }
-    let watchdog = watchdog::spawn(remotes.clone(), control.clone(), builder.stall_threshold)
-        .map_err(|e| Error::io("spawning the stall detector", e))?;
+    let watchdog = watchdog::spawn(
+        remotes.clone(),
+        control.clone(),
+        builder.stall_threshold,
+        builder.takeover(),
+        steer.clone(),
+        mesh_shared.clone(),
+    )
+    .map_err(|e| Error::io("spawning the stall detector", e))?;
     let signal_thread = if builder.handle_signals {
         Some(
             signals::spawn(control.clone())
@@ -152,6 +170,7 @@ where
         blocking,
         report,
         mesh_shared,
+        steer,
         vec![Some(watchdog), signal_thread],
     ))
 }
@@ -163,6 +182,7 @@ struct ShardParts {
     blocking: BlockingPool,
     control: Arc<ServerControl>,
     builder: ServerBuilder,
+    steer: Arc<SteerShared>,
 }
 
 fn shard_main<Fut>(
@@ -180,6 +200,7 @@ where
         blocking,
         control,
         builder,
+        steer,
     } = parts;
     let mut pin_error = None;
     if let Some(cpu) = info.cpu
@@ -211,7 +232,7 @@ where
         tasks: RefCell::new(Tasks::default()),
         timers: RefCell::new(TimerWheel::new()),
         clock: Clock::system(),
-        net: NetState::new(builder.net.clone()),
+        net: NetState::new(builder.net.clone(), steer, info.id),
         mesh,
         blocking,
         control: control.clone(),

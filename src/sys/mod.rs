@@ -13,6 +13,7 @@ pub(crate) mod kernel;
 pub(crate) mod rlimit;
 pub(crate) mod signal;
 pub(crate) mod socket;
+pub(crate) mod steer;
 
 /// Wraps an OS error with the name of the call that produced it, keeping the
 /// original `ErrorKind` so callers can still match on it.

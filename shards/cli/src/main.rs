@@ -8,7 +8,7 @@ mod kv;
 use std::{net::SocketAddr, process::ExitCode, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
-use percore::{Placement, RingConfig, Server, ServerBuilder};
+use percore::{Placement, RingConfig, Server, ServerBuilder, Steering};
 
 #[derive(Parser)]
 #[command(
@@ -121,6 +121,14 @@ struct ShardArgs {
     /// A loop iteration longer than this many milliseconds counts as a stall and is logged.
     #[arg(long, default_value_t = 100)]
     stall_ms: u64,
+    /// A shard whose loop iteration has run this many milliseconds gets no new connections,
+    /// and those queued on its listeners go to other shards (default: stall-ms / 5, ≥ 2).
+    #[arg(long)]
+    takeover_ms: Option<u64>,
+    /// Connection steering: `reuseport` (kernel 4-tuple hash), `cpu` (the listener of the
+    /// CPU that took the connection, a cBPF program) or `balanced` (the least-loaded shard).
+    #[arg(long, default_value = "reuseport", value_parser = parse_steering)]
+    steer: Steering,
     /// Do not print the startup report.
     #[arg(long)]
     quiet: bool,
@@ -144,13 +152,22 @@ impl ShardArgs {
                 ..RingConfig::default()
             })
             .drain_timeout(Duration::from_secs(self.drain_timeout_secs))
-            .stall_threshold(Duration::from_millis(self.stall_ms.max(1)));
+            .stall_threshold(Duration::from_millis(self.stall_ms.max(1)))
+            .steering(self.steer);
+        let builder = match self.takeover_ms {
+            Some(ms) => builder.takeover_threshold(Duration::from_millis(ms.max(1))),
+            None => builder,
+        };
         let builder = match self.admin {
             Some(addr) => builder.admin(addr),
             None => builder,
         };
         builder.handle_signals(true).print_report(!self.quiet)
     }
+}
+
+fn parse_steering(s: &str) -> Result<Steering, String> {
+    s.parse()
 }
 
 fn main() -> ExitCode {

@@ -1,0 +1,220 @@
+#!/usr/bin/env python3
+"""Open-loop load for the heavy-request scenario (bench/scripts/steer_heavy.sh).
+
+Light `GET /` requests are *scheduled* at a fixed rate, and each one's latency is measured
+from its scheduled time, so a stalled server cannot slow the load down and hide its stall
+(no coordinated omission). A request takes an idle keep-alive connection, or opens a new one
+when none is idle (up to --max-conns), as a browser or a connection pool would: requests stuck
+on a stalled worker hold their connections, and new ones show where the server puts new
+connections. Heavy requests (`--heavy-path`, default /work?ms=200) go on their own connections
+(`Connection: close`) at --heavy-rate. Prints one JSON line.
+"""
+
+import argparse
+import asyncio
+import collections
+import json
+import math
+import time
+
+
+def parse_args():
+    p = argparse.ArgumentParser()
+    p.add_argument("--addr", default="127.0.0.1:8080")
+    p.add_argument("--rate", type=float, default=500.0, help="light requests per second")
+    p.add_argument("--duration", type=float, default=10.0, help="measured seconds")
+    p.add_argument("--warmup", type=float, default=1.0, help="seconds not recorded")
+    p.add_argument("--heavy-rate", type=float, default=2.0, help="heavy requests per second")
+    p.add_argument("--heavy-path", default="/work?ms=200")
+    p.add_argument("--heavy-conns", type=int, default=0,
+                   help="long-lived keep-alive connections sending heavy requests back to back "
+                        "(the skew scenario) instead of --heavy-rate")
+    p.add_argument("--max-conns", type=int, default=256)
+    p.add_argument("--light-close", action="store_true",
+                   help="each light request on a new connection (Connection: close), so "
+                        "every request shows where the server places a new connection")
+    p.add_argument("--light-conns", type=int, default=0,
+                   help="open this many light connections before the load starts (the pool "
+                        "then uses them in turn, and opens more only up to --max-conns)")
+    p.add_argument("--timeout", type=float, default=5.0)
+    return p.parse_args()
+
+
+async def exchange(reader, writer, path, close=False):
+    extra = "Connection: close\r\n" if close else ""
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: bench\r\n{extra}\r\n".encode())
+    await writer.drain()
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line[:15].lower() == b"content-length:":
+            length = int(line[15:])
+    if length:
+        await reader.readexactly(length)
+    # A server that ends the connection (keep-alive request limit) says so; the
+    # connection then leaves the pool instead of failing the next request.
+    closing = b"\r\nconnection: close" in head.lower()
+    return status, closing
+
+
+class Light:
+    def __init__(self, args, host, port):
+        self.args, self.host, self.port = args, host, port
+        # Used in turn (FIFO), so every open connection carries its share of requests.
+        self.idle = collections.deque()
+        self.waiters = asyncio.Queue()
+        self.open = 0
+        self.opened = 0
+        self.latencies = []
+        self.errors = 0
+
+    async def conn(self):
+        if self.idle:
+            return self.idle.popleft()
+        if self.open < self.args.max_conns:
+            self.open += 1
+            self.opened += 1
+            try:
+                return await asyncio.open_connection(self.host, self.port)
+            except Exception:
+                self.open -= 1
+                raise
+        return await self.waiters.get()
+
+    def give_back(self, conn):
+        if self.waiters._getters:  # a request is waiting for a connection
+            self.waiters.put_nowait(conn)
+        else:
+            self.idle.append(conn)
+
+    async def one(self, scheduled, record):
+        if self.args.light_close:
+            return await self.one_close(scheduled, record)
+        loop = asyncio.get_running_loop()
+        conn = None
+        try:
+            conn = await asyncio.wait_for(self.conn(), self.args.timeout)
+            status, closing = await asyncio.wait_for(exchange(*conn, "/"), self.args.timeout)
+            latency = loop.time() - scheduled
+            if closing:
+                conn[1].close()
+                self.open -= 1
+            else:
+                self.give_back(conn)
+            conn = None
+            if record:
+                if status == 200:
+                    self.latencies.append(latency)
+                else:
+                    self.errors += 1
+        except Exception:
+            if record:
+                self.errors += 1
+            if conn is not None:
+                conn[1].close()
+                self.open -= 1
+
+
+    async def one_close(self, scheduled, record):
+        loop = asyncio.get_running_loop()
+        try:
+            async def go():
+                reader, writer = await asyncio.open_connection(self.host, self.port)
+                try:
+                    return (await exchange(reader, writer, "/", True))[0]
+                finally:
+                    writer.close()
+            self.opened += 1
+            status = await asyncio.wait_for(go(), self.args.timeout)
+            if record:
+                if status == 200:
+                    self.latencies.append(loop.time() - scheduled)
+                else:
+                    self.errors += 1
+        except Exception:
+            if record:
+                self.errors += 1
+
+
+async def heavy_one(args, host, port, out):
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 30)
+        started = time.monotonic()
+        status, _ = await asyncio.wait_for(exchange(reader, writer, args.heavy_path, True), 30)
+        out["heavy_ok" if status == 200 else "heavy_errors"] += 1
+        out["heavy_ms"].append((time.monotonic() - started) * 1000)
+        writer.close()
+    except Exception:
+        out["heavy_errors"] += 1
+
+
+async def heavy_keepalive(args, host, port, out, until):
+    try:
+        reader, writer = await asyncio.open_connection(host, port)
+        while time.monotonic() < until:
+            status, closing = await asyncio.wait_for(exchange(reader, writer, args.heavy_path), 30)
+            out["heavy_ok" if status == 200 else "heavy_errors"] += 1
+            if closing:
+                writer.close()
+                reader, writer = await asyncio.open_connection(host, port)
+        writer.close()
+    except Exception:
+        out["heavy_errors"] += 1
+
+
+def pct(sorted_ms, q):
+    if not sorted_ms:
+        return None
+    return round(sorted_ms[max(0, math.ceil(q * len(sorted_ms)) - 1)], 2)
+
+
+async def main():
+    args = parse_args()
+    host, port = args.addr.rsplit(":", 1)
+    port = int(port)
+    loop = asyncio.get_running_loop()
+    light = Light(args, host, port)
+    heavy = {"heavy_ok": 0, "heavy_errors": 0, "heavy_ms": []}
+    total = args.warmup + args.duration
+    tasks = []
+    if args.heavy_conns:
+        until = time.monotonic() + 0.5 + total
+        tasks += [asyncio.ensure_future(heavy_keepalive(args, host, port, heavy, until))
+                  for _ in range(args.heavy_conns)]
+        await asyncio.sleep(0.2)
+    for _ in range(args.light_conns):
+        light.idle.append(await asyncio.open_connection(host, port))
+        light.open += 1
+        light.opened += 1
+    t0 = loop.time() + 0.05
+    n_light = int(total * args.rate)
+    n_heavy = int(total * args.heavy_rate) if not args.heavy_conns else 0
+    events = [(t0 + i / args.rate, "light") for i in range(n_light)]
+    events += [(t0 + (j + 0.5) / args.heavy_rate, "heavy") for j in range(n_heavy)]
+    events.sort()
+    for at, kind in events:
+        delay = at - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if kind == "light":
+            tasks.append(asyncio.ensure_future(light.one(at, at - t0 >= args.warmup)))
+        else:
+            tasks.append(asyncio.ensure_future(heavy_one(args, host, port, heavy)))
+    await asyncio.gather(*tasks)
+    lat = sorted(x * 1000 for x in light.latencies)
+    print(json.dumps({
+        "light_ok": len(lat),
+        "light_errors": light.errors,
+        "p50_ms": pct(lat, 0.50),
+        "p99_ms": pct(lat, 0.99),
+        "p999_ms": pct(lat, 0.999),
+        "max_ms": round(lat[-1], 2) if lat else None,
+        "light_conns_opened": light.opened,
+        "heavy_ok": heavy["heavy_ok"],
+        "heavy_errors": heavy["heavy_errors"],
+        "heavy_p50_ms": pct(sorted(heavy["heavy_ms"]), 0.5),
+    }))
+
+
+asyncio.run(main())
