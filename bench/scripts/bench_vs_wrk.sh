@@ -6,6 +6,11 @@
 #
 #   flock /tmp/percore-bench.lock bench/scripts/bench_vs_wrk.sh
 #   ROUNDS=5 PASSES="256:1" flock /tmp/percore-bench.lock bench/scripts/bench_vs_wrk.sh
+#   TARGET=raw-uring flock /tmp/percore-bench.lock bench/scripts/bench_vs_wrk.sh
+#
+# TARGET picks the server on CPU 1: `percore` (default, the HTTP demo) or `raw-uring` (the
+# minimal io_uring responder of the peer harness, built if missing): a server cheaper per
+# request than the clients, so the load generators, not the server, set the pace.
 #
 # PASSES are CONNS:PIPELINE (wrk pipelines with bench/scripts/peers/pipeline.lua).
 # Besides requests/s it records what each load generator itself spent: its utime+stime per
@@ -35,8 +40,19 @@ command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install -y wr
 [[ -x /usr/bin/time ]] || { echo "/usr/bin/time is missing (apt-get install -y time)" >&2; exit 1; }
 trap stop_server EXIT INT TERM
 build
-start_http_server "$PORT"
-echo "server PID $SERVER_PID on CPU 1; results in $OUT" >&2
+TARGET=${TARGET:-percore}
+case $TARGET in
+    percore) start_http_server "$PORT" ;;
+    raw-uring)
+        RAW=bench/peers/target/release/raw-uring
+        [[ -x $RAW ]] || cargo build --release --quiet --manifest-path bench/peers/Cargo.toml -p raw-uring
+        taskset -c 1 "$RAW" --listen "127.0.0.1:$PORT" --threads 1 &
+        SERVER_PID=$!
+        wait_listening "$PORT"
+        ;;
+    *) echo "unknown TARGET $TARGET (percore or raw-uring)" >&2; exit 2 ;;
+esac
+echo "$TARGET server PID $SERVER_PID on CPU 1; results in $OUT" >&2
 
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$SERVER_PID/stat"; }
 
@@ -105,13 +121,14 @@ for round in $(seq 1 "$ROUNDS"); do
     echo "round $round done" >&2
 done
 
-python3 - "$OUT/runs.jsonl" "$DURATION" "$WARMUP" "$ROUNDS" <<'PY' | tee "$OUT/report.md"
+python3 - "$OUT/runs.jsonl" "$DURATION" "$WARMUP" "$ROUNDS" "$TARGET" <<'PY' | tee "$OUT/report.md"
 import json, statistics, sys
 runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-duration, warmup, rounds = sys.argv[2:5]
+duration, warmup, rounds, target = sys.argv[2:6]
+server = "`percore serve` 1 shard" if target == "percore" else f"`{target}` 1 thread"
 med = lambda xs: statistics.median(xs) if xs else None
 fmt = lambda v, spec: "n/a" if v is None else format(v, spec)
-print(f"`percore serve` 1 shard on CPU 1; load generator on CPU 0; {warmup} s warm-up + "
+print(f"{server} on CPU 1; load generator on CPU 0; {warmup} s warm-up + "
       f"{duration} s per run; {rounds} interleaved rounds; medians.")
 print()
 print("| conns × pipeline | load generator | req/s (median) | req/s per round | p50 µs | p90 µs | p99 µs "
