@@ -63,20 +63,23 @@ pub fn write_response(
     } else {
         500
     };
-    out.extend_from_slice(b"HTTP/1.1 ");
-    write_u64(out, u64::from(status));
-    out.push(b' ');
-    out.extend_from_slice(reason_phrase(status).as_bytes());
-    out.extend_from_slice(b"\r\nDate: ");
-    out.extend_from_slice(date);
-    out.extend_from_slice(b"\r\n");
     // RFC 9110 §8.6, §15: no Content-Length on 1xx and 204; 304 has no body either.
     let bodyless = status < 200 || status == 204 || status == 304;
+    let with_body = !bodyless && !framing.head_request;
+    // One reservation for the whole response: the pieces below then copy without growing.
+    let fields_len: usize = response
+        .headers
+        .iter()
+        .map(|(name, value)| name.len() + value.len() + 4)
+        .sum();
+    let body_len = if with_body { response.body.len() } else { 0 };
+    out.reserve(STATIC_HEAD_MAX + fields_len + body_len);
+    write_status_line_and_date(out, status, date);
     if !bodyless {
-        out.extend_from_slice(b"Content-Length: ");
+        out.extend_from_slice(b"\r\nContent-Length: ");
         write_u64(out, response.body.len() as u64);
-        out.extend_from_slice(b"\r\n");
     }
+    out.extend_from_slice(b"\r\n");
     if !framing.keep_alive {
         out.extend_from_slice(b"Connection: close\r\n");
     } else if framing.version == Version::Http10 {
@@ -91,9 +94,34 @@ pub fn write_response(
         }
     }
     out.extend_from_slice(b"\r\n");
-    if !bodyless && !framing.head_request {
+    if with_body {
         out.extend_from_slice(response.body);
     }
+}
+
+/// Bytes of a response head besides its extra fields: the longest status line, `Date`,
+/// `Content-Length` with 20 digits, `Connection: keep-alive`, the CRLFs.
+const STATIC_HEAD_MAX: usize = 64 + 8 + 29 + 2 + 18 + 20 + 2 + 24 + 2;
+
+/// `HTTP/1.1 <status> <reason>\r\nDate: <date>` (no CRLF after the date): the common
+/// statuses as one constant piece.
+fn write_status_line_and_date(out: &mut Vec<u8>, status: u16, date: &[u8; 29]) {
+    let line: &[u8] = match status {
+        200 => b"HTTP/1.1 200 OK\r\nDate: ",
+        204 => b"HTTP/1.1 204 No Content\r\nDate: ",
+        304 => b"HTTP/1.1 304 Not Modified\r\nDate: ",
+        400 => b"HTTP/1.1 400 Bad Request\r\nDate: ",
+        404 => b"HTTP/1.1 404 Not Found\r\nDate: ",
+        _ => {
+            out.extend_from_slice(b"HTTP/1.1 ");
+            write_u64(out, u64::from(status));
+            out.push(b' ');
+            out.extend_from_slice(reason_phrase(status).as_bytes());
+            b"\r\nDate: "
+        }
+    };
+    out.extend_from_slice(line);
+    out.extend_from_slice(date);
 }
 
 /// Appends the response to a refused request: its status, `Connection: close`, and the
@@ -113,10 +141,17 @@ pub fn write_error_response(out: &mut Vec<u8>, error: HttpError, date: &[u8; 29]
 }
 
 fn is_safe_field(name: &str, value: &str) -> bool {
-    const OWNED: [&str; 4] = ["content-length", "transfer-encoding", "connection", "date"];
+    // The names the writer owns all differ in length: one comparison at most.
+    let owned: &str = match name.len() {
+        4 => "date",
+        10 => "connection",
+        14 => "content-length",
+        17 => "transfer-encoding",
+        _ => "",
+    };
     chars::is_token(name.as_bytes())
-        && !OWNED.iter().any(|owned| owned.eq_ignore_ascii_case(name))
-        && value.bytes().all(chars::is_field_value_byte)
+        && !owned.eq_ignore_ascii_case(name)
+        && chars::is_field_value(value.as_bytes())
 }
 
 /// Appends the decimal digits of `n`.
@@ -204,6 +239,9 @@ mod tests {
             headers: &[
                 ("X-Evil", "a\r\nSet-Cookie: x"),
                 ("Content-Length", "9"),
+                ("DATE", "x"),
+                ("transfer-Encoding", "chunked"),
+                ("connection", "keep-alive"),
                 ("Bad Name", "v"),
                 ("X-Ok", "v"),
             ],
@@ -214,6 +252,18 @@ mod tests {
             "HTTP/1.1 204 No Content\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nX-Ok: v\r\n\r\n"
         );
         assert!(written(&Response::new(42, b""), KEEP).starts_with("HTTP/1.1 500 "));
+    }
+
+    #[test]
+    fn every_status_line_matches_its_reason_phrase() {
+        for status in 100..=999u16 {
+            let text = written(&Response::new(status, b""), KEEP);
+            let line = format!(
+                "HTTP/1.1 {status} {}\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n",
+                reason_phrase(status)
+            );
+            assert!(text.starts_with(&line), "{text:?}");
+        }
     }
 
     #[test]
