@@ -124,6 +124,111 @@ fn write_status_line_and_date(out: &mut Vec<u8>, status: u16, date: &[u8; 29]) {
     out.extend_from_slice(date);
 }
 
+/// How the body of a streamed response is delimited on the wire (see
+/// [`write_streaming_head`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamBody {
+    /// The handler gave the length: `Content-Length`, then exactly that many bytes.
+    Length(u64),
+    /// HTTP/1.1, length unknown: `Transfer-Encoding: chunked`; each part is written with
+    /// [`write_chunk`], the end with [`LAST_CHUNK`].
+    Chunked,
+    /// HTTP/1.0, length unknown: the body ends when the connection closes.
+    CloseDelimited,
+    /// No body bytes at all: a `HEAD` request, or a status without a body (1xx, 204, 304).
+    Empty,
+}
+
+impl StreamBody {
+    /// Whether the connection must close after this body (its end is the close).
+    pub fn closes(self) -> bool {
+        self == StreamBody::CloseDelimited
+    }
+}
+
+/// The end of a chunked body: the zero-size chunk and an empty trailer section.
+pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+
+/// Appends the head of a response whose body follows in parts, framed for the request per
+/// `framing`: with `content_length` when the handler knows it, else chunked for HTTP/1.1
+/// and close-delimited (with `Connection: close`) for HTTP/1.0. Returns how the body must be
+/// written; a `HEAD` request gets the same head and no body.
+pub fn write_streaming_head(
+    out: &mut Vec<u8>,
+    status: u16,
+    headers: &[(&str, &str)],
+    date: &[u8; 29],
+    framing: ResponseFraming,
+    content_length: Option<u64>,
+) -> StreamBody {
+    let status = if (100..=999).contains(&status) {
+        status
+    } else {
+        500
+    };
+    let bodyless = status < 200 || status == 204 || status == 304;
+    let body = match (bodyless, content_length, framing.version) {
+        (true, _, _) => StreamBody::Empty,
+        (false, Some(n), _) => StreamBody::Length(n),
+        (false, None, Version::Http11) => StreamBody::Chunked,
+        (false, None, Version::Http10) => StreamBody::CloseDelimited,
+    };
+    write_status_line_and_date(out, status, date);
+    out.extend_from_slice(b"\r\n");
+    match body {
+        StreamBody::Length(n) => {
+            out.extend_from_slice(b"Content-Length: ");
+            write_u64(out, n);
+            out.extend_from_slice(b"\r\n");
+        }
+        StreamBody::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+        StreamBody::CloseDelimited | StreamBody::Empty => {}
+    }
+    if !framing.keep_alive || body.closes() {
+        out.extend_from_slice(b"Connection: close\r\n");
+    } else if framing.version == Version::Http10 {
+        out.extend_from_slice(b"Connection: keep-alive\r\n");
+    }
+    for &(name, value) in headers {
+        if is_safe_field(name, value) {
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+    if framing.head_request {
+        StreamBody::Empty
+    } else {
+        body
+    }
+}
+
+/// Appends `data` as one chunk of a chunked body (nothing for empty `data`: an empty chunk
+/// would end the body).
+pub fn write_chunk(out: &mut Vec<u8>, data: &[u8]) {
+    if data.is_empty() {
+        return;
+    }
+    let mut digits = [0u8; 16];
+    let mut start = digits.len();
+    let mut n = data.len();
+    loop {
+        start -= 1;
+        digits[start] = b"0123456789abcdef"[n % 16];
+        n /= 16;
+        if n == 0 {
+            break;
+        }
+    }
+    out.reserve(digits.len() - start + 4 + data.len());
+    out.extend_from_slice(&digits[start..]);
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+}
+
 /// Appends the response to a refused request: its status, `Connection: close`, and the
 /// reason as a short text body. The connection must close after it.
 pub fn write_error_response(out: &mut Vec<u8>, error: HttpError, date: &[u8; 29]) {
@@ -264,6 +369,80 @@ mod tests {
             );
             assert!(text.starts_with(&line), "{text:?}");
         }
+    }
+
+    #[test]
+    fn streaming_heads_and_chunks() {
+        let head = |framing, length| {
+            let mut out = Vec::new();
+            let body = write_streaming_head(
+                &mut out,
+                200,
+                &[("Content-Type", "text/plain"), ("Content-Length", "1")],
+                DATE,
+                framing,
+                length,
+            );
+            (String::from_utf8(out).unwrap(), body)
+        };
+        let start = "HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n";
+        assert_eq!(
+            head(KEEP, None),
+            (
+                format!("{start}Transfer-Encoding: chunked\r\nContent-Type: text/plain\r\n\r\n"),
+                StreamBody::Chunked
+            )
+        );
+        assert_eq!(
+            head(KEEP, Some(12)),
+            (
+                format!("{start}Content-Length: 12\r\nContent-Type: text/plain\r\n\r\n"),
+                StreamBody::Length(12)
+            )
+        );
+        let http10 = ResponseFraming {
+            version: Version::Http10,
+            ..KEEP
+        };
+        assert_eq!(
+            head(http10, None),
+            (
+                format!("{start}Connection: close\r\nContent-Type: text/plain\r\n\r\n"),
+                StreamBody::CloseDelimited
+            )
+        );
+        assert_eq!(
+            head(http10, Some(3)).0,
+            format!(
+                "{start}Content-Length: 3\r\nConnection: keep-alive\r\nContent-Type: text/plain\r\n\r\n"
+            )
+        );
+        let head_request = ResponseFraming {
+            head_request: true,
+            ..KEEP
+        };
+        let (text, body) = head(head_request, None);
+        assert!(text.contains("Transfer-Encoding: chunked\r\n"), "{text}");
+        assert_eq!(body, StreamBody::Empty);
+        let mut out = Vec::new();
+        assert_eq!(
+            write_streaming_head(&mut out, 204, &[], DATE, KEEP, None),
+            StreamBody::Empty
+        );
+        assert!(!String::from_utf8(out).unwrap().contains("chunked"));
+
+        let mut out = Vec::new();
+        write_chunk(&mut out, b"hello");
+        write_chunk(&mut out, b"");
+        write_chunk(&mut out, &[b'x'; 300]);
+        out.extend_from_slice(LAST_CHUNK);
+        let want = [
+            &b"5\r\nhello\r\n12c\r\n"[..],
+            &[b'x'; 300],
+            b"\r\n0\r\n\r\n",
+        ]
+        .concat();
+        assert_eq!(out, want);
     }
 
     #[test]

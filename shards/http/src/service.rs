@@ -36,7 +36,9 @@ use percore::{
 
 use crate::{
     Connection, DateCache, Event, Found, HttpError, Limits, OwnedRequest, OwnedResponse, Response,
-    ResponseFraming, Router, write_continue, write_error_response, write_response,
+    ResponseFraming, ResponseWriter, Router,
+    streaming::{self, StreamEnd},
+    write_continue, write_error_response, write_response,
 };
 
 /// How long a closing connection keeps reading (and discarding) after its last response.
@@ -118,13 +120,23 @@ fn date_at(now: Instant) -> [u8; 29] {
 /// An async handler's response to come.
 type PendingResponse = Pin<Box<dyn Future<Output = OwnedResponse>>>;
 
+/// A response a task will produce; the connection answers nothing else until it is written.
+enum Pending {
+    /// An async handler's future and the framing its response needs.
+    Async(PendingResponse, ResponseFraming),
+    /// A streaming handler's future, the state it shares with its writer, and the framing.
+    Stream(
+        Pin<Box<dyn Future<Output = ()>>>,
+        Rc<RefCell<streaming::Shared>>,
+        ResponseFraming,
+    ),
+}
+
 /// What one pass over the input found.
 #[derive(Default)]
 struct Pass {
     panicked: bool,
-    /// An async handler's future and the framing its response needs; the connection
-    /// answers nothing else until it has written this response.
-    pending: Option<(PendingResponse, ResponseFraming)>,
+    pending: Option<Pending>,
 }
 
 /// What ended a wait of the connection task.
@@ -280,10 +292,35 @@ pub async fn handle(mut stream: TcpStream, router: Rc<Router>, limits: Limits) {
                 if pass.panicked {
                     break;
                 }
-                if let Some((future, framing)) = pass.pending {
-                    fresh = false;
-                    if !answer_async(&mut stream, &mut conn, &counters, future, framing).await {
-                        break;
+                match pass.pending {
+                    None => {}
+                    Some(Pending::Async(future, framing)) => {
+                        fresh = false;
+                        if !answer_async(&mut stream, &mut conn, &counters, future, framing).await {
+                            break;
+                        }
+                    }
+                    Some(Pending::Stream(future, shared, framing)) => {
+                        fresh = false;
+                        let count = |status| counters.count(status);
+                        let end = streaming::answer_stream(
+                            &mut stream,
+                            future,
+                            shared,
+                            framing,
+                            &limits,
+                            date_at,
+                            count,
+                        )
+                        .await;
+                        match end {
+                            StreamEnd::KeepAlive => {}
+                            StreamEnd::Close => break,
+                            StreamEnd::Abort => {
+                                stream.abort();
+                                return;
+                            }
+                        }
                     }
                 }
             }
@@ -327,7 +364,8 @@ fn serve_input(
 ) -> (usize, Pass) {
     let mut consumed = 0;
     let mut pass = Pass::default();
-    while out.len() < conn.limits().max_output {
+    let max_output = conn.limits().max_output;
+    while out.len() < max_output {
         let (n, event) = conn.feed(&input[consumed..]);
         consumed += n;
         match event {
@@ -339,7 +377,14 @@ fn serve_input(
                     Found::Async(handler) => {
                         // Copied out, run as a task; later pipelined requests wait for it.
                         let future = handler(OwnedRequest::from_request(&request));
-                        pass.pending = Some((future, request.response_framing()));
+                        pass.pending = Some(Pending::Async(future, request.response_framing()));
+                        break;
+                    }
+                    Found::Stream(handler) => {
+                        let (writer, shared) = ResponseWriter::new(max_output);
+                        let future = handler(OwnedRequest::from_request(&request), writer);
+                        let framing = request.response_framing();
+                        pass.pending = Some(Pending::Stream(future, shared, framing));
                         break;
                     }
                     Found::Sync(handler) => Ok(handler),
