@@ -111,7 +111,8 @@ pub(crate) fn is_target_byte(b: u8) -> bool {
 }
 
 pub(crate) fn is_host(s: &[u8]) -> bool {
-    s.iter().all(|&b| HOST[b as usize])
+    // No early exit: a branch-free loop the compiler unrolls (hosts are short and valid).
+    s.iter().fold(true, |ok, &b| ok & HOST[b as usize])
 }
 
 pub(crate) fn is_ows(b: u8) -> bool {
