@@ -191,12 +191,22 @@ impl TcpStream {
         &mut self,
         mut f: impl FnMut(&[u8], &mut Vec<u8>) -> (usize, R),
     ) -> io::Result<Option<R>> {
-        let conn = self.conn.clone();
-        if let Some(code) = conn.tx.borrow().error {
-            return Err(errno(code));
+        poll_fn(|cx| self.poll_respond_with(cx, &mut f)).await
+    }
+
+    /// The poll form of [`respond_with`](Self::respond_with), for a connection task that
+    /// waits on its input, its deadlines and the server's drain in one hand-written poll.
+    pub fn poll_respond_with<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        f: &mut impl FnMut(&[u8], &mut Vec<u8>) -> (usize, R),
+    ) -> Poll<io::Result<Option<R>>> {
+        if let Some(code) = self.conn.tx.borrow().error {
+            return Poll::Ready(Err(errno(code)));
         }
+        let conn = self.conn.clone();
         let shard = self.shard.clone();
-        self.read_with(|input| {
+        let mut lend = |input: &[u8]| {
             let mut tx = conn.tx.borrow_mut();
             let before = tx.out.len();
             let outcome = f(input, &mut tx.out);
@@ -208,8 +218,8 @@ impl TcpStream {
                 queue_flush(&shard, &conn);
             }
             outcome
-        })
-        .await
+        };
+        self.poll_read_with(cx, &mut lend)
     }
 
     /// Waits until there is input to read (`Ok(true)`) or the peer closed (`Ok(false)`).

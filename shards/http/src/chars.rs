@@ -81,12 +81,38 @@ pub(crate) fn is_field_value_byte(b: u8) -> bool {
     FIELD_VALUE[b as usize]
 }
 
+/// Whether every byte of `s` may appear in a field value. Eight bytes at a time: a word
+/// with no byte below 0x20 and none equal to 0x7f is all valid (obs-text, 0x80 and up, is
+/// allowed); only a word that has one (a tab, or an invalid byte) is checked byte by byte.
+pub(crate) fn is_field_value(s: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    const SPACES: u64 = u64::from_ne_bytes([0x20; 8]);
+    const DELS: u64 = u64::from_ne_bytes([0x7f; 8]);
+    let mut words = s.chunks_exact(8);
+    for word in &mut words {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(word);
+        let x = u64::from_ne_bytes(bytes);
+        // "Has a byte below 0x20" and "has a zero byte in x ^ DELS" (Bit Twiddling Hacks'
+        // `hasless` and `haszero`): exact as to whether such a byte exists.
+        let below_space = x.wrapping_sub(SPACES) & !x & HIGHS;
+        let y = x ^ DELS;
+        let del = y.wrapping_sub(ONES) & !y & HIGHS;
+        if (below_space | del) != 0 && !word.iter().all(|&b| is_field_value_byte(b)) {
+            return false;
+        }
+    }
+    words.remainder().iter().all(|&b| is_field_value_byte(b))
+}
+
 pub(crate) fn is_target_byte(b: u8) -> bool {
     TARGET[b as usize]
 }
 
 pub(crate) fn is_host(s: &[u8]) -> bool {
-    s.iter().all(|&b| HOST[b as usize])
+    // No early exit: a branch-free loop the compiler unrolls (hosts are short and valid).
+    s.iter().fold(true, |ok, &b| ok & HOST[b as usize])
 }
 
 pub(crate) fn is_ows(b: u8) -> bool {
@@ -118,6 +144,15 @@ mod tests {
         assert!(
             !is_field_value_byte(b'\r') && !is_field_value_byte(0) && !is_field_value_byte(0x7f)
         );
+        for b in 0..=255u8 {
+            for at in 0..19 {
+                let mut s = *b"abcdefghijklmnopqrs";
+                s[at] = b;
+                assert_eq!(is_field_value(&s), is_field_value_byte(b), "{b:#x} at {at}");
+                assert_eq!(is_field_value(&s[..at + 1]), is_field_value_byte(b));
+            }
+        }
+        assert!(is_field_value(b"") && is_field_value(b"\xff\x80 \t~!"));
         assert!(is_target_byte(b'/') && !is_target_byte(b' ') && !is_target_byte(b'#'));
         assert!(is_host(b"[::1]:8080") && !is_host(b"a b") && !is_host(b"u@h"));
         assert_eq!(trim_ows(b" \t a b \t"), b"a b");

@@ -1,8 +1,10 @@
 //! The `Date` header value: IMF-fixdate (RFC 9110 §5.6.7), e.g.
 //! `Sun, 06 Nov 1994 08:49:37 GMT`, always 29 bytes. Formatting allocates nothing; the I/O
-//! layer keeps one [`DateCache`] per shard and reformats at most once a second.
+//! layer keeps one [`DateCache`] per shard and reformats at most once a second; between
+//! two seconds it answers from the monotonic clock reading the caller already has, without
+//! reading the wall clock again.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const DAYS: [&[u8; 3]; 7] = [b"Thu", b"Fri", b"Sat", b"Sun", b"Mon", b"Tue", b"Wed"];
 const MONTHS: [&[u8; 3]; 12] = [
@@ -61,6 +63,9 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 pub struct DateCache {
     secs: u64,
     bytes: [u8; 29],
+    /// For [`at`](Self::at): the monotonic instant at which the wall clock's next second
+    /// begins, as measured when `bytes` was formatted.
+    valid_until: Option<Instant>,
 }
 
 impl Default for DateCache {
@@ -68,17 +73,36 @@ impl Default for DateCache {
         Self {
             secs: 0,
             bytes: http_date_from_unix(0),
+            valid_until: None,
         }
     }
 }
 
 impl DateCache {
+    /// The IMF-fixdate at the monotonic instant `now` (a reading the caller already took):
+    /// the wall clock is read again only once the second it was formatted in has ended, so
+    /// a busy shard reads it about once a second rather than once per request.
+    pub fn at(&mut self, now: Instant) -> &[u8; 29] {
+        if self.valid_until.is_some_and(|until| now < until) {
+            return &self.bytes;
+        }
+        let wall = SystemTime::now();
+        let since_epoch = wall.duration_since(UNIX_EPOCH).unwrap_or_default();
+        self.secs = since_epoch.as_secs();
+        self.bytes = http_date_from_unix(self.secs);
+        let rest_of_second =
+            Duration::from_secs(1) - Duration::from_nanos(u64::from(since_epoch.subsec_nanos()));
+        self.valid_until = Some(now + rest_of_second);
+        &self.bytes
+    }
+
     /// The IMF-fixdate of `now`.
     pub fn get(&mut self, now: SystemTime) -> &[u8; 29] {
         let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         if secs != self.secs {
             self.secs = secs;
             self.bytes = http_date_from_unix(secs);
+            self.valid_until = None;
         }
         &self.bytes
     }
@@ -122,5 +146,26 @@ mod tests {
             cache.get(t + Duration::from_secs(1)),
             b"Sun, 06 Nov 1994 08:49:38 GMT"
         );
+    }
+
+    #[test]
+    fn cache_at_instants_follows_the_wall_clock() {
+        let mut cache = DateCache::default();
+        let wall_date = |cache: &mut DateCache, at: Instant| {
+            let before = http_date(SystemTime::now());
+            let got = *cache.at(at);
+            let after = http_date(SystemTime::now());
+            assert!(got == before || got == after, "{got:?}");
+            got
+        };
+        let now = Instant::now();
+        let first = wall_date(&mut cache, now);
+        // Until the wall clock's second ends, the same bytes, without reading the clock.
+        cache.secs = 0;
+        assert_eq!(cache.at(now), &first);
+        // An instant past that second reads the wall clock again (a fake instant far ahead:
+        // the date is still the real one, not one computed from the instant).
+        wall_date(&mut cache, now + Duration::from_secs(1000));
+        assert_ne!(cache.secs, 0);
     }
 }

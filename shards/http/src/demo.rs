@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::{OwnedRequest, OwnedResponse, Response, Router};
+use crate::{OwnedRequest, OwnedResponse, Response, ResponseWriter, Router};
 
 /// The most CPU time one `/work` request may ask for.
 const MAX_WORK_MS: u64 = 10_000;
@@ -14,7 +14,8 @@ const BYTES: &[(&str, &str)] = &[("Content-Type", "application/octet-stream")];
 
 /// `GET /` → `Hello, World!`; `GET /json`; `GET /healthz`; `POST /echo` echoes the body;
 /// `GET /work?ms=N` burns N ms of CPU on the shard (Node's `while(true){}` stand-in: it
-/// stalls this shard only), `GET /work?ms=N&offload=1` burns it on the blocking pool.
+/// stalls this shard only), `GET /work?ms=N&offload=1` burns it on the blocking pool;
+/// `GET /stream?chunks=N&size=S` streams a body in N parts (see [`stream`]).
 pub fn router() -> Router {
     Router::new()
         .route("GET", "/", |_| Response {
@@ -38,6 +39,59 @@ pub fn router() -> Router {
             body: request.body(),
         })
         .route_async("GET", "/work", work)
+        .route_stream("GET", "/stream", stream)
+}
+
+/// Most parts and largest part `/stream` sends.
+const MAX_CHUNKS: u64 = 1 << 20;
+const MAX_CHUNK_SIZE: u64 = 64 * 1024;
+
+/// `GET /stream?chunks=N&size=S[&length=1][&delay_ms=D]`: a body sent in N parts (default
+/// 4) of S bytes (default 16), part i filled with the letter `a` + i mod 26, D ms apart (at
+/// most 1000); with `length=1` it is announced with `Content-Length`, else chunked (HTTP/1.1)
+/// or close-delimited (HTTP/1.0). It stops early if the client goes away.
+pub async fn stream(request: OwnedRequest, mut writer: ResponseWriter) {
+    let param = |name: &str, default: u64, max: u64| match request.query_param(name) {
+        None => Some(default),
+        Some(v) => std::str::from_utf8(v)
+            .ok()?
+            .parse::<u64>()
+            .ok()
+            .filter(|v| *v <= max),
+    };
+    let (Some(chunks), Some(size), Some(delay_ms), Some(length)) = (
+        param("chunks", 4, MAX_CHUNKS),
+        param("size", 16, MAX_CHUNK_SIZE),
+        param("delay_ms", 0, 1000),
+        param("length", 0, 1),
+    ) else {
+        writer.status(400).header("Content-Type", "text/plain");
+        let _ = writer
+            .send(b"chunks, size, delay_ms and length must be small integers\n")
+            .await;
+        return;
+    };
+    writer.header("Content-Type", "application/octet-stream");
+    if length == 1 {
+        writer.content_length(chunks * size);
+    }
+    let mut part = vec![0u8; size as usize];
+    for i in 0..chunks {
+        part.fill(b'a' + (i % 26) as u8);
+        if writer.send(&part).await.is_err() {
+            return;
+        }
+        if delay_ms > 0 {
+            percore::time::sleep(Duration::from_millis(delay_ms)).await;
+        }
+    }
+}
+
+/// The body `/stream?chunks=N&size=S` sends.
+pub fn stream_body(chunks: u64, size: u64) -> Vec<u8> {
+    (0..chunks)
+        .flat_map(|i| std::iter::repeat_n(b'a' + (i % 26) as u8, size as usize))
+        .collect()
 }
 
 async fn work(request: OwnedRequest) -> OwnedResponse {

@@ -20,7 +20,9 @@
 //! - [`Connection`]: the per-connection state machine ([`Connection::feed`] gives one
 //!   [`Event`] at a time; [`Connection::serve`] answers a whole read with a handler).
 //! - [`Request`]: a borrowed view of a complete request.
-//! - [`write_response`], [`write_error_response`], [`write_continue`]: the response writer.
+//! - [`write_response`], [`write_error_response`], [`write_continue`]: the response writer;
+//!   [`write_streaming_head`] and [`write_chunk`] for a body sent in parts.
+//! - [`Router`]: method + path to sync, async or streaming handlers ([`ResponseWriter`]).
 //! - [`http_date`], [`DateCache`]: the `Date` value.
 //! - [`Limits`]: every bound, with the defaults of `RELIABILITY.md`.
 //!
@@ -44,6 +46,7 @@ mod request;
 mod response;
 mod router;
 pub mod service;
+mod streaming;
 
 pub use connection::{Connection, Event};
 pub use date::{DateCache, http_date, http_date_from_unix};
@@ -53,9 +56,13 @@ pub use limits::Limits;
 pub use parser::Version;
 pub use request::Request;
 pub use response::{
-    CONTINUE, Response, ResponseFraming, write_continue, write_error_response, write_response,
+    CONTINUE, LAST_CHUNK, Response, ResponseFraming, StreamBody, write_chunk, write_continue,
+    write_error_response, write_response, write_streaming_head,
 };
-pub use router::{AsyncHandler, Found, Handler, OwnedRequest, OwnedResponse, Router, query_param};
+pub use router::{
+    AsyncHandler, Found, Handler, OwnedRequest, OwnedResponse, Router, StreamHandler, query_param,
+};
+pub use streaming::{ResponseWriter, StreamClosed};
 
 /// The README's example, compiled and run as a doc test.
 #[doc = include_str!("../README.md")]

@@ -11,7 +11,7 @@
 
 use crate::{
     HttpError, Limits,
-    chars::{is_field_value_byte, is_host, is_ows, is_target_byte, is_tchar, is_token, trim_ows},
+    chars::{is_field_value, is_host, is_ows, is_target_byte, is_tchar, is_token, trim_ows},
 };
 
 /// Byte offsets `start..end` into the head.
@@ -57,18 +57,23 @@ pub(crate) enum FieldKind {
 }
 
 impl FieldKind {
+    /// The known names all differ in length: one comparison at most per field.
     fn of(name: &[u8]) -> Self {
-        const KNOWN: [(&[u8], FieldKind); 5] = [
-            (b"host", FieldKind::Host),
-            (b"content-length", FieldKind::ContentLength),
-            (b"transfer-encoding", FieldKind::TransferEncoding),
-            (b"connection", FieldKind::Connection),
-            (b"expect", FieldKind::Expect),
-        ];
-        KNOWN
-            .iter()
-            .find(|(known, _)| known.eq_ignore_ascii_case(name))
-            .map_or(FieldKind::Other, |&(_, kind)| kind)
+        let (known, kind): (&[u8], _) = match name.len() {
+            4 => (b"host", FieldKind::Host),
+            6 => (b"expect", FieldKind::Expect),
+            10 => (b"connection", FieldKind::Connection),
+            14 => (b"content-length", FieldKind::ContentLength),
+            17 => (b"transfer-encoding", FieldKind::TransferEncoding),
+            _ => return FieldKind::Other,
+        };
+        // `name` is a token: the only byte that ORed with 0x20 gives a lower-case letter or
+        // `-` is that letter in either case, or `-` itself (CR, 0x0d, is not a tchar).
+        if known.iter().zip(name).all(|(&k, &n)| n | 0x20 == k) {
+            kind
+        } else {
+            FieldKind::Other
+        }
     }
 }
 
@@ -122,7 +127,7 @@ fn find_line(input: &[u8], pos: usize, scanned: &mut usize, budget_end: usize) -
     let from = (*scanned).max(pos);
     let to = budget_end.min(input.len());
     let searched = input.get(from..to).unwrap_or_default();
-    match searched.iter().position(|&b| b == b'\n') {
+    match find_lf(searched) {
         Some(i) => Line::End(from + i),
         None => {
             *scanned = to.max(from);
@@ -133,6 +138,33 @@ fn find_line(input: &[u8], pos: usize, scanned: &mut usize, budget_end: usize) -
             }
         }
     }
+}
+
+/// The offset of the first LF in `s`. Eight bytes at a time, inline: header lines are short,
+/// and a library call's set-up costs more than the search on 20 bytes.
+fn find_lf(s: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
+    const LFS: u64 = u64::from_le_bytes([b'\n'; 8]);
+    let mut words = s.chunks_exact(8);
+    let mut at = 0;
+    for word in &mut words {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(word);
+        let x = u64::from_le_bytes(bytes) ^ LFS;
+        // `haszero`: the lowest set bit marks the first zero byte exactly (a borrow can only
+        // mark bytes above it).
+        let zero = x.wrapping_sub(ONES) & !x & HIGHS;
+        if zero != 0 {
+            return Some(at + (zero.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    words
+        .remainder()
+        .iter()
+        .position(|&b| b == b'\n')
+        .map(|i| at + i)
 }
 
 /// The line `pos..lf` without its CR; a bare LF is refused.
@@ -335,7 +367,7 @@ fn parse_field(line: &[u8], base: usize) -> Result<Field, HttpError> {
         None => return Err(HttpError::bad_request("header line without colon")),
     }
     let raw_value = &line[name_len + 1..];
-    if !raw_value.iter().all(|&b| is_field_value_byte(b)) {
+    if !is_field_value(raw_value) {
         return Err(HttpError::bad_request("invalid byte in header value"));
     }
     let lead = raw_value
@@ -408,5 +440,39 @@ mod tests {
         assert_eq!(status(b"A b\r\n"), 400);
         assert_eq!(status(b"A: b\x00\r\n"), 400);
         assert_eq!(status(b"A: \xff\r\n"), 200);
+    }
+
+    #[test]
+    fn line_feeds_are_found_at_every_offset() {
+        for len in 0..40 {
+            for lf in 0..=len {
+                let mut s = vec![b'a'; len];
+                if lf < len {
+                    s[lf] = b'\n';
+                    s.iter_mut()
+                        .skip(lf + 1)
+                        .step_by(3)
+                        .for_each(|b| *b = b'\n');
+                }
+                let want = s.iter().position(|&b| b == b'\n');
+                assert_eq!(find_lf(&s), want, "len {len} lf {lf}");
+            }
+        }
+        assert_eq!(find_lf(b"\x0b\x09\x8a\x0a"), Some(3));
+    }
+
+    #[test]
+    fn known_field_names_in_any_case() {
+        assert_eq!(FieldKind::of(b"HOST"), FieldKind::Host);
+        assert_eq!(FieldKind::of(b"Content-Length"), FieldKind::ContentLength);
+        assert_eq!(
+            FieldKind::of(b"transfer-ENCODING"),
+            FieldKind::TransferEncoding
+        );
+        assert_eq!(FieldKind::of(b"Connection"), FieldKind::Connection);
+        assert_eq!(FieldKind::of(b"expect"), FieldKind::Expect);
+        for other in [&b"hosts"[..], b"hast", b"content-lengtx", b"x", b""] {
+            assert_eq!(FieldKind::of(other), FieldKind::Other, "{other:?}");
+        }
     }
 }

@@ -63,20 +63,23 @@ pub fn write_response(
     } else {
         500
     };
-    out.extend_from_slice(b"HTTP/1.1 ");
-    write_u64(out, u64::from(status));
-    out.push(b' ');
-    out.extend_from_slice(reason_phrase(status).as_bytes());
-    out.extend_from_slice(b"\r\nDate: ");
-    out.extend_from_slice(date);
-    out.extend_from_slice(b"\r\n");
     // RFC 9110 §8.6, §15: no Content-Length on 1xx and 204; 304 has no body either.
     let bodyless = status < 200 || status == 204 || status == 304;
+    let with_body = !bodyless && !framing.head_request;
+    // One reservation for the whole response: the pieces below then copy without growing.
+    let fields_len: usize = response
+        .headers
+        .iter()
+        .map(|(name, value)| name.len() + value.len() + 4)
+        .sum();
+    let body_len = if with_body { response.body.len() } else { 0 };
+    out.reserve(STATIC_HEAD_MAX + fields_len + body_len);
+    write_status_line_and_date(out, status, date);
     if !bodyless {
-        out.extend_from_slice(b"Content-Length: ");
+        out.extend_from_slice(b"\r\nContent-Length: ");
         write_u64(out, response.body.len() as u64);
-        out.extend_from_slice(b"\r\n");
     }
+    out.extend_from_slice(b"\r\n");
     if !framing.keep_alive {
         out.extend_from_slice(b"Connection: close\r\n");
     } else if framing.version == Version::Http10 {
@@ -91,9 +94,139 @@ pub fn write_response(
         }
     }
     out.extend_from_slice(b"\r\n");
-    if !bodyless && !framing.head_request {
+    if with_body {
         out.extend_from_slice(response.body);
     }
+}
+
+/// Bytes of a response head besides its extra fields: the longest status line, `Date`,
+/// `Content-Length` with 20 digits, `Connection: keep-alive`, the CRLFs.
+const STATIC_HEAD_MAX: usize = 64 + 8 + 29 + 2 + 18 + 20 + 2 + 24 + 2;
+
+/// `HTTP/1.1 <status> <reason>\r\nDate: <date>` (no CRLF after the date): the common
+/// statuses as one constant piece.
+fn write_status_line_and_date(out: &mut Vec<u8>, status: u16, date: &[u8; 29]) {
+    let line: &[u8] = match status {
+        200 => b"HTTP/1.1 200 OK\r\nDate: ",
+        204 => b"HTTP/1.1 204 No Content\r\nDate: ",
+        304 => b"HTTP/1.1 304 Not Modified\r\nDate: ",
+        400 => b"HTTP/1.1 400 Bad Request\r\nDate: ",
+        404 => b"HTTP/1.1 404 Not Found\r\nDate: ",
+        _ => {
+            out.extend_from_slice(b"HTTP/1.1 ");
+            write_u64(out, u64::from(status));
+            out.push(b' ');
+            out.extend_from_slice(reason_phrase(status).as_bytes());
+            b"\r\nDate: "
+        }
+    };
+    out.extend_from_slice(line);
+    out.extend_from_slice(date);
+}
+
+/// How the body of a streamed response is delimited on the wire (see
+/// [`write_streaming_head`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamBody {
+    /// The handler gave the length: `Content-Length`, then exactly that many bytes.
+    Length(u64),
+    /// HTTP/1.1, length unknown: `Transfer-Encoding: chunked`; each part is written with
+    /// [`write_chunk`], the end with [`LAST_CHUNK`].
+    Chunked,
+    /// HTTP/1.0, length unknown: the body ends when the connection closes.
+    CloseDelimited,
+    /// No body bytes at all: a `HEAD` request, or a status without a body (1xx, 204, 304).
+    Empty,
+}
+
+impl StreamBody {
+    /// Whether the connection must close after this body (its end is the close).
+    pub fn closes(self) -> bool {
+        self == StreamBody::CloseDelimited
+    }
+}
+
+/// The end of a chunked body: the zero-size chunk and an empty trailer section.
+pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+
+/// Appends the head of a response whose body follows in parts, framed for the request per
+/// `framing`: with `content_length` when the handler knows it, else chunked for HTTP/1.1
+/// and close-delimited (with `Connection: close`) for HTTP/1.0. Returns how the body must be
+/// written; a `HEAD` request gets the same head and no body.
+pub fn write_streaming_head(
+    out: &mut Vec<u8>,
+    status: u16,
+    headers: &[(&str, &str)],
+    date: &[u8; 29],
+    framing: ResponseFraming,
+    content_length: Option<u64>,
+) -> StreamBody {
+    let status = if (100..=999).contains(&status) {
+        status
+    } else {
+        500
+    };
+    let bodyless = status < 200 || status == 204 || status == 304;
+    let body = match (bodyless, content_length, framing.version) {
+        (true, _, _) => StreamBody::Empty,
+        (false, Some(n), _) => StreamBody::Length(n),
+        (false, None, Version::Http11) => StreamBody::Chunked,
+        (false, None, Version::Http10) => StreamBody::CloseDelimited,
+    };
+    write_status_line_and_date(out, status, date);
+    out.extend_from_slice(b"\r\n");
+    match body {
+        StreamBody::Length(n) => {
+            out.extend_from_slice(b"Content-Length: ");
+            write_u64(out, n);
+            out.extend_from_slice(b"\r\n");
+        }
+        StreamBody::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+        StreamBody::CloseDelimited | StreamBody::Empty => {}
+    }
+    if !framing.keep_alive || body.closes() {
+        out.extend_from_slice(b"Connection: close\r\n");
+    } else if framing.version == Version::Http10 {
+        out.extend_from_slice(b"Connection: keep-alive\r\n");
+    }
+    for &(name, value) in headers {
+        if is_safe_field(name, value) {
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+    if framing.head_request {
+        StreamBody::Empty
+    } else {
+        body
+    }
+}
+
+/// Appends `data` as one chunk of a chunked body (nothing for empty `data`: an empty chunk
+/// would end the body).
+pub fn write_chunk(out: &mut Vec<u8>, data: &[u8]) {
+    if data.is_empty() {
+        return;
+    }
+    let mut digits = [0u8; 16];
+    let mut start = digits.len();
+    let mut n = data.len();
+    loop {
+        start -= 1;
+        digits[start] = b"0123456789abcdef"[n % 16];
+        n /= 16;
+        if n == 0 {
+            break;
+        }
+    }
+    out.reserve(digits.len() - start + 4 + data.len());
+    out.extend_from_slice(&digits[start..]);
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// Appends the response to a refused request: its status, `Connection: close`, and the
@@ -113,10 +246,17 @@ pub fn write_error_response(out: &mut Vec<u8>, error: HttpError, date: &[u8; 29]
 }
 
 fn is_safe_field(name: &str, value: &str) -> bool {
-    const OWNED: [&str; 4] = ["content-length", "transfer-encoding", "connection", "date"];
+    // The names the writer owns all differ in length: one comparison at most.
+    let owned: &str = match name.len() {
+        4 => "date",
+        10 => "connection",
+        14 => "content-length",
+        17 => "transfer-encoding",
+        _ => "",
+    };
     chars::is_token(name.as_bytes())
-        && !OWNED.iter().any(|owned| owned.eq_ignore_ascii_case(name))
-        && value.bytes().all(chars::is_field_value_byte)
+        && !owned.eq_ignore_ascii_case(name)
+        && chars::is_field_value(value.as_bytes())
 }
 
 /// Appends the decimal digits of `n`.
@@ -204,6 +344,9 @@ mod tests {
             headers: &[
                 ("X-Evil", "a\r\nSet-Cookie: x"),
                 ("Content-Length", "9"),
+                ("DATE", "x"),
+                ("transfer-Encoding", "chunked"),
+                ("connection", "keep-alive"),
                 ("Bad Name", "v"),
                 ("X-Ok", "v"),
             ],
@@ -214,6 +357,92 @@ mod tests {
             "HTTP/1.1 204 No Content\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nX-Ok: v\r\n\r\n"
         );
         assert!(written(&Response::new(42, b""), KEEP).starts_with("HTTP/1.1 500 "));
+    }
+
+    #[test]
+    fn every_status_line_matches_its_reason_phrase() {
+        for status in 100..=999u16 {
+            let text = written(&Response::new(status, b""), KEEP);
+            let line = format!(
+                "HTTP/1.1 {status} {}\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n",
+                reason_phrase(status)
+            );
+            assert!(text.starts_with(&line), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn streaming_heads_and_chunks() {
+        let head = |framing, length| {
+            let mut out = Vec::new();
+            let body = write_streaming_head(
+                &mut out,
+                200,
+                &[("Content-Type", "text/plain"), ("Content-Length", "1")],
+                DATE,
+                framing,
+                length,
+            );
+            (String::from_utf8(out).unwrap(), body)
+        };
+        let start = "HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n";
+        assert_eq!(
+            head(KEEP, None),
+            (
+                format!("{start}Transfer-Encoding: chunked\r\nContent-Type: text/plain\r\n\r\n"),
+                StreamBody::Chunked
+            )
+        );
+        assert_eq!(
+            head(KEEP, Some(12)),
+            (
+                format!("{start}Content-Length: 12\r\nContent-Type: text/plain\r\n\r\n"),
+                StreamBody::Length(12)
+            )
+        );
+        let http10 = ResponseFraming {
+            version: Version::Http10,
+            ..KEEP
+        };
+        assert_eq!(
+            head(http10, None),
+            (
+                format!("{start}Connection: close\r\nContent-Type: text/plain\r\n\r\n"),
+                StreamBody::CloseDelimited
+            )
+        );
+        assert_eq!(
+            head(http10, Some(3)).0,
+            format!(
+                "{start}Content-Length: 3\r\nConnection: keep-alive\r\nContent-Type: text/plain\r\n\r\n"
+            )
+        );
+        let head_request = ResponseFraming {
+            head_request: true,
+            ..KEEP
+        };
+        let (text, body) = head(head_request, None);
+        assert!(text.contains("Transfer-Encoding: chunked\r\n"), "{text}");
+        assert_eq!(body, StreamBody::Empty);
+        let mut out = Vec::new();
+        assert_eq!(
+            write_streaming_head(&mut out, 204, &[], DATE, KEEP, None),
+            StreamBody::Empty
+        );
+        assert!(!String::from_utf8(out).unwrap().contains("chunked"));
+
+        let mut out = Vec::new();
+        write_chunk(&mut out, b"hello");
+        write_chunk(&mut out, b"");
+        write_chunk(&mut out, &[b'x'; 300]);
+        out.extend_from_slice(LAST_CHUNK);
+        let want = [
+            &b"5\r\nhello\r\n12c\r\n"[..],
+            &[b'x'; 300],
+            b"\r\n0\r\n\r\n",
+        ]
+        .concat();
+        assert_eq!(out, want);
     }
 
     #[test]

@@ -7,19 +7,27 @@
 //!   may await timers, the mesh or `percore::spawn_blocking`. The connection waits for it
 //!   before it answers any later pipelined request, so responses stay in order.
 //!
+//! - **streaming** (`route_stream`): like async, and the handler sends the body in parts
+//!   through a [`ResponseWriter`] (chunked for HTTP/1.1 unless it gives a length), with
+//!   backpressure from the client's reading.
+//!
 //! CPU-heavy work belongs in an async handler that awaits `percore::spawn_blocking(...)`:
 //! the work runs on the blocking pool and the shard goes on serving its other connections.
 //! A sync handler that computes for 200 ms stalls its shard (only its shard) for 200 ms.
 
 use std::{future::Future, pin::Pin, rc::Rc};
 
-use crate::{Request, Response};
+use crate::{Request, Response, ResponseWriter};
 
 /// A sync request handler; `for<'r>`: the response may borrow from the request.
 pub type Handler = Rc<dyn for<'r> Fn(&Request<'r>) -> Response<'r>>;
 
 /// An async request handler.
 pub type AsyncHandler = Rc<dyn Fn(OwnedRequest) -> Pin<Box<dyn Future<Output = OwnedResponse>>>>;
+
+/// A streaming request handler: the request and the writer of its response.
+pub type StreamHandler =
+    Rc<dyn Fn(OwnedRequest, ResponseWriter) -> Pin<Box<dyn Future<Output = ()>>>>;
 
 /// A request copied out of the connection's buffers, for async handlers.
 #[derive(Clone, Debug, Default)]
@@ -86,12 +94,14 @@ impl OwnedResponse {
 enum Route {
     Sync(Handler),
     Async(AsyncHandler),
+    Stream(StreamHandler),
 }
 
 /// What the router found for a request.
 pub enum Found<'a> {
     Sync(&'a Handler),
     Async(&'a AsyncHandler),
+    Stream(&'a StreamHandler),
     Fixed(Response<'static>),
 }
 
@@ -149,6 +159,25 @@ impl Router {
         self
     }
 
+    /// Adds a streaming route: `handler` gets an owned copy of the request and a
+    /// [`ResponseWriter`], and sends the body in parts (see the module docs).
+    pub fn route_stream<F, Fut>(
+        mut self,
+        method: &'static str,
+        path: &'static str,
+        handler: F,
+    ) -> Self
+    where
+        F: Fn(OwnedRequest, ResponseWriter) -> Fut + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        let boxed: StreamHandler =
+            Rc::new(move |request, writer| Box::pin(handler(request, writer)));
+        self.routes
+            .push((method.as_bytes(), path.as_bytes(), Route::Stream(boxed)));
+        self
+    }
+
     /// The handler for `request`, or the 404/405 response when there is none.
     pub fn find(&self, request: &Request<'_>) -> Found<'_> {
         let method = if request.is_head() {
@@ -164,6 +193,7 @@ impl Router {
                     return match route {
                         Route::Sync(handler) => Found::Sync(handler),
                         Route::Async(handler) => Found::Async(handler),
+                        Route::Stream(handler) => Found::Stream(handler),
                     };
                 }
                 path_known = true;
@@ -181,7 +211,9 @@ impl Router {
         match self.find(request) {
             Found::Sync(handler) => handler(request),
             Found::Fixed(response) => response,
-            Found::Async(_) => Response::new(500, b"async route called synchronously\n"),
+            Found::Async(_) | Found::Stream(_) => {
+                Response::new(500, b"async route called synchronously\n")
+            }
         }
     }
 }

@@ -16,26 +16,29 @@
 //! for a moment, so the response is not destroyed by a reset.
 
 use std::{
-    cell::{Cell, RefCell},
-    future::Future,
+    cell::RefCell,
+    future::{Future, poll_fn},
     net::SocketAddr,
     panic::{AssertUnwindSafe, catch_unwind},
-    pin::Pin,
+    pin::{Pin, pin},
     rc::Rc,
-    time::{Duration, Instant, SystemTime},
+    task::Poll,
+    time::{Duration, Instant},
 };
 
 use percore::{
     Error, ServerBuilder, ServerHandle, TcpStream,
-    future::{Either, select},
+    future::select,
     metrics::{Counter, counter},
     shutdown_requested, shutdown_signal, spawn,
-    time::{sleep, timeout},
+    time::{Sleep, sleep, timeout},
 };
 
 use crate::{
     Connection, DateCache, Event, Found, HttpError, Limits, OwnedRequest, OwnedResponse, Response,
-    ResponseFraming, Router, write_continue, write_error_response, write_response,
+    ResponseFraming, ResponseWriter, Router,
+    streaming::{self, StreamEnd},
+    write_continue, write_error_response, write_response,
 };
 
 /// How long a closing connection keeps reading (and discarding) after its last response.
@@ -68,11 +71,25 @@ thread_local! {
     static DATE: RefCell<DateCache> = RefCell::new(DateCache::default());
 }
 
-/// Requests answered, by status class, as shard-local counters.
+/// Requests answered, by status class, as shard-local counters (one set per shard, shared
+/// by its connections: registering them per connection would format label strings each time).
 struct StatusCounters([Counter; 5]);
 
+thread_local! {
+    static STATUS_COUNTERS: RefCell<Option<Rc<StatusCounters>>> = const { RefCell::new(None) };
+}
+
 impl StatusCounters {
-    fn new() -> Self {
+    /// This shard's counters.
+    fn shard() -> Rc<Self> {
+        STATUS_COUNTERS.with(|cell| {
+            cell.borrow_mut()
+                .get_or_insert_with(|| Rc::new(Self::register()))
+                .clone()
+        })
+    }
+
+    fn register() -> Self {
         let class = |c: &'static str| {
             counter(
                 "percore_http_responses_total",
@@ -95,25 +112,120 @@ impl StatusCounters {
     }
 }
 
+/// The current `Date` value for a monotonic reading taken by the caller.
+fn date_at(now: Instant) -> [u8; 29] {
+    DATE.with(|d| *d.borrow_mut().at(now))
+}
+
 /// An async handler's response to come.
 type PendingResponse = Pin<Box<dyn Future<Output = OwnedResponse>>>;
+
+/// A response a task will produce; the connection answers nothing else until it is written.
+enum Pending {
+    /// An async handler's future and the framing its response needs.
+    Async(PendingResponse, ResponseFraming),
+    /// A streaming handler's future, the state it shares with its writer, and the framing.
+    Stream(
+        Pin<Box<dyn Future<Output = ()>>>,
+        Rc<RefCell<streaming::Shared>>,
+        ResponseFraming,
+    ),
+}
 
 /// What one pass over the input found.
 #[derive(Default)]
 struct Pass {
     panicked: bool,
-    /// An async handler's future and the framing its response needs; the connection
-    /// answers nothing else until it has written this response.
-    pending: Option<(PendingResponse, ResponseFraming)>,
+    pending: Option<Pending>,
+}
+
+/// What ended a wait of the connection task.
+enum Woken {
+    Read(std::io::Result<Option<Pass>>),
+    Deadline,
+    Drain,
+}
+
+/// The connection's two deadlines (R12, R18) on one timer that is moved rarely.
+///
+/// The real deadline is the header deadline while a request is in progress, else the idle
+/// deadline; it moves later with every request. Re-arming a timer per request costs a clock
+/// read and a wheel update, so the timer stays armed at or *before* the real deadline: when it
+/// fires early, it is re-armed for what is left; when a request starts (the header deadline
+/// may be earlier), it is pulled in. Nothing fires late.
+struct Deadlines {
+    limits_header: Duration,
+    limits_idle: Duration,
+    last_activity: Instant,
+    head_started: Option<Instant>,
+    timer: Sleep,
+    /// When the timer fires (to the millisecond it rounds up to).
+    armed: Instant,
+    /// Whether the timer has been polled with this task's waker since it was last armed.
+    registered: bool,
+}
+
+impl Deadlines {
+    fn new(limits: &Limits, now: Instant) -> Self {
+        let first = limits.idle_timeout.min(limits.header_timeout);
+        Self {
+            limits_header: limits.header_timeout,
+            limits_idle: limits.idle_timeout,
+            last_activity: now,
+            head_started: None,
+            timer: sleep(first),
+            armed: now + first,
+            registered: false,
+        }
+    }
+
+    fn real(&self) -> Instant {
+        match self.head_started {
+            Some(started) => started + self.limits_header,
+            None => self.last_activity + self.limits_idle,
+        }
+    }
+
+    fn arm(&mut self, now: Instant, at: Instant) {
+        let wait = at.saturating_duration_since(now);
+        self.timer.reset(wait);
+        self.armed = now + wait;
+        self.registered = false;
+    }
+
+    /// After a pass over the input at `now`: whether a request is now in progress.
+    fn passed(&mut self, now: Instant, in_request: bool) {
+        self.head_started = match (in_request, self.head_started) {
+            (true, None) => Some(now),
+            (true, started) => started,
+            (false, _) => None,
+        };
+    }
+
+    /// Pulls the timer in if the real deadline is now before it.
+    fn pull_in(&mut self) {
+        let real = self.real();
+        if real < self.armed {
+            self.arm(Instant::now(), real);
+        }
+    }
 }
 
 /// Serves one connection until it closes.
+///
+/// The hot path (a request arrives, is answered, the task waits again) reads the clock once
+/// per pass over the input and touches neither the timer wheel nor the drain waiters: both
+/// were registered with this task's waker before and stay registered.
 pub async fn handle(mut stream: TcpStream, router: Rc<Router>, limits: Limits) {
     let mut conn = Connection::new(limits.clone());
-    let counters = StatusCounters::new();
-    let head_started: Cell<Option<Instant>> = Cell::new(None);
-    let mut last_activity = Instant::now();
+    let counters = StatusCounters::shard();
+    let mut deadlines = Deadlines::new(&limits, Instant::now());
+    let mut drain = pin!(shutdown_signal());
+    let mut drain_registered = false;
     let mut draining = false;
+    // Whether the task has run without a break since its last pass over the input: then no
+    // timers phase of the shard loop has run since `last_activity` was read.
+    let mut fresh = false;
     loop {
         if !draining && shutdown_requested() {
             draining = true;
@@ -122,66 +234,120 @@ pub async fn handle(mut stream: TcpStream, router: Rc<Router>, limits: Limits) {
         if conn.should_close() {
             break;
         }
-        if stream.pending_output() >= limits.max_output
-            && !matches!(
+        if stream.pending_output() >= limits.max_output {
+            fresh = false;
+            if !matches!(
                 timeout(limits.write_timeout, stream.writable()).await,
                 Ok(Ok(()))
-            )
-        {
-            stream.abort(); // No write progress (R17): its output will never leave.
-            return;
-        }
-        let now = Instant::now();
-        let deadline = match head_started.get() {
-            Some(started) => started + limits.header_timeout,
-            None => (last_activity + limits.idle_timeout).min(now + limits.header_timeout),
-        };
-        if now >= deadline {
-            if head_started.get().is_some() {
-                let mut error = HttpError::bad_request("request head not received in time");
-                error.status = 408;
-                let date = DATE.with(|d| *d.borrow_mut().get(SystemTime::now()));
-                let _ = stream.write_with(|out| write_error_response(out, error, &date));
-                counters.count(408);
-                break;
+            ) {
+                stream.abort(); // No write progress (R17): its output will never leave.
+                return;
             }
-            if now >= last_activity + limits.idle_timeout {
-                return; // Idle keep-alive connection: close quietly.
-            }
-            continue;
         }
-        let read = stream.respond_with(|input, out| {
-            let date = DATE.with(|d| *d.borrow_mut().get(SystemTime::now()));
-            let (consumed, pass) = serve_input(&mut conn, &router, &counters, &date, input, out);
-            head_started.set(match (conn.in_request(), head_started.get()) {
-                (true, None) => Some(Instant::now()),
-                (true, started) => started,
-                (false, _) => None,
+        let mut seen_at = None;
+        let woken = poll_fn(|cx| {
+            let read = stream.poll_respond_with(cx, &mut |input, out| {
+                let now = Instant::now();
+                seen_at = Some(now);
+                let date = date_at(now);
+                let (consumed, pass) =
+                    serve_input(&mut conn, &router, &counters, &date, input, out);
+                deadlines.passed(now, conn.in_request());
+                (consumed, pass)
             });
-            (consumed, pass)
-        });
-        let read = timeout(deadline - now, read);
-        let outcome = if draining {
-            Either::Left(read.await)
-        } else {
-            select(read, shutdown_signal()).await
-        };
-        match outcome {
-            Either::Left(Ok(Ok(Some(pass)))) => {
-                last_activity = Instant::now();
+            if let Poll::Ready(read) = read {
+                return Poll::Ready(Woken::Read(read));
+            }
+            deadlines.pull_in();
+            // Right after a pass, with the timer and the drain waiter registered before and
+            // the timer not yet due at that pass (so not fired: timers fire in the loop's
+            // timers phase, and none ran since), there is nothing to poll: skip two wheel
+            // and waiter look-ups and a clock read per request.
+            let skip = fresh
+                && deadlines.registered
+                && deadlines.last_activity < deadlines.armed
+                && (draining || drain_registered);
+            fresh = false;
+            if skip {
+                return Poll::Pending;
+            }
+            if !draining {
+                if drain.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Woken::Drain);
+                }
+                drain_registered = true;
+            }
+            if Pin::new(&mut deadlines.timer).poll(cx).is_ready() {
+                deadlines.registered = false;
+                return Poll::Ready(Woken::Deadline);
+            }
+            deadlines.registered = true;
+            Poll::Pending
+        })
+        .await;
+        match woken {
+            Woken::Read(Ok(Some(pass))) => {
+                deadlines.last_activity = seen_at.unwrap_or_else(Instant::now);
+                fresh = seen_at.is_some();
                 if pass.panicked {
                     break;
                 }
-                if let Some((future, framing)) = pass.pending
-                    && !answer_async(&mut stream, &mut conn, &counters, future, framing).await
-                {
-                    break;
+                match pass.pending {
+                    None => {}
+                    Some(Pending::Async(future, framing)) => {
+                        fresh = false;
+                        if !answer_async(&mut stream, &mut conn, &counters, future, framing).await {
+                            break;
+                        }
+                    }
+                    Some(Pending::Stream(future, shared, framing)) => {
+                        fresh = false;
+                        let count = |status| counters.count(status);
+                        let end = streaming::answer_stream(
+                            &mut stream,
+                            future,
+                            shared,
+                            framing,
+                            &limits,
+                            date_at,
+                            count,
+                        )
+                        .await;
+                        match end {
+                            StreamEnd::KeepAlive => {}
+                            StreamEnd::Close => break,
+                            StreamEnd::Abort => {
+                                stream.abort();
+                                return;
+                            }
+                        }
+                    }
                 }
             }
-            Either::Left(Ok(Ok(None))) => break, // The client closed its side.
-            Either::Left(Ok(Err(_))) => return,  // Reset or I/O error: nothing to answer.
-            Either::Left(Err(_elapsed)) => {}    // A deadline: re-examined at the loop top.
-            Either::Right(()) => {}              // Drain: handled at the loop top.
+            Woken::Read(Ok(None)) => break, // The client closed its side.
+            Woken::Read(Err(_)) => return,  // Reset or I/O error: nothing to answer.
+            Woken::Drain => {
+                // Handled at the loop top; the drain future is done and never polled again.
+                draining = true;
+                conn.drain();
+            }
+            Woken::Deadline => {
+                let now = Instant::now();
+                let real = deadlines.real();
+                if now < real {
+                    deadlines.arm(now, real); // Fired early (activity since): re-arm.
+                    continue;
+                }
+                if deadlines.head_started.is_some() {
+                    let mut error = HttpError::bad_request("request head not received in time");
+                    error.status = 408;
+                    let date = date_at(now);
+                    let _ = stream.write_with(|out| write_error_response(out, error, &date));
+                    counters.count(408);
+                    break;
+                }
+                return; // Idle keep-alive connection: close quietly.
+            }
         }
     }
     close_gracefully(stream, limits.write_timeout).await;
@@ -198,7 +364,8 @@ fn serve_input(
 ) -> (usize, Pass) {
     let mut consumed = 0;
     let mut pass = Pass::default();
-    while out.len() < conn.limits().max_output {
+    let max_output = conn.limits().max_output;
+    while out.len() < max_output {
         let (n, event) = conn.feed(&input[consumed..]);
         consumed += n;
         match event {
@@ -210,7 +377,14 @@ fn serve_input(
                     Found::Async(handler) => {
                         // Copied out, run as a task; later pipelined requests wait for it.
                         let future = handler(OwnedRequest::from_request(&request));
-                        pass.pending = Some((future, request.response_framing()));
+                        pass.pending = Some(Pending::Async(future, request.response_framing()));
+                        break;
+                    }
+                    Found::Stream(handler) => {
+                        let (writer, shared) = ResponseWriter::new(max_output);
+                        let future = handler(OwnedRequest::from_request(&request), writer);
+                        let framing = request.response_framing();
+                        pass.pending = Some(Pending::Stream(future, shared, framing));
                         break;
                     }
                     Found::Sync(handler) => Ok(handler),
@@ -261,7 +435,7 @@ async fn answer_async(
     framing: ResponseFraming,
 ) -> bool {
     let result = spawn(future).await;
-    let date = DATE.with(|d| *d.borrow_mut().get(SystemTime::now()));
+    let date = date_at(Instant::now());
     match result {
         Ok(owned) => {
             let headers: Vec<(&str, &str)> = owned

@@ -252,6 +252,72 @@ fn keep_alive_stops_after_max_requests_and_idle_time() {
     stop(server);
 }
 
+/// The service keeps one timer per connection armed at or before its real deadline and moves
+/// it only when it fires: a busy connection outlives many idle and header periods, a head
+/// started late on it still gets its header deadline, and an idle one still closes on time.
+#[test]
+fn deadlines_follow_activity_on_a_long_keep_alive_connection() {
+    let limits = Limits {
+        idle_timeout: Duration::from_millis(300),
+        header_timeout: Duration::from_millis(200),
+        ..Limits::default()
+    };
+    let (server, addr) = start(limits);
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let started = Instant::now();
+    let mut answered = 0;
+    // 1.2 s of requests 60 ms apart: 4 idle and 6 header periods.
+    while started.elapsed() < Duration::from_millis(1200) {
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            .unwrap();
+        let mut got = Vec::new();
+        let mut chunk = [0u8; 1024];
+        while !got.ends_with(b"Hello, World!") {
+            let n = stream.read(&mut chunk).unwrap();
+            assert!(
+                n > 0,
+                "closed after {answered} answers, at {:?}",
+                started.elapsed()
+            );
+            got.extend_from_slice(&chunk[..n]);
+        }
+        answered += 1;
+        thread::sleep(Duration::from_millis(60));
+    }
+    assert!(answered >= 10, "{answered}");
+    // A head begun and never finished: 408 at the header deadline, not the idle one.
+    stream.write_all(b"GET / HTTP/1.1\r\nHo").unwrap();
+    let begun = Instant::now();
+    let mut bytes = Vec::new();
+    let _ = stream.read_to_end(&mut bytes);
+    let waited = begun.elapsed();
+    assert!(
+        String::from_utf8_lossy(&bytes).starts_with("HTTP/1.1 408 "),
+        "{bytes:?}"
+    );
+    assert!(
+        waited >= Duration::from_millis(150) && waited < Duration::from_millis(1500),
+        "408 after {waited:?}"
+    );
+    // And a quiet connection is closed at the idle deadline.
+    let mut idle = TcpStream::connect(addr).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let opened = Instant::now();
+    let mut none = Vec::new();
+    let _ = idle.read_to_end(&mut none);
+    let waited = opened.elapsed();
+    assert!(none.is_empty());
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_millis(1500),
+        "idle close after {waited:?}"
+    );
+    stop(server);
+}
+
 #[test]
 fn a_client_that_never_reads_is_pushed_back_then_dropped() {
     let limits = Limits {
