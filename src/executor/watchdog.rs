@@ -34,6 +34,7 @@ use crate::{
         steer::{SteerShared, Takeover},
     },
     server::control::ServerControl,
+    sys::cpu::ThreadSched,
 };
 
 /// Nanoseconds since the process's first call: the clock of `busy_since`.
@@ -117,7 +118,7 @@ impl Detector {
         if watch.since != since {
             *watch = Watch {
                 since,
-                delay_at_start: run_delay_ns(remote.tid()),
+                sched_at_start: thread_sched(remote.tid()),
                 skipped: false,
                 counted: false,
             };
@@ -132,8 +133,8 @@ impl Detector {
         if wall_ns < self.takeover_ns || (watch.skipped && wall_ns < self.threshold_ns) {
             return;
         }
-        let waited_ns = match (watch.delay_at_start, run_delay_ns(remote.tid())) {
-            (Some(start), Some(now)) => now.saturating_sub(start),
+        let waited_ns = match (watch.sched_at_start, thread_sched(remote.tid())) {
+            (Some(start), Some(now)) => not_its_own_ns(wall_ns, start, now),
             _ => 0,
         };
         if !watch.skipped && is_stall(wall_ns, waited_ns, self.takeover_ns) {
@@ -230,6 +231,15 @@ fn take_queued(listener: &Takeover, steer: &SteerShared, mesh: &MeshShared) -> b
             Ok(()) if ready.first() == Some(&true) => {}
             _ => return true,
         }
+        // Without a healthy shard with room in its inbox to hand it to, the connection stays
+        // queued where it is: the stalled shard serves it when it recovers (accepting it here
+        // and closing it would lose it).
+        let Some(target) = steer.healthy_target(listener.addr, listener.stalled_shard) else {
+            return true;
+        };
+        if !mesh.has_room(target) {
+            return true;
+        }
         let fd = match crate::sys::steer::accept_now(listener.raw_fd()) {
             Ok(Some(fd)) => fd,
             Ok(None) => return true,
@@ -241,10 +251,6 @@ fn take_queued(listener: &Takeover, steer: &SteerShared, mesh: &MeshShared) -> b
                 return false;
             }
         };
-        let Some(target) = steer.healthy_target(listener.addr, listener.stalled_shard) else {
-            tracing::warn!(addr = %listener.addr, "stall takeover: no healthy shard left; connection closed");
-            continue;
-        };
         if let Some(load) = steer.load(target) {
             load.add(1);
         }
@@ -254,8 +260,8 @@ fn take_queued(listener: &Takeover, steer: &SteerShared, mesh: &MeshShared) -> b
                 load.count_taken_over();
             }
         } else {
-            // The target's inbox is full: the connection closes (its client retries) rather
-            // than wait behind a stalled shard.
+            // The target's inbox filled up since the check above (other shards post there
+            // too): the connection closes (its client retries); rare, and logged.
             if let Some(load) = steer.load(target) {
                 load.sub(1);
             }
@@ -274,19 +280,35 @@ struct Watch {
     /// The iteration's `busy_since`; 0 while the shard waits.
     since: u64,
     /// The shard thread's run-queue delay when the watchdog first saw this iteration.
-    delay_at_start: Option<u64>,
+    sched_at_start: Option<ThreadSched>,
     /// Past the takeover threshold: marked for steering (once per iteration).
     skipped: bool,
     /// Already counted as a stall (once per iteration).
     counted: bool,
 }
 
-fn run_delay_ns(tid: i32) -> Option<u64> {
+fn thread_sched(tid: i32) -> Option<ThreadSched> {
     if tid == 0 {
         None
     } else {
-        crate::sys::cpu::run_delay_ns(tid)
+        crate::sys::cpu::thread_sched(tid)
     }
+}
+
+/// Of an iteration's `wall_ns` so far, the time that was not the shard's own doing: waiting
+/// for a CPU. Completed waits are in the run-queue delay; a wait still going on is not (the
+/// kernel adds it when the thread next runs), so while the thread is runnable only the CPU
+/// time it actually ran counts as its own: under CPU contention a shard that merely waits
+/// to be scheduled is not stalled (it would otherwise lose its new connections for nothing).
+fn not_its_own_ns(wall_ns: u64, start: ThreadSched, now: ThreadSched) -> u64 {
+    let waited = now.waited_ns.saturating_sub(start.waited_ns);
+    let own = wall_ns.saturating_sub(waited);
+    let own = if now.runnable {
+        own.min(now.ran_ns.saturating_sub(start.ran_ns))
+    } else {
+        own
+    };
+    wall_ns - own
 }
 
 /// An iteration is a stall when the time it ran or blocked on its own, not counting the time
@@ -297,7 +319,7 @@ fn is_stall(wall_ns: u64, waited_for_cpu_ns: u64, threshold_ns: u64) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::is_stall;
+    use super::{ThreadSched, is_stall, not_its_own_ns};
 
     const MS: u64 = 1_000_000;
 
@@ -316,5 +338,30 @@ mod tests {
             "150 ms of its own is still a stall"
         );
         assert!(!is_stall(50 * MS, 0, 100 * MS));
+    }
+
+    fn sched(ran_ms: u64, waited_ms: u64, runnable: bool) -> ThreadSched {
+        ThreadSched {
+            ran_ns: ran_ms * MS,
+            waited_ns: waited_ms * MS,
+            runnable,
+        }
+    }
+
+    #[test]
+    fn a_wait_for_a_cpu_still_going_on_is_not_the_shards_own_time() {
+        let start = sched(1000, 500, true);
+        // Ran 5 ms, then runnable for 295 ms without a CPU: the wait is not yet in schedstat.
+        let waiting = not_its_own_ns(300 * MS, start, sched(1005, 500, true));
+        assert!(!is_stall(300 * MS, waiting, 100 * MS));
+        // Spinning for 300 ms on a CPU: its own.
+        let spinning = not_its_own_ns(300 * MS, start, sched(1296, 500, true));
+        assert!(is_stall(300 * MS, spinning, 100 * MS));
+        // Blocked in a syscall for 300 ms (sleeping, not runnable): its own too.
+        let blocked = not_its_own_ns(300 * MS, start, sched(1001, 500, false));
+        assert!(is_stall(300 * MS, blocked, 100 * MS));
+        // A completed 250 ms wait is in the run-queue delay.
+        let preempted = not_its_own_ns(300 * MS, start, sched(1050, 750, false));
+        assert!(!is_stall(300 * MS, preempted, 100 * MS));
     }
 }

@@ -99,6 +99,12 @@ impl MeshShared {
             .ok_or(MeshError::NoSuchShard(target))
     }
 
+    /// Whether `target`'s inbox has room for a message now (a hint: other shards may fill
+    /// it before the caller posts).
+    pub(crate) fn has_room(&self, target: usize) -> bool {
+        self.sender(target).is_ok_and(|sender| !sender.is_full())
+    }
+
     /// Delivers a message from a thread that runs no shard (admin, tests); false when the
     /// inbox is full or gone.
     pub(crate) fn post_from_outside(&self, target: usize, message: Envelope) -> bool {

@@ -62,13 +62,59 @@ pub(crate) fn current_tid() -> i32 {
 /// How long thread `tid` of this process has waited for a CPU while runnable (run-queue
 /// delay, from `/proc/self/task/<tid>/schedstat`), in nanoseconds; `None` when unavailable.
 pub(crate) fn run_delay_ns(tid: i32) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).ok()?;
-    text.split_whitespace().nth(1)?.parse().ok()
+    thread_sched(tid).map(|s| s.waited_ns)
+}
+
+/// What the scheduler has recorded of one thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ThreadSched {
+    /// CPU time it ran (schedstat's first field; for a thread on a CPU right now, current
+    /// to the last scheduler tick).
+    pub(crate) ran_ns: u64,
+    /// Time it waited for a CPU while runnable. A wait still going on is added only when
+    /// the thread next runs.
+    pub(crate) waited_ns: u64,
+    /// Running or waiting for a CPU now (state `R`), as opposed to sleeping or blocked.
+    pub(crate) runnable: bool,
+}
+
+/// Reads `/proc/self/task/<tid>/{schedstat,stat}`; `None` when unavailable.
+pub(crate) fn thread_sched(tid: i32) -> Option<ThreadSched> {
+    let schedstat = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).ok()?;
+    let mut fields = schedstat.split_whitespace();
+    let ran_ns = fields.next()?.parse().ok()?;
+    let waited_ns = fields.next()?.parse().ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
+    Some(ThreadSched {
+        ran_ns,
+        waited_ns,
+        runnable: stat_state(&stat)? == 'R',
+    })
+}
+
+/// The state letter of a `/proc/.../stat` line: the first field after the command name,
+/// which is in parentheses and may itself contain spaces and parentheses.
+fn stat_state(stat: &str) -> Option<char> {
+    let after_comm = &stat[stat.rfind(')')? + 1..];
+    after_comm.split_whitespace().next()?.chars().next()
 }
 
 #[cfg(test)]
 mod schedstat_tests {
     use super::*;
+
+    #[test]
+    fn the_state_follows_the_last_parenthesis() {
+        assert_eq!(stat_state("42 (a (b) c) S 1 2 3"), Some('S'));
+        assert_eq!(stat_state("7 (percore-0) R 1"), Some('R'));
+        assert_eq!(stat_state("garbage"), None);
+    }
+
+    #[test]
+    fn the_calling_thread_is_runnable_while_it_reads_its_own_state() {
+        let sched = thread_sched(current_tid()).expect("schedstat and stat readable");
+        assert!(sched.runnable);
+    }
 
     #[test]
     fn the_calling_thread_has_a_run_delay() {
