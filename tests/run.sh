@@ -33,3 +33,17 @@ echo "== cargo clippy --all-targets -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --workspace
+echo "== peer harness, quick mode (raw-uring and percore, one round)"
+harness_out=$(mktemp -d /tmp/peers-quick.XXXXXX)
+bash bench/scripts/peers.sh --quick --servers raw-uring,percore --passes 100:1 --out "$harness_out"
+if [ -s "$harness_out/skipped.txt" ]; then
+    echo "the peer harness skipped a server:" >&2
+    cat "$harness_out/skipped.txt" >&2
+    exit 1
+fi
+for server in raw-uring percore; do
+    grep -q "^| $server |" "$harness_out/report.md" || {
+        echo "the peer harness reported no row for $server (outputs in $harness_out)" >&2
+        exit 1
+    }
+done
