@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # RESP servers side by side under `percore-bench resp`: redis-server (one io-thread, CPU 1)
-# and percore's kv service once it exists, each started fresh per round, interleaved, load on
+# and percore's kv service (`percore kv`), each started fresh per round, interleaved, load on
 # CPU 0, medians of ops/s, p50/p99 and server CPU µs per operation. Run it under the shared
 # measuring lock:
 #
