@@ -260,7 +260,10 @@ start_server() {
         fastapi) cmd=("$ROOT/$PEERS/fastapi/.venv/bin/uvicorn" app:app --app-dir "$ROOT/$PEERS/fastapi"
             --host 127.0.0.1 --port "$port" --workers "$workers" --loop uvloop --http httptools
             --no-access-log --no-server-header --log-level warning) ;;
-        percore) cmd=(target/release/percore serve --listen "$listen" --shards "$workers") ;;
+        # No per-connection request cap, like nginx's keepalive_requests here (at the
+        # default 1000 wrk's pipelined requests behind each close count as errors).
+        percore) cmd=(target/release/percore serve --listen "$listen" --shards "$workers"
+            --max-requests 100000000) ;;
     esac
     echo "taskset -c $cpus ${cmd[*]}" >"$dir/command"
     timeout "$limit" taskset -c "$cpus" "${cmd[@]}" >>"$dir/server.log" 2>&1 &
@@ -392,7 +395,7 @@ echo "loadavg at end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/load.txt"
 cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 {
     echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC'); \`nproc\`: $(nproc); kernel \`$(uname -r)\`; CPU \`${cpu_model:-unknown}\`; $(tr '\n' ';' <"$OUT/load.txt" | sed 's/;$//; s/;/; /')."
-    echo "- Tree: \`$(git rev-parse --short HEAD 2>/dev/null || echo '?')\`$(git diff --quiet HEAD 2>/dev/null || echo ' + uncommitted changes'); load: \`$LOAD_TOOL\` $(wrk -v 2>&1 | head -1 | cut -d' ' -f2); $(rustc -V 2>/dev/null | cut -d' ' -f1-2)$(have nginx && echo "; $(nginx -v 2>&1 | sed 's/.*: //')")$(have node && echo "; node $(node -v)")$([[ -x $PEERS/fastapi/.venv/bin/python ]] && echo "; $("$PEERS/fastapi/.venv/bin/python" -V 2>&1)")."
+    echo "- Tree: \`$(git rev-parse --short HEAD 2>/dev/null || echo '?')\`$(git diff --quiet HEAD 2>/dev/null || echo ' + uncommitted changes'); load: \`$LOAD_TOOL\`$([[ $LOAD_TOOL == wrk ]] && echo " $(wrk -v 2>&1 | head -1 | cut -d' ' -f2)"); $(rustc -V 2>/dev/null | cut -d' ' -f1-2)$(have nginx && echo "; $(nginx -v 2>&1 | sed 's/.*: //')")$(have node && echo "; node $(node -v)")$([[ -x $PEERS/fastapi/.venv/bin/python ]] && echo "; $("$PEERS/fastapi/.venv/bin/python" -V 2>&1)")."
     echo "- Command: \`$CMDLINE\`; rounds $ROUNDS, ${WARMUP} s warm-up + ${DURATION} s measured per pass; raw outputs were in \`$OUT\`."
 } >"$OUT/machine.md"
 
@@ -416,8 +419,10 @@ def fmt_us(v):
 out = []
 out.append(open(machine_path).read().rstrip())
 out.append("")
-names = {"one": "server on CPU 1 with 1 worker, load on CPU 0 (wrk -t1)",
-         "both": "server on CPUs 0-1 with 2 workers, load on CPUs 0-1 (wrk -t2)"}
+tool = os.environ.get("LOAD_TOOL", "wrk")
+one, both = ("wrk -t1", "wrk -t2") if tool == "wrk" else ("percore-bench, 1 shard", "percore-bench, 2 shards")
+names = {"one": f"server on CPU 1 with 1 worker, load on CPU 0 ({one})",
+         "both": f"server on CPUs 0-1 with 2 workers, load on CPUs 0-1 ({both})"}
 for (layout, c, p), per in sorted(groups.items(), key=lambda kv: (kv[0][0] != "one", kv[0][1], kv[0][2])):
     title = f"{c} connections" + (f", pipelined ×{p}" if p > 1 else "")
     out.append(f"**{title}** — {names[layout]}")
