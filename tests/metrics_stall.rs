@@ -4,6 +4,8 @@
 
 #[path = "support/common.rs"]
 mod common;
+#[path = "support/steer.rs"]
+mod steer;
 
 use std::{
     io::{BufRead, BufReader, Read, Write},
@@ -13,33 +15,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use percore::{Server, ServerHandle, TcpStream, mesh};
-
-/// Line protocol: `ping` → `pong <shard>`; `spin <ms>` burns CPU inline, then `spun <shard>`.
-async fn spin_or_pong(mut stream: TcpStream) {
-    loop {
-        let line = stream
-            .read_with(|input| match input.iter().position(|b| *b == b'\n') {
-                Some(end) => (end + 1, String::from_utf8_lossy(&input[..end]).into_owned()),
-                None => (0, String::new()),
-            })
-            .await;
-        let Ok(Some(line)) = line else { return };
-        let shard = mesh::shard_id();
-        let reply = if let Some(ms) = line.strip_prefix("spin ") {
-            let until = Instant::now() + Duration::from_millis(ms.parse().unwrap_or(0));
-            while Instant::now() < until {
-                std::hint::spin_loop();
-            }
-            format!("spun {shard}\n")
-        } else {
-            format!("pong {shard}\n")
-        };
-        if stream.write_all(reply.as_bytes()).await.is_err() {
-            return;
-        }
-    }
-}
+use percore::{Server, ServerHandle};
 
 fn start(admin: bool) -> (ServerHandle, SocketAddr) {
     let mut builder = Server::builder()
@@ -49,7 +25,7 @@ fn start(admin: bool) -> (ServerHandle, SocketAddr) {
         builder = builder.admin("127.0.0.1:0".parse().unwrap());
     }
     let server = builder
-        .serve("127.0.0.1:0".parse().unwrap(), spin_or_pong)
+        .serve("127.0.0.1:0".parse().unwrap(), steer::spin_or_pong)
         .unwrap();
     let addr = server.listen_addr().unwrap();
     (server, addr)
