@@ -1,57 +1,11 @@
 //! Issue #3 item 5: after warm-up, a keep-alive connection answering pipelined `GET /`
 //! requests (parse, then write the response) allocates nothing.
 
-use std::{
-    alloc::{GlobalAlloc, Layout, System},
-    cell::Cell,
-    time::{Duration, UNIX_EPOCH},
-};
+use std::time::{Duration, UNIX_EPOCH};
 
 use percore_http::{Connection, DateCache, Event, Limits, Response, write_response};
 
-/// Counts the allocations of the current thread (other test threads do not disturb it).
-struct Counting;
-
-thread_local! {
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
-
-fn count() {
-    // `try_with`: during thread teardown the slot may be gone; those allocations are not ours.
-    let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-}
-
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged, so the
-// `GlobalAlloc` contract holds exactly as it does for `System`; counting touches only a
-// const-initialised thread-local `Cell`, which never allocates.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: forwarded with the caller's guarantees (non-zero size layout).
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: as for `alloc`.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` was allocated by `System` (every allocation goes through it) with
-        // this `layout`, as the caller guarantees.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
-        // SAFETY: as for `dealloc`, and `new_size` is the caller's valid new size.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+mod alloc_counting;
 
 /// Default limits, but no cap on requests per connection: 16 000 requests go through one.
 fn unbounded() -> Limits {
@@ -62,7 +16,7 @@ fn unbounded() -> Limits {
 }
 
 fn allocations() -> u64 {
-    ALLOCATIONS.with(Cell::get)
+    alloc_counting::thread_allocations()
 }
 
 const GET: &[u8] =

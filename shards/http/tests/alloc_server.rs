@@ -3,64 +3,17 @@
 //! allocates nothing per request once warmed up. Only the shard thread's allocations count.
 
 use std::{
-    alloc::{GlobalAlloc, Layout, System},
-    cell::Cell,
     io::{Read, Write},
     net::TcpStream,
     rc::Rc,
-    sync::{
-        atomic::{AtomicU64, Ordering},
-        mpsc,
-    },
+    sync::mpsc,
     time::Duration,
 };
 
 use percore::{Server, TcpListener, spawn};
 use percore_http::{Limits, demo, service};
 
-struct ShardCounting;
-
-thread_local! {
-    static ON_SHARD: Cell<bool> = const { Cell::new(false) };
-}
-static SHARD_ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-fn count() {
-    if ON_SHARD.try_with(Cell::get).unwrap_or(false) {
-        SHARD_ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged, so the
-// `GlobalAlloc` contract holds exactly as for `System`; counting touches a const-initialised
-// thread-local `Cell` and an atomic, neither of which allocates.
-unsafe impl GlobalAlloc for ShardCounting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: as for `alloc`.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `System` with this `layout`, as the caller guarantees.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
-        // SAFETY: as for `dealloc`, with the caller's valid `new_size`.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: ShardCounting = ShardCounting;
+mod alloc_counting;
 
 const PIPELINE: usize = 16;
 const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
@@ -86,7 +39,7 @@ fn pipelined_keep_alive_get_allocates_nothing_per_request_on_the_shard() {
     let server = Server::builder()
         .shards(1)
         .start(move |_| {
-            ON_SHARD.with(|on| on.set(true));
+            alloc_counting::count_into_shared();
             let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())
                 .map_err(|e| percore::Error::Config(e.to_string()))?;
             addr_tx.send(listener.local_addr()).unwrap();
@@ -114,9 +67,9 @@ fn pipelined_keep_alive_get_allocates_nothing_per_request_on_the_shard() {
         first.push(byte[0]);
     }
     run_batches(&mut stream, 500, first.len()); // warm-up: buffers reach their sizes
-    let before = SHARD_ALLOCATIONS.load(Ordering::Relaxed);
+    let before = alloc_counting::shared_allocations();
     run_batches(&mut stream, 1000, first.len());
-    let allocations = SHARD_ALLOCATIONS.load(Ordering::Relaxed) - before;
+    let allocations = alloc_counting::shared_allocations() - before;
     assert_eq!(
         allocations,
         0,
