@@ -3,6 +3,7 @@
 //! limits, a slow reader, and a panicking handler.
 
 mod bad_cases;
+mod server_support;
 
 use std::{
     io::{ErrorKind, Read, Write},
@@ -14,6 +15,7 @@ use std::{
 
 use percore::{Server, ServerHandle};
 use percore_http::{Limits, Response, Router, demo, service};
+use server_support::{have, stop};
 
 fn explode<'r>(_: &percore_http::Request<'r>) -> Response<'r> {
     panic!("handler failure on purpose")
@@ -24,20 +26,11 @@ fn router() -> Router {
 }
 
 fn start(limits: Limits) -> (ServerHandle, SocketAddr) {
-    let server = service::serve(
-        Server::builder().shards(2),
-        "127.0.0.1:0".parse().unwrap(),
-        limits,
-        router,
-    )
-    .unwrap();
-    let addr = server.listen_addr().unwrap();
-    (server, addr)
+    server_support::start(limits, router)
 }
 
-fn stop(server: ServerHandle) {
-    server.stop_within(Duration::from_millis(200));
-    server.join().unwrap();
+fn curl(args: &[&str]) -> String {
+    String::from_utf8_lossy(&server_support::curl(args)).into_owned()
 }
 
 /// Sends `request`, reads until the server closes (or 5 s pass).
@@ -411,33 +404,6 @@ fn a_client_that_never_reads_is_pushed_back_then_dropped() {
     };
     assert_eq!(open, 0, "the stuck connection was released");
     stop(server);
-}
-
-/// Whether a real client is installed; under CI its absence fails the test.
-fn have(tool: &str) -> bool {
-    let found = Command::new(tool).arg("--version").output().is_ok();
-    if !found {
-        assert!(
-            std::env::var("CI").is_err(),
-            "{tool} is required under CI (tests/run.sh installs it)"
-        );
-        eprintln!("skipped: {tool} is not installed");
-    }
-    found
-}
-
-fn curl(args: &[&str]) -> String {
-    let output = Command::new("curl")
-        .args(["-sS", "--max-time", "10"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "curl {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 #[test]

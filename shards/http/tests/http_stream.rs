@@ -3,21 +3,22 @@
 //! next pipelined response follows it; HEAD gets the head only; a client that never reads
 //! holds the handler back (bounded memory) and is dropped after the write-progress timeout.
 
+mod server_support;
+
 use std::{
     io::{ErrorKind, Read, Write},
     net::{SocketAddr, TcpStream},
-    process::Command,
     sync::atomic::{AtomicBool, AtomicU64, Ordering},
     thread,
     time::{Duration, Instant},
 };
 
-use percore::{Server, ServerHandle};
+use percore::ServerHandle;
 use percore_http::{
     Limits, OwnedRequest, ResponseWriter, Router,
     demo::{self, stream_body},
-    service,
 };
+use server_support::{curl, have, stop};
 
 /// Bytes `/flood` managed to hand to its writer, and whether a send failed.
 static FLOODED: AtomicU64 = AtomicU64::new(0);
@@ -54,20 +55,7 @@ fn router() -> Router {
 }
 
 fn start(limits: Limits) -> (ServerHandle, SocketAddr) {
-    let server = service::serve(
-        Server::builder().shards(2),
-        "127.0.0.1:0".parse().unwrap(),
-        limits,
-        router,
-    )
-    .unwrap();
-    let addr = server.listen_addr().unwrap();
-    (server, addr)
-}
-
-fn stop(server: ServerHandle) {
-    server.stop_within(Duration::from_millis(200));
-    server.join().unwrap();
+    server_support::start(limits, router)
 }
 
 /// Writes `request`, reads until `done(bytes)` or the server closes; returns the bytes and
@@ -211,35 +199,9 @@ fn a_handler_panic_gives_500_before_the_head_and_a_cut_body_after() {
     stop(server);
 }
 
-fn have_curl() -> bool {
-    let found = Command::new("curl").arg("--version").output().is_ok();
-    if !found {
-        assert!(
-            std::env::var("CI").is_err(),
-            "curl is required under CI (tests/run.sh installs it)"
-        );
-        eprintln!("skipped: curl is not installed");
-    }
-    found
-}
-
-fn curl(args: &[&str]) -> Vec<u8> {
-    let output = Command::new("curl")
-        .args(["-sS", "--max-time", "20"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "curl {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output.stdout
-}
-
 #[test]
 fn curl_receives_every_part_of_a_streamed_body() {
-    if !have_curl() {
+    if !have("curl") {
         return;
     }
     let (server, addr) = start(Limits::default());
