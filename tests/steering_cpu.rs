@@ -2,13 +2,16 @@
 //! CPU the client ran on, and where the kernel refuses the program the server still runs
 //! (as `reuseport`) and says so in its startup report.
 
+#[path = "support/seccomp.rs"]
+mod seccomp;
 #[path = "support/steer.rs"]
 mod steer;
 
 use std::{thread, time::Duration};
 
 use percore::{Server, Steering};
-use steer::{Client, pin_to, refuse_reuseport_cbpf, serve};
+use seccomp::refuse_reuseport_cbpf;
+use steer::{Client, pin_to, serve};
 
 #[test]
 fn connections_go_to_the_shard_on_the_clients_cpu() {

@@ -1,6 +1,9 @@
-//! Test support: a seccomp filter that makes io_uring syscalls fail, to check
-//! how the server reports an io_uring-less environment (as under a default
-//! Docker seccomp profile). Standalone: only `libc` and std.
+//! Test support: seccomp filters that make syscalls fail. One denies io_uring, to check
+//! how the server reports an io_uring-less environment (as under a default Docker seccomp
+//! profile); one refuses reuseport cBPF programs, to check the steering fallback.
+//! Standalone: only `libc` and std.
+
+#![allow(dead_code)]
 
 use std::io;
 
@@ -22,9 +25,13 @@ const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
 const SECCOMP_RET_ERRNO: u32 = 0x0005_0000;
 const SECCOMP_RET_DATA: u32 = 0x0000_ffff;
 
-// Offsets into `struct seccomp_data { int nr; __u32 arch; ... }`.
+// Offsets into `struct seccomp_data { int nr; __u32 arch; __u64 ip; __u64 args[6]; }`
+// (an argument's low half first, on these little-endian targets).
 const OFFSET_NR: u32 = 0;
 const OFFSET_ARCH: u32 = 4;
+const OFFSET_ARG2_LOW: u32 = 16 + 8 * 2;
+
+const SO_ATTACH_REUSEPORT_CBPF: u32 = 51;
 
 #[cfg(target_arch = "x86_64")]
 const AUDIT_ARCH_NATIVE: u32 = 0xc000_003e; // EM_X86_64 | 64BIT | LE
@@ -92,20 +99,45 @@ pub fn deny_io_uring(errno: i32) -> io::Result<()> {
         /* 7 */ stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
         /* 8 */ stmt(BPF_RET | BPF_K, deny),
     ];
+    install(&program)
+}
+
+/// Makes `setsockopt(_, _, SO_ATTACH_REUSEPORT_CBPF, ...)` fail with EPERM in the calling
+/// thread and the threads it starts afterwards (a seccomp filter without TSYNC applies to
+/// the calling thread only). Run it on a thread of its own: it cannot be removed.
+pub fn refuse_reuseport_cbpf() -> io::Result<()> {
+    let deny = SECCOMP_RET_ERRNO | libc::EPERM as u32;
+    // Jump offsets count from the next instruction: 6 allows, 7 denies.
+    let program = [
+        /* 0 */ stmt(BPF_LD | BPF_W | BPF_ABS, OFFSET_ARCH),
+        /* 1 */ jump(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_NATIVE, 0, 4),
+        /* 2 */ stmt(BPF_LD | BPF_W | BPF_ABS, OFFSET_NR),
+        /* 3 */ jump(BPF_JMP | BPF_JEQ | BPF_K, libc::SYS_setsockopt as u32, 0, 2),
+        /* 4 */ stmt(BPF_LD | BPF_W | BPF_ABS, OFFSET_ARG2_LOW),
+        /* 5 */ jump(BPF_JMP | BPF_JEQ | BPF_K, SO_ATTACH_REUSEPORT_CBPF, 1, 0),
+        /* 6 */ stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        /* 7 */ stmt(BPF_RET | BPF_K, deny),
+    ];
+    install(&program)
+}
+
+/// Installs `program` as a seccomp filter of the calling thread (inherited by the threads it
+/// starts and across `exec`; it cannot be removed). Allocates nothing and only calls
+/// `prctl`, so it is safe between `fork` and `exec`.
+fn install(program: &[SockFilter]) -> io::Result<()> {
     let prog = SockFprog {
         len: program.len() as libc::c_ushort,
         filter: program.as_ptr(),
     };
-
-    // Without CAP_SYS_ADMIN the kernel only accepts a filter once the process
-    // promises not to gain privileges through exec (setuid binaries).
+    // Without CAP_SYS_ADMIN the kernel only accepts a filter once the thread promises not
+    // to gain privileges through exec (setuid binaries).
     // SAFETY: PR_SET_NO_NEW_PRIVS takes integer arguments only.
     let rc = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }
-    // SAFETY: `prog` points at `program`, both live for the call; the kernel
-    // copies the filter before returning.
+    // SAFETY: `prog` points at `program`, both live for the call; the kernel copies the
+    // filter before returning.
     let rc = unsafe {
         libc::prctl(
             libc::PR_SET_SECCOMP,
