@@ -208,10 +208,12 @@ fn serve_input(conn: &mut Conn, input: &[u8], out: &mut Vec<u8>) -> (usize, Defe
                 return (input.len(), deferred);
             }
             Parsed::Command(args) => {
-                crate::stats::received(&args[0]);
+                // One lookup per command: it counts the command and is checked below.
+                let spec = lookup(&args[0]);
+                crate::stats::received(spec);
                 if !deferred.commands.is_empty() {
                     deferred.commands.push(args);
-                } else if let Some(args) = run_here(conn, args, out) {
+                } else if let Some(args) = run_here(conn, args, spec, out) {
                     deferred.commands.push(args);
                 }
                 if conn.closing {
@@ -233,7 +235,17 @@ pub enum Checked {
 /// Looks the command up and checks its arity and the subscribe-mode rule, writing the
 /// error if any.
 pub fn check(conn: &Conn, args: &[Vec<u8>], out: &mut Vec<u8>) -> Checked {
-    let Some(spec) = lookup(&args[0]) else {
+    check_spec(conn, lookup(&args[0]), args, out)
+}
+
+/// [`check`] for a command already looked up (`spec`: what `args[0]` named, if anything).
+fn check_spec(
+    conn: &Conn,
+    spec: Option<&'static Spec>,
+    args: &[Vec<u8>],
+    out: &mut Vec<u8>,
+) -> Checked {
+    let Some(spec) = spec else {
         resp::error(out, &unknown_command(args));
         return Checked::Answered;
     };
@@ -265,8 +277,13 @@ pub fn check(conn: &Conn, args: &[Vec<u8>], out: &mut Vec<u8>) -> Checked {
 }
 
 /// Runs a command on this shard if it can be answered here; gives it back otherwise.
-fn run_here(conn: &mut Conn, args: Vec<Vec<u8>>, out: &mut Vec<u8>) -> Option<Vec<Vec<u8>>> {
-    let spec = match check(conn, &args, out) {
+fn run_here(
+    conn: &mut Conn,
+    args: Vec<Vec<u8>>,
+    spec: Option<&'static Spec>,
+    out: &mut Vec<u8>,
+) -> Option<Vec<Vec<u8>>> {
+    let spec = match check_spec(conn, spec, &args, out) {
         Checked::Answered => return None,
         Checked::Run(spec) => spec,
     };

@@ -10,7 +10,7 @@ use std::cell::OnceCell;
 
 use percore::metrics::{Counter, counter};
 
-use crate::commands::table::{COMMANDS, lookup};
+use crate::commands::table::{COMMANDS, Spec};
 
 const NAME: &str = "percore_kv_commands_total";
 const HELP: &str = "RESP commands received, by command name";
@@ -42,9 +42,10 @@ fn with_counters(f: impl FnOnce(&Counters)) {
     });
 }
 
-/// Counts one command received on this shard, by its name (the first argument).
-pub fn received(name: &[u8]) {
-    let cmd = lookup(name).map(|spec| spec.cmd);
+/// Counts one command received on this shard: `spec` is what its name looked up to
+/// (`None`: an unknown command).
+pub fn received(spec: Option<&Spec>) {
+    let cmd = spec.map(|spec| spec.cmd);
     with_counters(
         |c| match cmd.and_then(|cmd| c.by_command[cmd as usize].as_ref()) {
             Some(counter) => counter.inc(),
