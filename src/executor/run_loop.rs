@@ -3,7 +3,9 @@
 //! 1. **timers**: fire expired timers, waking their tasks;
 //! 2. **mesh**: take tasks woken from other threads and run a bounded batch of inbox messages;
 //! 3. **run**: poll ready tasks, at most [`MAX_POLLS_PER_ITERATION`], each with an I/O budget;
-//!    then settle receive buffers and queue one send per connection with pending output;
+//!    then the end-of-run work (what tasks gathered to send as one message, see
+//!    `shard::at_end_of_run`), then settle receive buffers and queue one send per connection
+//!    with pending output;
 //! 4. **submit + wait**: one `io_uring_enter` submits every queued SQE and waits for a
 //!    completion or the next timer deadline (never a busy spin; no wait at all while tasks
 //!    are still ready);
@@ -74,6 +76,7 @@ pub(crate) fn run(shard: &Rc<Shard>) -> std::io::Result<()> {
             return shard.ring.borrow_mut().enter(Wait::No);
         }
         run_tasks(shard);
+        shard::run_end_of_run(shard);
         net::after_run(shard);
         let wait = choose_wait(shard);
         end_iteration(shard, &mut state, iteration_start_ns, wait);

@@ -113,6 +113,42 @@ thread_local! {
     static CURRENT: RefCell<Option<Rc<Shard>>> = const { RefCell::new(None) };
     static SHARD_ID: Cell<usize> = const { Cell::new(usize::MAX) };
     static RUN_QUEUE: RefCell<VecDeque<TaskRef>> = const { RefCell::new(VecDeque::new()) };
+    /// Work to run once the run phase of this iteration is over (see [`at_end_of_run`]).
+    static END_OF_RUN: RefCell<Vec<Box<dyn FnOnce()>>> = const { RefCell::new(Vec::new()) };
+    /// Set while the end-of-run work runs: MSG_RING wakes then wait for the loop's own
+    /// `io_uring_enter`, which follows at once, instead of entering the kernel themselves.
+    static WAKES_RIDE_THE_ENTER: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` on this shard after every task ready in this iteration has been polled, before
+/// the loop submits its I/O and waits: the place to send what the tasks of one iteration
+/// gathered (one mesh message for many calls). Work added while that phase runs runs in it
+/// too.
+pub(crate) fn at_end_of_run(f: Box<dyn FnOnce()>) {
+    END_OF_RUN.with(|hooks| hooks.borrow_mut().push(f));
+}
+
+/// Runs the end-of-run work (see [`at_end_of_run`]); a panic in it is contained and counted
+/// like a task's.
+pub(crate) fn run_end_of_run(shard: &Shard) {
+    WAKES_RIDE_THE_ENTER.with(|flag| flag.set(true));
+    loop {
+        let hooks = END_OF_RUN.with(|hooks| std::mem::take(&mut *hooks.borrow_mut()));
+        if hooks.is_empty() {
+            break;
+        }
+        for hook in hooks {
+            if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(hook)) {
+                shard.panics.set(shard.panics.get() + 1);
+                tracing::error!(
+                    shard = shard.id,
+                    "end-of-run work panicked: {}",
+                    super::join::panic_message(&*payload)
+                );
+            }
+        }
+    }
+    WAKES_RIDE_THE_ENTER.with(|flag| flag.set(false));
 }
 
 /// Makes `shard` the current shard of this thread for as long as the guard lives.
@@ -129,6 +165,7 @@ impl Drop for EnterGuard {
         SHARD_ID.with(|id| id.set(usize::MAX));
         let shard = CURRENT.with(|c| c.borrow_mut().take());
         RUN_QUEUE.with(|q| q.borrow_mut().clear());
+        END_OF_RUN.with(|hooks| hooks.borrow_mut().clear());
         drop(shard);
     }
 }
@@ -183,6 +220,11 @@ pub(crate) fn msg_ring_wake(target_ring_fd: std::os::fd::RawFd, target_shard: us
         let on_failure = Token::new(Kind::Wake, WAKE_MSG_RING_FAILED, target_shard as u32);
         ring.push(&MsgRingWake { target_ring_fd }.to_sqe(delivered, on_failure));
         ring.stats.msg_ring_wakes += 1;
+        if WAKES_RIDE_THE_ENTER.with(Cell::get) {
+            // The loop enters the kernel right after this phase; a failed MSG_RING still
+            // falls back to the eventfd through its failure CQE.
+            return true;
+        }
         ring.submit_now().is_ok()
     })
 }

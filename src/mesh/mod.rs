@@ -9,6 +9,7 @@
 //! from threads that own no ring); a receiver that is awake costs its senders no syscall.
 //! Messages from one shard to another run in the order they were sent.
 
+mod batch;
 mod channel;
 
 use std::{
@@ -17,7 +18,10 @@ use std::{
     sync::Arc,
 };
 
-pub use self::channel::Channel;
+pub use self::{
+    batch::{BatchedCall, CallBatcher},
+    channel::Channel,
+};
 use crate::executor::{
     join::panic_message,
     remote::ShardRemote,
@@ -54,15 +58,22 @@ impl std::fmt::Display for MeshError {
 
 impl std::error::Error for MeshError {}
 
-/// What all shards share: every inbox's sender and every shard's wake handle.
+/// What all shards share: every inbox's sender, every reply lane's sender and every
+/// shard's wake handle.
 pub(crate) struct MeshShared {
     senders: Vec<flume::Sender<Envelope>>,
+    reply_senders: Vec<flume::Sender<Envelope>>,
     remotes: Vec<Arc<ShardRemote>>,
 }
 
 /// One shard's end of the mesh.
 pub(crate) struct MeshShard {
     inbox: flume::Receiver<Envelope>,
+    /// Replies to batched calls this shard made ([`CallBatcher`]). Unbounded on purpose: a
+    /// reply must never wait (the shard that sends it is inside its own mesh phase, and two
+    /// shards waiting on each other's full queues would deadlock), and the number of replies
+    /// in flight is bounded by the calls admitted through the bounded inboxes.
+    replies: flume::Receiver<Envelope>,
     pub(crate) shared: Arc<MeshShared>,
 }
 
@@ -72,11 +83,19 @@ pub(crate) fn build(remotes: Vec<Arc<ShardRemote>>, capacity: usize) -> Vec<Mesh
         .iter()
         .map(|_| flume::bounded(capacity.max(1)))
         .unzip();
-    let shared = Arc::new(MeshShared { senders, remotes });
+    let (reply_senders, reply_receivers): (Vec<_>, Vec<_>) =
+        remotes.iter().map(|_| flume::unbounded()).unzip();
+    let shared = Arc::new(MeshShared {
+        senders,
+        reply_senders,
+        remotes,
+    });
     receivers
         .into_iter()
-        .map(|inbox| MeshShard {
+        .zip(reply_receivers)
+        .map(|(inbox, replies)| MeshShard {
             inbox,
+            replies,
             shared: shared.clone(),
         })
         .collect()
@@ -84,7 +103,7 @@ pub(crate) fn build(remotes: Vec<Arc<ShardRemote>>, capacity: usize) -> Vec<Mesh
 
 impl MeshShard {
     pub(crate) fn has_pending(&self) -> bool {
-        !self.inbox.is_empty()
+        !self.inbox.is_empty() || !self.replies.is_empty()
     }
 
     pub(crate) fn inbox_len(&self) -> usize {
@@ -118,6 +137,19 @@ impl MeshShared {
         true
     }
 
+    /// Delivers a reply to `target`'s reply lane (never waits; see [`MeshShard::replies`]).
+    /// False when the target has stopped.
+    pub(crate) fn post_reply(&self, target: usize, reply: Envelope) -> bool {
+        let Some(sender) = self.reply_senders.get(target) else {
+            return false;
+        };
+        if sender.send(reply).is_err() {
+            return false;
+        }
+        self.notify(target);
+        true
+    }
+
     pub(crate) fn notify_eventfd(&self, target: usize) {
         if let Some(remote) = self.remotes.get(target) {
             remote.notify_eventfd();
@@ -131,21 +163,33 @@ impl MeshShared {
     }
 }
 
-/// Runs up to `batch` messages from the shard's inbox. A panicking handler is contained.
+/// Runs every reply waiting in the shard's reply lane (they only complete calls: short),
+/// then up to `batch` messages from its inbox. A panicking handler is contained.
 pub(crate) fn run_inbox(shard: &Shard, batch: usize) {
+    // Only those there now: replies posted meanwhile wait for the next iteration.
+    for _ in 0..shard.mesh.replies.len() {
+        let Ok(reply) = shard.mesh.replies.try_recv() else {
+            break;
+        };
+        run_message(shard, reply);
+    }
     for _ in 0..batch {
         let Ok(message) = shard.mesh.inbox.try_recv() else {
             break;
         };
-        shard.loop_stats.borrow_mut().mesh_received += 1;
-        if let Err(payload) = catch_unwind(AssertUnwindSafe(message)) {
-            shard.panics.set(shard.panics.get() + 1);
-            tracing::error!(
-                shard = shard.id,
-                "mesh handler panicked: {}",
-                panic_message(&*payload)
-            );
-        }
+        run_message(shard, message);
+    }
+}
+
+fn run_message(shard: &Shard, message: Envelope) {
+    shard.loop_stats.borrow_mut().mesh_received += 1;
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(message)) {
+        shard.panics.set(shard.panics.get() + 1);
+        tracing::error!(
+            shard = shard.id,
+            "mesh handler panicked: {}",
+            panic_message(&*payload)
+        );
     }
 }
 

@@ -1,0 +1,324 @@
+//! Batched calls: what the tasks of one loop iteration ask of one other shard travels as one
+//! mesh message, and its answers as one reply.
+//!
+//! [`submit_to`](super::submit_to) costs a message, a reply channel and a cross-thread wake
+//! per call. A service whose connections each call the shard that owns some data (a
+//! key-value store) makes many such calls per iteration. A [`CallBatcher`] gathers them per
+//! target while the iteration's tasks run; once every ready task has run, it sends each
+//! target one message. The target runs the handler once over the whole batch and posts one
+//! reply, which completes every call at the start of the caller's next iteration (its mesh
+//! phase, before its tasks run), so the callers go on in that same iteration.
+//!
+//! Order: a shard's batches to one target run in the order they were made, also when the
+//! target's inbox is full (later batches wait behind the one waiting for room). Within a
+//! batch the handler gets the requests in call order and answers them in that order.
+//!
+//! Failures reach every call of the batch: a handler that panics gives
+//! [`MeshError::Panicked`]; a target that stops before running the batch gives
+//! [`MeshError::Closed`] (the batch's reply guard answers when the message is dropped).
+
+use std::{
+    any::Any,
+    cell::{Cell, RefCell},
+    future::Future,
+    marker::PhantomData,
+    pin::Pin,
+    rc::Rc,
+    sync::Arc,
+    task::{Context, Poll, Waker},
+};
+
+use super::{Envelope, MeshError, MeshShared, count_sent, run_contained};
+use crate::executor::shard;
+
+type Handler<Req, Resp> = Arc<dyn Fn(Vec<Req>) -> Vec<Resp> + Send + Sync>;
+type BatchResult<Resp> = Result<Vec<Resp>, MeshError>;
+
+/// Calls from the current shard to any shard, gathered per target over one loop iteration.
+/// Made on a shard and used there (it is `!Send`); cheap to clone (clones share the queues).
+pub struct CallBatcher<Req, Resp> {
+    inner: Rc<Inner<Req, Resp>>,
+}
+
+impl<Req, Resp> Clone for CallBatcher<Req, Resp> {
+    fn clone(&self) -> Self {
+        CallBatcher {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+struct Inner<Req, Resp> {
+    handler: Handler<Req, Resp>,
+    targets: Vec<Target<Req, Resp>>,
+    flush_scheduled: Cell<bool>,
+}
+
+/// The calls gathered for one target.
+struct Target<Req, Resp> {
+    requests: RefCell<Vec<Req>>,
+    slots: RefCell<Vec<Rc<Slot<Resp>>>>,
+    /// A batch is waiting for room in the target's inbox: later ones wait behind it.
+    blocked: Cell<bool>,
+}
+
+/// Where one call's answer lands.
+struct Slot<Resp> {
+    result: RefCell<Option<Result<Resp, MeshError>>>,
+    waker: RefCell<Option<Waker>>,
+}
+
+impl<Resp> Slot<Resp> {
+    fn new() -> Rc<Self> {
+        Rc::new(Slot {
+            result: RefCell::new(None),
+            waker: RefCell::new(None),
+        })
+    }
+
+    fn fill(&self, result: Result<Resp, MeshError>) {
+        *self.result.borrow_mut() = Some(result);
+        let waker = self.waker.borrow_mut().take();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+/// The answer of one [`CallBatcher::call`].
+pub struct BatchedCall<Resp> {
+    slot: Rc<Slot<Resp>>,
+}
+
+impl<Resp> Future for BatchedCall<Resp> {
+    type Output = Result<Resp, MeshError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if let Some(result) = self.slot.result.borrow_mut().take() {
+            return Poll::Ready(result);
+        }
+        let mut waker = self.slot.waker.borrow_mut();
+        match &*waker {
+            Some(current) if current.will_wake(cx.waker()) => {}
+            _ => *waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+}
+
+impl<Req: Send + 'static, Resp: Send + 'static> CallBatcher<Req, Resp> {
+    /// A batcher whose calls run `handler` on their target shard. The handler gets one
+    /// batch's requests in call order and must return one response per request, in the same
+    /// order (a batch answered with another count fails each of its calls).
+    ///
+    /// # Panics
+    /// When called from a thread that runs no shard.
+    pub fn new(handler: impl Fn(Vec<Req>) -> Vec<Resp> + Send + Sync + 'static) -> Self {
+        let shards = shard::current().count;
+        CallBatcher {
+            inner: Rc::new(Inner {
+                handler: Arc::new(handler),
+                targets: (0..shards)
+                    .map(|_| Target {
+                        requests: RefCell::new(Vec::new()),
+                        slots: RefCell::new(Vec::new()),
+                        blocked: Cell::new(false),
+                    })
+                    .collect(),
+                flush_scheduled: Cell::new(false),
+            }),
+        }
+    }
+
+    /// Calls shard `target` with `request`. On the current shard the handler runs at once,
+    /// alone, with no trip through the mesh; otherwise the request joins this iteration's
+    /// batch for `target`, sent when the iteration's ready tasks have all run.
+    pub fn call(&self, target: usize, request: Req) -> BatchedCall<Resp> {
+        let slot = Slot::new();
+        let call = BatchedCall { slot: slot.clone() };
+        let Some(queue) = self.inner.targets.get(target) else {
+            slot.fill(Err(MeshError::NoSuchShard(target)));
+            return call;
+        };
+        if shard::current_shard_id() == Some(target) {
+            let result = run_contained(|| (self.inner.handler)(vec![request]));
+            distribute(vec![slot], result);
+            return call;
+        }
+        queue.requests.borrow_mut().push(request);
+        queue.slots.borrow_mut().push(slot);
+        if !self.inner.flush_scheduled.replace(true) {
+            let inner = self.inner.clone();
+            shard::at_end_of_run(Box::new(move || {
+                inner.flush_scheduled.set(false);
+                for target in 0..inner.targets.len() {
+                    flush(&inner, target);
+                }
+            }));
+        }
+        call
+    }
+}
+
+/// Sends the calls gathered for `target` as one message, unless an earlier batch is still
+/// waiting for room in its inbox (that batch's sender flushes again once it got in).
+fn flush<Req: Send + 'static, Resp: Send + 'static>(inner: &Rc<Inner<Req, Resp>>, target: usize) {
+    let queue = &inner.targets[target];
+    if queue.blocked.get() || queue.requests.borrow().is_empty() {
+        return;
+    }
+    let requests = std::mem::take(&mut *queue.requests.borrow_mut());
+    let slots = std::mem::take(&mut *queue.slots.borrow_mut());
+    let shard = shard::current();
+    let reply_to = ReplyTo::<Resp> {
+        origin: shard.id,
+        pending: register_pending(slots),
+        shared: shard.mesh.shared.clone(),
+        sent: false,
+        _response: PhantomData,
+    };
+    let handler = inner.handler.clone();
+    let message: Envelope = Box::new(move || {
+        let result = run_contained(|| handler(requests));
+        reply_to.send(result);
+    });
+    let shared = shard.mesh.shared.clone();
+    let Ok(sender) = shared.sender(target) else {
+        return; // `target` indexes `targets`, made with one entry per shard.
+    };
+    match sender.try_send(message) {
+        Ok(()) => {
+            shared.notify(target);
+            count_sent();
+        }
+        Err(flume::TrySendError::Full(message)) => {
+            queue.blocked.set(true);
+            let inner = inner.clone();
+            let sender = sender.clone();
+            shard.spawn(async move {
+                // A failed send drops the message, whose reply guard answers `Closed`.
+                if sender.send_async(message).await.is_ok() {
+                    shared.notify(target);
+                    count_sent();
+                }
+                inner.targets[target].blocked.set(false);
+                flush(&inner, target);
+            });
+        }
+        // Dropping the message makes its reply guard answer `Closed`.
+        Err(flume::TrySendError::Disconnected(message)) => drop(message),
+    }
+}
+
+/// Carries a batch's reply home. Dropped unsent (the target stopped before running the
+/// batch), it answers [`MeshError::Closed`], so no call waits forever.
+struct ReplyTo<Resp: Send + 'static> {
+    origin: usize,
+    pending: usize,
+    shared: Arc<MeshShared>,
+    sent: bool,
+    _response: PhantomData<fn() -> Resp>,
+}
+
+impl<Resp: Send + 'static> ReplyTo<Resp> {
+    fn send(mut self, result: BatchResult<Resp>) {
+        self.sent = true;
+        self.post(result);
+    }
+
+    fn post(&self, result: BatchResult<Resp>) {
+        let pending = self.pending;
+        // False only when the origin has stopped: nobody is left to answer.
+        let _ = self.shared.post_reply(
+            self.origin,
+            Box::new(move || complete_pending(pending, Box::new(result))),
+        );
+    }
+}
+
+impl<Resp: Send + 'static> Drop for ReplyTo<Resp> {
+    fn drop(&mut self) {
+        if !self.sent {
+            self.post(Err(MeshError::Closed));
+        }
+    }
+}
+
+type Completion = Box<dyn FnOnce(Box<dyn Any>)>;
+
+thread_local! {
+    /// The batches this shard sent and awaits, by id: each completes its calls' slots.
+    static PENDING: RefCell<PendingBatches> = RefCell::new(PendingBatches::default());
+}
+
+#[derive(Default)]
+struct PendingBatches {
+    completions: Vec<Option<Completion>>,
+    free: Vec<usize>,
+}
+
+fn register_pending<Resp: 'static>(slots: Vec<Rc<Slot<Resp>>>) -> usize {
+    let completion: Completion = Box::new(move |result: Box<dyn Any>| {
+        let result = match result.downcast::<BatchResult<Resp>>() {
+            Ok(result) => *result,
+            Err(_) => Err(MeshError::Panicked(
+                "a batch reply of the wrong type (percore bug)".into(),
+            )),
+        };
+        distribute(slots, result);
+    });
+    PENDING.with(|pending| {
+        let mut pending = pending.borrow_mut();
+        match pending.free.pop() {
+            Some(id) => {
+                pending.completions[id] = Some(completion);
+                id
+            }
+            None => {
+                pending.completions.push(Some(completion));
+                pending.completions.len() - 1
+            }
+        }
+    })
+}
+
+/// Runs on the origin shard (its reply lane): completes the batch `id`.
+fn complete_pending(id: usize, result: Box<dyn Any>) {
+    let completion = PENDING.with(|pending| {
+        let mut pending = pending.borrow_mut();
+        let completion = pending.completions.get_mut(id).and_then(Option::take);
+        if completion.is_some() {
+            pending.free.push(id);
+        }
+        completion
+    });
+    if let Some(completion) = completion {
+        completion(result);
+    }
+}
+
+/// Hands each call its response, or the batch's error to every call.
+fn distribute<Resp>(slots: Vec<Rc<Slot<Resp>>>, result: BatchResult<Resp>) {
+    match result {
+        Ok(responses) if responses.len() == slots.len() => {
+            for (slot, response) in slots.into_iter().zip(responses) {
+                slot.fill(Ok(response));
+            }
+        }
+        Ok(responses) => {
+            let error = MeshError::Panicked(format!(
+                "the batch handler answered {} of {} requests",
+                responses.len(),
+                slots.len()
+            ));
+            for slot in slots {
+                slot.fill(Err(error.clone()));
+            }
+        }
+        Err(error) => {
+            for slot in slots {
+                slot.fill(Err(error.clone()));
+            }
+        }
+    }
+}
