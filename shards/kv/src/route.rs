@@ -7,12 +7,16 @@
 //! groups run concurrently, and the replies are merged back in command order. A barrier
 //! runs alone, after the segment before it has completed, so a pipeline sees its own writes
 //! in order (`SET a 1` then `DBSIZE` counts `a`).
+//!
+//! Groups for other shards go through the shard's [`CallBatcher`]: the groups that all the
+//! connections of one loop iteration make for one shard travel as one mesh message, run
+//! there under one borrow of the store, and come back as one reply.
 
 use std::{future::Future, pin::Pin};
 
 use percore::{
     TcpStream,
-    mesh::{MeshError, submit_to},
+    mesh::{CallBatcher, MeshError},
 };
 
 use crate::{
@@ -29,12 +33,35 @@ use crate::{
 };
 
 /// Replies of one shard's batch: all replies back to back, and where each ends.
-type BatchReply = (Vec<u8>, Vec<usize>);
+pub type BatchReply = (Vec<u8>, Vec<usize>);
 
-/// One shard's batch: each command's arguments and entry.
-type Batch = Vec<(Vec<Vec<u8>>, &'static Spec)>;
+/// One connection's commands for one shard: each command's arguments and entry.
+pub type Batch = Vec<(Vec<Vec<u8>>, &'static Spec)>;
 
 type Call = Pin<Box<dyn Future<Output = Result<BatchReply, MeshError>>>>;
+
+/// The batcher of one shard's calls to the owners of keys: runs every connection's batch
+/// of an iteration on the owner's store, in order.
+pub fn batcher(config: &crate::Config) -> CallBatcher<Batch, BatchReply> {
+    let config = config.clone();
+    CallBatcher::new(move |batches: Vec<Batch>| {
+        with_store(&config, |store| {
+            let now = now_ms();
+            batches
+                .iter()
+                .map(|batch| {
+                    let mut out = Vec::new();
+                    let mut ends = Vec::with_capacity(batch.len());
+                    for (args, spec) in batch {
+                        commands::run(store, spec, args, now, &mut out);
+                        ends.push(out.len());
+                    }
+                    (out, ends)
+                })
+                .collect()
+        })
+    })
+}
 
 /// One deferred command of a segment.
 enum Item {
@@ -110,27 +137,14 @@ async fn run_segment(conn: &mut Conn, segment: Vec<Item>, out: &mut Vec<u8>) {
             other => order.push(other),
         }
     }
-    let config = conn.state.config.clone();
     let mut calls: Vec<Call> = Vec::new();
     let mut shard_of_call = Vec::new();
     for (shard, batch) in batches.into_iter().enumerate() {
         if batch.is_empty() {
             continue;
         }
-        let config = config.clone();
         shard_of_call.push(shard);
-        calls.push(Box::pin(submit_to(shard, move || {
-            with_store(&config, |store| {
-                let now = now_ms();
-                let mut out = Vec::new();
-                let mut ends = Vec::with_capacity(batch.len());
-                for (args, spec) in &batch {
-                    commands::run(store, spec, args, now, &mut out);
-                    ends.push(out.len());
-                }
-                (out, ends)
-            })
-        })));
+        calls.push(Box::pin(conn.state.batcher.call(shard, batch)));
     }
     let results = join_all(calls).await;
     // Per shard: its replies, the next reply's index, and where it starts.

@@ -11,9 +11,14 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use percore::{future::select, shutdown_signal, spawn, time::interval};
+use percore::{future::select, mesh::CallBatcher, shutdown_signal, spawn, time::interval};
 
-use crate::{Config, pubsub::Registry, store::Store};
+use crate::{
+    Config,
+    pubsub::Registry,
+    route::{self, Batch, BatchReply},
+    store::Store,
+};
 
 /// Keys the active sweep looks at per tick (bounded work per loop iteration).
 pub const SWEEP_BUDGET: usize = 1_000;
@@ -27,6 +32,8 @@ pub struct ShardState {
     pub commands: Cell<u64>,
     pub next_client: Cell<u64>,
     pub config: Config,
+    /// Calls to the shards that own keys, one message per shard per loop iteration.
+    pub batcher: CallBatcher<Batch, BatchReply>,
 }
 
 thread_local! {
@@ -48,6 +55,7 @@ pub fn init(config: &Config) -> Rc<ShardState> {
         commands: Cell::new(0),
         next_client: Cell::new(0),
         config: config.clone(),
+        batcher: route::batcher(config),
     });
     STATE.with(|s| *s.borrow_mut() = Some(state.clone()));
     spawn(sweep(state.clone(), config.sweep_interval));
