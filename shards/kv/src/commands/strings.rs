@@ -103,7 +103,7 @@ pub fn set(store: &mut Store, args: &[Vec<u8>], now_ms: u64, out: &mut Vec<u8>) 
             opts.expires_at_ms
         };
         store.insert(
-            key.clone(),
+            key,
             Entry {
                 value: Value::Str(args[2].clone()),
                 expires_at_ms,
@@ -139,7 +139,7 @@ pub fn incr_by(store: &mut Store, key: &[u8], by: i64, now_ms: u64, out: &mut Ve
     resp::push_int(&mut digits, next);
     // A counter keeps its time to live, as in Redis.
     store.insert(
-        key.to_vec(),
+        key,
         Entry {
             value: Value::Str(digits),
             expires_at_ms: ttl,
@@ -157,7 +157,7 @@ pub fn append(store: &mut Store, args: &[Vec<u8>], now_ms: u64, out: &mut Vec<u8
         Some(_) => return resp::error(out, WRONGTYPE),
         None => {
             store.insert(
-                args[1].clone(),
+                &args[1],
                 Entry {
                     value: Value::Str(args[2].clone()),
                     expires_at_ms: None,
@@ -196,7 +196,7 @@ pub fn mget(store: &mut Store, keys: &[Vec<u8>], now_ms: u64) -> Vec<Option<Vec<
 pub fn mset(store: &mut Store, pairs: &[Vec<u8>]) {
     for pair in pairs.chunks_exact(2) {
         store.insert(
-            pair[0].clone(),
+            &pair[0],
             Entry {
                 value: Value::Str(pair[1].clone()),
                 expires_at_ms: None,
