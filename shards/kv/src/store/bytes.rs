@@ -184,6 +184,7 @@ mod tests {
         assert_eq!(size_of::<Key>(), size_of::<Vec<u8>>());
         assert_eq!(size_of::<Str>(), 32);
         assert_eq!(size_of::<super::super::Value>(), 40);
+        assert_eq!(size_of::<super::super::Entry>(), 56, "as memory.rs says");
     }
 
     #[test]

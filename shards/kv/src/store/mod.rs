@@ -12,14 +12,15 @@ pub mod memory;
 
 use std::collections::VecDeque;
 
-pub use self::bytes::Key;
+pub use self::bytes::{Key, Str};
 pub use self::memory::entry_size;
 use crate::hash::FxHashMap;
 
 /// A value.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Value {
-    Str(Vec<u8>),
+    /// Up to 30 bytes inline (no allocation per SET of a short value; see [`Str`]).
+    Str(Str),
     Hash(FxHashMap<Vec<u8>, Vec<u8>>),
     List(VecDeque<Vec<u8>>),
 }
