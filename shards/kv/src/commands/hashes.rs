@@ -15,7 +15,7 @@ fn hash_mut<'a>(
 ) -> Result<&'a mut FxHashMap<Vec<u8>, Vec<u8>>, ()> {
     if store.get(key, now_ms).is_none() {
         store.insert(
-            key.to_vec(),
+            key,
             Entry {
                 value: Value::Hash(FxHashMap::default()),
                 expires_at_ms: None,

@@ -14,7 +14,7 @@ pub fn push(store: &mut Store, args: &[Vec<u8>], left: bool, now_ms: u64, out: &
         Some(_) => return resp::error(out, WRONGTYPE),
         None => {
             store.insert(
-                args[1].clone(),
+                &args[1],
                 Entry {
                     value: Value::List(VecDeque::new()),
                     expires_at_ms: None,

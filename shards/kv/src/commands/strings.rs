@@ -91,7 +91,7 @@ pub fn set(store: &mut Store, args: &[Vec<u8>], now_ms: u64, out: &mut Vec<u8>) 
     let exists = old.is_some();
     let old_ttl = old.and_then(|e| e.expires_at_ms);
     let old_value = match old.map(|e| &e.value) {
-        Some(Value::Str(s)) if opts.get => Some(s.clone()),
+        Some(Value::Str(s)) if opts.get => Some(s.to_vec()),
         Some(_) if opts.get => return resp::error(out, WRONGTYPE),
         _ => None,
     };
@@ -103,9 +103,9 @@ pub fn set(store: &mut Store, args: &[Vec<u8>], now_ms: u64, out: &mut Vec<u8>) 
             opts.expires_at_ms
         };
         store.insert(
-            key.clone(),
+            key,
             Entry {
-                value: Value::Str(args[2].clone()),
+                value: Value::Str(args[2].as_slice().into()),
                 expires_at_ms,
             },
         );
@@ -139,9 +139,9 @@ pub fn incr_by(store: &mut Store, key: &[u8], by: i64, now_ms: u64, out: &mut Ve
     resp::push_int(&mut digits, next);
     // A counter keeps its time to live, as in Redis.
     store.insert(
-        key.to_vec(),
+        key,
         Entry {
-            value: Value::Str(digits),
+            value: Value::Str(digits.into()),
             expires_at_ms: ttl,
         },
     );
@@ -157,9 +157,9 @@ pub fn append(store: &mut Store, args: &[Vec<u8>], now_ms: u64, out: &mut Vec<u8
         Some(_) => return resp::error(out, WRONGTYPE),
         None => {
             store.insert(
-                args[1].clone(),
+                &args[1],
                 Entry {
-                    value: Value::Str(args[2].clone()),
+                    value: Value::Str(args[2].as_slice().into()),
                     expires_at_ms: None,
                 },
             );
@@ -183,7 +183,7 @@ pub fn mget(store: &mut Store, keys: &[Vec<u8>], now_ms: u64) -> Vec<Option<Vec<
     keys.iter()
         .map(|key| {
             let value = match store.get(key, now_ms).map(|e| &e.value) {
-                Some(Value::Str(s)) => Some(s.clone()),
+                Some(Value::Str(s)) => Some(s.to_vec()),
                 _ => None,
             };
             store.count_lookup(value.is_some());
@@ -196,9 +196,9 @@ pub fn mget(store: &mut Store, keys: &[Vec<u8>], now_ms: u64) -> Vec<Option<Vec<
 pub fn mset(store: &mut Store, pairs: &[Vec<u8>]) {
     for pair in pairs.chunks_exact(2) {
         store.insert(
-            pair[0].clone(),
+            &pair[0],
             Entry {
-                value: Value::Str(pair[1].clone()),
+                value: Value::Str(pair[1].as_slice().into()),
                 expires_at_ms: None,
             },
         );

@@ -7,17 +7,20 @@
 //! with a clock of their own. Expiry is lazy (a key found expired on access is removed)
 //! plus an active sweep ([`Store::sweep`]) that the service runs on a timer.
 
+pub mod bytes;
 pub mod memory;
 
 use std::collections::VecDeque;
 
+pub use self::bytes::{Key, Str};
 pub use self::memory::entry_size;
 use crate::hash::FxHashMap;
 
 /// A value.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Value {
-    Str(Vec<u8>),
+    /// Up to 30 bytes inline (no allocation per SET of a short value; see [`Str`]).
+    Str(Str),
     Hash(FxHashMap<Vec<u8>, Vec<u8>>),
     List(VecDeque<Vec<u8>>),
 }
@@ -58,7 +61,9 @@ pub struct StoreStats {
 /// One shard's keys.
 #[derive(Default)]
 pub struct Store {
-    map: FxHashMap<Vec<u8>, Entry>,
+    /// Keys of up to 22 bytes sit inline in their slots (see [`Key`]): a probe compares
+    /// them without touching another cache line, and they cost no allocation.
+    map: FxHashMap<Key, Entry>,
     /// Keys with an expiry time.
     expires: usize,
     /// Approximate bytes of keys and values (see [`entry_size`]).
@@ -136,16 +141,23 @@ impl Store {
     }
 
     /// Inserts or replaces `key` (the old entry, if any, is returned).
-    pub fn insert(&mut self, key: Vec<u8>, entry: Entry) -> Option<Entry> {
-        let size = entry_size(&key, &entry);
-        let key_len = key.len();
+    pub fn insert(&mut self, key: &[u8], entry: Entry) -> Option<Entry> {
+        let size = entry_size(key, &entry);
         if entry.expires_at_ms.is_some() {
             self.expires += 1;
         }
-        let old = self.map.insert(key, entry);
+        // A replaced key keeps its stored copy: only a new key is built (and, past the
+        // inline size, allocated), where `insert` would build one and drop it.
+        let old = match self.map.get_mut(key) {
+            Some(slot) => Some(std::mem::replace(slot, entry)),
+            None => {
+                self.map.insert(Key::from(key), entry);
+                None
+            }
+        };
         self.used_bytes += size;
         if let Some(old) = &old {
-            self.forget(old, key_len);
+            self.forget(old, key.len());
         }
         old
     }
@@ -213,7 +225,7 @@ impl Store {
         for (key, entry) in self.map.iter().skip(cursor).take(count) {
             seen += 1;
             if !entry.is_expired(now_ms) && keep(key, entry) {
-                keys.push(key.clone());
+                keys.push(key.to_vec());
             }
         }
         let next = cursor + seen;
@@ -247,7 +259,7 @@ impl Store {
         for (key, entry) in self.map.iter().skip(cursor).take(budget) {
             seen += 1;
             if entry.is_expired(now_ms) {
-                expired.push(key.clone());
+                expired.push(key.to_vec());
             }
         }
         // Removing the expired keys shifts the later ones back by as many places.
