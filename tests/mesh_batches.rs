@@ -6,7 +6,7 @@
 mod shards;
 
 use std::{
-    sync::{Arc, Mutex, mpsc},
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -15,7 +15,7 @@ use percore::{
     time::{sleep, timeout},
     yield_now,
 };
-use shards::{WAIT, lock, run_on, two_shards};
+use shards::{WAIT, hold_shard, lock, run_on, two_shards};
 
 /// What the handler saw: (shard it ran on, the batch's requests), one entry per batch.
 type Seen = Arc<Mutex<Vec<(usize, Vec<u32>)>>>;
@@ -122,20 +122,7 @@ fn batches_keep_their_order_behind_a_full_inbox() {
     let log = seen.clone();
     let outcome = run_on(two_shards().mesh_capacity(2), 0, move || async move {
         let batcher = logging_batcher(&log);
-        let (entered_tx, entered_rx) = mpsc::channel();
-        let (release_tx, release_rx) = mpsc::channel::<()>();
-        // Holds shard 1 inside its mesh phase until released (a failed test releases it by
-        // dropping the sender).
-        mesh::send_to(1, move || {
-            let _ = entered_tx.send(());
-            let _ = release_rx.recv_timeout(WAIT);
-        })
-        .await
-        .expect("blocker delivered");
-        percore::spawn_blocking(move || entered_rx.recv_timeout(WAIT))
-            .await
-            .expect("pool thread")
-            .expect("shard 1 runs the blocker");
+        let release = hold_shard(1).await;
         // Fill the inbox: nothing drains it while shard 1 is held.
         while mesh::try_send_to(1, || {}).is_ok() {}
         // Three iterations' batches: the first waits for room, the others behind it.
@@ -149,7 +136,7 @@ fn batches_keep_their_order_behind_a_full_inbox() {
         // Many iterations (and wake-ups) in which a wrong early answer could come.
         sleep(Duration::from_millis(30)).await;
         let answered_while_full = calls.iter().filter(|c| c.is_finished()).count();
-        drop(release_tx);
+        drop(release);
         let mut answers = Vec::new();
         for call in calls {
             answers.push(timeout(WAIT, call).await.expect("answered").expect("task"));

@@ -10,7 +10,6 @@ use std::{
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicU64, Ordering},
-        mpsc,
     },
     task::{Context, Poll, Waker},
     thread,
@@ -21,7 +20,7 @@ use percore::{
     mesh::{self, Channel, MeshError},
     time::{sleep, timeout},
 };
-use shards::{WAIT, lock, run_on, run_on_each, two_shards};
+use shards::{WAIT, hold_shard, lock, run_on, run_on_each, two_shards};
 
 /// Long enough for a send that should stay blocked to have had many loop iterations (and a
 /// real wake-up) in which to complete wrongly.
@@ -239,22 +238,8 @@ struct Backpressure {
 fn full_inbox_refuses_try_send_to_and_makes_send_to_wait() {
     let seen = run_on(two_shards().mesh_capacity(4), 0, || async {
         let log = Arc::new(Mutex::new(Vec::new()));
-        let (entered_tx, entered_rx) = mpsc::channel();
-        let (release_tx, release_rx) = mpsc::channel::<()>();
-        // Blocks shard 1's loop inside its mesh phase until shard 0 releases it (bounded:
-        // a failed test releases it by dropping the sender).
-        mesh::send_to(1, move || {
-            let _ = entered_tx.send(());
-            let _ = release_rx.recv_timeout(WAIT);
-        })
-        .await
-        .expect("blocker delivered");
-        // Wait on a pool thread, not on this shard, until shard 1 runs the blocker: its
-        // inbox is then empty and nothing drains it.
-        percore::spawn_blocking(move || entered_rx.recv_timeout(WAIT))
-            .await
-            .expect("pool thread")
-            .expect("shard 1 runs the blocker");
+        // Shard 1's inbox is now empty and nothing drains it until released.
+        let release_tx = hold_shard(1).await;
 
         let push = |value: u32| {
             let log = log.clone();

@@ -173,3 +173,23 @@ pub fn xorshift(state: &mut u64) -> u64 {
     *state = x;
     x
 }
+
+/// Holds shard `target`'s loop inside its mesh phase (nothing else runs there, its inbox
+/// stays undrained) until the returned sender is dropped or sent to; bounded by [`WAIT`].
+/// Returns once the target is held. Call it from a task on another shard.
+pub async fn hold_shard(target: usize) -> mpsc::Sender<()> {
+    let (entered_tx, entered_rx) = mpsc::channel();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    percore::mesh::send_to(target, move || {
+        let _ = entered_tx.send(());
+        let _ = release_rx.recv_timeout(WAIT);
+    })
+    .await
+    .expect("holder delivered");
+    // Waited for on a pool thread, not on the calling shard, whose loop must go on.
+    percore::spawn_blocking(move || entered_rx.recv_timeout(WAIT))
+        .await
+        .expect("pool thread")
+        .unwrap_or_else(|e| panic!("shard {target} did not run the holder: {e}"));
+    release_tx
+}
