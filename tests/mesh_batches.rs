@@ -11,7 +11,7 @@ use std::{
 };
 
 use percore::{
-    mesh::{self, CallBatcher, MeshError},
+    mesh::{self, CallBatcher, MAX_CALLS_PER_MESSAGE, MeshError},
     time::{sleep, timeout},
     yield_now,
 };
@@ -38,9 +38,13 @@ fn calls_of_one_iteration_travel_as_one_message_and_come_back_in_order() {
     let (answers, sent) = run_on(two_shards(), 0, move || async move {
         let batcher = logging_batcher(&log);
         let sent_before = percore::stats().loop_.mesh_sent;
-        // Spawned together, polled together in the next iteration: one batch.
+        // Tasks spawned together are polled together in the next iteration: each makes
+        // its call there, and the calls leave as one batch.
         let tasks: Vec<_> = (0..CALLS)
-            .map(|i| percore::spawn(batcher.call(1, i)))
+            .map(|i| {
+                let batcher = batcher.clone();
+                percore::spawn(async move { batcher.call(1, i).await })
+            })
             .collect();
         let mut answers = Vec::new();
         for task in tasks {
@@ -147,6 +151,39 @@ fn batches_keep_their_order_behind_a_full_inbox() {
     assert_eq!(answered_while_full, 0);
     let expected: Vec<Result<u32, MeshError>> = (0..6).map(|i| Ok(i * 10 + 1)).collect();
     assert_eq!(answers, expected);
+    // The first batch waited for room; the two made meanwhile waited behind it and then
+    // left together, in order.
+    assert_eq!(*lock(&seen), vec![(1, vec![0, 1]), (1, vec![2, 3, 4, 5])]);
+}
+
+#[test]
+fn a_large_batch_is_split_into_bounded_messages_in_order() {
+    let calls = MAX_CALLS_PER_MESSAGE as u32 * 2 + 17;
+    let seen: Seen = Arc::default();
+    let log = seen.clone();
+    let (answers, sent) = run_on(two_shards(), 0, move || async move {
+        let batcher = logging_batcher(&log);
+        let sent_before = percore::stats().loop_.mesh_sent;
+        let tasks: Vec<_> = (0..calls)
+            .map(|i| {
+                let batcher = batcher.clone();
+                percore::spawn(async move { batcher.call(1, i).await })
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for task in tasks {
+            answers.push(timeout(WAIT, task).await.expect("answered").expect("task"));
+        }
+        (answers, percore::stats().loop_.mesh_sent - sent_before)
+    });
+    assert_eq!(
+        answers,
+        (0..calls).map(|i| Ok(i * 10 + 1)).collect::<Vec<_>>()
+    );
+    let sizes: Vec<usize> = lock(&seen).iter().map(|(_, r)| r.len()).collect();
+    let max = MAX_CALLS_PER_MESSAGE;
+    assert_eq!(sizes, vec![max, max, 17]);
     let order: Vec<u32> = lock(&seen).iter().flat_map(|(_, r)| r.clone()).collect();
-    assert_eq!(order, (0..6).collect::<Vec<_>>(), "batches ran in order");
+    assert_eq!(order, (0..calls).collect::<Vec<_>>());
+    assert_eq!(sent, 3, "three messages");
 }

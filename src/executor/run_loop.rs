@@ -82,6 +82,11 @@ pub(crate) fn run(shard: &Rc<Shard>) -> std::io::Result<()> {
         end_iteration(shard, &mut state, iteration_start_ns, wait);
         let entered = shard.ring.borrow_mut().enter(wait);
         shard.remote.woke();
+        if entered.is_err() {
+            shard::deferred_wakes_failed(shard);
+        } else {
+            shard::deferred_wakes_submitted();
+        }
         entered?;
         dispatch_completions(shard, &mut state);
         net::close_phase(shard);
@@ -286,8 +291,10 @@ fn drain_step(shard: &Rc<Shard>, state: &mut LoopState) -> bool {
         net::force_close_all(shard);
         state.forced_at = Some(Instant::now());
     }
+    // Messages from shards still draining are served first: their callers wait for them.
     let finished = shard.tasks.borrow().live() == 0
         && net::is_quiet(shard)
+        && !shard.mesh.has_pending()
         && shard.ring.borrow().ops.in_flight() == 0;
     finished
         || state

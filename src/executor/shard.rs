@@ -118,6 +118,23 @@ thread_local! {
     /// Set while the end-of-run work runs: MSG_RING wakes then wait for the loop's own
     /// `io_uring_enter`, which follows at once, instead of entering the kernel themselves.
     static WAKES_RIDE_THE_ENTER: Cell<bool> = const { Cell::new(false) };
+    /// The shards woken by MSG_RING SQEs that wait for the loop's enter: if that enter
+    /// fails, they get their eventfd instead (their sleep flag is already cleared, so no
+    /// later wake would reach them).
+    static DEFERRED_WAKES: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The loop's enter submitted the deferred wakes: forget them.
+pub(crate) fn deferred_wakes_submitted() {
+    DEFERRED_WAKES.with(|wakes| wakes.borrow_mut().clear());
+}
+
+/// The loop's enter failed: wake the shards of the deferred MSG_RINGs through their eventfd.
+pub(crate) fn deferred_wakes_failed(shard: &Shard) {
+    let targets = DEFERRED_WAKES.with(|wakes| std::mem::take(&mut *wakes.borrow_mut()));
+    for target in targets {
+        shard.mesh.shared.notify_eventfd(target);
+    }
 }
 
 /// Runs `f` on this shard after every task ready in this iteration has been polled, before
@@ -222,7 +239,9 @@ pub(crate) fn msg_ring_wake(target_ring_fd: std::os::fd::RawFd, target_shard: us
         ring.stats.msg_ring_wakes += 1;
         if WAKES_RIDE_THE_ENTER.with(Cell::get) {
             // The loop enters the kernel right after this phase; a failed MSG_RING still
-            // falls back to the eventfd through its failure CQE.
+            // falls back to the eventfd through its failure CQE, a failed enter through
+            // `deferred_wakes_failed`.
+            DEFERRED_WAKES.with(|wakes| wakes.borrow_mut().push(target_shard));
             return true;
         }
         ring.submit_now().is_ok()

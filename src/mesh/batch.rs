@@ -9,9 +9,15 @@
 //! reply, which completes every call at the start of the caller's next iteration (its mesh
 //! phase, before its tasks run), so the callers go on in that same iteration.
 //!
-//! Order: a shard's batches to one target run in the order they were made, also when the
+//! Order: one batcher's batches to one target run in the order they were made, also when the
 //! target's inbox is full (later batches wait behind the one waiting for room). Within a
-//! batch the handler gets the requests in call order and answers them in that order.
+//! batch the handler gets the requests in call order and answers them in that order. A batch
+//! leaves at the end of the run phase, so a plain message (`send_to`, `submit_to`) sent later
+//! in the same iteration may run before it, and batches of two batchers are not ordered
+//! with each other; a caller that needs such an order awaits the call first.
+//!
+//! Bounds: a message carries at most [`MAX_CALLS_PER_MESSAGE`] requests (more make more
+//! messages), so one message is a bounded piece of the target's mesh phase.
 //!
 //! Failures reach every call of the batch: a handler that panics gives
 //! [`MeshError::Panicked`]; a target that stops before running the batch gives
@@ -28,8 +34,11 @@ use std::{
     task::{Context, Poll, Waker},
 };
 
-use super::{Envelope, MeshError, MeshShared, count_sent, run_contained};
+use super::{Envelope, MeshError, ReplyLane, count_sent, run_contained};
 use crate::executor::shard;
+
+/// Requests one batch message carries at most.
+pub const MAX_CALLS_PER_MESSAGE: usize = 256;
 
 type Handler<Req, Resp> = Arc<dyn Fn(Vec<Req>) -> Vec<Resp> + Send + Sync>;
 type BatchResult<Resp> = Result<Vec<Resp>, MeshError>;
@@ -160,20 +169,42 @@ impl<Req: Send + 'static, Resp: Send + 'static> CallBatcher<Req, Resp> {
     }
 }
 
-/// Sends the calls gathered for `target` as one message, unless an earlier batch is still
-/// waiting for room in its inbox (that batch's sender flushes again once it got in).
+/// Sends the calls gathered for `target`, [`MAX_CALLS_PER_MESSAGE`] to a message, unless an
+/// earlier batch is still waiting for room in its inbox (that batch's sender flushes again
+/// once it got in).
 fn flush<Req: Send + 'static, Resp: Send + 'static>(inner: &Rc<Inner<Req, Resp>>, target: usize) {
     let queue = &inner.targets[target];
-    if queue.blocked.get() || queue.requests.borrow().is_empty() {
-        return;
+    while !queue.blocked.get() && !queue.requests.borrow().is_empty() {
+        let requests = take_front(&mut queue.requests.borrow_mut());
+        let slots = take_front(&mut queue.slots.borrow_mut());
+        send_batch(inner, target, requests, slots);
     }
-    let requests = std::mem::take(&mut *queue.requests.borrow_mut());
-    let slots = std::mem::take(&mut *queue.slots.borrow_mut());
+}
+
+/// The first [`MAX_CALLS_PER_MESSAGE`] items of `queue`, in order.
+fn take_front<T>(queue: &mut Vec<T>) -> Vec<T> {
+    if queue.len() <= MAX_CALLS_PER_MESSAGE {
+        std::mem::take(queue)
+    } else {
+        queue.drain(..MAX_CALLS_PER_MESSAGE).collect()
+    }
+}
+
+fn send_batch<Req: Send + 'static, Resp: Send + 'static>(
+    inner: &Rc<Inner<Req, Resp>>,
+    target: usize,
+    requests: Vec<Req>,
+    slots: Vec<Rc<Slot<Resp>>>,
+) {
     let shard = shard::current();
+    let shared = shard.mesh.shared.clone();
+    let (Ok(sender), Some(lane)) = (shared.sender(target), shared.reply_lane(shard.id)) else {
+        // `target` indexes `targets`, made with one entry per shard.
+        return distribute(slots, Err(MeshError::NoSuchShard(target)));
+    };
     let reply_to = ReplyTo::<Resp> {
-        origin: shard.id,
+        lane,
         pending: register_pending(slots),
-        shared: shard.mesh.shared.clone(),
         sent: false,
         _response: PhantomData,
     };
@@ -182,17 +213,13 @@ fn flush<Req: Send + 'static, Resp: Send + 'static>(inner: &Rc<Inner<Req, Resp>>
         let result = run_contained(|| handler(requests));
         reply_to.send(result);
     });
-    let shared = shard.mesh.shared.clone();
-    let Ok(sender) = shared.sender(target) else {
-        return; // `target` indexes `targets`, made with one entry per shard.
-    };
     match sender.try_send(message) {
         Ok(()) => {
             shared.notify(target);
             count_sent();
         }
         Err(flume::TrySendError::Full(message)) => {
-            queue.blocked.set(true);
+            inner.targets[target].blocked.set(true);
             let inner = inner.clone();
             let sender = sender.clone();
             shard.spawn(async move {
@@ -213,9 +240,8 @@ fn flush<Req: Send + 'static, Resp: Send + 'static>(inner: &Rc<Inner<Req, Resp>>
 /// Carries a batch's reply home. Dropped unsent (the target stopped before running the
 /// batch), it answers [`MeshError::Closed`], so no call waits forever.
 struct ReplyTo<Resp: Send + 'static> {
-    origin: usize,
+    lane: ReplyLane,
     pending: usize,
-    shared: Arc<MeshShared>,
     sent: bool,
     _response: PhantomData<fn() -> Resp>,
 }
@@ -229,10 +255,9 @@ impl<Resp: Send + 'static> ReplyTo<Resp> {
     fn post(&self, result: BatchResult<Resp>) {
         let pending = self.pending;
         // False only when the origin has stopped: nobody is left to answer.
-        let _ = self.shared.post_reply(
-            self.origin,
-            Box::new(move || complete_pending(pending, Box::new(result))),
-        );
+        let _ = self.lane.post(Box::new(move || {
+            complete_pending(pending, Box::new(result))
+        }));
     }
 }
 

@@ -7,7 +7,9 @@
 //! `try_send_to` fail with [`MeshError::Full`]; memory never grows without limit. A sender
 //! wakes a sleeping receiver through MSG_RING from its own ring (or the receiver's eventfd
 //! from threads that own no ring); a receiver that is awake costs its senders no syscall.
-//! Messages from one shard to another run in the order they were sent.
+//! Messages from one shard to another run in the order they were sent; a [`CallBatcher`]'s
+//! batches keep their own order but leave at the end of the run phase, so they may run after
+//! messages sent later in the same iteration (see `batch`).
 
 mod batch;
 mod channel;
@@ -19,7 +21,7 @@ use std::{
 };
 
 pub use self::{
-    batch::{BatchedCall, CallBatcher},
+    batch::{BatchedCall, CallBatcher, MAX_CALLS_PER_MESSAGE},
     channel::Channel,
 };
 use crate::executor::{
@@ -66,6 +68,24 @@ pub(crate) struct MeshShared {
     remotes: Vec<Arc<ShardRemote>>,
 }
 
+/// A shard's reply lane, as held by the messages that will answer it.
+pub(crate) struct ReplyLane {
+    sender: flume::Sender<Envelope>,
+    remote: Arc<ShardRemote>,
+}
+
+impl ReplyLane {
+    /// Delivers a reply and wakes the shard; false when the shard has stopped.
+    pub(crate) fn post(&self, reply: Envelope) -> bool {
+        if self.sender.send(reply).is_err() {
+            return false;
+        }
+        self.remote.notify();
+        count_sent();
+        true
+    }
+}
+
 /// One shard's end of the mesh.
 pub(crate) struct MeshShard {
     inbox: flume::Receiver<Envelope>,
@@ -106,6 +126,17 @@ impl MeshShard {
         !self.inbox.is_empty() || !self.replies.is_empty()
     }
 
+    /// Drops every message still queued for this shard once its loop has ended; dropping a
+    /// call's message answers its caller with [`MeshError::Closed`].
+    pub(crate) fn drop_undelivered(&self) {
+        for message in self.inbox.drain() {
+            drop(message);
+        }
+        for reply in self.replies.drain() {
+            drop(reply);
+        }
+    }
+
     pub(crate) fn inbox_len(&self) -> usize {
         self.inbox.len()
     }
@@ -137,17 +168,14 @@ impl MeshShared {
         true
     }
 
-    /// Delivers a reply to `target`'s reply lane (never waits; see [`MeshShard::replies`]).
-    /// False when the target has stopped.
-    pub(crate) fn post_reply(&self, target: usize, reply: Envelope) -> bool {
-        let Some(sender) = self.reply_senders.get(target) else {
-            return false;
-        };
-        if sender.send(reply).is_err() {
-            return false;
-        }
-        self.notify(target);
-        true
+    /// Where replies to shard `origin`'s batched calls go: its reply lane (never waits; see
+    /// [`MeshShard::replies`]) and its wake handle. Holds nothing of the other shards, so a
+    /// call waiting in some inbox keeps no inbox alive.
+    pub(crate) fn reply_lane(&self, origin: usize) -> Option<ReplyLane> {
+        Some(ReplyLane {
+            sender: self.reply_senders.get(origin)?.clone(),
+            remote: self.remotes.get(origin)?.clone(),
+        })
     }
 
     pub(crate) fn notify_eventfd(&self, target: usize) {

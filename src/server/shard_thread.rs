@@ -280,6 +280,9 @@ where
     // Tasks hold `Rc<Shard>`; dropping them breaks the cycle so the ring and its fds close.
     let leftover = shard.tasks.borrow_mut().drain_all();
     drop(leftover);
+    // Messages that came too late to run: dropped now, each tells its caller `Closed`
+    // (instead of waiting for the last sender of this inbox to go).
+    shard.mesh.drop_undelivered();
     if result.is_err() {
         // A shard that cannot go on takes the server down cleanly rather than silently.
         control.stop_within(std::time::Duration::ZERO);
