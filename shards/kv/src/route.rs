@@ -12,7 +12,12 @@
 //! connections of one loop iteration make for one shard travel as one mesh message, run
 //! there under one borrow of the store, and come back as one reply.
 
-use std::{future::Future, pin::Pin};
+use std::{
+    any::Any,
+    future::Future,
+    panic::{AssertUnwindSafe, catch_unwind},
+    pin::Pin,
+};
 
 use percore::{
     TcpStream,
@@ -32,13 +37,18 @@ use crate::{
     shard::{now_ms, with_store},
 };
 
-/// Replies of one shard's batch: all replies back to back, and where each ends.
-pub type BatchReply = (Vec<u8>, Vec<usize>);
+/// Replies of one connection's batch: all replies back to back, and where each ends; or,
+/// when a command of the batch panicked on the owner, the panic's message.
+pub type BatchReply = Result<(Vec<u8>, Vec<usize>), String>;
 
 /// One connection's commands for one shard: each command's arguments and entry.
 pub type Batch = Vec<(Vec<Vec<u8>>, &'static Spec)>;
 
 type Call = Pin<Box<dyn Future<Output = Result<BatchReply, MeshError>>>>;
+
+/// Per shard of a segment: its replies, the next reply's index and where it starts; or the
+/// error every command sent there answers.
+type ShardReplies = Result<((Vec<u8>, Vec<usize>), usize, usize), String>;
 
 /// The batcher of one shard's calls to the owners of keys: runs every connection's batch
 /// of an iteration on the owner's store, in order.
@@ -50,13 +60,18 @@ pub fn batcher(config: &crate::Config) -> CallBatcher<Batch, BatchReply> {
             batches
                 .iter()
                 .map(|batch| {
-                    let mut out = Vec::new();
-                    let mut ends = Vec::with_capacity(batch.len());
-                    for (args, spec) in batch {
-                        commands::run(store, spec, args, now, &mut out);
-                        ends.push(out.len());
-                    }
-                    (out, ends)
+                    // One connection's failure stays its own: the other connections whose
+                    // commands share the message get their replies.
+                    catch_unwind(AssertUnwindSafe(|| {
+                        let mut out = Vec::new();
+                        let mut ends = Vec::with_capacity(batch.len());
+                        for (args, spec) in batch {
+                            commands::run(store, spec, args, now, &mut out);
+                            ends.push(out.len());
+                        }
+                        (out, ends)
+                    }))
+                    .map_err(|payload| panic_text(&*payload))
                 })
                 .collect()
         })
@@ -147,12 +162,11 @@ async fn run_segment(conn: &mut Conn, segment: Vec<Item>, out: &mut Vec<u8>) {
         calls.push(Box::pin(conn.state.batcher.call(shard, batch)));
     }
     let results = join_all(calls).await;
-    // Per shard: its replies, the next reply's index, and where it starts.
-    let mut replies: Vec<Result<(BatchReply, usize, usize), String>> =
-        (0..conn.shards).map(|_| Err(String::new())).collect();
+    let mut replies: Vec<ShardReplies> = (0..conn.shards).map(|_| Err(String::new())).collect();
     for (shard, result) in shard_of_call.into_iter().zip(results) {
         replies[shard] = match result {
-            Ok(reply) => Ok((reply, 0, 0)),
+            Ok(Ok(reply)) => Ok((reply, 0, 0)),
+            Ok(Err(panic)) => Err(format!("ERR command failed on shard {shard}: {panic}")),
             Err(e) => Err(format!("ERR shard {shard} unavailable: {e}")),
         };
     }
@@ -174,6 +188,15 @@ async fn run_segment(conn: &mut Conn, segment: Vec<Item>, out: &mut Vec<u8>) {
             },
         }
     }
+}
+
+/// The text of a panic's payload.
+fn panic_text(payload: &(dyn Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".to_owned())
 }
 
 /// A command that touches several shards, run alone.
