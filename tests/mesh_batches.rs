@@ -30,28 +30,31 @@ fn logging_batcher(seen: &Seen) -> CallBatcher<u32, u32> {
     })
 }
 
+/// On shard 0: `calls` tasks spawned together, task `i` calling shard 1 with `i`. Tasks
+/// spawned together are polled together in the next iteration, so the calls are made in
+/// one iteration. Returns the answers in task order and the mesh messages shard 0 sent.
+async fn calls_from_tasks(log: Seen, calls: u32) -> (Vec<Result<u32, MeshError>>, u64) {
+    let batcher = logging_batcher(&log);
+    let sent_before = percore::stats().loop_.mesh_sent;
+    let tasks: Vec<_> = (0..calls)
+        .map(|i| {
+            let batcher = batcher.clone();
+            percore::spawn(async move { batcher.call(1, i).await })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(timeout(WAIT, task).await.expect("answered").expect("task"));
+    }
+    (answers, percore::stats().loop_.mesh_sent - sent_before)
+}
+
 #[test]
 fn calls_of_one_iteration_travel_as_one_message_and_come_back_in_order() {
     const CALLS: u32 = 100;
     let seen: Seen = Arc::default();
     let log = seen.clone();
-    let (answers, sent) = run_on(two_shards(), 0, move || async move {
-        let batcher = logging_batcher(&log);
-        let sent_before = percore::stats().loop_.mesh_sent;
-        // Tasks spawned together are polled together in the next iteration: each makes
-        // its call there, and the calls leave as one batch.
-        let tasks: Vec<_> = (0..CALLS)
-            .map(|i| {
-                let batcher = batcher.clone();
-                percore::spawn(async move { batcher.call(1, i).await })
-            })
-            .collect();
-        let mut answers = Vec::new();
-        for task in tasks {
-            answers.push(timeout(WAIT, task).await.expect("answered").expect("task"));
-        }
-        (answers, percore::stats().loop_.mesh_sent - sent_before)
-    });
+    let (answers, sent) = run_on(two_shards(), 0, move || calls_from_tasks(log, CALLS));
     let expected: Vec<Result<u32, MeshError>> = (0..CALLS).map(|i| Ok(i * 10 + 1)).collect();
     assert_eq!(answers, expected);
     assert_eq!(
@@ -161,21 +164,7 @@ fn a_large_batch_is_split_into_bounded_messages_in_order() {
     let calls = MAX_CALLS_PER_MESSAGE as u32 * 2 + 17;
     let seen: Seen = Arc::default();
     let log = seen.clone();
-    let (answers, sent) = run_on(two_shards(), 0, move || async move {
-        let batcher = logging_batcher(&log);
-        let sent_before = percore::stats().loop_.mesh_sent;
-        let tasks: Vec<_> = (0..calls)
-            .map(|i| {
-                let batcher = batcher.clone();
-                percore::spawn(async move { batcher.call(1, i).await })
-            })
-            .collect();
-        let mut answers = Vec::new();
-        for task in tasks {
-            answers.push(timeout(WAIT, task).await.expect("answered").expect("task"));
-        }
-        (answers, percore::stats().loop_.mesh_sent - sent_before)
-    });
+    let (answers, sent) = run_on(two_shards(), 0, move || calls_from_tasks(log, calls));
     assert_eq!(
         answers,
         (0..calls).map(|i| Ok(i * 10 + 1)).collect::<Vec<_>>()
