@@ -94,3 +94,124 @@ fn keys_and_values_across_the_inline_size_behave_alike() {
     assert_eq!(run(&mut store, &[b"DEL", &long, &short]), ":2\r\n");
     assert_eq!(store.used_bytes(), 0);
 }
+
+/// Every key SCAN returns from `store`, following the cursor from 0 with `count`, and the
+/// number of calls it took. `between` runs between every two calls.
+fn scan_all(
+    store: &mut Store,
+    count: usize,
+    mut between: impl FnMut(&mut Store),
+) -> (Vec<Vec<Vec<u8>>>, usize) {
+    let mut per_call = Vec::new();
+    let mut cursor = 0;
+    loop {
+        let (keys, next) = store.scan(cursor, count, 0, |_, _| true);
+        per_call.push(keys);
+        // Every call moves on by at least one segment.
+        assert!(
+            per_call.len() <= SEGMENTS,
+            "SCAN must finish within {SEGMENTS} calls"
+        );
+        if next == 0 {
+            return (per_call, cursor);
+        }
+        assert!(
+            next > cursor,
+            "the cursor moves forward: {cursor} -> {next}"
+        );
+        cursor = next;
+        between(store);
+    }
+}
+
+#[test]
+fn scan_returns_every_stable_key_exactly_once_while_the_map_grows() {
+    let mut store = Store::new(None);
+    let stable: Vec<String> = (0..10_000).map(|i| format!("stable:{i}")).collect();
+    for k in &stable {
+        store.insert(k.as_bytes(), string("v", None));
+    }
+    // Between every two calls: 200 new keys in, the 150 oldest of the new ones out. The
+    // shard grows by 50 keys a call, through several doublings of its table(s), and churns
+    // (a rehash reorders a map's iteration: SCAN by position then repeats and skips keys).
+    let (mut inserted, mut removed) = (0, 0);
+    let mut seen = std::collections::HashMap::<Vec<u8>, usize>::new();
+    let mut cursor = 0;
+    for call in 0.. {
+        // Every call moves on by at least one segment.
+        assert!(call < SEGMENTS, "SCAN must finish within {SEGMENTS} calls");
+        let (keys, next) = store.scan(cursor, 10, 0, |_, _| true);
+        for key in keys.into_iter().filter(|k| k.starts_with(b"stable:")) {
+            let n = seen.entry(key).or_default();
+            *n += 1;
+            assert_eq!(*n, 1, "a stable key returned again in call {call}");
+        }
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+        for _ in 0..200 {
+            store.insert(format!("new:{inserted}").as_bytes(), string("v", None));
+            inserted += 1;
+        }
+        for _ in 0..150 {
+            assert!(store.remove(format!("new:{removed}").as_bytes()).is_some());
+            removed += 1;
+        }
+    }
+    assert!(
+        inserted - removed > 40_000,
+        "the shard grew by {} keys only",
+        inserted - removed
+    );
+    let missed = stable.iter().filter(|k| !seen.contains_key(k.as_bytes()));
+    assert_eq!(missed.count(), 0, "stable keys missed");
+}
+
+#[test]
+fn a_scan_call_looks_at_about_count_keys_not_at_the_whole_shard() {
+    let mut store = Store::new(None);
+    let n = 200_000;
+    for i in 0..n {
+        store.insert(format!("key:{i:012}").as_bytes(), string("v", None));
+    }
+    let (first, next) = store.scan(0, 10, 0, |_, _| true);
+    assert!(next > 0 && !first.is_empty());
+    let (per_call, last_cursor) = scan_all(&mut store, 10, |_| {});
+    // Everything once, in about one call per segment (one segment holds n / SEGMENTS keys
+    // on average, more than COUNT), each call returning (= looking at, with no filter) a
+    // segment's worth of keys: never a walk over the keys before the cursor.
+    let mean = n / SEGMENTS;
+    let returned: usize = per_call.iter().map(Vec::len).sum();
+    let largest = per_call.iter().map(Vec::len).max().unwrap();
+    assert_eq!(returned, n);
+    assert!(
+        per_call.len() <= SEGMENTS,
+        "{} calls for {n} keys",
+        per_call.len()
+    );
+    assert!(largest <= 10 + 3 * mean, "a call returned {largest} keys");
+    assert!(last_cursor < SEGMENTS);
+    // A cursor past the last segment: nothing, and this shard is done.
+    assert_eq!(store.scan(SEGMENTS, 10, 0, |_, _| true), (vec![], 0));
+    assert_eq!(store.scan(usize::MAX, 10, 0, |_, _| true), (vec![], 0));
+}
+
+#[test]
+fn the_sweep_covers_a_large_shard_in_bounded_ticks() {
+    let mut store = Store::new(None);
+    let n = 20_000;
+    for i in 0..n {
+        let at = if i % 4 == 0 { Some(10) } else { None };
+        store.insert(format!("key:{i}").as_bytes(), string("v", at));
+    }
+    let budget = 1_000;
+    // One lap over the shard takes about n / budget ticks (each examines at most `budget`
+    // keys, give or take a segment); two laps are plenty.
+    for _ in 0..2 * n / budget {
+        let removed = store.sweep(10, budget);
+        assert!(removed <= budget);
+    }
+    assert_eq!(store.expires(), 0);
+    assert_eq!(store.len(), n - n / 4);
+}
