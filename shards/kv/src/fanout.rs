@@ -16,6 +16,7 @@ use crate::{
     resp,
     route::join_all,
     shard::{self, now_ms, with_store},
+    store::SLOTS,
 };
 
 type Call<T> = Pin<Box<dyn Future<Output = Result<T, MeshError>>>>;
@@ -153,7 +154,12 @@ pub async fn all_shards(conn: &Conn, spec: &'static Spec, args: &[Vec<u8>], out:
 }
 
 /// SCAN across shards. The cursor encodes the shard and the position in it:
-/// `cursor = position × shards + shard`; 0 starts at shard 0 and means done.
+/// `cursor = position × shards + shard`; 0 starts at shard 0 and means done. The position
+/// is a slot of that shard's store (below [`SLOTS`]), so a cursor stays below
+/// `SLOTS × shards`, far inside the i64 the reply carries. A cursor whose position is
+/// past the last slot (one this server never handed out) finds that shard done: the
+/// reply has no keys and the cursor of the next shard (0 after the last), as a shard that
+/// finished would; Redis, too, answers a made-up cursor without an error.
 async fn scan(conn: &Conn, args: &[Vec<u8>], out: &mut Vec<u8>) {
     let (cursor, opts) = match keys::scan_options(args) {
         Ok(parsed) => parsed,
@@ -173,6 +179,7 @@ async fn scan(conn: &Conn, args: &[Vec<u8>], out: &mut Vec<u8>) {
         Err(e) => return mesh_error(out, &e),
     };
     let next_cursor = if next != 0 {
+        debug_assert!(next < SLOTS);
         next as u64 * shards + shard as u64
     } else if shard + 1 < conn.shards {
         shard as u64 + 1

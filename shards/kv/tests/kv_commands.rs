@@ -270,6 +270,12 @@ fn keys_scan_dbsize_flushall_fan_out() {
         vec!["other".to_string()]
     );
     assert_eq!(r.cmd(&["SCAN", "x"]), "-ERR invalid cursor\r\n");
+    // A cursor past any this server hands out (shard 1 of 2, a position past the last
+    // segment) finds that shard done: no keys, and 0, as after the last shard.
+    assert_eq!(
+        r.cmd(&["SCAN", "18446744073709551615"]),
+        "*2\r\n$1\r\n0\r\n*0\r\n"
+    );
     assert_eq!(r.cmd(&["SCAN", "0", "COUNT"]), SYNTAX);
     assert_eq!(r.cmd(&["FLUSHALL", "BOGUS"]), SYNTAX);
     assert_eq!(r.cmd(&["FLUSHALL"]), "+OK\r\n");
