@@ -20,8 +20,10 @@
 //!
 //! Not (yet) like Redis: one database (SELECT 0 only); no persistence, transactions,
 //! scripting, eviction or RESP3; MSET across shards is applied shard by shard (not atomic,
-//! and a shard past its memory share refuses its part); SCAN's cursor is a position in a
-//! shard's table, so keys added or removed during a scan may be missed or repeated; PUBLISH
+//! and a shard past its memory share refuses its part); SCAN examines whole segments of a
+//! shard's keys (at most 512 keys each), so a call may return more keys than COUNT (Redis
+//! treats COUNT as a hint too), and a key present for a whole scan is returned exactly once;
+//! PUBLISH
 //! keeps per-channel order except when a shard's mesh inbox is full (the message then waits
 //! in a task); replies of a read's local commands that come before its first command for
 //! another shard are sent in one send, the rest in a second.
