@@ -1,5 +1,6 @@
 //! Pipelines that mix shards keep their order; concurrent INCRs from both shards give exact
-//! totals (through the `redis` crate as the client).
+//! totals (through the `redis` crate as the client); clients that vanish with cross-shard
+//! commands in flight leave no task or client behind.
 
 mod common;
 
@@ -119,5 +120,88 @@ fn concurrent_incrs_from_both_shards_give_exact_totals() {
     for c in &counters {
         let total: i64 = redis::cmd("GET").arg(c).query(&mut con).unwrap();
         assert_eq!(total, (THREADS * per_thread) as i64, "{c}");
+    }
+}
+
+/// Each shard's `tasks=` and the server's `connected_clients`, from INFO.
+fn tasks_and_clients(raw: &mut Raw) -> (Vec<u64>, u64) {
+    let info = raw.cmd(&["INFO"]);
+    let field = |line: &str, name: &str| -> u64 {
+        line.split(',')
+            .find_map(|f| f.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {line:?}"))
+    };
+    let tasks = info
+        .lines()
+        .filter(|l| l.starts_with("shard") && l.contains("tasks="))
+        .map(|l| field(l, "tasks="))
+        .collect();
+    let clients = info
+        .lines()
+        .find_map(|l| l.strip_prefix("connected_clients:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("connected_clients in INFO");
+    (tasks, clients)
+}
+
+#[test]
+fn clients_that_vanish_mid_pipeline_leave_nothing_behind() {
+    const CLIENTS: usize = 200;
+    let server = KvServer::start();
+    let mut checker = server.raw();
+    let (tasks_before, clients_before) = tasks_and_clients(&mut checker);
+    assert_eq!(clients_before, 1);
+    let keys: Vec<String> = [keys_on(0, "gone0:", 8), keys_on(1, "gone1:", 8)].concat();
+    // Pipelines whose commands go to both shards (so batches are in flight between them),
+    // sent by clients that close or reset without reading a reply.
+    let mut pipeline = Vec::new();
+    for (i, key) in keys.iter().cycle().take(96).enumerate() {
+        let command = match i % 3 {
+            0 => Raw::encode(&["SET", key, "v"]),
+            1 => Raw::encode(&["INCR", &format!("{key}:n")]),
+            _ => Raw::encode(&["GET", key]),
+        };
+        pipeline.extend_from_slice(&command);
+    }
+    thread::scope(|s| {
+        for t in 0..4 {
+            let (server, pipeline) = (&server, &pipeline);
+            s.spawn(move || {
+                for i in 0..CLIENTS / 4 {
+                    let mut raw = server.raw();
+                    raw.send_bytes(pipeline);
+                    if (t + i) % 2 == 0 {
+                        raw.shutdown();
+                    }
+                    drop(raw);
+                }
+            });
+        }
+    });
+    // No event tells when the server has noticed every close: poll INFO, bounded.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut seen = tasks_and_clients(&mut checker);
+    while seen != (tasks_before.clone(), 1) && std::time::Instant::now() < deadline {
+        thread::sleep(std::time::Duration::from_millis(20));
+        seen = tasks_and_clients(&mut checker);
+    }
+    assert_eq!(
+        seen,
+        (tasks_before, 1),
+        "tasks per shard and clients went back to what they were"
+    );
+    // Both shards still answer, in order, through the mesh.
+    for key in &keys {
+        let counter = format!("{key}:n");
+        let before: i64 = match checker.cmd(&["GET", &counter]).lines().nth(1) {
+            Some(n) => n.parse().expect("a number"),
+            None => 0,
+        };
+        assert!(before <= (CLIENTS * 2) as i64, "{counter} = {before}");
+        assert_eq!(
+            checker.cmd(&["INCR", &counter]),
+            format!(":{}\r\n", before + 1)
+        );
     }
 }

@@ -142,6 +142,11 @@ impl Raw {
         out
     }
 
+    /// Closes both directions now (the server sees EOF, or a reset if replies then arrive).
+    pub fn shutdown(&self) {
+        let _ = self.writer.shutdown(std::net::Shutdown::Both);
+    }
+
     pub fn send_bytes(&mut self, bytes: &[u8]) {
         self.writer.write_all(bytes).unwrap();
     }
