@@ -1,6 +1,6 @@
 //! The ring driver: the only code that touches io_uring.
 //!
-//! A [`Ring`] belongs to one shard and is touched by that shard's thread alone (the ring is
+//! A `Ring` belongs to one shard and is touched by that shard's thread alone (the ring is
 //! set up `SINGLE_ISSUER`). It queues SQEs (submitting early when the SQ is full, never
 //! dropping one), enters the kernel once per loop iteration, and reaps every CQE into a local
 //! queue before the shard dispatches any of them, so no user code runs while the CQ is being
