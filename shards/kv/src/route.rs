@@ -71,7 +71,14 @@ pub fn batcher(config: &crate::Config) -> CallBatcher<Batch, BatchReply> {
                         }
                         (out, ends)
                     }))
-                    .map_err(|payload| panic_text(&*payload))
+                    .map_err(|payload| {
+                        let text = panic_text(&*payload);
+                        tracing::error!(
+                            shard = percore::mesh::shard_id(),
+                            "a command panicked: {text}; its connection gets an error, the shard goes on"
+                        );
+                        text
+                    })
                 })
                 .collect()
         })
