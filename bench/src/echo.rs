@@ -7,18 +7,17 @@ mod conn;
 mod counts;
 
 use std::{
-    cell::{Cell, RefCell},
     net::SocketAddr,
     rc::Rc,
     sync::{Arc, mpsc},
     time::{Duration, Instant},
 };
 
-use hdrhistogram::Histogram;
-use percore::{RingStats, Server};
+use percore::Server;
 
 pub use self::counts::{Counts, ErrorKind};
 use crate::{
+    books::ShardBooks,
     measure::{self, Phase, PhaseClock},
     report::EchoReport,
 };
@@ -60,75 +59,34 @@ impl Default for EchoConfig {
 }
 
 /// What one client shard measured.
-pub struct ShardResult {
-    /// Counts by the phase in which requests were sent: `[warm-up, measured]`.
-    pub counts: [Counts; 2],
-    /// Latency of measured requests that succeeded, in nanoseconds.
-    pub latency_ns: Histogram<u64>,
-    /// The shard's ring counters when it first saw the window open and close.
-    pub ring_at_measure: Option<RingStats>,
-    pub ring_at_done: Option<RingStats>,
-}
+pub type ShardResult = crate::books::ShardResult<Counts>;
 
 /// Per-shard state shared by the connection tasks of that shard.
 pub(crate) struct ShardState {
     pub(crate) cfg: Arc<EchoConfig>,
-    clock: PhaseClock,
-    seen: Cell<Phase>,
-    counts: RefCell<[Counts; 2]>,
-    latency: RefCell<Histogram<u64>>,
-    ring_at: RefCell<[Option<RingStats>; 2]>,
+    books: ShardBooks<Counts>,
 }
 
 impl ShardState {
-    /// The current phase; the first time a shard sees the window open or close it snapshots
-    /// its ring counters, so the report can give client-side enters per request.
     pub(crate) fn phase(&self) -> Phase {
-        let phase = self.clock.get();
-        if phase != self.seen.get() {
-            self.seen.set(phase);
-            let slot = if phase == Phase::Measure { 0 } else { 1 };
-            self.ring_at.borrow_mut()[slot].get_or_insert(percore::stats().ring);
-        }
-        phase
-    }
-
-    fn counts_for(&self, phase: Phase) -> std::cell::RefMut<'_, Counts> {
-        // Nothing is sent once done; events of the final drain belong to the window.
-        let i = if phase == Phase::Warmup { 0 } else { 1 };
-        std::cell::RefMut::map(self.counts.borrow_mut(), |c| &mut c[i])
+        self.books.phase().0
     }
 
     pub(crate) fn sent(&self, phase: Phase) {
-        self.counts_for(phase).sent += 1;
+        self.books.counts(phase).sent += 1;
     }
 
     pub(crate) fn ok(&self, phase: Phase, latency: Duration) {
-        self.counts_for(phase).ok += 1;
+        self.books.counts(phase).ok += 1;
         if phase == Phase::Measure {
-            let ns = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
-            self.latency.borrow_mut().saturating_record(ns.max(1));
+            self.books
+                .record_latency_ns(u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX));
         }
     }
 
     pub(crate) fn error(&self, phase: Phase, kind: ErrorKind) {
-        self.counts_for(phase).add_error(kind);
+        self.books.counts(phase).add_error(kind);
     }
-
-    fn into_result(self) -> ShardResult {
-        let [ring_at_measure, ring_at_done] = self.ring_at.into_inner();
-        ShardResult {
-            counts: self.counts.into_inner(),
-            latency_ns: self.latency.into_inner(),
-            ring_at_measure,
-            ring_at_done,
-        }
-    }
-}
-
-/// Histogram for latencies from 1 ns to 100 s at 3 significant digits.
-pub fn latency_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 100_000_000_000, 3).expect("valid histogram bounds")
 }
 
 /// Runs the load and returns its report. Always bounded: warm-up + duration + timeout +
@@ -147,11 +105,7 @@ pub fn run(cfg: EchoConfig) -> Result<EchoReport, String> {
         .start(move |info| {
             let state = Rc::new(ShardState {
                 cfg: setup_cfg.clone(),
-                clock: setup_clock.clone(),
-                seen: Cell::new(Phase::Warmup),
-                counts: RefCell::default(),
-                latency: RefCell::new(latency_histogram()),
-                ring_at: RefCell::default(),
+                books: ShardBooks::new(setup_clock.clone()),
             });
             Ok(shard_main(info.id, info.count, state, tx.clone()))
         })
@@ -193,6 +147,6 @@ async fn shard_main(
     }
     // Every task has finished, so this is the last reference.
     if let Ok(state) = Rc::try_unwrap(state) {
-        let _ = tx.send(state.into_result());
+        let _ = tx.send(state.books.into_result());
     }
 }

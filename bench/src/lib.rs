@@ -5,10 +5,11 @@
 //! the command line and prints. The request-response modes, [`http`] and [`resp`], are
 //! protocols plugged into one engine, [`load`] (closed or open loop, pipelining, the books,
 //! latency); [`echo`] predates it. [`measure`] is the warm-up/measure/stop clock shared by
-//! the shards; [`progress`] and [`plot`] are the live and the graphic output.
+//! the shards and [`books`] each client shard's counters and latencies, for every mode; [`progress`] and [`plot`] are the live and the graphic output.
 
 #![forbid(unsafe_code)]
 
+pub mod books;
 pub mod cli;
 pub mod echo;
 pub mod http;

@@ -17,7 +17,7 @@ pub mod report;
 pub mod schedule;
 
 use std::{
-    cell::{Cell, RefCell},
+    cell::Cell,
     net::{SocketAddr, TcpStream as StdTcpStream},
     rc::Rc,
     sync::{
@@ -29,11 +29,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use hdrhistogram::Histogram;
-use percore::{RingStats, Server};
+use percore::Server;
 
 pub use self::counts::{Counts, ErrorKind};
 use crate::{
+    books::ShardBooks,
     measure::{self, Phase, PhaseClock, Window},
     procfs,
 };
@@ -139,16 +139,8 @@ pub struct Progress {
     pub rate: f64,
 }
 
-/// What one client shard measured.
-pub struct ShardResult {
-    /// Counts by the phase in which requests were sent: `[warm-up, measured]`.
-    pub counts: [Counts; 2],
-    /// Latency of measured requests that succeeded, in nanoseconds (from the intended send
-    /// time in open loop).
-    pub latency_ns: Histogram<u64>,
-    pub ring_at_measure: Option<RingStats>,
-    pub ring_at_done: Option<RingStats>,
-}
+/// What one client shard measured (latency from the intended send time in open loop).
+pub type ShardResult = crate::books::ShardResult<Counts>;
 
 /// Per-shard state shared by the connection tasks of that shard.
 pub(crate) struct ShardState<P: Protocol> {
@@ -156,28 +148,19 @@ pub(crate) struct ShardState<P: Protocol> {
     pub(crate) proto: Arc<P>,
     /// When the schedule of the open loop starts (the same for every shard).
     pub(crate) start: Instant,
-    clock: PhaseClock,
-    seen: Cell<Phase>,
+    books: ShardBooks<Counts>,
     drain_deadline: Cell<Option<Instant>>,
-    counts: RefCell<[Counts; 2]>,
-    latency: RefCell<Histogram<u64>>,
-    ring_at: RefCell<[Option<RingStats>; 2]>,
     live: Arc<Live>,
 }
 
 impl<P: Protocol> ShardState<P> {
-    /// The current phase; the first time the shard sees the window open or close it
-    /// snapshots its ring counters, and at the close it fixes its drain deadline.
+    /// The current phase; at the shard's first look at the closed window it fixes its drain
+    /// deadline.
     pub(crate) fn phase(&self) -> Phase {
-        let phase = self.clock.get();
-        if phase != self.seen.get() {
-            self.seen.set(phase);
-            let slot = if phase == Phase::Measure { 0 } else { 1 };
-            self.ring_at.borrow_mut()[slot].get_or_insert(percore::stats().ring);
-            if phase == Phase::Done {
-                self.drain_deadline
-                    .set(Some(Instant::now() + self.cfg.drain_grace));
-            }
+        let (phase, first_look) = self.books.phase();
+        if first_look && phase == Phase::Done {
+            self.drain_deadline
+                .set(Some(Instant::now() + self.cfg.drain_grace));
         }
         phase
     }
@@ -187,17 +170,12 @@ impl<P: Protocol> ShardState<P> {
         self.drain_deadline.get()
     }
 
-    fn slot(phase: Phase) -> usize {
-        // Nothing is sent once done; events of the drain belong to the window.
-        if phase == Phase::Warmup { 0 } else { 1 }
-    }
-
     pub(crate) fn counts(&self, phase: Phase) -> std::cell::RefMut<'_, Counts> {
-        std::cell::RefMut::map(self.counts.borrow_mut(), |c| &mut c[Self::slot(phase)])
+        self.books.counts(phase)
     }
 
-    pub(crate) fn latency(&self) -> std::cell::RefMut<'_, Histogram<u64>> {
-        self.latency.borrow_mut()
+    pub(crate) fn record_latency_ns(&self, ns: u64) {
+        self.books.record_latency_ns(ns);
     }
 
     pub(crate) fn error(&self, phase: Phase, kind: ErrorKind) {
@@ -208,21 +186,6 @@ impl<P: Protocol> ShardState<P> {
     pub(crate) fn live(&self) -> &Live {
         &self.live
     }
-
-    fn into_result(self) -> ShardResult {
-        let [ring_at_measure, ring_at_done] = self.ring_at.into_inner();
-        ShardResult {
-            counts: self.counts.into_inner(),
-            latency_ns: self.latency.into_inner(),
-            ring_at_measure,
-            ring_at_done,
-        }
-    }
-}
-
-/// Histogram for latencies from 1 ns to 100 s at 3 significant digits.
-pub fn latency_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 100_000_000_000, 3).expect("valid histogram bounds")
 }
 
 /// What a run returns: the results of the shards that reported, the window, and notes.
@@ -280,12 +243,8 @@ pub fn run<P: Protocol>(
                 cfg: setup_cfg.clone(),
                 proto: proto.clone(),
                 start,
-                clock: setup_clock.clone(),
-                seen: Cell::new(Phase::Warmup),
+                books: ShardBooks::new(setup_clock.clone()),
                 drain_deadline: Cell::new(None),
-                counts: RefCell::default(),
-                latency: RefCell::new(latency_histogram()),
-                ring_at: RefCell::default(),
                 live: setup_lives[info.id].clone(),
             });
             Ok(shard_main(info.id, info.count, state, tx.clone()))
@@ -398,6 +357,6 @@ async fn shard_main<P: Protocol>(
     }
     // Every task has finished, so this is the last reference.
     if let Ok(state) = Rc::try_unwrap(state) {
-        let _ = tx.send(state.into_result());
+        let _ = tx.send(state.books.into_result());
     }
 }

@@ -138,7 +138,7 @@ pub fn run(cfg: MeshConfig) -> Result<MeshReport, String> {
 }
 
 async fn round_trips(cfg: &MeshConfig) -> ShardOut {
-    let mut latency_ns = crate::echo::latency_histogram();
+    let mut latency_ns = crate::books::latency_histogram();
     let mut failed = 0;
     for i in 0..cfg.warmup_round_trips + cfg.round_trips {
         let start = Instant::now();

@@ -135,7 +135,7 @@ mod tests {
 
     #[test]
     fn the_curve_rises_and_the_svg_holds_it() {
-        let mut h = crate::load::latency_histogram();
+        let mut h = crate::books::latency_histogram();
         for v in 1..=10_000u64 {
             h.record(v * 1000).unwrap();
         }
@@ -151,7 +151,7 @@ mod tests {
         let doc = svg(&h, "a <test>");
         assert!(doc.starts_with("<svg") && doc.trim_end().ends_with("</svg>"));
         assert!(doc.contains("<polyline") && doc.contains("a &lt;test&gt;"));
-        assert!(svg(&crate::load::latency_histogram(), "empty").contains("no successful"));
+        assert!(svg(&crate::books::latency_histogram(), "empty").contains("no successful"));
         assert_eq!(nice_ceiling(7300.0), 10000.0);
         assert_eq!(nice_ceiling(180.0), 200.0);
     }

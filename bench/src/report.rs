@@ -7,7 +7,8 @@ use std::fmt::Write as _;
 use hdrhistogram::Histogram;
 
 use crate::{
-    echo::{Counts, EchoConfig, ShardResult, latency_histogram},
+    books::latency_histogram,
+    echo::{Counts, EchoConfig, ShardResult},
     measure::Window,
 };
 

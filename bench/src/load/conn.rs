@@ -335,6 +335,6 @@ fn record<P: Protocol>(shard: &ShardState<P>, request: InFlight, ok: bool, at: I
     if request.phase == Phase::Measure {
         let ns = u64::try_from(at.saturating_duration_since(request.start).as_nanos())
             .unwrap_or(u64::MAX);
-        shard.latency().saturating_record(ns.max(1));
+        shard.record_latency_ns(ns);
     }
 }

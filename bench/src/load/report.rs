@@ -6,7 +6,8 @@ use std::fmt::Write as _;
 
 use hdrhistogram::Histogram;
 
-use super::{Counts, LoadConfig, RunOutcome, latency_histogram};
+use super::{Counts, LoadConfig, RunOutcome};
+use crate::books::latency_histogram;
 use crate::report::JsonObject;
 
 /// Latency percentiles in microseconds.
