@@ -113,21 +113,8 @@ pub fn run(cfg: EchoConfig) -> Result<EchoReport, String> {
     let window = measure::run_window(&clock, cfg.warmup, cfg.duration, cfg.server_pid);
     // In-flight requests finish or time out after the window closes.
     let deadline = Instant::now() + cfg.timeout * 2 + Duration::from_secs(2);
-    let results = measure::collect(&rx, cfg.shards, deadline);
-    let mut notes = Vec::new();
-    if results.len() < cfg.shards {
-        notes.push(format!(
-            "only {} of {} client shards reported before the deadline",
-            results.len(),
-            cfg.shards
-        ));
-    }
-    if let Err(e) = measure::stop(handle, Duration::from_secs(5)) {
-        notes.push(e);
-    }
-    if cfg.server_pid.is_some() && window.server_cpu_ticks.is_none() {
-        notes.push("could not read the server's /proc/PID/stat at both ends".into());
-    }
+    let (results, notes) =
+        measure::finish(&rx, cfg.shards, deadline, handle, &window, cfg.server_pid);
     Ok(EchoReport::new(&cfg, window, results, notes))
 }
 

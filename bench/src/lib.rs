@@ -11,6 +11,7 @@
 
 pub mod books;
 pub mod cli;
+pub mod connect;
 pub mod echo;
 pub mod http;
 pub mod idle;

@@ -254,21 +254,8 @@ pub fn run<P: Protocol>(
     // Every connection stops by the drain deadline, or when a connect begun before it ends
     // (within the timeout); the margin covers a busy shard.
     let deadline = Instant::now() + cfg.drain_grace + cfg.timeout + Duration::from_secs(3);
-    let results = measure::collect(&rx, cfg.shards, deadline);
-    let mut notes = Vec::new();
-    if results.len() < cfg.shards {
-        notes.push(format!(
-            "only {} of {} client shards reported before the deadline",
-            results.len(),
-            cfg.shards
-        ));
-    }
-    if let Err(e) = measure::stop(handle, Duration::from_secs(5)) {
-        notes.push(e);
-    }
-    if cfg.server_pid.is_some() && window.server_cpu_ticks.is_none() {
-        notes.push("could not read the server's /proc/PID/stat at both ends".into());
-    }
+    let (results, notes) =
+        measure::finish(&rx, cfg.shards, deadline, handle, &window, cfg.server_pid);
     Ok(RunOutcome {
         window,
         results,

@@ -95,6 +95,35 @@ pub fn collect<T>(rx: &mpsc::Receiver<T>, count: usize, deadline: Instant) -> Ve
     out
 }
 
+/// The end of a run: collects the client shards' results until `deadline`, stops the
+/// client server, and returns the results with notes on what went wrong (a shard that did
+/// not report, shards that did not stop, a server CPU time that could not be read).
+pub fn finish<T>(
+    rx: &mpsc::Receiver<T>,
+    shards: usize,
+    deadline: Instant,
+    handle: ServerHandle,
+    window: &Window,
+    server_pid: Option<u32>,
+) -> (Vec<T>, Vec<String>) {
+    let results = collect(rx, shards, deadline);
+    let mut notes = Vec::new();
+    if results.len() < shards {
+        notes.push(format!(
+            "only {} of {} client shards reported before the deadline",
+            results.len(),
+            shards
+        ));
+    }
+    if let Err(e) = stop(handle, Duration::from_secs(5)) {
+        notes.push(e);
+    }
+    if server_pid.is_some() && window.server_cpu_ticks.is_none() {
+        notes.push("could not read the server's /proc/PID/stat at both ends".into());
+    }
+    (results, notes)
+}
+
 /// Stops the client shards now and waits at most `wait` for them; an error says they did
 /// not stop in time (the process exits anyway, taking the threads with it).
 pub fn stop(handle: ServerHandle, wait: Duration) -> Result<(), String> {

@@ -1,7 +1,7 @@
 //! One client connection: connect, keep `pipeline` messages in flight, verify every echoed
 //! byte, reconnect after a failure, stop once the window has closed and nothing is in flight.
 
-use std::{collections::VecDeque, io, rc::Rc, time::Duration, time::Instant};
+use std::{collections::VecDeque, io, rc::Rc, time::Instant};
 
 use percore::{
     TcpStream,
@@ -9,11 +9,11 @@ use percore::{
 };
 
 use super::{ErrorKind, ShardState};
-use crate::measure::Phase;
+use crate::{
+    connect::{RECONNECT_BACKOFF, connect},
+    measure::Phase,
+};
 
-/// Pause after a failed connection before the next attempt, so a dead server costs a few
-/// attempts per second per connection instead of a busy loop.
-const RECONNECT_BACKOFF: Duration = Duration::from_millis(50);
 /// Unsent output above which the writer waits for the socket (large messages × pipeline).
 const WRITE_BACKLOG: usize = 64 * 1024;
 
@@ -102,15 +102,11 @@ pub(crate) async fn run_connection(id: usize, shard: Rc<ShardState>) {
         if phase == Phase::Done {
             return;
         }
-        let stream = match timeout(cfg.timeout, TcpStream::connect(cfg.target)).await {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(e)) => {
-                shard.error(phase, ErrorKind::of_connect(&e));
-                sleep(RECONNECT_BACKOFF).await;
-                continue;
-            }
-            Err(_) => {
-                shard.error(phase, ErrorKind::ConnectTimeout);
+        let stream = match connect(cfg.target, cfg.timeout).await {
+            Ok(stream) => stream,
+            Err(failure) => {
+                // The error is counted in the phase in which the attempt began.
+                shard.error(phase, failure.into());
                 continue;
             }
         };

@@ -13,15 +13,15 @@ use std::{
 
 use percore::{
     TcpStream,
-    time::{Sleep, sleep, timeout},
+    time::{Sleep, sleep},
 };
 
 use super::{AtEof, ErrorKind, Parsed, Protocol, ShardState, schedule::Schedule};
-use crate::measure::Phase;
+use crate::{
+    connect::{RECONNECT_BACKOFF, connect},
+    measure::Phase,
+};
 
-/// Pause after a failed connection before the next attempt, so a dead server costs a few
-/// attempts per second per connection instead of a busy loop.
-const RECONNECT_BACKOFF: Duration = Duration::from_millis(50);
 /// Unsent output above which the writer stops adding requests (large bodies × pipeline).
 const WRITE_BACKLOG: usize = 256 * 1024;
 /// How long an idle open-loop connection sleeps at most before it looks at the phase again.
@@ -53,15 +53,11 @@ pub(crate) async fn run_connection<P: Protocol>(id: usize, shard: Rc<ShardState<
         if phase == Phase::Done {
             return;
         }
-        let stream = match timeout(cfg.timeout, TcpStream::connect(cfg.target)).await {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(e)) => {
-                shard.error(phase, ErrorKind::of_connect(&e));
-                sleep(RECONNECT_BACKOFF).await;
-                continue;
-            }
-            Err(_) => {
-                shard.error(phase, ErrorKind::ConnectTimeout);
+        let stream = match connect(cfg.target, cfg.timeout).await {
+            Ok(stream) => stream,
+            Err(failure) => {
+                // The error is counted in the phase in which the attempt began.
+                shard.error(phase, failure.into());
                 continue;
             }
         };

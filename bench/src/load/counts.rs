@@ -5,6 +5,8 @@
 
 use std::io;
 
+use crate::connect::ConnectFailure;
+
 /// Why a request, or a connection attempt, failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorKind {
@@ -43,13 +45,14 @@ impl ErrorKind {
             _ => ErrorKind::Io,
         }
     }
+}
 
-    /// Classifies a failed connect.
-    pub fn of_connect(e: &io::Error) -> Self {
-        match e.kind() {
-            io::ErrorKind::ConnectionRefused => ErrorKind::ConnectRefused,
-            io::ErrorKind::TimedOut => ErrorKind::ConnectTimeout,
-            _ => ErrorKind::ConnectOther,
+impl From<ConnectFailure> for ErrorKind {
+    fn from(failure: ConnectFailure) -> Self {
+        match failure {
+            ConnectFailure::Refused => ErrorKind::ConnectRefused,
+            ConnectFailure::Timeout => ErrorKind::ConnectTimeout,
+            ConnectFailure::Other => ErrorKind::ConnectOther,
         }
     }
 }
