@@ -45,6 +45,58 @@ type BatchResult<Resp> = Result<Vec<Resp>, MeshError>;
 
 /// Calls from the current shard to any shard, gathered per target over one loop iteration.
 /// Made on a shard and used there (it is `!Send`); cheap to clone (clones share the queues).
+///
+/// ```no_run
+/// use std::{cell::RefCell, collections::HashMap};
+///
+/// use percore::{Server, TcpStream, mesh::{self, CallBatcher}};
+///
+/// thread_local! {
+///     /// Each shard's part of a counter table: the counters whose name hashes to it.
+///     static COUNTS: RefCell<HashMap<String, u64>> = RefCell::new(HashMap::new());
+/// }
+///
+/// /// Adds one to each named counter on the shard that runs the batch; answers the new values.
+/// fn bump(names: Vec<String>) -> Vec<u64> {
+///     COUNTS.with(|counts| {
+///         let mut counts = counts.borrow_mut();
+///         names
+///             .into_iter()
+///             .map(|name| {
+///                 let n = counts.entry(name).or_default();
+///                 *n += 1;
+///                 *n
+///             })
+///             .collect()
+///     })
+/// }
+///
+/// async fn handle(mut stream: TcpStream, bumps: CallBatcher<String, u64>) {
+///     while let Ok(Some(name)) = stream
+///         .respond_with(|input, _| (input.len(), String::from_utf8_lossy(input).into_owned()))
+///         .await
+///     {
+///         let owner = name.len() % mesh::shard_count();
+///         // Every connection of this shard that bumps in this iteration shares one message.
+///         let value = bumps.call(owner, name).await;
+///         let _ = stream.write_with(|out| out.extend_from_slice(format!("{value:?}\n").as_bytes()));
+///     }
+/// }
+///
+/// fn main() -> Result<(), percore::Error> {
+///     let server = Server::builder().shards(2).start(|_| {
+///         Ok(async {
+///             let bumps = CallBatcher::new(bump);
+///             let listener = percore::TcpListener::bind("127.0.0.1:7001".parse().unwrap())
+///                 .expect("bind");
+///             while let Ok(stream) = listener.accept().await {
+///                 percore::spawn(handle(stream, bumps.clone()));
+///             }
+///         })
+///     })?;
+///     server.join()
+/// }
+/// ```
 pub struct CallBatcher<Req, Resp> {
     inner: Rc<Inner<Req, Resp>>,
 }
