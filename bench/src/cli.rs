@@ -140,11 +140,7 @@ pub fn finish(args: &LoadArgs, report: &LoadReport) -> Result<(), String> {
             .map_err(|e| format!("writing {}: {e}", path.display()))?;
     }
     if report.total_ok() == 0 {
-        let c = {
-            let mut c = report.warmup;
-            c.merge(&report.measured);
-            c
-        };
+        let c = report.whole_run();
         return Err(format!(
             "no request succeeded against {}: {} connections opened, {} connect errors \
              ({} refused, {} timed out), {} request errors",

@@ -14,7 +14,10 @@ use std::{
 };
 
 use common::{assert_reconciled, config, run, serve_heads, spawn_server};
-use percore_bench::http::{Http, HttpRequest};
+use percore_bench::{
+    http::{Http, HttpRequest},
+    load::report::LoadReport,
+};
 
 const HELLO: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\nHello, World!";
 
@@ -25,6 +28,21 @@ fn http(target: std::net::SocketAddr) -> Http {
 /// How long a run may take at most: warm-up + window + drain + the engine's margin.
 fn bound(cfg: &percore_bench::load::LoadConfig) -> Duration {
     cfg.warmup + cfg.duration + cfg.drain_grace + cfg.timeout + Duration::from_secs(4)
+}
+
+/// A run against `target` with the test configuration, which must end within [`bound`]
+/// and whose books must reconcile.
+fn run_within_bound(target: std::net::SocketAddr) -> LoadReport {
+    let cfg = config(target);
+    let started = Instant::now();
+    let report = run(cfg.clone(), http(target));
+    assert!(
+        started.elapsed() < bound(&cfg),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_reconciled(&report);
+    report
 }
 
 #[test]
@@ -61,11 +79,7 @@ fn pipelined_mixed_framings_reconcile_exactly_with_the_server() {
     cfg.pipeline = 4;
     let report = run(cfg, http(target));
     assert_reconciled(&report);
-    let all = {
-        let mut c = report.warmup;
-        c.merge(&report.measured);
-        c
-    };
+    let all = report.whole_run();
     assert!(all.ok > 100, "{}", report.to_text());
     assert_eq!(all.in_flight_at_end, 0, "{}", report.to_text());
     assert_eq!(
@@ -118,20 +132,8 @@ fn a_truncated_body_is_counted_and_the_run_ends_on_time() {
             false
         })
     });
-    let cfg = config(target);
-    let started = Instant::now();
-    let report = run(cfg.clone(), http(target));
-    assert!(
-        started.elapsed() < bound(&cfg),
-        "took {:?}",
-        started.elapsed()
-    );
-    assert_reconciled(&report);
-    let all = {
-        let mut c = report.warmup;
-        c.merge(&report.measured);
-        c
-    };
+    let report = run_within_bound(target);
+    let all = report.whole_run();
     assert_eq!(all.ok, 0, "{}", report.to_text());
     assert!(all.truncated > 8, "{}", report.to_text());
     // One request per connection, each cut short.
@@ -159,20 +161,8 @@ fn closing_mid_head_before_any_byte_and_garbage_are_each_counted() {
         });
         let _ = stream.flush();
     });
-    let cfg = config(target);
-    let started = Instant::now();
-    let report = run(cfg.clone(), http(target));
-    assert!(
-        started.elapsed() < bound(&cfg),
-        "took {:?}",
-        started.elapsed()
-    );
-    assert_reconciled(&report);
-    let all = {
-        let mut c = report.warmup;
-        c.merge(&report.measured);
-        c
-    };
+    let report = run_within_bound(target);
+    let all = report.whole_run();
     assert_eq!(all.ok, 0, "{}", report.to_text());
     for (name, count) in [
         ("truncated", all.truncated),
@@ -193,15 +183,7 @@ fn closing_mid_head_before_any_byte_and_garbage_are_each_counted() {
 #[test]
 fn a_silent_server_gives_timeouts_and_in_flight_at_end_not_a_hang() {
     let target = spawn_server(|stream| serve_heads(stream, |_| true));
-    let cfg = config(target);
-    let started = Instant::now();
-    let report = run(cfg.clone(), http(target));
-    assert!(
-        started.elapsed() < bound(&cfg),
-        "took {:?}",
-        started.elapsed()
-    );
-    assert_reconciled(&report);
+    let report = run_within_bound(target);
     assert_eq!(report.total_ok(), 0);
     assert!(
         report.warmup.timeout + report.measured.timeout > 0,

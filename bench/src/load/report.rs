@@ -110,6 +110,13 @@ impl LoadReport {
         self.measured.errors() + self.warmup.errors()
     }
 
+    /// The counts of the whole run, warm-up included.
+    pub fn whole_run(&self) -> Counts {
+        let mut counts = self.warmup;
+        counts.merge(&self.measured);
+        counts
+    }
+
     /// Successes over the whole run, warm-up included.
     pub fn total_ok(&self) -> u64 {
         self.measured.ok + self.warmup.ok
