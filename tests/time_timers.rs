@@ -349,3 +349,42 @@ fn spawn_blocking_returns_to_its_own_shard() {
         assert_eq!(still_works, &Ok(5), "shard {shard}: the pool goes on");
     }
 }
+
+#[test]
+fn the_loops_clock_reading_is_shared_within_an_iteration_and_moves_between_them() {
+    let _serial = serial();
+    let (same_poll, before_real, after_sleep, sleep_took) = run_on(two_shards(), 0, || async {
+        let first = percore::time::now();
+        let second = percore::time::now();
+        let real = Instant::now();
+        // A sleep ends in a later iteration: the loop waited, woke and read the clock again.
+        let armed = Instant::now();
+        sleep(Duration::from_millis(20)).await;
+        let after = percore::time::now();
+        (
+            first == second,
+            first <= real,
+            after - first,
+            armed.elapsed(),
+        )
+    });
+    assert!(
+        same_poll,
+        "two readings in one iteration must be the same reading"
+    );
+    assert!(
+        before_real,
+        "the loop's reading is taken before the task runs"
+    );
+    assert!(
+        after_sleep >= Duration::from_millis(20) && after_sleep <= sleep_took + LATE_TOLERANCE,
+        "after a 20 ms sleep the loop's reading moved by {after_sleep:?} (the sleep took {sleep_took:?})"
+    );
+    // Off a shard there is no loop reading: each call reads the clock.
+    let first = percore::time::now();
+    thread::sleep(Duration::from_millis(2));
+    assert!(
+        percore::time::now() - first >= Duration::from_millis(2),
+        "off a shard, now() reads the clock"
+    );
+}

@@ -12,6 +12,10 @@
 //! 5. **complete**: every CQE is reaped into a local queue first, then dispatched;
 //!    multishot operations that ended without `IORING_CQE_F_MORE` are re-armed;
 //! 6. **close**: connections whose last operation completed release their buffers and fds.
+//!
+//! The loop reads the clock twice per iteration: as it wakes (that reading drives the timers
+//! phase and is the iteration's `crate::time::now`) and before it waits (busy time and the
+//! wait's timeout).
 
 use std::{
     panic::{AssertUnwindSafe, catch_unwind},
@@ -64,11 +68,14 @@ pub(crate) fn run(shard: &Rc<Shard>) -> std::io::Result<()> {
         expected_wake: None,
     };
     arm_eventfd(shard, &mut state);
+    // The iteration's clock reading, taken as the loop wakes (`crate::time::now`): the loop
+    // reads the clock twice per iteration, here and before it waits.
+    let mut start = Instant::now();
+    shard::set_iteration_now(start);
     loop {
-        let iteration_start_ns = watchdog::now_ns();
-        shard.remote.set_busy_since(iteration_start_ns);
-        record_timer_lag(shard, &mut state);
-        fire_timers(shard, &mut state);
+        shard.remote.set_busy_since(watchdog::ns_at(start));
+        record_timer_lag(shard, &mut state, start);
+        fire_timers(shard, &mut state, start);
         take_remote_wakes(shard, &mut state);
         mesh::run_inbox(shard, MESH_BATCH);
         if drain_step(shard, &mut state) {
@@ -78,9 +85,12 @@ pub(crate) fn run(shard: &Rc<Shard>) -> std::io::Result<()> {
         run_tasks(shard);
         shard::run_end_of_run(shard);
         net::after_run(shard);
-        let wait = choose_wait(shard);
-        end_iteration(shard, &mut state, iteration_start_ns, wait);
+        let end = Instant::now();
+        let wait = choose_wait(shard, end);
+        end_iteration(shard, &mut state, start, end, wait);
         let entered = shard.ring.borrow_mut().enter(wait);
+        start = Instant::now();
+        shard::set_iteration_now(start);
         shard.remote.woke();
         if entered.is_err() {
             shard::deferred_wakes_failed(shard);
@@ -94,24 +104,23 @@ pub(crate) fn run(shard: &Rc<Shard>) -> std::io::Result<()> {
 }
 
 /// Records the iteration's busy time and marks the shard as waiting.
-fn end_iteration(shard: &Shard, state: &mut LoopState, start_ns: u64, wait: Wait) {
-    let busy_us = watchdog::now_ns().saturating_sub(start_ns) / 1000;
+fn end_iteration(shard: &Shard, state: &mut LoopState, start: Instant, end: Instant, wait: Wait) {
+    let busy_us = end.saturating_duration_since(start).as_micros() as u64;
     {
         let mut stats = shard.loop_stats.borrow_mut();
         stats.iterations += 1;
         stats.iteration_us.record_us(busy_us);
     }
     state.expected_wake = match wait {
-        Wait::Timeout(timeout) => Some(Instant::now() + timeout),
+        Wait::Timeout(timeout) => Some(end + timeout),
         Wait::No | Wait::Forever => None,
     };
     shard.remote.set_busy_since(0);
 }
 
 /// How late a timed wait ended (kernel wake-up latency plus anything that delayed the loop).
-fn record_timer_lag(shard: &Shard, state: &mut LoopState) {
+fn record_timer_lag(shard: &Shard, state: &mut LoopState, now: Instant) {
     if let Some(expected) = state.expected_wake.take() {
-        let now = Instant::now();
         if now >= expected {
             let lag_us = (now - expected).as_micros() as u64;
             shard.loop_stats.borrow_mut().timer_lag_us.record_us(lag_us);
@@ -130,8 +139,8 @@ fn arm_eventfd(shard: &Shard, state: &mut LoopState) {
         .push(&read.to_sqe(Token::new(Kind::Wake, WAKE_EVENTFD, 0)));
 }
 
-fn fire_timers(shard: &Shard, state: &mut LoopState) {
-    let now_ms = shard.clock.now_ms();
+fn fire_timers(shard: &Shard, state: &mut LoopState, now: Instant) {
+    let now_ms = shard.clock.ms_at(now);
     shard.timers.borrow_mut().advance(now_ms, &mut state.fired);
     for waker in state.fired.drain(..) {
         waker.wake();
@@ -180,14 +189,12 @@ fn run_tasks(shard: &Shard) {
     }
 }
 
-fn choose_wait(shard: &Shard) -> Wait {
-    if shard::local_queue_len() > 0
-        || shard.ring.borrow().has_reaped()
-        || shard.mesh.has_pending()
-        || net::has_starved(shard)
-    {
+/// How the loop waits, with `now` read after the tasks ran.
+fn choose_wait(shard: &Shard, now: Instant) -> Wait {
+    if shard::local_queue_len() > 0 || shard.ring.borrow().has_reaped() || net::has_starved(shard) {
         return Wait::No;
     }
+    // The mesh is checked once, after `prepare_sleep` (its channels take a lock each).
     if !shard.remote.prepare_sleep()
         || shard.mesh.has_pending()
         || shard.control.stop_requested() != shard.is_draining()
@@ -197,7 +204,7 @@ fn choose_wait(shard: &Shard) -> Wait {
     }
     let next_deadline = shard.timers.borrow().next_deadline_ms();
     match next_deadline {
-        Some(deadline_ms) => Wait::Timeout(shard.clock.until_ms(deadline_ms)),
+        Some(deadline_ms) => Wait::Timeout(shard.clock.until_ms_from(deadline_ms, now)),
         None if shard.is_draining() => Wait::Timeout(Duration::from_millis(50)),
         None => Wait::Forever,
     }

@@ -13,6 +13,7 @@ use std::{
     rc::Rc,
     sync::Arc,
     task::Waker,
+    time::Instant,
 };
 
 use super::{
@@ -112,6 +113,8 @@ impl Drain {
 thread_local! {
     static CURRENT: RefCell<Option<Rc<Shard>>> = const { RefCell::new(None) };
     static SHARD_ID: Cell<usize> = const { Cell::new(usize::MAX) };
+    /// When this shard's current loop iteration began (see [`iteration_now`]).
+    static ITERATION_NOW: Cell<Option<Instant>> = const { Cell::new(None) };
     static RUN_QUEUE: RefCell<VecDeque<TaskRef>> = const { RefCell::new(VecDeque::new()) };
     /// Work to run once the run phase of this iteration is over (see [`at_end_of_run`]).
     static END_OF_RUN: RefCell<Vec<Box<dyn FnOnce()>>> = const { RefCell::new(Vec::new()) };
@@ -190,6 +193,16 @@ impl Drop for EnterGuard {
 pub(crate) fn current_shard_id() -> Option<usize> {
     let id = SHARD_ID.with(Cell::get);
     (id != usize::MAX).then_some(id)
+}
+
+/// The clock reading the loop took as its current iteration began, if this thread runs a
+/// shard: one reading per iteration, shared by the loop's phases and `crate::time::now`.
+pub(crate) fn iteration_now() -> Option<Instant> {
+    ITERATION_NOW.with(Cell::get)
+}
+
+pub(crate) fn set_iteration_now(now: Instant) {
+    ITERATION_NOW.with(|cell| cell.set(Some(now)));
 }
 
 /// The current shard, if this thread runs one.

@@ -39,9 +39,16 @@ use crate::{
 
 /// Nanoseconds since the process's first call: the clock of `busy_since`.
 pub(crate) fn now_ns() -> u64 {
+    ns_at(Instant::now())
+}
+
+/// [`now_ns`] for a reading the caller already took.
+pub(crate) fn ns_at(at: Instant) -> u64 {
     static EPOCH: OnceLock<Instant> = OnceLock::new();
     // +1 so that 0 can mean "not busy".
-    EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64 + 1
+    at.saturating_duration_since(*EPOCH.get_or_init(Instant::now))
+        .as_nanos() as u64
+        + 1
 }
 
 /// Starts the watchdog; it ends once every shard has stopped.

@@ -64,6 +64,15 @@ impl Clock {
         }
     }
 
+    /// Whole milliseconds since the origin at `at` (rounded down), for a reading the caller
+    /// already took; a manual clock ignores `at` and reads its counter.
+    pub fn ms_at(&self, at: Instant) -> u64 {
+        match self {
+            Clock::System { origin } => duration_to_ms_floor(at.saturating_duration_since(*origin)),
+            Clock::Manual(now_ms) => now_ms.load(Ordering::Acquire),
+        }
+    }
+
     /// The current [`Instant`], for the system clock only: manual time has
     /// no relation to real instants, so it returns `None`.
     pub fn now_instant(&self) -> Option<Instant> {
@@ -81,9 +90,15 @@ impl Clock {
     /// How long from now until `deadline_ms` (zero if it has passed). A system clock
     /// measures against the real `Instant`, so a wait ends at the deadline, not a tick.
     pub fn until_ms(&self, deadline_ms: u64) -> Duration {
+        self.until_ms_from(deadline_ms, Instant::now())
+    }
+
+    /// [`Clock::until_ms`] measured from `now`, a reading the caller already took.
+    pub fn until_ms_from(&self, deadline_ms: u64, now: Instant) -> Duration {
         match self {
-            Clock::System { origin } => (*origin + Duration::from_millis(deadline_ms))
-                .saturating_duration_since(Instant::now()),
+            Clock::System { origin } => {
+                (*origin + Duration::from_millis(deadline_ms)).saturating_duration_since(now)
+            }
             Clock::Manual(_) => Duration::from_millis(deadline_ms.saturating_sub(self.now_ms())),
         }
     }

@@ -12,11 +12,23 @@ use std::{
     pin::Pin,
     rc::Rc,
     task::{Context, Poll},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use self::wheel::TimerKey;
 use crate::executor::shard::{self, Shard};
+
+/// When the current shard's loop last woke from its wait, which begins the iteration that
+/// runs now: the loop reads the clock then, and everything that runs in the iteration may
+/// share that reading instead of reading the clock itself (a hot path saves a
+/// `clock_gettime` per request). Every completion the iteration handles arrived before it.
+///
+/// It trails the real time by at most what the iteration has run so far, so use it for
+/// timestamps and for deadlines that may only err early, not to time work done within one
+/// iteration. Off a shard it reads the clock.
+pub fn now() -> Instant {
+    shard::iteration_now().unwrap_or_else(Instant::now)
+}
 
 /// Completes after `duration` (rounded up to the next millisecond).
 pub fn sleep(duration: Duration) -> Sleep {

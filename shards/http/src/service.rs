@@ -213,9 +213,10 @@ impl Deadlines {
 
 /// Serves one connection until it closes.
 ///
-/// The hot path (a request arrives, is answered, the task waits again) reads the clock once
-/// per pass over the input and touches neither the timer wheel nor the drain waiters: both
-/// were registered with this task's waker before and stay registered.
+/// The hot path (a request arrives, is answered, the task waits again) reads no clock (it
+/// takes the loop's reading, `percore::time::now`) and touches neither the timer wheel nor
+/// the drain waiters: both were registered with this task's waker before and stay
+/// registered.
 pub async fn handle(mut stream: TcpStream, router: Rc<Router>, limits: Limits) {
     let mut conn = Connection::new(limits.clone());
     let counters = StatusCounters::shard();
@@ -247,7 +248,8 @@ pub async fn handle(mut stream: TcpStream, router: Rc<Router>, limits: Limits) {
         let mut seen_at = None;
         let woken = poll_fn(|cx| {
             let read = stream.poll_respond_with(cx, &mut |input, out| {
-                let now = Instant::now();
+                // The loop's reading for this iteration: the input arrived before it.
+                let now = percore::time::now();
                 seen_at = Some(now);
                 let date = date_at(now);
                 let (consumed, pass) =
