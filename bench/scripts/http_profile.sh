@@ -7,7 +7,8 @@
 #       "target/release/percore serve --listen 127.0.0.1:18999 --shards 1 --quiet" 256 16 5 /tmp/prof
 #
 # Args: SERVER_COMMAND (must listen on 127.0.0.1:18999) CONNS PIPELINE SECONDS OUT_PREFIX.
-# Writes OUT.data (perf.data), OUT.wrk, OUT.split (samples by thread and object). Bounded.
+# Writes OUT.data (perf.data), OUT.wrk, OUT.split (samples by thread and object), OUT.pid
+# (the server's PID). Bounded.
 set -u
 cd "$(dirname "$0")/../.."
 CMD=$1 C=$2 P=$3 S=$4 OUT=$5
@@ -16,6 +17,8 @@ CMD=$1 C=$2 P=$3 S=$4 OUT=$5
 timeout $((S + 60)) taskset -c 1 $CMD >"$OUT.server.log" 2>&1 &
 SP=$!
 for _ in $(seq 1 50); do curl -s --max-time 1 http://127.0.0.1:18999/ >/dev/null && break; sleep 0.1; done
+# The server's own PID (`timeout` runs it as its child), for filtering the samples.
+pgrep -P "$SP" | head -1 >"$OUT.pid"
 script=()
 ((P > 1)) && script=(-s bench/scripts/peers/pipeline.lua)
 timeout 20 taskset -c 0 wrk -t1 -c"$C" -d1s "${script[@]}" http://127.0.0.1:18999/ -- "$P" >/dev/null 2>&1
