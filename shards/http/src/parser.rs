@@ -11,7 +11,7 @@
 
 use crate::{
     HttpError, Limits,
-    chars::{is_field_value, is_host, is_ows, is_target_byte, is_tchar, is_token, trim_ows},
+    chars::{is_field_value, is_host, is_ows, is_target_byte, is_tchar, is_token},
 };
 
 /// Byte offsets `start..end` into the head.
@@ -273,7 +273,12 @@ fn parse_request_line(line: &[u8], base: usize) -> Result<RequestLine, HttpError
         version,
         ..RequestLine::default()
     };
-    let (authority, path_start) = split_target(method, target)?;
+    // Origin-form (`/path`) is nearly every request: skip the call for the other forms.
+    let (authority, path_start) = if target[0] == b'/' {
+        (None, 0)
+    } else {
+        split_target(method, target)?
+    };
     let path_start = target_start + path_start;
     parsed.authority = authority.map(|(s, e)| Span::new(base, target_start + s, target_start + e));
     let target_end = target_start + target.len();
@@ -289,9 +294,18 @@ fn parse_request_line(line: &[u8], base: usize) -> Result<RequestLine, HttpError
 
 /// `HTTP/1.1` or `HTTP/1.0`; another well-formed `HTTP/d.d` is 505, anything else 400.
 fn parse_version(v: &[u8]) -> Result<Version, HttpError> {
+    // The two accepted versions as whole 8-byte words: one comparison each, where the
+    // byte patterns below compile to a byte-by-byte decision tree.
+    const HTTP11: u64 = u64::from_le_bytes(*b"HTTP/1.1");
+    const HTTP10: u64 = u64::from_le_bytes(*b"HTTP/1.0");
+    if let Ok(&word) = <&[u8; 8]>::try_from(v) {
+        match u64::from_le_bytes(word) {
+            HTTP11 => return Ok(Version::Http11),
+            HTTP10 => return Ok(Version::Http10),
+            _ => {}
+        }
+    }
     match v {
-        b"HTTP/1.1" => Ok(Version::Http11),
-        b"HTTP/1.0" => Ok(Version::Http10),
         [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
             if major.is_ascii_digit() && minor.is_ascii_digit() =>
         {
@@ -374,7 +388,12 @@ fn parse_field(line: &[u8], base: usize) -> Result<Field, HttpError> {
         .iter()
         .position(|&b| !is_ows(b))
         .unwrap_or(raw_value.len());
-    let value_len = trim_ows(&raw_value[lead..]).len();
+    // The value from `lead` starts with a non-OWS byte (or is empty): only its end needs
+    // trimming.
+    let value_len = raw_value[lead..]
+        .iter()
+        .rposition(|&b| !is_ows(b))
+        .map_or(0, |last| last + 1);
     let value_start = name_len + 1 + lead;
     Ok(Field {
         name: Span::new(base, 0, name_len),
@@ -386,6 +405,7 @@ fn parse_field(line: &[u8], base: usize) -> Result<Field, HttpError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chars::trim_ows;
 
     fn parse_all(input: &[u8]) -> Result<Option<usize>, HttpError> {
         HeadParser::new(&Limits::default()).parse(input, &Limits::default())
@@ -459,6 +479,61 @@ mod tests {
             }
         }
         assert_eq!(find_lf(b"\x0b\x09\x8a\x0a"), Some(3));
+    }
+
+    /// The version match as written before its word-compare fast path.
+    fn reference_version(v: &[u8]) -> Result<Version, HttpError> {
+        match v {
+            b"HTTP/1.1" => Ok(Version::Http11),
+            b"HTTP/1.0" => Ok(Version::Http10),
+            [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+                if major.is_ascii_digit() && minor.is_ascii_digit() =>
+            {
+                Err(HttpError::version_not_supported())
+            }
+            _ => Err(HttpError::bad_request("invalid HTTP version")),
+        }
+    }
+
+    #[test]
+    fn versions_match_the_byte_patterns() {
+        let mut cases: Vec<Vec<u8>> = [&b""[..], b"HTTP/1.1 ", b"HTTP/1.", b"http/1.1", b"HTTP/11"]
+            .iter()
+            .map(|v| v.to_vec())
+            .collect();
+        for major in 0..=255u8 {
+            for minor in 0..=255u8 {
+                cases.push(vec![b'H', b'T', b'T', b'P', b'/', major, b'.', minor]);
+            }
+        }
+        for at in 0..8 {
+            for b in 0..=255u8 {
+                let mut v = *b"HTTP/1.1";
+                v[at] = b;
+                cases.push(v.to_vec());
+                v = *b"HTTP/1.0";
+                v[at] = b;
+                cases.push(v.to_vec());
+            }
+        }
+        for v in cases {
+            assert_eq!(parse_version(&v), reference_version(&v), "{v:?}");
+        }
+    }
+
+    #[test]
+    fn values_are_trimmed_of_ows_on_both_sides() {
+        // Every value of up to six bytes from space, tab and `a`.
+        for len in 0..=6u32 {
+            for code in 0..3usize.pow(len) {
+                let value: Vec<u8> = (0..len)
+                    .map(|i| b" \ta"[code / 3usize.pow(i) % 3])
+                    .collect();
+                let line = [&b"X:"[..], &value].concat();
+                let field = parse_field(&line, 0).unwrap();
+                assert_eq!(field.value.get(&line), trim_ows(&value), "{value:?}");
+            }
+        }
     }
 
     #[test]
