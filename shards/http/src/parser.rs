@@ -202,6 +202,12 @@ impl HeadParser {
         if self.head_len.is_some() {
             return Ok(self.head_len);
         }
+        // Keep-alive offers an empty input right after each response. With nothing judged
+        // yet and no bytes, the search below would find no LF and a budget not yet spent:
+        // answer that directly (a zero budget still falls through, to be refused there).
+        if input.is_empty() && self.pos == 0 && limits.max_request_line > 0 {
+            return Ok(None);
+        }
         loop {
             match self.fields_start {
                 None => {
@@ -479,6 +485,20 @@ mod tests {
             }
         }
         assert_eq!(find_lf(b"\x0b\x09\x8a\x0a"), Some(3));
+    }
+
+    #[test]
+    fn empty_input_waits_unless_the_line_budget_is_zero() {
+        let limits = Limits::default();
+        let mut parser = HeadParser::new(&limits);
+        assert_eq!(parser.parse(b"", &limits), Ok(None));
+        assert_eq!(parser.parse(b"GET / HTTP/1.1\r\n", &limits), Ok(None));
+        let zero = Limits {
+            max_request_line: 0,
+            ..Limits::default()
+        };
+        let refused = HeadParser::new(&zero).parse(b"", &zero);
+        assert_eq!(refused.map_err(|e| e.status), Err(414));
     }
 
     /// The version match as written before its word-compare fast path.
