@@ -106,21 +106,22 @@ const STATIC_HEAD_MAX: usize = 64 + 8 + 29 + 2 + 18 + 20 + 2 + 24 + 2;
 /// `HTTP/1.1 <status> <reason>\r\nDate: <date>` (no CRLF after the date): the common
 /// statuses as one constant piece.
 fn write_status_line_and_date(out: &mut Vec<u8>, status: u16, date: &[u8; 29]) {
-    let line: &[u8] = match status {
-        200 => b"HTTP/1.1 200 OK\r\nDate: ",
-        204 => b"HTTP/1.1 204 No Content\r\nDate: ",
-        304 => b"HTTP/1.1 304 Not Modified\r\nDate: ",
-        400 => b"HTTP/1.1 400 Bad Request\r\nDate: ",
-        404 => b"HTTP/1.1 404 Not Found\r\nDate: ",
+    // One copy per arm: each of a known length, which the compiler inlines, where one copy
+    // of the chosen piece would be a `memcpy` call.
+    match status {
+        200 => out.extend_from_slice(b"HTTP/1.1 200 OK\r\nDate: "),
+        204 => out.extend_from_slice(b"HTTP/1.1 204 No Content\r\nDate: "),
+        304 => out.extend_from_slice(b"HTTP/1.1 304 Not Modified\r\nDate: "),
+        400 => out.extend_from_slice(b"HTTP/1.1 400 Bad Request\r\nDate: "),
+        404 => out.extend_from_slice(b"HTTP/1.1 404 Not Found\r\nDate: "),
         _ => {
             out.extend_from_slice(b"HTTP/1.1 ");
             write_u64(out, u64::from(status));
             out.push(b' ');
             out.extend_from_slice(reason_phrase(status).as_bytes());
-            b"\r\nDate: "
+            out.extend_from_slice(b"\r\nDate: ");
         }
-    };
-    out.extend_from_slice(line);
+    }
     out.extend_from_slice(date);
 }
 
