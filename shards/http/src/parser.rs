@@ -208,49 +208,45 @@ impl HeadParser {
         if input.is_empty() && self.pos == 0 && limits.max_request_line > 0 {
             return Ok(None);
         }
-        loop {
-            match self.fields_start {
-                None => {
-                    let lf = match find_line(
-                        input,
-                        self.pos,
-                        &mut self.scanned,
-                        limits.max_request_line,
-                    ) {
-                        Line::End(lf) => lf,
-                        Line::Partial => return Ok(None),
-                        Line::OverBudget => return Err(HttpError::line_too_long()),
-                    };
-                    let line = strip_cr(input, self.pos, lf)?;
-                    // RFC 9112 §2.2: empty lines before a request line are ignored.
-                    if !line.is_empty() {
-                        self.line = parse_request_line(line, self.pos)?;
-                        self.fields_start = Some(lf + 1);
-                    }
-                    self.pos = lf + 1;
-                }
-                Some(start) => {
-                    let budget_end = start.saturating_add(limits.max_header_bytes);
-                    let lf = match find_line(input, self.pos, &mut self.scanned, budget_end) {
-                        Line::End(lf) => lf,
-                        Line::Partial => return Ok(None),
-                        Line::OverBudget => {
-                            return Err(HttpError::headers_too_large("header block too large"));
-                        }
-                    };
-                    let line = strip_cr(input, self.pos, lf)?;
-                    if line.is_empty() {
-                        self.head_len = Some(lf + 1);
-                        return Ok(self.head_len);
-                    }
-                    if self.fields.len() >= limits.max_headers {
-                        return Err(HttpError::headers_too_large("too many header fields"));
-                    }
-                    let field = parse_field(line, self.pos)?;
-                    self.fields.push(field);
-                    self.pos = lf + 1;
-                }
+        // The request line, unless done (empty lines before it are skipped).
+        let fields_start = loop {
+            if let Some(start) = self.fields_start {
+                break start;
             }
+            let lf = match find_line(input, self.pos, &mut self.scanned, limits.max_request_line) {
+                Line::End(lf) => lf,
+                Line::Partial => return Ok(None),
+                Line::OverBudget => return Err(HttpError::line_too_long()),
+            };
+            let line = strip_cr(input, self.pos, lf)?;
+            // RFC 9112 §2.2: empty lines before a request line are ignored.
+            if !line.is_empty() {
+                self.line = parse_request_line(line, self.pos)?;
+                self.fields_start = Some(lf + 1);
+            }
+            self.pos = lf + 1;
+        };
+        // The field lines, up to the empty line; their budget is fixed from here on.
+        let budget_end = fields_start.saturating_add(limits.max_header_bytes);
+        loop {
+            let lf = match find_line(input, self.pos, &mut self.scanned, budget_end) {
+                Line::End(lf) => lf,
+                Line::Partial => return Ok(None),
+                Line::OverBudget => {
+                    return Err(HttpError::headers_too_large("header block too large"));
+                }
+            };
+            let line = strip_cr(input, self.pos, lf)?;
+            if line.is_empty() {
+                self.head_len = Some(lf + 1);
+                return Ok(self.head_len);
+            }
+            if self.fields.len() >= limits.max_headers {
+                return Err(HttpError::headers_too_large("too many header fields"));
+            }
+            let field = parse_field(line, self.pos)?;
+            self.fields.push(field);
+            self.pos = lf + 1;
         }
     }
 }
