@@ -11,7 +11,7 @@
 
 use crate::{
     HttpError, Limits,
-    chars::{is_field_value, is_host, is_ows, is_target_byte, is_tchar, is_token, trim_ows},
+    chars::{is_field_value, is_host, is_ows, is_target_byte, is_tchar, is_token},
 };
 
 /// Byte offsets `start..end` into the head.
@@ -202,49 +202,51 @@ impl HeadParser {
         if self.head_len.is_some() {
             return Ok(self.head_len);
         }
-        loop {
-            match self.fields_start {
-                None => {
-                    let lf = match find_line(
-                        input,
-                        self.pos,
-                        &mut self.scanned,
-                        limits.max_request_line,
-                    ) {
-                        Line::End(lf) => lf,
-                        Line::Partial => return Ok(None),
-                        Line::OverBudget => return Err(HttpError::line_too_long()),
-                    };
-                    let line = strip_cr(input, self.pos, lf)?;
-                    // RFC 9112 §2.2: empty lines before a request line are ignored.
-                    if !line.is_empty() {
-                        self.line = parse_request_line(line, self.pos)?;
-                        self.fields_start = Some(lf + 1);
-                    }
-                    self.pos = lf + 1;
-                }
-                Some(start) => {
-                    let budget_end = start.saturating_add(limits.max_header_bytes);
-                    let lf = match find_line(input, self.pos, &mut self.scanned, budget_end) {
-                        Line::End(lf) => lf,
-                        Line::Partial => return Ok(None),
-                        Line::OverBudget => {
-                            return Err(HttpError::headers_too_large("header block too large"));
-                        }
-                    };
-                    let line = strip_cr(input, self.pos, lf)?;
-                    if line.is_empty() {
-                        self.head_len = Some(lf + 1);
-                        return Ok(self.head_len);
-                    }
-                    if self.fields.len() >= limits.max_headers {
-                        return Err(HttpError::headers_too_large("too many header fields"));
-                    }
-                    let field = parse_field(line, self.pos)?;
-                    self.fields.push(field);
-                    self.pos = lf + 1;
-                }
+        // Keep-alive offers an empty input right after each response. With nothing judged
+        // yet and no bytes, the search below would find no LF and a budget not yet spent:
+        // answer that directly (a zero budget still falls through, to be refused there).
+        if input.is_empty() && self.pos == 0 && limits.max_request_line > 0 {
+            return Ok(None);
+        }
+        // The request line, unless done (empty lines before it are skipped).
+        let fields_start = loop {
+            if let Some(start) = self.fields_start {
+                break start;
             }
+            let lf = match find_line(input, self.pos, &mut self.scanned, limits.max_request_line) {
+                Line::End(lf) => lf,
+                Line::Partial => return Ok(None),
+                Line::OverBudget => return Err(HttpError::line_too_long()),
+            };
+            let line = strip_cr(input, self.pos, lf)?;
+            // RFC 9112 §2.2: empty lines before a request line are ignored.
+            if !line.is_empty() {
+                self.line = parse_request_line(line, self.pos)?;
+                self.fields_start = Some(lf + 1);
+            }
+            self.pos = lf + 1;
+        };
+        // The field lines, up to the empty line; their budget is fixed from here on.
+        let budget_end = fields_start.saturating_add(limits.max_header_bytes);
+        loop {
+            let lf = match find_line(input, self.pos, &mut self.scanned, budget_end) {
+                Line::End(lf) => lf,
+                Line::Partial => return Ok(None),
+                Line::OverBudget => {
+                    return Err(HttpError::headers_too_large("header block too large"));
+                }
+            };
+            let line = strip_cr(input, self.pos, lf)?;
+            if line.is_empty() {
+                self.head_len = Some(lf + 1);
+                return Ok(self.head_len);
+            }
+            if self.fields.len() >= limits.max_headers {
+                return Err(HttpError::headers_too_large("too many header fields"));
+            }
+            let field = parse_field(line, self.pos)?;
+            self.fields.push(field);
+            self.pos = lf + 1;
         }
     }
 }
@@ -252,19 +254,10 @@ impl HeadParser {
 /// Parses `method SP request-target SP HTTP-version` (CR and LF already removed); `base`
 /// is the line's offset in the head.
 fn parse_request_line(line: &[u8], base: usize) -> Result<RequestLine, HttpError> {
-    let mut parts = line.splitn(3, |&b| b == b' ');
-    let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next())
-    else {
-        return Err(HttpError::bad_request(
-            "request line is not `method target version`",
-        ));
+    let (method, target, version) = match valid_method_and_target(line) {
+        Some(parts) => parts,
+        None => checked_method_and_target(line)?,
     };
-    if !is_token(method) {
-        return Err(HttpError::bad_request("invalid method"));
-    }
-    if target.is_empty() || !target.iter().all(|&b| is_target_byte(b)) {
-        return Err(HttpError::bad_request("invalid request target"));
-    }
     let version = parse_version(version)?;
     let target_start = method.len() + 1;
     let mut parsed = RequestLine {
@@ -273,7 +266,12 @@ fn parse_request_line(line: &[u8], base: usize) -> Result<RequestLine, HttpError
         version,
         ..RequestLine::default()
     };
-    let (authority, path_start) = split_target(method, target)?;
+    // Origin-form (`/path`) is nearly every request: skip the call for the other forms.
+    let (authority, path_start) = if target[0] == b'/' {
+        (None, 0)
+    } else {
+        split_target(method, target)?
+    };
     let path_start = target_start + path_start;
     parsed.authority = authority.map(|(s, e)| Span::new(base, target_start + s, target_start + e));
     let target_end = target_start + target.len();
@@ -287,11 +285,63 @@ fn parse_request_line(line: &[u8], base: usize) -> Result<RequestLine, HttpError
     Ok(parsed)
 }
 
+/// The line's method, target and the rest (the version), split at its first two spaces.
+type LineParts<'a> = (&'a [u8], &'a [u8], &'a [u8]);
+
+/// The common case in one pass: a non-empty token, a space, a non-empty run of target
+/// bytes, a space. Neither class holds a space, so those are the line's first two spaces
+/// and the parts are the ones `checked_method_and_target` would accept. `None` only for
+/// lines that function refuses: it then gives the reason.
+fn valid_method_and_target(line: &[u8]) -> Option<LineParts<'_>> {
+    let method_len = line.iter().position(|&b| !is_tchar(b))?;
+    let after_method = line.get(method_len + 1..)?;
+    if method_len == 0 || line[method_len] != b' ' {
+        return None;
+    }
+    let target_len = after_method.iter().position(|&b| !is_target_byte(b))?;
+    if target_len == 0 || after_method[target_len] != b' ' {
+        return None;
+    }
+    Some((
+        &line[..method_len],
+        &after_method[..target_len],
+        &after_method[target_len + 1..],
+    ))
+}
+
+/// Splits the line at its first two spaces and checks the method and target, with the
+/// reason for whatever is wrong.
+fn checked_method_and_target(line: &[u8]) -> Result<LineParts<'_>, HttpError> {
+    let mut parts = line.splitn(3, |&b| b == b' ');
+    let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err(HttpError::bad_request(
+            "request line is not `method target version`",
+        ));
+    };
+    if !is_token(method) {
+        return Err(HttpError::bad_request("invalid method"));
+    }
+    if target.is_empty() || !target.iter().all(|&b| is_target_byte(b)) {
+        return Err(HttpError::bad_request("invalid request target"));
+    }
+    Ok((method, target, version))
+}
+
 /// `HTTP/1.1` or `HTTP/1.0`; another well-formed `HTTP/d.d` is 505, anything else 400.
 fn parse_version(v: &[u8]) -> Result<Version, HttpError> {
+    // The two accepted versions as whole 8-byte words: one comparison each, where the
+    // byte patterns below compile to a byte-by-byte decision tree.
+    const HTTP11: u64 = u64::from_le_bytes(*b"HTTP/1.1");
+    const HTTP10: u64 = u64::from_le_bytes(*b"HTTP/1.0");
+    if let Ok(&word) = <&[u8; 8]>::try_from(v) {
+        match u64::from_le_bytes(word) {
+            HTTP11 => return Ok(Version::Http11),
+            HTTP10 => return Ok(Version::Http10),
+            _ => {}
+        }
+    }
     match v {
-        b"HTTP/1.1" => Ok(Version::Http11),
-        b"HTTP/1.0" => Ok(Version::Http10),
         [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
             if major.is_ascii_digit() && minor.is_ascii_digit() =>
         {
@@ -374,7 +424,12 @@ fn parse_field(line: &[u8], base: usize) -> Result<Field, HttpError> {
         .iter()
         .position(|&b| !is_ows(b))
         .unwrap_or(raw_value.len());
-    let value_len = trim_ows(&raw_value[lead..]).len();
+    // The value from `lead` starts with a non-OWS byte (or is empty): only its end needs
+    // trimming.
+    let value_len = raw_value[lead..]
+        .iter()
+        .rposition(|&b| !is_ows(b))
+        .map_or(0, |last| last + 1);
     let value_start = name_len + 1 + lead;
     Ok(Field {
         name: Span::new(base, 0, name_len),
@@ -386,6 +441,7 @@ fn parse_field(line: &[u8], base: usize) -> Result<Field, HttpError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chars::trim_ows;
 
     fn parse_all(input: &[u8]) -> Result<Option<usize>, HttpError> {
         HeadParser::new(&Limits::default()).parse(input, &Limits::default())
@@ -459,6 +515,100 @@ mod tests {
             }
         }
         assert_eq!(find_lf(b"\x0b\x09\x8a\x0a"), Some(3));
+    }
+
+    #[test]
+    fn empty_input_waits_unless_the_line_budget_is_zero() {
+        let limits = Limits::default();
+        let mut parser = HeadParser::new(&limits);
+        assert_eq!(parser.parse(b"", &limits), Ok(None));
+        assert_eq!(parser.parse(b"GET / HTTP/1.1\r\n", &limits), Ok(None));
+        let zero = Limits {
+            max_request_line: 0,
+            ..Limits::default()
+        };
+        let refused = HeadParser::new(&zero).parse(b"", &zero);
+        assert_eq!(refused.map_err(|e| e.status), Err(414));
+    }
+
+    /// The version match as written before its word-compare fast path.
+    fn reference_version(v: &[u8]) -> Result<Version, HttpError> {
+        match v {
+            b"HTTP/1.1" => Ok(Version::Http11),
+            b"HTTP/1.0" => Ok(Version::Http10),
+            [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+                if major.is_ascii_digit() && minor.is_ascii_digit() =>
+            {
+                Err(HttpError::version_not_supported())
+            }
+            _ => Err(HttpError::bad_request("invalid HTTP version")),
+        }
+    }
+
+    #[test]
+    fn versions_match_the_byte_patterns() {
+        let mut cases: Vec<Vec<u8>> = [&b""[..], b"HTTP/1.1 ", b"HTTP/1.", b"http/1.1", b"HTTP/11"]
+            .iter()
+            .map(|v| v.to_vec())
+            .collect();
+        for major in 0..=255u8 {
+            for minor in 0..=255u8 {
+                cases.push(vec![b'H', b'T', b'T', b'P', b'/', major, b'.', minor]);
+            }
+        }
+        for at in 0..8 {
+            for b in 0..=255u8 {
+                let mut v = *b"HTTP/1.1";
+                v[at] = b;
+                cases.push(v.to_vec());
+                v = *b"HTTP/1.0";
+                v[at] = b;
+                cases.push(v.to_vec());
+            }
+        }
+        for v in cases {
+            assert_eq!(parse_version(&v), reference_version(&v), "{v:?}");
+        }
+    }
+
+    #[test]
+    fn the_one_pass_split_agrees_with_the_checked_one() {
+        // Every line of up to six bytes from tchars, target bytes, spaces and bytes that
+        // are neither (tab, `#`, obs-text, CR).
+        let alphabet = b"G/ \t#:\x80\r";
+        let mut fast = 0;
+        for len in 0..=6u32 {
+            for code in 0..alphabet.len().pow(len) {
+                let line: Vec<u8> = (0..len)
+                    .map(|i| alphabet[code / alphabet.len().pow(i) % alphabet.len()])
+                    .collect();
+                let checked = checked_method_and_target(&line);
+                match valid_method_and_target(&line) {
+                    Some(parts) => {
+                        assert_eq!(checked, Ok(parts), "{line:?}");
+                        fast += 1;
+                    }
+                    // The fast path leaves out only lines the checked split refuses.
+                    None => assert!(checked.is_err(), "{line:?}"),
+                }
+            }
+        }
+        assert!(fast > 500, "{fast}");
+    }
+
+    #[test]
+    fn values_are_trimmed_of_ows_on_both_sides() {
+        // Every value of up to six bytes from space, tab and `a`.
+        for len in 0..=6u32 {
+            for code in 0..3usize.pow(len) {
+                let value: Vec<u8> = (0..len)
+                    .map(|i| b" \ta"[code / 3usize.pow(i) % 3])
+                    .collect();
+                let line = [&b"X:"[..], &value].concat();
+                let field = parse_field(&line, 0).unwrap();
+                assert_eq!(field.value.get(&line), trim_ows(&value), "{value:?}");
+            }
+        }
     }
 
     #[test]
