@@ -22,8 +22,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-NAMES=()
-CMDS=()
 ROUNDS=3
 DURATION=10
 WARMUP=2
@@ -34,20 +32,10 @@ MAX_FOREIGN=${MAX_FOREIGN:-0.15}
 RETRIES=${RETRIES:-1}
 CMDLINE="bench/scripts/http_hotpath.sh $*"
 die() { echo "http_hotpath.sh: $*" >&2; exit 2; }
-while (($#)); do
-    case $1 in
-        --server) NAMES+=("${2%%=*}"); CMDS+=("${2#*=}"); shift ;;
-        --rounds) ROUNDS=${2:?}; shift ;;
-        --duration) DURATION=${2:?}; shift ;;
-        --warmup) WARMUP=${2:?}; shift ;;
-        --passes) PASSES=${2:?}; shift ;;
-        --out) OUT=${2:?}; shift ;;
-        -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-        *) die "unknown option $1 (see --help)" ;;
-    esac
-    shift
-done
-((${#NAMES[@]})) || die "give at least one --server NAME=COMMAND"
+OPTIONS="rounds duration warmup passes out"
+# shellcheck source=bench/scripts/server_args.sh
+source bench/scripts/server_args.sh
+parse_server_args "$@"
 [[ $ROUNDS =~ ^[1-9][0-9]?$ && $DURATION =~ ^[1-9][0-9]?$ && $WARMUP =~ ^[0-9]+$ ]] ||
     die "--rounds 1..99, --duration 1..99, --warmup ≥ 0"
 command -v wrk >/dev/null || die "wrk is not installed"

@@ -16,26 +16,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-NAMES=()
-CMDS=()
 CONNS=100
 DURATION=10
 ROUNDS=2
 OUT=""
 LISTEN=127.0.0.1:18998
 die() { echo "http_instructions.sh: $*" >&2; exit 2; }
-while (($#)); do
-    case $1 in
-        --server) NAMES+=("${2%%=*}"); CMDS+=("${2#*=}"); shift ;;
-        --conns) CONNS=${2:?}; shift ;;
-        --duration) DURATION=${2:?}; shift ;;
-        --rounds) ROUNDS=${2:?}; shift ;;
-        --out) OUT=${2:?}; shift ;;
-        *) die "unknown argument $1" ;;
-    esac
-    shift
-done
-((${#NAMES[@]} > 0)) || die "give at least one --server NAME=COMMAND"
+OPTIONS="conns duration rounds out"
+# shellcheck source=bench/scripts/server_args.sh
+source bench/scripts/server_args.sh
+parse_server_args "$@"
 ((ROUNDS >= 1 && ROUNDS <= 10)) || die "--rounds must be 1..10"
 ((DURATION >= 1 && DURATION <= 60)) || die "--duration must be 1..60 s"
 for tool in valgrind callgrind_annotate callgrind_control wrk taskset curl; do

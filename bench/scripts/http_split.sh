@@ -20,25 +20,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-NAMES=()
-CMDS=()
 CONNS=100
 PIPELINE=1
 ROUNDS=3
 OUT=""
 die() { echo "http_split.sh: $*" >&2; exit 2; }
-while (($#)); do
-    case $1 in
-        --server) NAMES+=("${2%%=*}"); CMDS+=("${2#*=}"); shift ;;
-        --conns) CONNS=${2:?}; shift ;;
-        --pipeline) PIPELINE=${2:?}; shift ;;
-        --rounds) ROUNDS=${2:?}; shift ;;
-        --out) OUT=${2:?}; shift ;;
-        *) die "unknown argument $1" ;;
-    esac
-    shift
-done
-((${#NAMES[@]} > 0)) || die "give at least one --server NAME=COMMAND"
+OPTIONS="conns pipeline rounds out"
+# shellcheck source=bench/scripts/server_args.sh
+source bench/scripts/server_args.sh
+parse_server_args "$@"
 ((ROUNDS >= 1 && ROUNDS <= 10)) || die "--rounds must be 1..10"
 for tool in perf wrk taskset python3; do
     command -v "$tool" >/dev/null || die "$tool is missing"
