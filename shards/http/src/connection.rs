@@ -231,6 +231,22 @@ impl Connection {
         }
     }
 
+    /// After a request's response is written and no input is left: releases what
+    /// [`start_next`](Self::start_next) would (a body buffer over [`KEEP_BODY_CAPACITY`]),
+    /// so an idle keep-alive connection does not hold it, without the empty `feed` that
+    /// would otherwise do it. The rest of `start_next` waits for the next input.
+    pub(crate) fn input_exhausted(&mut self) {
+        if self.body_buf.capacity() > KEEP_BODY_CAPACITY && self.state == State::Served {
+            self.start_next();
+        }
+    }
+
+    /// The body buffer's capacity (what a connection keeps between requests).
+    #[cfg(test)]
+    pub(crate) fn body_capacity(&self) -> usize {
+        self.body_buf.capacity()
+    }
+
     fn start_next(&mut self) {
         self.parser.reset();
         self.framing = None;

@@ -252,8 +252,8 @@ pub async fn handle(mut stream: TcpStream, router: Rc<Router>, limits: Limits) {
                 let now = percore::time::now();
                 seen_at = Some(now);
                 let date = date_at(now);
-                let (consumed, pass) =
-                    serve_input(&mut conn, &router, &counters, &date, input, out);
+                let count = |status| counters.count(status);
+                let (consumed, pass) = serve_input(&mut conn, &router, &count, &date, input, out);
                 deadlines.passed(now, conn.in_request());
                 (consumed, pass)
             });
@@ -359,7 +359,7 @@ pub async fn handle(mut stream: TcpStream, router: Rc<Router>, limits: Limits) {
 fn serve_input(
     conn: &mut Connection,
     router: &Router,
-    counters: &StatusCounters,
+    count: &impl Fn(u16),
     date: &[u8; 29],
     input: &[u8],
     out: &mut Vec<u8>,
@@ -398,22 +398,28 @@ fn serve_input(
                 };
                 match catch_unwind(AssertUnwindSafe(respond)) {
                     Ok(response) => {
-                        counters.count(response.status);
+                        count(response.status);
                         write_response(out, &response, date, request.response_framing());
+                        if consumed == input.len() {
+                            // Feeding the empty rest would only find `NeedMore` (or
+                            // `Closed`): skip it, releasing what it would release.
+                            conn.input_exhausted();
+                            break;
+                        }
                     }
                     Err(_) => {
                         // The panic was already reported by the panic hook; answer and close.
                         let mut error = HttpError::bad_request("the handler failed");
                         error.status = 500;
                         write_error_response(out, error, date);
-                        counters.count(500);
+                        count(500);
                         pass.panicked = true;
                         break;
                     }
                 }
             }
             Event::Error(error) => {
-                counters.count(error.status);
+                count(error.status);
                 write_error_response(out, error, date);
                 break;
             }
@@ -480,4 +486,90 @@ async fn close_gracefully(mut stream: TcpStream, write_timeout: Duration) {
     let discard =
         async { while let Ok(Some(())) = stream.read_with(|input| (input.len(), ())).await {} };
     let _ = select(discard, linger).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DATE: &[u8; 29] = b"Thu, 01 Jan 1970 00:00:00 GMT";
+
+    /// A body larger than a connection keeps between requests.
+    const BIG: usize = 100 * 1024;
+
+    fn echo_len_router() -> Router {
+        Router::new().route("POST", "/", |_| Response::new(200, b"ok"))
+    }
+
+    /// Serves `reads` one after another, as the I/O layer offers them (what a pass leaves
+    /// unconsumed is offered again before the next read); returns the output.
+    fn serve_reads(conn: &mut Connection, router: &Router, reads: &[&[u8]]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut pending = Vec::new();
+        for read in reads {
+            pending.extend_from_slice(read);
+            let (consumed, pass) = serve_input(conn, router, &|_| {}, DATE, &pending, &mut out);
+            assert!(!pass.panicked && pass.pending.is_none());
+            pending.drain(..consumed);
+        }
+        assert!(pending.is_empty(), "input left unconsumed");
+        out
+    }
+
+    #[test]
+    fn a_large_buffered_body_is_released_once_its_request_is_answered() {
+        let router = echo_len_router();
+        let mut conn = Connection::new(Limits::default());
+        let head = format!("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {BIG}\r\n\r\n");
+        let body = vec![b'a'; BIG];
+        // The body spans two reads, so it is buffered by the connection.
+        let first = [head.as_bytes(), &body[..BIG / 2]].concat();
+        let out = serve_reads(&mut conn, &router, &[&first, &body[BIG / 2..]]);
+        assert!(
+            out.starts_with(b"HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&out)
+        );
+        assert_eq!(conn.requests_served(), 1);
+        assert!(!conn.in_request() && !conn.should_close());
+        // Idle now, between requests: the large buffer is gone.
+        assert_eq!(conn.body_capacity(), 0);
+    }
+
+    #[test]
+    fn a_large_chunked_body_in_one_read_is_released_once_its_request_is_answered() {
+        let router = echo_len_router();
+        let mut conn = Connection::new(Limits::default());
+        let mut input =
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        input.extend_from_slice(format!("{BIG:x}\r\n").as_bytes());
+        input.extend(std::iter::repeat_n(b'a', BIG));
+        input.extend_from_slice(b"\r\n0\r\n\r\n");
+        let out = serve_reads(&mut conn, &router, &[&input]);
+        assert!(
+            out.starts_with(b"HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&out)
+        );
+        assert_eq!(conn.body_capacity(), 0);
+        // The connection goes on: the next request is answered as usual.
+        let out = serve_reads(
+            &mut conn,
+            &router,
+            &[b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"],
+        );
+        assert!(out.starts_with(b"HTTP/1.1 200"));
+        assert_eq!(conn.requests_served(), 2);
+    }
+
+    #[test]
+    fn a_small_body_buffer_is_kept_for_the_next_request() {
+        let router = echo_len_router();
+        let mut conn = Connection::new(Limits::default());
+        let head = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n";
+        let body = [b'a'; 1000];
+        let first = [&head[..], &body[..500]].concat();
+        serve_reads(&mut conn, &router, &[&first, &body[500..]]);
+        assert!(conn.body_capacity() >= 1000);
+    }
 }
