@@ -96,90 +96,7 @@ impl TcpStream {
         cx: &mut Context<'_>,
         f: &mut impl FnMut(&[u8]) -> (usize, R),
     ) -> Poll<io::Result<Option<R>>> {
-        let conn = &self.conn;
-        {
-            let mut rx = conn.rx.borrow_mut();
-            let buffered = rx.buffered();
-            if buffered > rx.seen_len {
-                if !coop::consume() {
-                    cx.waker().wake_by_ref();
-                    return Poll::Pending;
-                }
-                drop(rx);
-                let (consumed, value) = self.consume(f);
-                if consumed > 0 {
-                    maybe_resume_recv(&self.shard, conn);
-                    return Poll::Ready(Ok(Some(value)));
-                }
-                rx = conn.rx.borrow_mut();
-                rx.seen_len = buffered;
-                if buffered >= self.shard.net.config.recv_buffered_max {
-                    return Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::OutOfMemory,
-                        "receive limit reached: the reader consumed nothing from a full receive queue",
-                    )));
-                }
-            }
-            if let Some(code) = rx.error {
-                return Poll::Ready(Err(errno(code)));
-            }
-            if rx.eof {
-                return Poll::Ready(Ok(None));
-            }
-            register(&mut rx.waker, cx.waker());
-        }
-        maybe_resume_recv(&self.shard, conn);
-        Poll::Pending
-    }
-
-    /// Calls `f` with every buffered byte as one slice (copying lent buffers together only
-    /// when there is more than one piece) and removes what it consumed.
-    fn consume<R>(&self, f: &mut impl FnMut(&[u8]) -> (usize, R)) -> (usize, R) {
-        let conn = &self.conn;
-        let mut rx = conn.rx.borrow_mut();
-        let rx = &mut *rx;
-        let spilled = rx.spill.len() - rx.spill_pos;
-        if spilled > 0 || rx.lent.len() > 1 {
-            let mut ring = self.shard.ring.borrow_mut();
-            while let Some(lent) = rx.lent.pop_front() {
-                rx.spill
-                    .extend_from_slice(ring.bufs.bytes(lent.bid, lent.start, lent.end));
-                ring.bufs.recycle(lent.bid);
-            }
-            drop(ring);
-            let (consumed, value) = f(&rx.spill[rx.spill_pos..]);
-            let consumed = consumed.min(rx.spill.len() - rx.spill_pos);
-            rx.spill_pos += consumed;
-            if rx.spill_pos == rx.spill.len() {
-                rx.spill.clear();
-                rx.spill_pos = 0;
-                if rx.spill.capacity() > 16 * 1024 {
-                    rx.spill = Vec::new();
-                }
-            }
-            if consumed > 0 {
-                rx.seen_len = 0;
-            }
-            return (consumed, value);
-        }
-        let Some(lent) = rx.lent.front_mut() else {
-            return f(&[]);
-        };
-        let ring = self.shard.ring.borrow();
-        let bytes = ring.bufs.bytes(lent.bid, lent.start, lent.end);
-        let (consumed, value) = f(bytes);
-        let consumed = consumed.min(bytes.len()) as u32;
-        drop(ring);
-        lent.start += consumed;
-        if lent.start == lent.end {
-            let bid = lent.bid;
-            rx.lent.pop_front();
-            self.shard.ring.borrow_mut().bufs.recycle(bid);
-        }
-        if consumed > 0 {
-            rx.seen_len = 0;
-        }
-        (consumed as usize, value)
+        poll_read(&self.shard, &self.conn, cx, f)
     }
 
     /// Waits for input, then lends all buffered input and the output buffer to `f` at once:
@@ -204,8 +121,7 @@ impl TcpStream {
         if let Some(code) = self.conn.tx.borrow().error {
             return Poll::Ready(Err(errno(code)));
         }
-        let conn = self.conn.clone();
-        let shard = self.shard.clone();
+        let (shard, conn) = (&self.shard, &self.conn);
         let mut lend = |input: &[u8]| {
             let mut tx = conn.tx.borrow_mut();
             let before = tx.out.len();
@@ -215,11 +131,11 @@ impl TcpStream {
             // Queued at once, even when `f` consumed nothing yet: an interim response such as
             // `100 Continue` must leave before the peer sends what we wait for.
             if wrote {
-                queue_flush(&shard, &conn);
+                queue_flush(shard, conn);
             }
             outcome
         };
-        self.poll_read_with(cx, &mut lend)
+        poll_read(shard, conn, cx, &mut lend)
     }
 
     /// Waits until there is input to read (`Ok(true)`) or the peer closed (`Ok(false)`).
@@ -327,4 +243,101 @@ impl Drop for TcpStream {
     fn drop(&mut self) {
         begin_close(&self.shard, &self.conn);
     }
+}
+
+/// [`TcpStream::poll_read_with`] over the stream's parts, so a caller can lend `f` other
+/// borrows of them.
+fn poll_read<R>(
+    shard: &Shard,
+    conn: &Conn,
+    cx: &mut Context<'_>,
+    f: &mut impl FnMut(&[u8]) -> (usize, R),
+) -> Poll<io::Result<Option<R>>> {
+    let mut rx = conn.rx.borrow_mut();
+    let buffered = rx.buffered();
+    if buffered > rx.seen_len {
+        if !coop::consume() {
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        drop(rx);
+        let (consumed, value) = consume(shard, conn, f);
+        if consumed > 0 {
+            if conn.rx.borrow().paused {
+                maybe_resume_recv(shard, conn);
+            }
+            return Poll::Ready(Ok(Some(value)));
+        }
+        rx = conn.rx.borrow_mut();
+        rx.seen_len = buffered;
+        if buffered >= shard.net.config.recv_buffered_max {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                "receive limit reached: the reader consumed nothing from a full receive queue",
+            )));
+        }
+    }
+    if let Some(code) = rx.error {
+        return Poll::Ready(Err(errno(code)));
+    }
+    if rx.eof {
+        return Poll::Ready(Ok(None));
+    }
+    register(&mut rx.waker, cx.waker());
+    // Only a paused receive can need resuming (the common case skips the call).
+    let paused = rx.paused;
+    drop(rx);
+    if paused {
+        maybe_resume_recv(shard, conn);
+    }
+    Poll::Pending
+}
+
+/// Calls `f` with every buffered byte as one slice (copying lent buffers together only
+/// when there is more than one piece) and removes what it consumed.
+fn consume<R>(shard: &Shard, conn: &Conn, f: &mut impl FnMut(&[u8]) -> (usize, R)) -> (usize, R) {
+    let mut rx = conn.rx.borrow_mut();
+    let rx = &mut *rx;
+    let spilled = rx.spill.len() - rx.spill_pos;
+    if spilled > 0 || rx.lent.len() > 1 {
+        let mut ring = shard.ring.borrow_mut();
+        while let Some(lent) = rx.lent.pop_front() {
+            rx.spill
+                .extend_from_slice(ring.bufs.bytes(lent.bid, lent.start, lent.end));
+            ring.bufs.recycle(lent.bid);
+        }
+        drop(ring);
+        let (consumed, value) = f(&rx.spill[rx.spill_pos..]);
+        let consumed = consumed.min(rx.spill.len() - rx.spill_pos);
+        rx.spill_pos += consumed;
+        if rx.spill_pos == rx.spill.len() {
+            rx.spill.clear();
+            rx.spill_pos = 0;
+            if rx.spill.capacity() > 16 * 1024 {
+                rx.spill = Vec::new();
+            }
+        }
+        if consumed > 0 {
+            rx.seen_len = 0;
+        }
+        return (consumed, value);
+    }
+    let Some(lent) = rx.lent.front_mut() else {
+        return f(&[]);
+    };
+    let ring = shard.ring.borrow();
+    let bytes = ring.bufs.bytes(lent.bid, lent.start, lent.end);
+    let (consumed, value) = f(bytes);
+    let consumed = consumed.min(bytes.len()) as u32;
+    drop(ring);
+    lent.start += consumed;
+    if lent.start == lent.end {
+        let bid = lent.bid;
+        rx.lent.pop_front();
+        shard.ring.borrow_mut().bufs.recycle(bid);
+    }
+    if consumed > 0 {
+        rx.seen_len = 0;
+    }
+    (consumed as usize, value)
 }
