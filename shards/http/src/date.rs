@@ -82,10 +82,18 @@ impl DateCache {
     /// The IMF-fixdate at the monotonic instant `now` (a reading the caller already took):
     /// the wall clock is read again only once the second it was formatted in has ended, so
     /// a busy shard reads it about once a second rather than once per request.
+    #[inline]
     pub fn at(&mut self, now: Instant) -> &[u8; 29] {
         if self.valid_until.is_some_and(|until| now < until) {
             return &self.bytes;
         }
+        self.reformat(now)
+    }
+
+    /// [`at`](Self::at) once the cached second has ended: reads the wall clock again.
+    #[cold]
+    #[inline(never)]
+    fn reformat(&mut self, now: Instant) -> &[u8; 29] {
         let wall = SystemTime::now();
         let since_epoch = wall.duration_since(UNIX_EPOCH).unwrap_or_default();
         self.secs = since_epoch.as_secs();

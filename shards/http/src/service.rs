@@ -203,6 +203,7 @@ impl Deadlines {
     }
 
     /// Pulls the timer in if the real deadline is now before it.
+    #[inline]
     fn pull_in(&mut self) {
         let real = self.real();
         if real < self.armed {
