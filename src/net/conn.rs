@@ -48,6 +48,14 @@ pub(crate) struct Rx {
 }
 
 impl Rx {
+    /// Whether `buffered() > 0`, without summing the pieces: a lent piece is never empty
+    /// (a receive lends at least one byte, and a piece is removed once consumed).
+    pub(crate) fn has_buffered(&self) -> bool {
+        let has = !self.lent.is_empty() || self.spill_pos < self.spill.len();
+        debug_assert_eq!(has, self.buffered() > 0, "an empty lent piece");
+        has
+    }
+
     pub(crate) fn buffered(&self) -> usize {
         let lent: u32 = self.lent.iter().map(|l| l.end - l.start).sum();
         self.spill.len() - self.spill_pos + lent as usize

@@ -254,8 +254,13 @@ fn poll_read<R>(
     f: &mut impl FnMut(&[u8]) -> (usize, R),
 ) -> Poll<io::Result<Option<R>>> {
     let mut rx = conn.rx.borrow_mut();
-    let buffered = rx.buffered();
-    if buffered > rx.seen_len {
+    // Input the reader has not seen yet; usually it has seen none (nothing to sum).
+    let unseen = if rx.seen_len == 0 {
+        rx.has_buffered()
+    } else {
+        rx.buffered() > rx.seen_len
+    };
+    if unseen {
         if !coop::consume() {
             cx.waker().wake_by_ref();
             return Poll::Pending;
@@ -269,6 +274,8 @@ fn poll_read<R>(
             return Poll::Ready(Ok(Some(value)));
         }
         rx = conn.rx.borrow_mut();
+        // What was offered: a pass that consumed nothing left the buffered bytes as they were.
+        let buffered = rx.buffered();
         rx.seen_len = buffered;
         if buffered >= shard.net.config.recv_buffered_max {
             return Poll::Ready(Err(io::Error::new(
