@@ -83,7 +83,12 @@ fn receive_data(shard: &Shard, conn: &Rc<Conn>, completion: &Completion) {
             start: 0,
             end: completion.result as u32,
         });
-        rx.buffered()
+        if rx.lent.len() == 1 {
+            // The usual case, the only piece: no need to look at the queue again.
+            rx.spill.len() - rx.spill_pos + completion.result as usize
+        } else {
+            rx.buffered()
+        }
     };
     shard.net.count(|s| s.bytes_in += completion.result as u64);
     if !conn.in_holding_list.replace(true) {
