@@ -203,9 +203,8 @@ impl Connection {
     fn request<'a>(&'a self, head: &'a [u8], body: &'a [u8]) -> Request<'a> {
         Request {
             head,
-            line: &self.parser.line,
-            fields: &self.parser.fields,
-            framing: self.framing.unwrap_or(Framing {
+            parser: &self.parser,
+            framing: self.framing.as_ref().unwrap_or(&Framing {
                 body: BodyKind::None,
                 keep_alive: false,
                 expect_continue: false,

@@ -6,7 +6,7 @@ use std::fmt;
 use crate::{
     BodyKind, Version,
     framing::Framing,
-    parser::{Field, RequestLine},
+    parser::{HeadParser, RequestLine},
     response::ResponseFraming,
 };
 
@@ -15,28 +15,33 @@ use crate::{
 #[derive(Clone, Copy)]
 pub struct Request<'a> {
     pub(crate) head: &'a [u8],
-    pub(crate) line: &'a RequestLine,
-    pub(crate) fields: &'a [Field],
-    pub(crate) framing: Framing,
+    /// The request line and the fields, as the connection's parser found them (one
+    /// reference rather than two: a `Request` is moved several times per request).
+    pub(crate) parser: &'a HeadParser,
+    pub(crate) framing: &'a Framing,
     pub(crate) body: &'a [u8],
     pub(crate) keep_alive: bool,
 }
 
 impl<'a> Request<'a> {
+    fn line(&self) -> &'a RequestLine {
+        &self.parser.line
+    }
+
     /// The method token, e.g. `GET` (case-sensitive, any valid token).
     pub fn method(&self) -> &'a [u8] {
-        self.line.method.get(self.head)
+        self.line().method.get(self.head)
     }
 
     /// The request target as sent.
     pub fn target(&self) -> &'a [u8] {
-        self.line.target.get(self.head)
+        self.line().target.get(self.head)
     }
 
     /// The path of the target (`*` for asterisk-form; `/` for an absolute-form target with
     /// an empty path), without the query.
     pub fn path(&self) -> &'a [u8] {
-        match self.line.path.get(self.head) {
+        match self.line().path.get(self.head) {
             b"" => b"/",
             path => path,
         }
@@ -44,23 +49,24 @@ impl<'a> Request<'a> {
 
     /// The query of the target, after `?`.
     pub fn query(&self) -> Option<&'a [u8]> {
-        self.line.query.map(|span| span.get(self.head))
+        self.line().query.map(|span| span.get(self.head))
     }
 
     /// The authority of an absolute-form target (`http://authority/path`).
     pub fn authority(&self) -> Option<&'a [u8]> {
-        self.line.authority.map(|span| span.get(self.head))
+        self.line().authority.map(|span| span.get(self.head))
     }
 
     /// HTTP/1.0 or HTTP/1.1.
     pub fn version(&self) -> Version {
-        self.line.version
+        self.line().version
     }
 
     /// Every header field, in order, as `(name, value)`.
     pub fn headers(&self) -> impl ExactSizeIterator<Item = (&'a [u8], &'a [u8])> + 'a {
         let head = self.head;
-        self.fields
+        self.parser
+            .fields
             .iter()
             .map(move |field| (field.name.get(head), field.value.get(head)))
     }
@@ -114,7 +120,7 @@ impl fmt::Debug for Request<'_> {
             .field("method", &String::from_utf8_lossy(self.method()))
             .field("target", &String::from_utf8_lossy(self.target()))
             .field("version", &self.version())
-            .field("headers", &self.fields.len())
+            .field("headers", &self.parser.fields.len())
             .field("body_len", &self.body.len())
             .field("keep_alive", &self.keep_alive)
             .finish()
