@@ -159,6 +159,7 @@ pub(crate) fn on_accept(shard: &Shard, completion: Completion) {
 }
 
 /// Marks a connection as having output to send this iteration.
+#[inline]
 pub(crate) fn queue_flush(shard: &Shard, conn: &Rc<Conn>) {
     if !conn.in_flush_list.replace(true) {
         shard.net.flush.borrow_mut().push(conn.clone());

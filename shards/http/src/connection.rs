@@ -138,6 +138,7 @@ impl Connection {
 
     /// Advances on `input` (all unconsumed input, starting where the last call's consumed
     /// bytes ended). Returns how many bytes of `input` were consumed, and the next event.
+    #[inline]
     pub fn feed<'a>(&'a mut self, input: &'a [u8]) -> (usize, Event<'a>) {
         match self.advance(input) {
             Ok(Step::Wait(consumed)) => (consumed, Event::NeedMore),
