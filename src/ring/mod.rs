@@ -110,25 +110,30 @@ impl Ring {
 
     /// Queues one SQE. When the SQ is full it submits what is queued first (collecting
     /// completions if the kernel is busy flushing an overflowed CQ), so no SQE is ever dropped.
+    #[inline]
     pub(crate) fn push(&mut self, sqe: &Entry) {
-        loop {
-            // SAFETY: every SQE percore builds points only at memory owned by the op's table
-            // entry (connection buffers, lifecycle slots, the shard's wake buffer), which stays
-            // alive and unmoved until the op's terminal CQE.
-            if unsafe { self.uring.submission().push(sqe) }.is_ok() {
-                return;
-            }
-            self.stats.sq_full += 1;
-            match self.uring.submit() {
-                Ok(n) => self.stats.sqes_submitted += n as u64,
-                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => self.reap(),
-                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
-                Err(e) => {
-                    // Nothing sane remains if the kernel refuses submissions outright; make the
-                    // cause visible rather than spinning.
-                    tracing::error!("io_uring submit failed while the SQ was full: {e}");
-                    self.reap();
-                }
+        // SAFETY: every SQE percore builds points only at memory owned by the op's table
+        // entry (connection buffers, lifecycle slots, the shard's wake buffer), which stays
+        // alive and unmoved until the op's terminal CQE.
+        while unsafe { self.uring.submission().push(sqe) }.is_err() {
+            self.make_room();
+        }
+    }
+
+    /// The SQ is full: submit what is queued (the rare path of [`push`](Self::push)).
+    #[cold]
+    #[inline(never)]
+    fn make_room(&mut self) {
+        self.stats.sq_full += 1;
+        match self.uring.submit() {
+            Ok(n) => self.stats.sqes_submitted += n as u64,
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => self.reap(),
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+            Err(e) => {
+                // Nothing sane remains if the kernel refuses submissions outright; make the
+                // cause visible rather than spinning.
+                tracing::error!("io_uring submit failed while the SQ was full: {e}");
+                self.reap();
             }
         }
     }
