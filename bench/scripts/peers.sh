@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Peer comparison, HTTP plaintext: the same `GET /` -> `Hello, World!` load against each
 # server, servers interleaved per round (A B C … A B C …), medians of the rounds.
-# Method: /work/shared/BENCH.md. Servers: bench/peers/ (README "Peers").
+# Method: docs/benchmarking.md. Servers: bench/peers/ (README "Peers").
 #
 #   bench/scripts/peers.sh                        # all servers, 3 rounds, 2 s + 10 s per pass
 #   bench/scripts/peers.sh --quick                # CI: 1 round, raw-uring + tokio-hyper, 3 s
@@ -18,7 +18,8 @@
 #                      workers on CPUs 0-1, load on CPUs 0-1 with 2 threads), or one,both
 #   --quick            1 round, raw-uring + tokio-hyper (unless --servers), 1 s + 3 s
 #   --install          apt-get install missing nginx/wrk/nodejs; build the FastAPI venv
-#   --write-results    append the report to bench/RESULTS.md
+#   --write-results    append the report to bench/history/http.md (then update the current
+#                      table at the top of bench/RESULTS.md by hand)
 #   --out DIR          where raw outputs go (default: a new /tmp/peers.XXXXXX)
 # Env: LOAD_TOOL (wrk, the default, or percore-bench: its http mode, which also gives
 #      per-request percentiles when pipelining),
@@ -465,7 +466,7 @@ if ((WRITE)); then
         echo "## Peers (HTTP plaintext, $LOAD_TOOL)"
         echo
         cat "$OUT/report.md"
-    } >>bench/RESULTS.md
-    log "appended to bench/RESULTS.md"
+    } >>bench/history/http.md
+    log "appended to bench/history/http.md; update the current table in bench/RESULTS.md"
 fi
 log "raw outputs in $OUT"
