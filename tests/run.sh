@@ -26,6 +26,7 @@ need_pkg wrk wrk
 need_pkg python3 python3
 need_pkg redis-cli redis-tools
 need_pkg redis-benchmark redis-tools
+need_pkg c++ g++ # libFuzzer, built by cargo-fuzz (tests/fuzz.sh)
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -33,6 +34,10 @@ echo "== cargo clippy --all-targets -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --workspace
+echo "== soak, 2 minutes (tests/soak.sh; the full one is 10)"
+bash tests/soak.sh --minutes 2
+echo "== fuzz, every target for a short fixed time (tests/fuzz.sh)"
+bash tests/fuzz.sh
 echo "== peer harness, quick mode (raw-uring and percore, one round)"
 harness_out=$(mktemp -d /tmp/peers-quick.XXXXXX)
 bash bench/scripts/peers.sh --quick --servers raw-uring,percore --passes 100:1 --out "$harness_out"
