@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Every cargo-fuzz target of the workspace (shards/*/fuzz) for a fixed time each (R16,
-# docs/reliability.md). The corpus of each target is kept in the repository
-# (shards/*/fuzz/corpus/TARGET, grown by these runs; seeds in fuzz/seeds/TARGET); a crash, a
-# leak or a timeout fails with the input that caused it.
+# docs/reliability.md); a crash, a leak or a timeout fails with the input that caused it.
+# The corpus kept in the repository is fuzz/seeds/TARGET; each run starts from it and writes
+# what it finds to fuzz/corpus/TARGET (not kept). `--keep` then merges into the kept corpus
+# the new inputs that reach new coverage (libFuzzer's -merge=1), to be committed.
 #
-#   tests/fuzz.sh                   # 15 s per target
-#   FUZZ_SECONDS=300 tests/fuzz.sh  # longer
+#   tests/fuzz.sh                          # 15 s per target
+#   FUZZ_SECONDS=300 tests/fuzz.sh --keep  # longer, and grow the kept corpus
 #
 # Needs the nightly toolchain (`rustup toolchain install nightly`); installs cargo-fuzz
 # when it is missing. Without nightly it says so and exits 0, unless CI=true.
@@ -13,6 +14,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds=${FUZZ_SECONDS:-15}
+keep=0
+case "${1:-}" in
+    --keep) keep=1 ;;
+    "") ;;
+    *) echo "fuzz: unknown option $1 (see the header of $0)" >&2; exit 2 ;;
+esac
 
 if ! cargo +nightly --version >/dev/null 2>&1; then
     if [ "${CI:-}" = true ]; then
@@ -50,6 +57,11 @@ for dir in shards/*/fuzz; do
             status=1
         else
             rm -f "$log"
+            if ((keep)) && [ -n "$seeds" ]; then
+                (cd "$crate" && cargo +nightly fuzz run "$target" "$seeds" "$corpus" -- \
+                    -merge=1) >/dev/null 2>&1
+                echo "kept corpus: $(ls "$crate/$seeds" | wc -l) inputs in $crate/$seeds"
+            fi
         fi
     done
 done
