@@ -86,6 +86,7 @@ impl Server {
         args: &[&str],
     ) -> Result<Server, String> {
         let admin = free_addr();
+        let program = command.get_program().to_string_lossy().into_owned();
         let mut child = command
             .arg(service)
             .args(["--listen", &addr.to_string(), "--admin", &admin.to_string()])
@@ -94,7 +95,7 @@ impl Server {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| format!("cannot run {}: {e}", binary().display()))?;
+            .map_err(|e| format!("cannot run {program}: {e}"))?;
         let log = Arc::new(Mutex::new(String::new()));
         let (listening_tx, listening_rx) = mpsc::channel();
         let stderr = child.stderr.take().expect("stderr is piped");
