@@ -33,6 +33,9 @@ echo "== cargo clippy --all-targets -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --workspace
+echo "== percore-http with its serde feature (Json responses)"
+cargo clippy -p percore-http --features serde --all-targets -- -D warnings
+cargo test -p percore-http --features serde --lib --test http_router
 echo "== peer harness, quick mode (raw-uring and percore, one round)"
 harness_out=$(mktemp -d /tmp/peers-quick.XXXXXX)
 bash bench/scripts/peers.sh --quick --servers raw-uring,percore --passes 100:1 --out "$harness_out"

@@ -234,6 +234,7 @@ impl Connection {
             }),
             body,
             keep_alive: self.state != State::Closed,
+            params: None,
         }
     }
 

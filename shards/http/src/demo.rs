@@ -13,6 +13,7 @@ const JSON: &[(&str, &str)] = &[("Content-Type", "application/json")];
 const BYTES: &[(&str, &str)] = &[("Content-Type", "application/octet-stream")];
 
 /// `GET /` → `Hello, World!`; `GET /json`; `GET /healthz`; `POST /echo` echoes the body;
+/// `GET /hello/{name}` greets `name` (percent-decoded);
 /// `GET /work?ms=N` burns N ms of CPU on the shard (Node's `while(true){}` stand-in: it
 /// stalls this shard only), `GET /work?ms=N&offload=1` burns it on the blocking pool;
 /// `GET /stream?chunks=N&size=S` streams a body in N parts (see [`stream`]).
@@ -33,10 +34,13 @@ pub fn router() -> Router {
             headers: TEXT,
             body: b"ok\n",
         })
-        .route("POST", "/echo", |request| Response {
+        .route_ref("POST", "/echo", |request| Response {
             status: 200,
             headers: BYTES,
             body: request.body(),
+        })
+        .route("GET", "/hello/{name}", |request| {
+            format!("Hello, {}!\n", request.param("name").unwrap_or_default())
         })
         .route_async("GET", "/work", work)
         .route_stream("GET", "/stream", stream)

@@ -47,7 +47,7 @@ use std::{
     net::SocketAddr,
     pin::{Pin, pin},
     rc::Rc,
-    task::Poll,
+    task::{Context, Poll},
     time::{Duration, Instant},
 };
 
@@ -62,9 +62,9 @@ use percore::{
 };
 
 use crate::{
-    Connection, HttpError, Limits, Response, ResponseFraming, Router,
+    Connection, HttpError, Limits, ResponseFraming, Router,
     streaming::{self, StreamEnd},
-    write_error_response, write_response,
+    write_error_response,
 };
 
 /// How long a closing connection keeps reading (and discarding) after its last response.
@@ -72,6 +72,9 @@ const LINGER: Duration = Duration::from_millis(500);
 
 /// Serves HTTP on `addr` on every shard of `builder`; `make_router` builds each shard's
 /// router (routers hold `!Send` handlers, so each shard has its own).
+///
+/// `make_router` is called once first, here, to check the routes: a refused route
+/// ([`Router::check`]) is an [`Error::Config`] naming it, and nothing starts.
 pub fn serve<R>(
     builder: ServerBuilder,
     addr: SocketAddr,
@@ -81,6 +84,9 @@ pub fn serve<R>(
 where
     R: Fn() -> Router + Send + Sync + Clone + 'static,
 {
+    make_router()
+        .check()
+        .map_err(|error| Error::Config(error.to_string()))?;
     builder.serve(addr, move |stream| {
         let router = ROUTER.with(|cell| {
             cell.borrow_mut()
@@ -110,7 +116,7 @@ pub async fn handle(stream: TcpStream, router: Rc<Router>, limits: Limits) {
     let mut state = conn.next(Event::Answered);
     loop {
         let event = match state {
-            State::Read => conn.read().await,
+            State::Read => poll_fn(|cx| conn.poll_read(cx)).await,
             State::Backpressure => conn.wait_writable().await,
             State::Respond(pending) => conn.respond(pending).await,
             State::Close => return conn.close_gracefully().await,
@@ -182,13 +188,6 @@ struct HttpConn<'d, D> {
     fresh: bool,
 }
 
-/// What ended a wait in `Read`.
-enum Woken {
-    Read(std::io::Result<Option<PassEnd>>),
-    Deadline,
-    Drain,
-}
-
 impl<'d, D: Future<Output = ()>> HttpConn<'d, D> {
     fn new(stream: TcpStream, router: Rc<Router>, limits: Limits, drain: Pin<&'d mut D>) -> Self {
         Self {
@@ -234,52 +233,61 @@ impl<'d, D: Future<Output = ()>> HttpConn<'d, D> {
     }
 
     /// `Read`: waits for input, a deadline or the drain; answers what arrived.
-    async fn read(&mut self) -> Event {
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Event> {
         let mut seen_at = None;
-        let woken = poll_fn(|cx| {
-            let read = self.stream.poll_respond_with(cx, &mut |input, out| {
-                // The loop's reading for this iteration: the input arrived before it.
-                let now = percore::time::now();
-                seen_at = Some(now);
-                let date = date_at(now);
-                let counters = &self.counters;
-                let count = |status| counters.count(status);
-                let pass = serve_pass(&mut self.conn, &self.router, &count, &date, input, out);
-                self.deadlines.passed(now, self.conn.in_request());
-                pass
-            });
-            if let Poll::Ready(read) = read {
-                return Poll::Ready(Woken::Read(read));
+        let read = self.stream.poll_respond_with(cx, &mut |input, out| {
+            // The loop's reading for this iteration: the input arrived before it.
+            let now = percore::time::now();
+            seen_at = Some(now);
+            let date = date_at(now);
+            let counters = &self.counters;
+            let count = |status| counters.count(status);
+            let pass = serve_pass(&mut self.conn, &self.router, &count, &date, input, out);
+            self.deadlines.passed(now, self.conn.in_request());
+            pass
+        });
+        if let Poll::Ready(read) = read {
+            return Poll::Ready(self.read_done(read, seen_at));
+        }
+        self.deadlines.pull_in();
+        // Right after a pass, with the timer and the drain waiter registered before and the
+        // timer not yet due at that pass (so not fired: timers fire in the loop's timers
+        // phase, and none ran since), there is nothing to poll: skip two wheel and waiter
+        // look-ups and a clock read per request.
+        let skip = self.fresh
+            && self.deadlines.registered
+            && self.deadlines.last_activity < self.deadlines.armed
+            && self.drain_watch != DrainWatch::Unregistered;
+        self.fresh = false;
+        if skip {
+            return Poll::Pending;
+        }
+        if self.drain_watch != DrainWatch::Started {
+            if self.drain.as_mut().poll(cx).is_ready() {
+                // The drain future is done and never polled again.
+                self.start_drain();
+                return Poll::Ready(Event::Answered);
             }
-            self.deadlines.pull_in();
-            // Right after a pass, with the timer and the drain waiter registered before and
-            // the timer not yet due at that pass (so not fired: timers fire in the loop's
-            // timers phase, and none ran since), there is nothing to poll: skip two wheel
-            // and waiter look-ups and a clock read per request.
-            let skip = self.fresh
-                && self.deadlines.registered
-                && self.deadlines.last_activity < self.deadlines.armed
-                && self.drain_watch != DrainWatch::Unregistered;
-            self.fresh = false;
-            if skip {
-                return Poll::Pending;
-            }
-            if self.drain_watch != DrainWatch::Started {
-                if self.drain.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Woken::Drain);
-                }
-                self.drain_watch = DrainWatch::Registered;
-            }
-            if Pin::new(&mut self.deadlines.timer).poll(cx).is_ready() {
-                self.deadlines.registered = false;
-                return Poll::Ready(Woken::Deadline);
-            }
-            self.deadlines.registered = true;
-            Poll::Pending
-        })
-        .await;
-        match woken {
-            Woken::Read(Ok(Some(end))) => {
+            self.drain_watch = DrainWatch::Registered;
+        }
+        if Pin::new(&mut self.deadlines.timer).poll(cx).is_ready() {
+            self.deadlines.registered = false;
+            return Poll::Ready(self.deadline_passed());
+        }
+        self.deadlines.registered = true;
+        Poll::Pending
+    }
+
+    /// A read ended: a pass answered what arrived (`seen_at` the loop's time reading), or
+    /// the client closed its side, or the connection failed.
+    #[inline]
+    fn read_done(
+        &mut self,
+        read: std::io::Result<Option<PassEnd>>,
+        seen_at: Option<Instant>,
+    ) -> Event {
+        match read {
+            Ok(Some(end)) => {
                 self.deadlines.last_activity = seen_at.unwrap_or_else(Instant::now);
                 self.fresh = seen_at.is_some();
                 match end {
@@ -288,14 +296,8 @@ impl<'d, D: Future<Output = ()>> HttpConn<'d, D> {
                     PassEnd::Panicked => Event::Close,
                 }
             }
-            Woken::Read(Ok(None)) => Event::Close, // The client closed its side.
-            Woken::Read(Err(_)) => Event::Drop,    // Reset or I/O error: nothing to answer.
-            Woken::Drain => {
-                // The drain future is done and never polled again.
-                self.start_drain();
-                Event::Answered
-            }
-            Woken::Deadline => self.deadline_passed(),
+            Ok(None) => Event::Close, // The client closed its side.
+            Err(_) => Event::Drop,    // Reset or I/O error: nothing to answer.
         }
     }
 
@@ -366,20 +368,10 @@ impl<'d, D: Future<Output = ()>> HttpConn<'d, D> {
             self.conn.drain();
             return Event::Close;
         };
-        let headers: Vec<(&str, &str)> = owned
-            .headers
-            .iter()
-            .map(|(n, v)| (*n, v.as_str()))
-            .collect();
-        let response = Response {
-            status: owned.status,
-            headers: &headers,
-            body: &owned.body,
-        };
-        self.counters.count(response.status);
+        self.counters.count(owned.status);
         match self
             .stream
-            .write_with(|out| write_response(out, &response, &date, framing))
+            .write_with(|out| owned.write(out, &date, framing))
         {
             Ok(()) => Event::Answered,
             Err(_) => Event::Close,

@@ -12,8 +12,9 @@ use std::{
 };
 
 use crate::{
-    Connection, Found, HttpError, OwnedRequest, OwnedResponse, Request, ResponseFraming,
-    ResponseWriter, Router, connection::Responder, streaming, write_error_response, write_response,
+    Connection, Found, HttpError, Match, OwnedRequest, OwnedResponse, Request, ResponseFraming,
+    ResponseWriter, Router, connection::Responder, router::answer_in_place, streaming,
+    write_error_response,
 };
 
 /// An async handler's response to come.
@@ -53,45 +54,50 @@ struct Dispatch<'p, C> {
 impl<C: Fn(u16)> Responder for Dispatch<'_, C> {
     #[inline]
     fn respond(&mut self, request: &Request<'_>, out: &mut Vec<u8>, date: &[u8; 29]) -> bool {
-        let route = match self.router.find(request) {
-            Found::Sync(handler) => Ok(handler),
-            Found::Fixed(response) => Err(response),
+        let matched = self.router.find(request);
+        match matched.found {
             Found::Async(handler) => {
-                let future = handler(OwnedRequest::from_request(request));
+                let future = handler(owned(request, &matched));
                 self.end = PassEnd::Handoff(Pending::Async(future, request.response_framing()));
-                return false;
+                false
             }
             Found::Stream(handler) => {
                 let (writer, shared) = ResponseWriter::new(self.max_output);
-                let future = handler(OwnedRequest::from_request(request), writer);
+                let future = handler(owned(request, &matched), writer);
                 let framing = request.response_framing();
                 self.end = PassEnd::Handoff(Pending::Stream(future, shared, framing));
-                return false;
-            }
-        };
-        let respond = || match route {
-            Ok(handler) => handler(request),
-            Err(fixed) => fixed,
-        };
-        match catch_unwind(AssertUnwindSafe(respond)) {
-            Ok(response) => {
-                (self.count)(response.status);
-                write_response(out, &response, date, request.response_framing());
-                true
-            }
-            Err(_) => {
-                // The panic was already reported by the panic hook; answer and close.
-                let error = HttpError::handler_failed();
-                write_error_response(out, error, date);
-                (self.count)(error.status);
-                self.end = PassEnd::Panicked;
                 false
+            }
+            _ => {
+                let respond = || answer_in_place(&matched, request, out, date);
+                match catch_unwind(AssertUnwindSafe(respond)) {
+                    Ok(status) => {
+                        (self.count)(status.unwrap_or(500));
+                        true
+                    }
+                    Err(_) => {
+                        // The panic was already reported by the panic hook; answer and close.
+                        let error = HttpError::handler_failed();
+                        write_error_response(out, error, date);
+                        (self.count)(error.status);
+                        self.end = PassEnd::Panicked;
+                        false
+                    }
+                }
             }
         }
     }
 
     fn refused(&mut self, status: u16) {
         (self.count)(status);
+    }
+}
+
+/// The request, with its path parameters, copied for a task.
+fn owned(request: &Request<'_>, matched: &Match<'_, '_>) -> OwnedRequest {
+    match &matched.params {
+        None => OwnedRequest::from_request(request),
+        Some(params) => OwnedRequest::from_request(&request.with_params(params)),
     }
 }
 
