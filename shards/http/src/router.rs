@@ -33,20 +33,21 @@
 //!   through a [`ResponseWriter`] (chunked for HTTP/1.1 unless it gives a length), with
 //!   backpressure from the client's reading.
 //!
-//! CPU-heavy work belongs in an async handler that awaits `percore::spawn_blocking(...)`:
-//! the work runs on the blocking pool and the shard goes on serving its other connections.
-//! A sync handler that computes for 200 ms stalls its shard (only its shard) for 200 ms.
+//! CPU-heavy work belongs in `route_blocking` (or `route_offload`): it runs inline while it
+//! is fast and moves to the blocking pool once a run overruns its budget (see [`Offload`]);
+//! or in an async handler that awaits `percore::spawn_blocking(...)`. A plain sync handler
+//! that computes for 200 ms stalls its shard (only its shard) for 200 ms.
 
 mod owned;
 mod table;
 
-use std::{fmt, future::Future, pin::Pin, rc::Rc};
+use std::{fmt, future::Future, pin::Pin, rc::Rc, sync::Arc};
 
 pub use owned::{OwnedRequest, query_param};
 use table::RouteKey;
 
 use crate::{
-    Connection, HttpError, IntoResponse, OwnedResponse, PathParams, Request, Response,
+    Connection, HttpError, IntoResponse, Offload, OwnedResponse, PathParams, Request, Response,
     ResponseFraming, ResponseWriter, connection::Responder, write_response,
 };
 
@@ -172,6 +173,37 @@ impl Router {
         Fut::Output: IntoResponse,
     {
         self.add(method, path, Route::Async(boxed_async(handler)))
+    }
+
+    /// Adds a sync route for CPU-heavy work, run where its history says ([`Offload`]:
+    /// inline until a run overruns the 5 ms budget, then on the blocking pool). The handler
+    /// gets an owned copy of the request, since it may run on another thread.
+    pub fn route_blocking<F, R>(self, method: &str, path: &str, handler: F) -> Self
+    where
+        F: Fn(OwnedRequest) -> R + Send + Sync + 'static,
+        R: IntoResponse + Send + 'static,
+    {
+        self.route_offload(method, path, Offload::adaptive(), handler)
+    }
+
+    /// [`route_blocking`](Self::route_blocking) with its policy given: another budget,
+    /// [`Offload::heavy`] or [`Offload::inline_only`].
+    pub fn route_offload<F, R>(self, method: &str, path: &str, offload: Offload, handler: F) -> Self
+    where
+        F: Fn(OwnedRequest) -> R + Send + Sync + 'static,
+        R: IntoResponse + Send + 'static,
+    {
+        let offload = Rc::new(offload.label(format!("{method} {path}")));
+        let handler = Arc::new(handler);
+        self.route_async(method, path, move |request| {
+            let (offload, handler) = (offload.clone(), handler.clone());
+            async move {
+                let result = offload.run(move || handler(request).into_response()).await;
+                result.unwrap_or_else(|error| {
+                    OwnedResponse::new(500, format!("the handler failed: {error}\n"))
+                })
+            }
+        })
     }
 
     /// Adds a streaming route: `handler` gets an owned copy of the request and a
