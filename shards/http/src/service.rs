@@ -73,8 +73,10 @@ const LINGER: Duration = Duration::from_millis(500);
 /// Serves HTTP on `addr` on every shard of `builder`; `make_router` builds each shard's
 /// router (routers hold `!Send` handlers, so each shard has its own).
 ///
-/// `make_router` is called once first, here, to check the routes: a refused route
-/// ([`Router::check`]) is an [`Error::Config`] naming it, and nothing starts.
+/// `make_router` is called once first, here on the calling thread, to check the routes: a
+/// refused route ([`Router::check`]) is an [`Error::Config`] naming it, and nothing starts.
+/// So building a router must not need a shard: state that does (metrics counters, tasks) is
+/// created on first use, as the demo's `/work` does.
 pub fn serve<R>(
     builder: ServerBuilder,
     addr: SocketAddr,
