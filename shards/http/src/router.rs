@@ -17,8 +17,8 @@
 //! **Registration errors** — a malformed pattern (`/users/{id`), two patterns that would
 //! match the same paths (`/users/{id}` and `/users/{name}`), a method registered twice for a
 //! path, a path without its leading `/`, a method that is not a token — are kept by the
-//! router and reported, naming the route, by [`Router::check`]; [`service::serve`]
-//! (crate::service::serve) refuses to start with them.
+//! router and reported, naming the route, by [`Router::check`];
+//! [`service::serve`](crate::service::serve) refuses to start with them.
 //!
 //! **Handlers**, four kinds:
 //! - **sync** (`route`): answers from the request alone, inside the read, with no task switch:

@@ -14,8 +14,8 @@
 //!
 //! # The connection task as one state machine
 //!
-//! [`handle`] runs one loop: the current [`State`] does its step, the step ends with an
-//! [`Event`], and [`HttpConn::next`] — the only place that decides transitions — picks the
+//! [`handle`] runs one loop: the current `State` does its step, the step ends with an
+//! `Event`, and `HttpConn::next` — the only place that decides transitions — picks the
 //! next state. Parse → dispatch → respond happen inside `Read` for sync routes (a whole
 //! read's pipelined requests in one pass); a request for an async or streaming route hands
 //! over to `Respond`.
