@@ -34,6 +34,9 @@ echo "== cargo clippy --all-targets -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --workspace
+echo "== percore-http with its serde feature (Json responses)"
+cargo clippy -p percore-http --features serde --all-targets -- -D warnings
+cargo test -p percore-http --features serde --lib --test http_router
 echo "== soak, 2 minutes (tests/soak.sh; the full one is 10)"
 bash tests/soak.sh --minutes 2
 echo "== fuzz, every target for a short fixed time (tests/fuzz.sh)"

@@ -35,10 +35,11 @@ CONFIGS=(
     "node-cluster2|/work?ms=$HEAVY_MS|node $ROOT/bench/peers/node/work.js --listen 127.0.0.1:$PORT --workers 2"
     "uvicorn2-def|/work?ms=$HEAVY_MS|env WORK_MODE=def $FASTAPI_VENV/bin/uvicorn work_app:app --app-dir $ROOT/bench/peers/fastapi --host 127.0.0.1 --port $PORT --workers 2 --loop uvloop --http httptools --no-access-log --log-level warning"
     "uvicorn2-async|/work?ms=$HEAVY_MS|env WORK_MODE=async $FASTAPI_VENV/bin/uvicorn work_app:app --app-dir $ROOT/bench/peers/fastapi --host 127.0.0.1 --port $PORT --workers 2 --loop uvloop --http httptools --no-access-log --log-level warning"
-    "percore-inline-no-takeover|/work?ms=$HEAVY_MS|$P --steer reuseport --stall-ms 100000 --takeover-ms 100000"
-    "percore-inline-reuseport|/work?ms=$HEAVY_MS|$P --steer reuseport"
-    "percore-inline-cpu|/work?ms=$HEAVY_MS|$P --steer cpu"
-    "percore-inline-balanced|/work?ms=$HEAVY_MS|$P --steer balanced"
+    "percore-inline-no-takeover|/work?ms=$HEAVY_MS\&inline=1|$P --steer reuseport --stall-ms 100000 --takeover-ms 100000"
+    "percore-inline-reuseport|/work?ms=$HEAVY_MS\&inline=1|$P --steer reuseport"
+    "percore-inline-cpu|/work?ms=$HEAVY_MS\&inline=1|$P --steer cpu"
+    "percore-inline-balanced|/work?ms=$HEAVY_MS\&inline=1|$P --steer balanced"
+    "percore-adaptive|/work?ms=$HEAVY_MS|$P --steer reuseport"
     "percore-spawn_blocking|/work?ms=$HEAVY_MS\&offload=1|$P --steer reuseport"
 )
 

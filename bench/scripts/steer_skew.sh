@@ -40,7 +40,7 @@ for round in $(seq 1 "$ROUNDS"); do
         read -r c0 c1 < <(shard_cpu "$SERVER_PID")
         result=$(timeout $((DURATION + 60)) "$PY" "$LOAD" --addr "127.0.0.1:$PORT" \
             --rate "$RATE" --duration "$DURATION" --warmup 1 --heavy-conns "$HEAVY_CONNS" \
-            --heavy-path "/work?ms=$HEAVY_MS" --light-conns "$LIGHT_CONNS" --max-conns "$LIGHT_CONNS")
+            --heavy-path "/work?ms=$HEAVY_MS&inline=1" --light-conns "$LIGHT_CONNS" --max-conns "$LIGHT_CONNS")
         read -r d0 d1 < <(shard_cpu "$SERVER_PID")
         hz=$(getconf CLK_TCK)
         cpu0=$(awk -v a="$c0" -v b="$d0" -v hz="$hz" 'BEGIN { printf "%.2f", (b - a) / hz }')

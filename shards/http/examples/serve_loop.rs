@@ -27,7 +27,7 @@ fn main() {
         let started = Instant::now();
         for _ in 0..batches {
             out.clear();
-            let consumed = conn.serve(&input, &mut out, &date, |r| router.handle(r));
+            let consumed = router.serve(&mut conn, &input, &mut out, &date);
             assert_eq!(consumed, input.len());
         }
         best = best.min(started.elapsed());

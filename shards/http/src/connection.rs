@@ -176,11 +176,25 @@ impl Connection {
         input: &[u8],
         out: &mut Vec<u8>,
         date: &[u8; 29],
-        mut handler: H,
+        handler: H,
     ) -> usize
     where
         H: for<'r> FnMut(&Request<'r>) -> Response<'r>,
     {
+        self.serve_with(input, out, date, &mut WithHandler(handler))
+    }
+
+    /// The loop of [`serve`](Self::serve), with a [`Responder`] that may also stop the pass
+    /// (the I/O layer's, when a request goes to a task). The one place where a read's
+    /// requests are parsed and answered in order.
+    #[inline]
+    pub(crate) fn serve_with(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        date: &[u8; 29],
+        responder: &mut impl Responder,
+    ) -> usize {
         let mut consumed = 0;
         while out.len() < self.limits.max_output {
             let (n, event) = self.feed(&input[consumed..]);
@@ -189,11 +203,19 @@ impl Connection {
                 Event::NeedMore | Event::Closed => break,
                 Event::Continue => write_continue(out),
                 Event::Request(request) => {
-                    let response = handler(&request);
-                    write_response(out, &response, date, request.response_framing());
+                    if !responder.respond(&request, out, date) {
+                        break;
+                    }
+                    if consumed == input.len() {
+                        // Feeding the empty rest would only find `NeedMore` (or `Closed`):
+                        // skip it, releasing what it would release.
+                        self.input_exhausted();
+                        break;
+                    }
                 }
                 Event::Error(error) => {
                     write_error_response(out, error, date);
+                    responder.refused(error.status);
                     break;
                 }
             }
@@ -212,6 +234,7 @@ impl Connection {
             }),
             body,
             keep_alive: self.state != State::Closed,
+            params: None,
         }
     }
 
@@ -235,7 +258,7 @@ impl Connection {
     /// [`start_next`](Self::start_next) would (a body buffer over [`KEEP_BODY_CAPACITY`]),
     /// so an idle keep-alive connection does not hold it, without the empty `feed` that
     /// would otherwise do it. The rest of `start_next` waits for the next input.
-    pub(crate) fn input_exhausted(&mut self) {
+    fn input_exhausted(&mut self) {
         if self.body_buf.capacity() > KEEP_BODY_CAPACITY && self.state == State::Served {
             self.start_next();
         }
@@ -405,4 +428,31 @@ enum BodyAt {
     Empty,
     Input(usize, usize),
     Buffer,
+}
+
+/// What answers the requests of one pass of [`Connection::serve_with`].
+pub(crate) trait Responder {
+    /// Writes the response to `request` into `out`; `false` ends the pass before the next
+    /// request (what is left of the input waits to be offered again).
+    fn respond(&mut self, request: &Request<'_>, out: &mut Vec<u8>, date: &[u8; 29]) -> bool;
+
+    /// The connection refused a request: its error response (`status`) is written.
+    fn refused(&mut self, status: u16);
+}
+
+/// A plain handler as a [`Responder`]: every request answered, none stops the pass.
+struct WithHandler<H>(H);
+
+impl<H> Responder for WithHandler<H>
+where
+    H: for<'r> FnMut(&Request<'r>) -> Response<'r>,
+{
+    #[inline]
+    fn respond(&mut self, request: &Request<'_>, out: &mut Vec<u8>, date: &[u8; 29]) -> bool {
+        let response = (self.0)(request);
+        write_response(out, &response, date, request.response_framing());
+        true
+    }
+
+    fn refused(&mut self, _status: u16) {}
 }

@@ -1,9 +1,12 @@
 //! The demo service of the `percore` command: the routes every benchmark peer serves, a
 //! health check, an echo, and `/work`, the CPU-heavy request.
 
-use std::time::{Duration, Instant};
+use std::{
+    rc::Rc,
+    time::{Duration, Instant},
+};
 
-use crate::{OwnedRequest, OwnedResponse, Response, ResponseWriter, Router};
+use crate::{Offload, OffloadStats, OwnedRequest, OwnedResponse, Response, ResponseWriter, Router};
 
 /// The most CPU time one `/work` request may ask for.
 const MAX_WORK_MS: u64 = 10_000;
@@ -13,8 +16,9 @@ const JSON: &[(&str, &str)] = &[("Content-Type", "application/json")];
 const BYTES: &[(&str, &str)] = &[("Content-Type", "application/octet-stream")];
 
 /// `GET /` → `Hello, World!`; `GET /json`; `GET /healthz`; `POST /echo` echoes the body;
-/// `GET /work?ms=N` burns N ms of CPU on the shard (Node's `while(true){}` stand-in: it
-/// stalls this shard only), `GET /work?ms=N&offload=1` burns it on the blocking pool;
+/// `GET /hello/{name}` greets `name` (percent-decoded);
+/// `GET /work?ms=N` burns N ms of CPU (Node's `while(true){}` stand-in) where the adaptive
+/// rule says (see [`work`]), `&offload=1` on the blocking pool, `&inline=1` on the shard;
 /// `GET /stream?chunks=N&size=S` streams a body in N parts (see [`stream`]).
 pub fn router() -> Router {
     Router::new()
@@ -33,10 +37,13 @@ pub fn router() -> Router {
             headers: TEXT,
             body: b"ok\n",
         })
-        .route("POST", "/echo", |request| Response {
+        .route_ref("POST", "/echo", |request| Response {
             status: 200,
             headers: BYTES,
             body: request.body(),
+        })
+        .route("GET", "/hello/{name}", |request| {
+            format!("Hello, {}!\n", request.param("name").unwrap_or_default())
         })
         .route_async("GET", "/work", work)
         .route_stream("GET", "/stream", stream)
@@ -94,7 +101,15 @@ pub fn stream_body(chunks: u64, size: u64) -> Vec<u8> {
         .collect()
 }
 
-async fn work(request: OwnedRequest) -> OwnedResponse {
+thread_local! {
+    /// `/work`'s offload state, one per shard (as a router's routes are).
+    static WORK: Rc<Offload> = Rc::new(Offload::adaptive().label("GET /work"));
+}
+
+/// `GET /work?ms=N`: N ms of CPU where the route's history says ([`Offload`]: inline until a
+/// burn overruns the 5 ms budget, then on the blocking pool); `&offload=1` forces the pool,
+/// `&inline=1` the shard.
+pub async fn work(request: OwnedRequest) -> OwnedResponse {
     let Some(ms) = request
         .query_param("ms")
         .and_then(|v| std::str::from_utf8(v).ok()?.parse::<u64>().ok())
@@ -102,22 +117,37 @@ async fn work(request: OwnedRequest) -> OwnedResponse {
     else {
         return OwnedResponse::new(400, format!("ms must be an integer in 0..={MAX_WORK_MS}\n"));
     };
-    let offload = request.query_param("offload") == Some(b"1");
-    let spun = if offload {
-        match percore::spawn_blocking(move || burn(ms)).await {
-            Ok(spun) => spun,
-            Err(e) => return OwnedResponse::new(503, format!("{e}\n")),
-        }
+    let offload = WORK.with(Rc::clone);
+    let burned = if request.query_param("offload") == Some(b"1") {
+        offload.run_on_pool(move || burn(ms)).await
+    } else if request.query_param("inline") == Some(b"1") {
+        Ok(offload.run_inline(|| burn(ms)))
     } else {
-        burn(ms)
+        offload.run(move || burn(ms)).await
     };
-    let place = if offload { "blocking pool" } else { "shard" };
-    OwnedResponse::new(200, format!("burned {spun} ms on the {place}\n"))
-        .header("Content-Type", "text/plain")
+    match burned {
+        Ok((spun, place)) => OwnedResponse::new(200, format!("burned {spun} ms on the {place}\n"))
+            .header("Content-Type", "text/plain"),
+        Err(e) => OwnedResponse::new(503, format!("{e}\n")),
+    }
+}
+
+/// `/work`'s counts on this shard.
+pub fn work_stats() -> OffloadStats {
+    WORK.with(|offload| offload.stats())
+}
+
+/// Burns `ms` and says where: on a shard thread or the blocking pool.
+fn burn(ms: u64) -> (u64, &'static str) {
+    let spun = spin(ms);
+    let on_shard = std::thread::current()
+        .name()
+        .is_some_and(|name| name.starts_with("percore-shard"));
+    (spun, if on_shard { "shard" } else { "blocking pool" })
 }
 
 /// Spins for `ms` milliseconds of wall time; returns the milliseconds spun.
-fn burn(ms: u64) -> u64 {
+fn spin(ms: u64) -> u64 {
     let started = Instant::now();
     while started.elapsed() < Duration::from_millis(ms) {
         std::hint::spin_loop();

@@ -22,7 +22,11 @@
 //! - [`Request`]: a borrowed view of a complete request.
 //! - [`write_response`], [`write_error_response`], [`write_continue`]: the response writer;
 //!   [`write_streaming_head`] and [`write_chunk`] for a body sent in parts.
-//! - [`Router`]: method + path to sync, async or streaming handlers ([`ResponseWriter`]).
+//! - [`Router`]: method + path (with parameters: `/users/{id}`, `/static/{*path}`) to sync,
+//!   borrowing, async or streaming handlers ([`ResponseWriter`]); handlers return anything
+//!   [`IntoResponse`] (`String`, `(Status, body)`, [`OwnedResponse`], `Json` with the
+//!   `serde` feature).
+//! - [`service`]: the I/O layer that serves a router on percore's shards.
 //! - [`http_date`], [`DateCache`]: the `Date` value.
 //! - [`Limits`]: every bound, with the defaults of `RELIABILITY.md`.
 //!
@@ -40,7 +44,10 @@ mod date;
 pub mod demo;
 mod error;
 mod framing;
+mod into_response;
 mod limits;
+mod offload;
+mod params;
 mod parser;
 mod request;
 mod response;
@@ -52,7 +59,12 @@ pub use connection::{Connection, Event};
 pub use date::{DateCache, http_date, http_date_from_unix};
 pub use error::{HttpError, reason_phrase};
 pub use framing::BodyKind;
+#[cfg(feature = "serde")]
+pub use into_response::Json;
+pub use into_response::{Body, IntoResponse, OwnedResponse, Status};
 pub use limits::Limits;
+pub use offload::{DEFAULT_BUDGET, Offload, OffloadStats, RETRY_AFTER};
+pub use params::PathParams;
 pub use parser::Version;
 pub use request::Request;
 pub use response::{
@@ -60,7 +72,8 @@ pub use response::{
     write_error_response, write_response, write_streaming_head,
 };
 pub use router::{
-    AsyncHandler, Found, Handler, OwnedRequest, OwnedResponse, Router, StreamHandler, query_param,
+    AsyncHandler, Found, Handler, Match, OwnedRequest, RefHandler, RouteError, Router,
+    StreamHandler, query_param,
 };
 pub use streaming::{ResponseWriter, StreamClosed};
 

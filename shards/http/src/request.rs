@@ -4,7 +4,7 @@
 use std::fmt;
 
 use crate::{
-    BodyKind, Version,
+    BodyKind, PathParams, Version,
     framing::Framing,
     parser::{HeadParser, RequestLine},
     response::ResponseFraming,
@@ -21,6 +21,8 @@ pub struct Request<'a> {
     pub(crate) framing: &'a Framing,
     pub(crate) body: &'a [u8],
     pub(crate) keep_alive: bool,
+    /// The path parameters of the matched route, set by the router.
+    pub(crate) params: Option<&'a PathParams<'a, 'a>>,
 }
 
 impl<'a> Request<'a> {
@@ -102,6 +104,28 @@ impl<'a> Request<'a> {
     /// for it and no server limit (max requests, drain) ends it.
     pub fn keep_alive(&self) -> bool {
         self.keep_alive
+    }
+
+    /// The percent-decoded value of the matched route's parameter `name` (`/users/{id}` →
+    /// `id`); `None` outside a route with that parameter.
+    pub fn param(&self, name: &str) -> Option<&'a str> {
+        self.params?.get(name)
+    }
+
+    /// Every path parameter of the matched route, as `(name, percent-decoded value)`.
+    pub fn params(&self) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        self.params.into_iter().flat_map(|params| params.iter())
+    }
+
+    /// This request with the router's path parameters.
+    pub(crate) fn with_params<'s>(&self, params: &'s PathParams<'s, 's>) -> Request<'s>
+    where
+        'a: 's,
+    {
+        Request {
+            params: Some(params),
+            ..*self
+        }
     }
 
     /// How a response to this request must be framed.

@@ -52,14 +52,50 @@ pub fn write_continue(out: &mut Vec<u8>) {
 
 /// Appends `response` to `out`, framed per `framing`, with `date` (an IMF-fixdate, see
 /// [`http_date`](crate::http_date)) as its `Date`.
+#[inline]
 pub fn write_response(
     out: &mut Vec<u8>,
     response: &Response<'_>,
     date: &[u8; 29],
     framing: ResponseFraming,
 ) {
-    let status = if (100..=999).contains(&response.status) {
-        response.status
+    let fields = Fields {
+        fixed: response.headers,
+        owned: &[],
+    };
+    write_parts(out, response.status, fields, response.body, date, framing);
+}
+
+/// A response's extra fields: fixed ones, then computed ones (two plain slices rather than
+/// one chained iterator, which the compiler does not unroll as well).
+#[derive(Clone, Copy)]
+pub(crate) struct Fields<'f> {
+    pub(crate) fixed: &'f [(&'f str, &'f str)],
+    pub(crate) owned: &'f [(&'static str, String)],
+}
+
+impl Fields<'_> {
+    #[inline]
+    fn len(&self) -> usize {
+        let fixed: usize = self.fixed.iter().map(|(n, v)| n.len() + v.len() + 4).sum();
+        let owned: usize = self.owned.iter().map(|(n, v)| n.len() + v.len() + 4).sum();
+        fixed + owned
+    }
+}
+
+/// [`write_response`] with fixed and computed fields. Inlined everywhere: with the computed
+/// fields known to be none (a [`Response`]), their loop folds away.
+#[inline(always)]
+pub(crate) fn write_parts(
+    out: &mut Vec<u8>,
+    status: u16,
+    fields: Fields<'_>,
+    body: &[u8],
+    date: &[u8; 29],
+    framing: ResponseFraming,
+) {
+    let status = if (100..=999).contains(&status) {
+        status
     } else {
         500
     };
@@ -67,17 +103,12 @@ pub fn write_response(
     let bodyless = status < 200 || status == 204 || status == 304;
     let with_body = !bodyless && !framing.head_request;
     // One reservation for the whole response: the pieces below then copy without growing.
-    let fields_len: usize = response
-        .headers
-        .iter()
-        .map(|(name, value)| name.len() + value.len() + 4)
-        .sum();
-    let body_len = if with_body { response.body.len() } else { 0 };
-    out.reserve(STATIC_HEAD_MAX + fields_len + body_len);
+    let body_len = if with_body { body.len() } else { 0 };
+    out.reserve(STATIC_HEAD_MAX + fields.len() + body_len);
     write_status_line_and_date(out, status, date);
     if !bodyless {
         out.extend_from_slice(b"\r\nContent-Length: ");
-        write_u64(out, response.body.len() as u64);
+        write_u64(out, body.len() as u64);
     }
     out.extend_from_slice(b"\r\n");
     if !framing.keep_alive {
@@ -85,7 +116,15 @@ pub fn write_response(
     } else if framing.version == Version::Http10 {
         out.extend_from_slice(b"Connection: keep-alive\r\n");
     }
-    for &(name, value) in response.headers {
+    for &(name, value) in fields.fixed {
+        if is_safe_field(name, value) {
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    for (name, value) in fields.owned {
         if is_safe_field(name, value) {
             out.extend_from_slice(name.as_bytes());
             out.extend_from_slice(b": ");
@@ -95,7 +134,7 @@ pub fn write_response(
     }
     out.extend_from_slice(b"\r\n");
     if with_body {
-        out.extend_from_slice(response.body);
+        out.extend_from_slice(body);
     }
 }
 

@@ -1,26 +1,62 @@
 //! Routes by method and path to handlers.
 //!
-//! Two kinds of handler:
-//! - **sync** (`route`): answers from the request alone, inside the read, with no task switch
-//!   and no allocation: the fast path. Its response may borrow the request (echo its body).
+//! **Paths** are exact (`/healthz`), or have parameters: `{name}` matches one segment
+//! (`/users/{id}`), a trailing `{*name}` the rest of the path, at least one byte
+//! (`/static/{*path}`); `{{` and `}}` are literal braces. An exact path wins over a pattern,
+//! and patterns are matched on the path as sent; the values handed to the handler
+//! ([`Request::param`]) are percent-decoded, and a request whose parameter does not decode
+//! (a bad `%XX`, not UTF-8) gets `400`. Matching allocates nothing for exact paths and for
+//! patterns with up to three parameters.
+//!
+//! **Methods**: `HEAD` is answered by the `GET` route (without the body) unless it has its
+//! own. A known path asked with another method gets `405` with `Allow` listing the path's
+//! methods; an unknown path goes to the [fallback](Router::fallback) if there is one, else
+//! gets `404`. Both bodies can be replaced ([`Router::not_found`],
+//! [`Router::method_not_allowed`]).
+//!
+//! **Registration errors** — a malformed pattern (`/users/{id`), two patterns that would
+//! match the same paths (`/users/{id}` and `/users/{name}`), a method registered twice for a
+//! path, a path without its leading `/`, a method that is not a token — are kept by the
+//! router and reported, naming the route, by [`Router::check`];
+//! [`service::serve`](crate::service::serve) refuses to start with them.
+//!
+//! **Handlers**, four kinds:
+//! - **sync** (`route`): answers from the request alone, inside the read, with no task switch:
+//!   the fast path. It returns anything [`IntoResponse`] — a `String` it computed, a
+//!   `&'static str`, `(Status, body)`, `Json(..)` — which owns its body.
+//! - **borrowing** (`route_ref`): a sync handler whose [`Response`] borrows from the request
+//!   (an echo of its body, without a copy).
 //! - **async** (`route_async`): gets an owned copy of the request and returns a future, which
 //!   may await timers, the mesh or `percore::spawn_blocking`. The connection waits for it
 //!   before it answers any later pipelined request, so responses stay in order.
-//!
 //! - **streaming** (`route_stream`): like async, and the handler sends the body in parts
 //!   through a [`ResponseWriter`] (chunked for HTTP/1.1 unless it gives a length), with
 //!   backpressure from the client's reading.
 //!
-//! CPU-heavy work belongs in an async handler that awaits `percore::spawn_blocking(...)`:
-//! the work runs on the blocking pool and the shard goes on serving its other connections.
-//! A sync handler that computes for 200 ms stalls its shard (only its shard) for 200 ms.
+//! CPU-heavy work belongs in `route_blocking` (or `route_offload`): it runs inline while it
+//! is fast and moves to the blocking pool once a run overruns its budget (see [`Offload`]);
+//! or in an async handler that awaits `percore::spawn_blocking(...)`. A plain sync handler
+//! that computes for 200 ms stalls its shard (only its shard) for 200 ms.
 
-use std::{future::Future, pin::Pin, rc::Rc};
+mod owned;
+mod table;
 
-use crate::{Request, Response, ResponseWriter};
+use std::{fmt, future::Future, pin::Pin, rc::Rc, sync::Arc};
 
-/// A sync request handler; `for<'r>`: the response may borrow from the request.
-pub type Handler = Rc<dyn for<'r> Fn(&Request<'r>) -> Response<'r>>;
+pub use owned::{OwnedRequest, query_param};
+use table::RouteKey;
+
+use crate::{
+    Connection, HttpError, IntoResponse, Offload, OwnedResponse, PathParams, Request, Response,
+    ResponseFraming, ResponseWriter, connection::Responder, write_response,
+};
+
+/// A sync handler, with what writes its value (see [`IntoResponse`]): it appends the response
+/// to the output and returns its status.
+pub type Handler = Rc<dyn Fn(&Request<'_>, &mut Vec<u8>, &[u8; 29], ResponseFraming) -> u16>;
+
+/// A sync handler whose response may borrow from the request (`for<'r>`).
+pub type RefHandler = Rc<dyn for<'r> Fn(&Request<'r>) -> Response<'r>>;
 
 /// An async request handler.
 pub type AsyncHandler = Rc<dyn Fn(OwnedRequest) -> Pin<Box<dyn Future<Output = OwnedResponse>>>>;
@@ -29,70 +65,10 @@ pub type AsyncHandler = Rc<dyn Fn(OwnedRequest) -> Pin<Box<dyn Future<Output = O
 pub type StreamHandler =
     Rc<dyn Fn(OwnedRequest, ResponseWriter) -> Pin<Box<dyn Future<Output = ()>>>>;
 
-/// A request copied out of the connection's buffers, for async handlers.
-#[derive(Clone, Debug, Default)]
-pub struct OwnedRequest {
-    pub method: Vec<u8>,
-    pub path: Vec<u8>,
-    pub query: Option<Vec<u8>>,
-    pub headers: Vec<(Vec<u8>, Vec<u8>)>,
-    pub body: Vec<u8>,
-}
-
-impl OwnedRequest {
-    pub fn from_request(request: &Request<'_>) -> Self {
-        OwnedRequest {
-            method: request.method().to_vec(),
-            path: request.path().to_vec(),
-            query: request.query().map(<[u8]>::to_vec),
-            headers: request
-                .headers()
-                .map(|(n, v)| (n.to_vec(), v.to_vec()))
-                .collect(),
-            body: request.body().to_vec(),
-        }
-    }
-
-    /// The value of query parameter `name` (`a=1&b=2`), if present.
-    pub fn query_param(&self, name: &str) -> Option<&[u8]> {
-        query_param(self.query.as_deref()?, name)
-    }
-}
-
-/// The value of parameter `name` in a query string.
-pub fn query_param<'q>(query: &'q [u8], name: &str) -> Option<&'q [u8]> {
-    query.split(|b| *b == b'&').find_map(|pair| {
-        let mut kv = pair.splitn(2, |b| *b == b'=');
-        (kv.next()? == name.as_bytes()).then(|| kv.next().unwrap_or(b""))
-    })
-}
-
-/// The response of an async handler.
-#[derive(Clone, Debug)]
-pub struct OwnedResponse {
-    pub status: u16,
-    pub headers: Vec<(&'static str, String)>,
-    pub body: Vec<u8>,
-}
-
-impl OwnedResponse {
-    pub fn new(status: u16, body: impl Into<Vec<u8>>) -> Self {
-        OwnedResponse {
-            status,
-            headers: Vec::new(),
-            body: body.into(),
-        }
-    }
-
-    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
-        self.headers.push((name, value.into()));
-        self
-    }
-}
-
 #[derive(Clone)]
 enum Route {
     Sync(Handler),
+    Ref(RefHandler),
     Async(AsyncHandler),
     Stream(StreamHandler),
 }
@@ -100,133 +76,372 @@ enum Route {
 /// What the router found for a request.
 pub enum Found<'a> {
     Sync(&'a Handler),
+    Ref(&'a RefHandler),
     Async(&'a AsyncHandler),
     Stream(&'a StreamHandler),
-    Fixed(Response<'static>),
+    /// No route for the path, and no fallback: the 404 response.
+    NotFound(&'a OwnedResponse),
+    /// The path is known, not with this method: the 405 response and its `Allow` value.
+    MethodNotAllowed(&'a OwnedResponse, &'a str),
+    /// A path parameter did not decode.
+    BadRequest(HttpError),
 }
 
-/// Method + path → handler. `HEAD` is answered by the `GET` route (without the body).
-#[derive(Clone, Default)]
+/// A request's route and the path parameters it matched (`None` for an exact path).
+pub struct Match<'a, 'p> {
+    pub found: Found<'a>,
+    pub params: Option<PathParams<'a, 'p>>,
+}
+
+/// A route the router refused, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteError {
+    /// `METHOD /path` as registered.
+    pub route: String,
+    pub reason: String,
+}
+
+impl fmt::Display for RouteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "route \"{}\": {}", self.route, self.reason)
+    }
+}
+
+impl std::error::Error for RouteError {}
+
+/// Method + path → handler (see the module docs).
+#[derive(Clone)]
 pub struct Router {
-    routes: Vec<(&'static [u8], &'static [u8], Route)>,
+    table: table::Table,
+    fallback: Option<Route>,
+    not_found: OwnedResponse,
+    method_not_allowed: OwnedResponse,
+    errors: Vec<RouteError>,
 }
 
-const NOT_FOUND: Response<'static> = Response {
-    status: 404,
-    headers: &[("Content-Type", "text/plain")],
-    body: b"not found\n",
-};
-const METHOD_NOT_ALLOWED: Response<'static> = Response {
-    status: 405,
-    headers: &[("Content-Type", "text/plain")],
-    body: b"method not allowed\n",
-};
+const TEXT: &[(&str, &str)] = &[("Content-Type", "text/plain")];
+
+impl Default for Router {
+    fn default() -> Self {
+        Router {
+            table: table::Table::default(),
+            fallback: None,
+            not_found: OwnedResponse {
+                static_headers: TEXT,
+                ..OwnedResponse::new(404, "not found\n")
+            },
+            method_not_allowed: OwnedResponse {
+                static_headers: TEXT,
+                ..OwnedResponse::new(405, "method not allowed\n")
+            },
+            errors: Vec::new(),
+        }
+    }
+}
 
 impl Router {
     pub fn new() -> Self {
         Router::default()
     }
 
-    /// Adds a sync route for `method` (e.g. `"GET"`) and the exact `path`.
-    pub fn route(
-        mut self,
-        method: &'static str,
-        path: &'static str,
+    /// Adds a sync route for `method` (e.g. `"GET"`) and `path` (see the module docs):
+    /// `handler` returns anything [`IntoResponse`].
+    pub fn route<F, R>(self, method: &str, path: &str, handler: F) -> Self
+    where
+        F: Fn(&Request<'_>) -> R + 'static,
+        R: IntoResponse,
+    {
+        self.add(method, path, Route::Sync(sync_handler(handler)))
+    }
+
+    /// Adds a sync route whose [`Response`] may borrow from the request (its body, say),
+    /// written without a copy.
+    pub fn route_ref(
+        self,
+        method: &str,
+        path: &str,
         handler: impl for<'r> Fn(&Request<'r>) -> Response<'r> + 'static,
     ) -> Self {
-        self.routes.push((
-            method.as_bytes(),
-            path.as_bytes(),
-            Route::Sync(Rc::new(handler)),
-        ));
-        self
+        self.add(method, path, Route::Ref(Rc::new(handler)))
     }
 
     /// Adds an async route (see the module docs).
-    pub fn route_async<F, Fut>(
-        mut self,
-        method: &'static str,
-        path: &'static str,
-        handler: F,
-    ) -> Self
+    pub fn route_async<F, Fut>(self, method: &str, path: &str, handler: F) -> Self
     where
         F: Fn(OwnedRequest) -> Fut + 'static,
-        Fut: Future<Output = OwnedResponse> + 'static,
+        Fut: Future + 'static,
+        Fut::Output: IntoResponse,
     {
-        let boxed: AsyncHandler = Rc::new(move |request| Box::pin(handler(request)));
-        self.routes
-            .push((method.as_bytes(), path.as_bytes(), Route::Async(boxed)));
-        self
+        self.add(method, path, Route::Async(boxed_async(handler)))
+    }
+
+    /// Adds a sync route for CPU-heavy work, run where its history says ([`Offload`]:
+    /// inline until a run overruns the 5 ms budget, then on the blocking pool). The handler
+    /// gets an owned copy of the request, since it may run on another thread.
+    pub fn route_blocking<F, R>(self, method: &str, path: &str, handler: F) -> Self
+    where
+        F: Fn(OwnedRequest) -> R + Send + Sync + 'static,
+        R: IntoResponse + Send + 'static,
+    {
+        self.route_offload(method, path, Offload::adaptive(), handler)
+    }
+
+    /// [`route_blocking`](Self::route_blocking) with its policy given: another budget,
+    /// [`Offload::heavy`] or [`Offload::inline_only`].
+    pub fn route_offload<F, R>(self, method: &str, path: &str, offload: Offload, handler: F) -> Self
+    where
+        F: Fn(OwnedRequest) -> R + Send + Sync + 'static,
+        R: IntoResponse + Send + 'static,
+    {
+        let offload = Rc::new(offload.label(format!("{method} {path}")));
+        let handler = Arc::new(handler);
+        self.route_async(method, path, move |request| {
+            let (offload, handler) = (offload.clone(), handler.clone());
+            async move {
+                let result = offload.run(move || handler(request).into_response()).await;
+                result.unwrap_or_else(|error| {
+                    OwnedResponse::new(500, format!("the handler failed: {error}\n"))
+                })
+            }
+        })
     }
 
     /// Adds a streaming route: `handler` gets an owned copy of the request and a
     /// [`ResponseWriter`], and sends the body in parts (see the module docs).
-    pub fn route_stream<F, Fut>(
-        mut self,
-        method: &'static str,
-        path: &'static str,
-        handler: F,
-    ) -> Self
+    pub fn route_stream<F, Fut>(self, method: &str, path: &str, handler: F) -> Self
     where
         F: Fn(OwnedRequest, ResponseWriter) -> Fut + 'static,
         Fut: Future<Output = ()> + 'static,
     {
         let boxed: StreamHandler =
             Rc::new(move |request, writer| Box::pin(handler(request, writer)));
-        self.routes
-            .push((method.as_bytes(), path.as_bytes(), Route::Stream(boxed)));
+        self.add(method, path, Route::Stream(boxed))
+    }
+
+    /// Answers every request whose path matches no route (any method) instead of the 404.
+    pub fn fallback<F, R>(mut self, handler: F) -> Self
+    where
+        F: Fn(&Request<'_>) -> R + 'static,
+        R: IntoResponse,
+    {
+        self.fallback = Some(Route::Sync(sync_handler(handler)));
         self
     }
 
-    /// The handler for `request`, or the 404/405 response when there is none.
-    pub fn find(&self, request: &Request<'_>) -> Found<'_> {
-        let method = if request.is_head() {
-            &b"GET"[..]
-        } else {
-            request.method()
-        };
-        let path = request.path();
-        let mut path_known = false;
-        for (route_method, route_path, route) in &self.routes {
-            if *route_path == path {
-                if *route_method == method {
-                    return match route {
-                        Route::Sync(handler) => Found::Sync(handler),
-                        Route::Async(handler) => Found::Async(handler),
-                        Route::Stream(handler) => Found::Stream(handler),
-                    };
-                }
-                path_known = true;
-            }
-        }
-        Found::Fixed(if path_known {
-            METHOD_NOT_ALLOWED
-        } else {
-            NOT_FOUND
-        })
+    /// [`fallback`](Self::fallback) with an async handler.
+    pub fn fallback_async<F, Fut>(mut self, handler: F) -> Self
+    where
+        F: Fn(OwnedRequest) -> Fut + 'static,
+        Fut: Future + 'static,
+        Fut::Output: IntoResponse,
+    {
+        self.fallback = Some(Route::Async(boxed_async(handler)));
+        self
     }
 
-    /// The response of a sync route (async routes answer 500 here: use [`find`](Self::find)).
-    pub fn handle<'r>(&self, request: &Request<'r>) -> Response<'r> {
-        match self.find(request) {
-            Found::Sync(handler) => handler(request),
-            Found::Fixed(response) => response,
-            Found::Async(_) | Found::Stream(_) => {
-                Response::new(500, b"async route called synchronously\n")
-            }
+    /// The response for an unknown path (without a fallback); its status is always 404.
+    pub fn not_found(mut self, response: impl IntoResponse) -> Self {
+        self.not_found = response.into_response();
+        self.not_found.status = 404;
+        self
+    }
+
+    /// The response for a known path asked with another method; its status is always 405,
+    /// and `Allow` is added.
+    pub fn method_not_allowed(mut self, response: impl IntoResponse) -> Self {
+        self.method_not_allowed = response.into_response();
+        self.method_not_allowed.status = 405;
+        self
+    }
+
+    /// The routes refused at registration, in order; `Ok` when there were none.
+    pub fn check(&self) -> Result<(), RouteError> {
+        match self.errors.first() {
+            Some(error) => Err(error.clone()),
+            None => Ok(()),
         }
+    }
+
+    /// Every route refused at registration.
+    pub fn errors(&self) -> &[RouteError] {
+        &self.errors
+    }
+
+    fn add(mut self, method: &str, path: &str, route: Route) -> Self {
+        let key = RouteKey { method, path };
+        if let Err(reason) = self.table.insert(key, route) {
+            self.errors.push(RouteError {
+                route: format!("{method} {path}"),
+                reason,
+            });
+        }
+        self
+    }
+
+    /// The route for `request`, and its path parameters.
+    #[inline]
+    pub fn find<'a, 'p>(&'a self, request: &Request<'p>) -> Match<'a, 'p> {
+        let Some((routes, raw)) = self.table.lookup(request.path()) else {
+            return self.unmatched();
+        };
+        let found = match routes.get(request.method()) {
+            Some(route) => found(route),
+            None => Found::MethodNotAllowed(&self.method_not_allowed, routes.allow()),
+        };
+        match raw {
+            // Written field by field: a `None` built apart and moved in would copy the
+            // whole (large) parameter block.
+            None => Match {
+                found,
+                params: None,
+            },
+            Some(raw) => with_params(found, raw),
+        }
+    }
+
+    #[cold]
+    fn unmatched<'p>(&self) -> Match<'_, 'p> {
+        let found = match &self.fallback {
+            Some(route) => found(route),
+            None => Found::NotFound(&self.not_found),
+        };
+        Match {
+            found,
+            params: None,
+        }
+    }
+
+    /// Answers every complete request in `input` with this router's in-place routes, as
+    /// [`Connection::serve`] does with a handler (async and streaming routes, which need a
+    /// task, get 500 here: use [`service::serve`](crate::service::serve) for them). Returns
+    /// how many bytes of `input` were consumed.
+    pub fn serve(
+        &self,
+        conn: &mut Connection,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        date: &[u8; 29],
+    ) -> usize {
+        struct InPlace<'a>(&'a Router);
+        impl Responder for InPlace<'_> {
+            fn respond(
+                &mut self,
+                request: &Request<'_>,
+                out: &mut Vec<u8>,
+                date: &[u8; 29],
+            ) -> bool {
+                let matched = self.0.find(request);
+                if answer_in_place(&matched, request, out, date).is_none() {
+                    let error = HttpError::new(500, "async route called synchronously");
+                    write_response(
+                        out,
+                        &Response::new(error.status, error.reason.as_bytes()),
+                        date,
+                        request.response_framing(),
+                    );
+                }
+                true
+            }
+            fn refused(&mut self, _status: u16) {}
+        }
+        conn.serve_with(input, out, date, &mut InPlace(self))
+    }
+}
+
+/// A pattern's match: its parameters decoded, or the 400 they earn.
+fn with_params<'a, 'p>(found: Found<'a>, raw: matchit::Params<'a, 'p>) -> Match<'a, 'p> {
+    match PathParams::new(raw) {
+        Ok(params) => Match {
+            found,
+            params: Some(params),
+        },
+        Err(error) => Match {
+            found: Found::BadRequest(error),
+            params: None,
+        },
+    }
+}
+
+fn found(route: &Route) -> Found<'_> {
+    match route {
+        Route::Sync(handler) => Found::Sync(handler),
+        Route::Ref(handler) => Found::Ref(handler),
+        Route::Async(handler) => Found::Async(handler),
+        Route::Stream(handler) => Found::Stream(handler),
+    }
+}
+
+fn sync_handler<F, R>(handler: F) -> Handler
+where
+    F: Fn(&Request<'_>) -> R + 'static,
+    R: IntoResponse,
+{
+    Rc::new(move |request, out, date, framing| handler(request).write_response(out, date, framing))
+}
+
+fn boxed_async<F, Fut>(handler: F) -> AsyncHandler
+where
+    F: Fn(OwnedRequest) -> Fut + 'static,
+    Fut: Future + 'static,
+    Fut::Output: IntoResponse,
+{
+    Rc::new(move |request| {
+        let future = handler(request);
+        Box::pin(async move { future.await.into_response() })
+    })
+}
+
+/// Writes the response of a route answered in place (sync, borrowing, 404, 405, 400) with
+/// the matched parameters visible to the handler; returns its status, or `None` for a route
+/// that needs a task (async, streaming). A panic in the handler happens before anything is
+/// written.
+#[inline]
+pub(crate) fn answer_in_place(
+    matched: &Match<'_, '_>,
+    request: &Request<'_>,
+    out: &mut Vec<u8>,
+    date: &[u8; 29],
+) -> Option<u16> {
+    let framing = request.response_framing();
+    let with_params;
+    let request = match &matched.params {
+        None => request,
+        Some(params) => {
+            with_params = request.with_params(params);
+            &with_params
+        }
+    };
+    match matched.found {
+        Found::Sync(handler) => Some(handler(request, out, date, framing)),
+        Found::Ref(handler) => {
+            let response = handler(request);
+            write_response(out, &response, date, framing);
+            Some(response.status)
+        }
+        Found::NotFound(response) => {
+            response.write(out, date, framing);
+            Some(response.status)
+        }
+        Found::MethodNotAllowed(response, allow) => {
+            // Not the hot path: a copy with the path's `Allow` added.
+            let mut response = (*response).clone();
+            response.headers.push(("Allow", allow.to_owned()));
+            response.write(out, date, framing);
+            Some(response.status)
+        }
+        Found::BadRequest(error) => {
+            // The request itself was well framed: an answer, not a refusal that closes.
+            let response = Response {
+                status: error.status,
+                headers: TEXT,
+                body: error.reason.as_bytes(),
+            };
+            write_response(out, &response, date, framing);
+            Some(error.status)
+        }
+        Found::Async(_) | Found::Stream(_) => None,
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::query_param;
-
-    #[test]
-    fn query_parameters_are_found_by_name() {
-        assert_eq!(query_param(b"ms=200&offload=1", "ms"), Some(&b"200"[..]));
-        assert_eq!(query_param(b"ms=200&offload=1", "offload"), Some(&b"1"[..]));
-        assert_eq!(query_param(b"flag&x=1", "flag"), Some(&b""[..]));
-        assert_eq!(query_param(b"ms=200", "m"), None);
-    }
-}
+mod tests;

@@ -12,33 +12,59 @@
 //! - **Handler panics**: the panicking request gets `500` and the connection closes; the
 //!   shard and its other connections go on.
 //!
-//! Closing after an error response half-closes first and reads what the client still sends
-//! for a moment, so the response is not destroyed by a reset.
+//! # The connection task as one state machine
+//!
+//! [`handle`] runs one loop: the current `State` does its step, the step ends with an
+//! `Event`, and `HttpConn::next` — the only place that decides transitions — picks the
+//! next state. Parse → dispatch → respond happen inside `Read` for sync routes (a whole
+//! read's pipelined requests in one pass); a request for an async or streaming route hands
+//! over to `Respond`.
+//!
+//! ```text
+//!                 ┌───────────── Answered (keep-alive) ─────────────┐
+//!                 ▼                                                  │
+//!   start ──▶  Read ── parse → dispatch → respond (sync routes) ────┤ Answered
+//!              │ │ │                                                 │
+//!              │ │ └── Handoff (async/streaming route) ──▶ Respond ──┤ Answered
+//!              │ │                                                   │
+//!              │ └── Answered, output at max_output ──▶ Backpressure ┘ Writable → Read
+//!              │
+//!   any state ─┼── Close: Connection: close, drain, peer EOF, 408, 500 ──▶ Close ──▶ end
+//!              ├── Drop: idle timeout, reset, I/O error ─────────────────▶ Drop ───▶ end
+//!              └── Abort: no write progress, stream cut ─────────────────▶ Abort ──▶ end
+//! ```
+//!
+//! `Close` sends what is pending, half-closes and reads (discarding) for a moment, so the
+//! last response is not destroyed by a reset; `Drop` closes without that; `Abort` resets.
+
+mod counters;
+mod deadlines;
+mod dispatch;
 
 use std::{
     cell::RefCell,
     future::{Future, poll_fn},
     net::SocketAddr,
-    panic::{AssertUnwindSafe, catch_unwind},
     pin::{Pin, pin},
     rc::Rc,
-    task::Poll,
+    task::{Context, Poll},
     time::{Duration, Instant},
 };
 
+use counters::{StatusCounters, date_at};
+use deadlines::{Deadlines, Expired};
+use dispatch::{PassEnd, Pending, PendingResponse, serve_pass};
 use percore::{
     Error, ServerBuilder, ServerHandle, TcpStream,
     future::select,
-    metrics::{Counter, counter},
     shutdown_requested, shutdown_signal, spawn,
-    time::{Sleep, sleep, timeout},
+    time::{sleep, timeout},
 };
 
 use crate::{
-    Connection, DateCache, Event, Found, HttpError, Limits, OwnedRequest, OwnedResponse, Response,
-    ResponseFraming, ResponseWriter, Router,
+    Connection, HttpError, Limits, ResponseFraming, Router,
     streaming::{self, StreamEnd},
-    write_continue, write_error_response, write_response,
+    write_error_response,
 };
 
 /// How long a closing connection keeps reading (and discarding) after its last response.
@@ -46,6 +72,11 @@ const LINGER: Duration = Duration::from_millis(500);
 
 /// Serves HTTP on `addr` on every shard of `builder`; `make_router` builds each shard's
 /// router (routers hold `!Send` handlers, so each shard has its own).
+///
+/// `make_router` is called once first, here on the calling thread, to check the routes: a
+/// refused route ([`Router::check`]) is an [`Error::Config`] naming it, and nothing starts.
+/// So building a router must not need a shard: state that does (metrics counters, tasks) is
+/// created on first use, as the demo's `/work` does.
 pub fn serve<R>(
     builder: ServerBuilder,
     addr: SocketAddr,
@@ -55,6 +86,9 @@ pub fn serve<R>(
 where
     R: Fn() -> Router + Send + Sync + Clone + 'static,
 {
+    make_router()
+        .check()
+        .map_err(|error| Error::Config(error.to_string()))?;
     builder.serve(addr, move |stream| {
         let router = ROUTER.with(|cell| {
             cell.borrow_mut()
@@ -68,509 +102,301 @@ where
 thread_local! {
     /// Each shard's router, built on first use.
     static ROUTER: RefCell<Option<Rc<Router>>> = const { RefCell::new(None) };
-    static DATE: RefCell<DateCache> = RefCell::new(DateCache::default());
 }
 
-/// Requests answered, by status class, as shard-local counters (one set per shard, shared
-/// by its connections: registering them per connection would format label strings each time).
-struct StatusCounters([Counter; 5]);
-
-thread_local! {
-    static STATUS_COUNTERS: RefCell<Option<Rc<StatusCounters>>> = const { RefCell::new(None) };
-}
-
-impl StatusCounters {
-    /// This shard's counters.
-    fn shard() -> Rc<Self> {
-        STATUS_COUNTERS.with(|cell| {
-            cell.borrow_mut()
-                .get_or_insert_with(|| Rc::new(Self::register()))
-                .clone()
-        })
-    }
-
-    fn register() -> Self {
-        let class = |c: &'static str| {
-            counter(
-                "percore_http_responses_total",
-                "HTTP responses by status class.",
-                &[("class", c)],
-            )
-        };
-        StatusCounters([
-            class("1xx"),
-            class("2xx"),
-            class("3xx"),
-            class("4xx"),
-            class("5xx"),
-        ])
-    }
-
-    fn count(&self, status: u16) {
-        let class = usize::from(status / 100).clamp(1, 5) - 1;
-        self.0[class].inc();
-    }
-}
-
-/// The current `Date` value for a monotonic reading taken by the caller.
-fn date_at(now: Instant) -> [u8; 29] {
-    DATE.with(|d| *d.borrow_mut().at(now))
-}
-
-/// An async handler's response to come.
-type PendingResponse = Pin<Box<dyn Future<Output = OwnedResponse>>>;
-
-/// A response a task will produce; the connection answers nothing else until it is written.
-enum Pending {
-    /// An async handler's future and the framing its response needs.
-    Async(PendingResponse, ResponseFraming),
-    /// A streaming handler's future, the state it shares with its writer, and the framing.
-    Stream(
-        Pin<Box<dyn Future<Output = ()>>>,
-        Rc<RefCell<streaming::Shared>>,
-        ResponseFraming,
-    ),
-}
-
-/// What one pass over the input found.
-#[derive(Default)]
-struct Pass {
-    panicked: bool,
-    pending: Option<Pending>,
-}
-
-/// What ended a wait of the connection task.
-enum Woken {
-    Read(std::io::Result<Option<Pass>>),
-    Deadline,
-    Drain,
-}
-
-/// The connection's two deadlines (R12, R18) on one timer that is moved rarely.
-///
-/// The real deadline is the header deadline while a request is in progress, else the idle
-/// deadline; it moves later with every request. Re-arming a timer per request costs a clock
-/// read and a wheel update, so the timer stays armed at or *before* the real deadline: when it
-/// fires early, it is re-armed for what is left; when a request starts (the header deadline
-/// may be earlier), it is pulled in. Nothing fires late.
-struct Deadlines {
-    limits_header: Duration,
-    limits_idle: Duration,
-    last_activity: Instant,
-    head_started: Option<Instant>,
-    timer: Sleep,
-    /// When the timer fires (to the millisecond it rounds up to).
-    armed: Instant,
-    /// Whether the timer has been polled with this task's waker since it was last armed.
-    registered: bool,
-}
-
-impl Deadlines {
-    fn new(limits: &Limits, now: Instant) -> Self {
-        let first = limits.idle_timeout.min(limits.header_timeout);
-        Self {
-            limits_header: limits.header_timeout,
-            limits_idle: limits.idle_timeout,
-            last_activity: now,
-            head_started: None,
-            timer: sleep(first),
-            armed: now + first,
-            registered: false,
-        }
-    }
-
-    fn real(&self) -> Instant {
-        match self.head_started {
-            Some(started) => started + self.limits_header,
-            None => self.last_activity + self.limits_idle,
-        }
-    }
-
-    fn arm(&mut self, now: Instant, at: Instant) {
-        let wait = at.saturating_duration_since(now);
-        self.timer.reset(wait);
-        self.armed = now + wait;
-        self.registered = false;
-    }
-
-    /// After a pass over the input at `now`: whether a request is now in progress.
-    fn passed(&mut self, now: Instant, in_request: bool) {
-        self.head_started = match (in_request, self.head_started) {
-            (true, None) => Some(now),
-            (true, started) => started,
-            (false, _) => None,
-        };
-    }
-
-    /// Pulls the timer in if the real deadline is now before it.
-    #[inline]
-    fn pull_in(&mut self) {
-        let real = self.real();
-        if real < self.armed {
-            self.arm(Instant::now(), real);
-        }
-    }
-}
-
-/// Serves one connection until it closes.
+/// Serves one connection until it closes: the driver of the state machine (see the module
+/// docs).
 ///
 /// The hot path (a request arrives, is answered, the task waits again) reads no clock (it
 /// takes the loop's reading, `percore::time::now`) and touches neither the timer wheel nor
 /// the drain waiters: both were registered with this task's waker before and stay
 /// registered.
-pub async fn handle(mut stream: TcpStream, router: Rc<Router>, limits: Limits) {
-    let mut conn = Connection::new(limits.clone());
-    let counters = StatusCounters::shard();
-    let mut deadlines = Deadlines::new(&limits, Instant::now());
-    let mut drain = pin!(shutdown_signal());
-    let mut drain_registered = false;
-    let mut draining = false;
-    // Whether the task has run without a break since its last pass over the input: then no
-    // timers phase of the shard loop has run since `last_activity` was read.
-    let mut fresh = false;
+pub async fn handle(stream: TcpStream, router: Rc<Router>, limits: Limits) {
+    let drain = pin!(shutdown_signal());
+    let mut conn = HttpConn::new(stream, router, limits, drain);
+    // A connection accepted during a drain closes at once: the checks made after any answer.
+    let mut state = conn.next(Event::Answered);
     loop {
-        if !draining && shutdown_requested() {
-            draining = true;
-            conn.drain();
-        }
-        if conn.should_close() {
-            break;
-        }
-        if stream.pending_output() >= limits.max_output {
-            fresh = false;
-            if !matches!(
-                timeout(limits.write_timeout, stream.writable()).await,
-                Ok(Ok(()))
-            ) {
-                stream.abort(); // No write progress (R17): its output will never leave.
-                return;
-            }
-        }
-        let mut seen_at = None;
-        let woken = poll_fn(|cx| {
-            let read = stream.poll_respond_with(cx, &mut |input, out| {
-                // The loop's reading for this iteration: the input arrived before it.
-                let now = percore::time::now();
-                seen_at = Some(now);
-                let date = date_at(now);
-                let count = |status| counters.count(status);
-                let (consumed, pass) = serve_input(&mut conn, &router, &count, &date, input, out);
-                deadlines.passed(now, conn.in_request());
-                (consumed, pass)
-            });
-            if let Poll::Ready(read) = read {
-                return Poll::Ready(Woken::Read(read));
-            }
-            deadlines.pull_in();
-            // Right after a pass, with the timer and the drain waiter registered before and
-            // the timer not yet due at that pass (so not fired: timers fire in the loop's
-            // timers phase, and none ran since), there is nothing to poll: skip two wheel
-            // and waiter look-ups and a clock read per request.
-            let skip = fresh
-                && deadlines.registered
-                && deadlines.last_activity < deadlines.armed
-                && (draining || drain_registered);
-            fresh = false;
-            if skip {
-                return Poll::Pending;
-            }
-            if !draining {
-                if drain.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Woken::Drain);
-                }
-                drain_registered = true;
-            }
-            if Pin::new(&mut deadlines.timer).poll(cx).is_ready() {
-                deadlines.registered = false;
-                return Poll::Ready(Woken::Deadline);
-            }
-            deadlines.registered = true;
-            Poll::Pending
-        })
-        .await;
-        match woken {
-            Woken::Read(Ok(Some(pass))) => {
-                deadlines.last_activity = seen_at.unwrap_or_else(Instant::now);
-                fresh = seen_at.is_some();
-                if pass.panicked {
-                    break;
-                }
-                match pass.pending {
-                    None => {}
-                    Some(Pending::Async(future, framing)) => {
-                        fresh = false;
-                        if !answer_async(&mut stream, &mut conn, &counters, future, framing).await {
-                            break;
-                        }
-                    }
-                    Some(Pending::Stream(future, shared, framing)) => {
-                        fresh = false;
-                        let count = |status| counters.count(status);
-                        let end = streaming::answer_stream(
-                            &mut stream,
-                            future,
-                            shared,
-                            framing,
-                            &limits,
-                            date_at,
-                            count,
-                        )
-                        .await;
-                        match end {
-                            StreamEnd::KeepAlive => {}
-                            StreamEnd::Close => break,
-                            StreamEnd::Abort => {
-                                stream.abort();
-                                return;
-                            }
-                        }
-                    }
-                }
-            }
-            Woken::Read(Ok(None)) => break, // The client closed its side.
-            Woken::Read(Err(_)) => return,  // Reset or I/O error: nothing to answer.
-            Woken::Drain => {
-                // Handled at the loop top; the drain future is done and never polled again.
-                draining = true;
-                conn.drain();
-            }
-            Woken::Deadline => {
-                let now = Instant::now();
-                let real = deadlines.real();
-                if now < real {
-                    deadlines.arm(now, real); // Fired early (activity since): re-arm.
-                    continue;
-                }
-                if deadlines.head_started.is_some() {
-                    let mut error = HttpError::bad_request("request head not received in time");
-                    error.status = 408;
-                    let date = date_at(now);
-                    let _ = stream.write_with(|out| write_error_response(out, error, &date));
-                    counters.count(408);
-                    break;
-                }
-                return; // Idle keep-alive connection: close quietly.
-            }
-        }
+        let event = match state {
+            State::Read => poll_fn(|cx| conn.poll_read(cx)).await,
+            State::Backpressure => conn.wait_writable().await,
+            State::Respond(pending) => conn.respond(pending).await,
+            State::Close => return conn.close_gracefully().await,
+            State::Drop => return,
+            State::Abort => return conn.stream.abort(),
+        };
+        state = conn.next(event);
     }
-    close_gracefully(stream, limits.write_timeout).await;
 }
 
-/// Answers every complete request in `input`, in order, into `out`.
-fn serve_input(
-    conn: &mut Connection,
-    router: &Router,
-    count: &impl Fn(u16),
-    date: &[u8; 29],
-    input: &[u8],
-    out: &mut Vec<u8>,
-) -> (usize, Pass) {
-    let mut consumed = 0;
-    let mut pass = Pass::default();
-    let max_output = conn.limits().max_output;
-    while out.len() < max_output {
-        let (n, event) = conn.feed(&input[consumed..]);
-        consumed += n;
+/// Where the connection task is.
+enum State {
+    /// Waiting for input, a deadline or the drain; each read is parsed and its requests for
+    /// sync routes answered in one pass.
+    Read,
+    /// The unsent output is at `max_output`: no reading until the client reads.
+    Backpressure,
+    /// A task (async or streaming handler) produces the next response.
+    Respond(Pending),
+    /// Done: flush, half-close, linger.
+    Close,
+    /// Done, without a goodbye (the peer reset, or a keep-alive connection idled out).
+    Drop,
+    /// Done, with a reset: the output cannot leave.
+    Abort,
+}
+
+/// How a state's step ended.
+enum Event {
+    /// What was asked is answered (or a drain or an early timer was handled).
+    Answered,
+    /// The output drained below its bound.
+    Writable,
+    /// A request went to a task.
+    Handoff(Pending),
+    /// The connection ends gracefully: `Connection: close` was answered, the client closed
+    /// its side, or an error response (408, 500) was written.
+    Close,
+    /// The connection ends quietly.
+    Drop,
+    /// The connection ends with a reset.
+    Abort,
+}
+
+/// Whether the task waits for the server's drain, as one of three legal states (two flags
+/// would allow a fourth).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum DrainWatch {
+    /// The drain waiter was not polled yet.
+    Unregistered,
+    /// The drain waiter holds this task's waker.
+    Registered,
+    /// The drain began and the connection knows: the waiter is done.
+    Started,
+}
+
+/// One connection's task state: the socket, the protocol state and what enforces the limits.
+struct HttpConn<'d, D> {
+    stream: TcpStream,
+    conn: Connection,
+    router: Rc<Router>,
+    limits: Limits,
+    counters: Rc<StatusCounters>,
+    deadlines: Deadlines,
+    drain: Pin<&'d mut D>,
+    drain_watch: DrainWatch,
+    /// Whether the task has run without a break since its last pass over the input: then no
+    /// timers phase of the shard loop has run since `last_activity` was read.
+    fresh: bool,
+}
+
+impl<'d, D: Future<Output = ()>> HttpConn<'d, D> {
+    fn new(stream: TcpStream, router: Rc<Router>, limits: Limits, drain: Pin<&'d mut D>) -> Self {
+        Self {
+            stream,
+            conn: Connection::new(limits.clone()),
+            router,
+            counters: StatusCounters::shard(),
+            deadlines: Deadlines::new(&limits, Instant::now()),
+            limits,
+            drain,
+            drain_watch: DrainWatch::Unregistered,
+            fresh: false,
+        }
+    }
+
+    /// The transitions, all of them (see the diagram in the module docs).
+    #[inline]
+    fn next(&mut self, event: Event) -> State {
         match event {
-            Event::NeedMore | Event::Closed => break,
-            Event::Continue => write_continue(out),
-            Event::Request(request) => {
-                // The sync handler, or the router's fixed 404/405 answer.
-                let route = match router.find(&request) {
-                    Found::Async(handler) => {
-                        // Copied out, run as a task; later pipelined requests wait for it.
-                        let future = handler(OwnedRequest::from_request(&request));
-                        pass.pending = Some(Pending::Async(future, request.response_framing()));
-                        break;
-                    }
-                    Found::Stream(handler) => {
-                        let (writer, shared) = ResponseWriter::new(max_output);
-                        let future = handler(OwnedRequest::from_request(&request), writer);
-                        let framing = request.response_framing();
-                        pass.pending = Some(Pending::Stream(future, shared, framing));
-                        break;
-                    }
-                    Found::Sync(handler) => Ok(handler),
-                    Found::Fixed(response) => Err(response),
-                };
-                let respond = || match route {
-                    Ok(handler) => handler(&request),
-                    Err(fixed) => fixed,
-                };
-                match catch_unwind(AssertUnwindSafe(respond)) {
-                    Ok(response) => {
-                        count(response.status);
-                        write_response(out, &response, date, request.response_framing());
-                        if consumed == input.len() {
-                            // Feeding the empty rest would only find `NeedMore` (or
-                            // `Closed`): skip it, releasing what it would release.
-                            conn.input_exhausted();
-                            break;
-                        }
-                    }
-                    Err(_) => {
-                        // The panic was already reported by the panic hook; answer and close.
-                        let mut error = HttpError::bad_request("the handler failed");
-                        error.status = 500;
-                        write_error_response(out, error, date);
-                        count(500);
-                        pass.panicked = true;
-                        break;
-                    }
+            Event::Answered => {
+                if self.drain_watch != DrainWatch::Started && shutdown_requested() {
+                    self.start_drain();
+                }
+                if self.conn.should_close() {
+                    State::Close
+                } else if self.stream.pending_output() >= self.limits.max_output {
+                    State::Backpressure
+                } else {
+                    State::Read
                 }
             }
-            Event::Error(error) => {
-                count(error.status);
-                write_error_response(out, error, date);
-                break;
+            Event::Writable => State::Read,
+            Event::Handoff(pending) => State::Respond(pending),
+            Event::Close => State::Close,
+            Event::Drop => State::Drop,
+            Event::Abort => State::Abort,
+        }
+    }
+
+    fn start_drain(&mut self) {
+        self.drain_watch = DrainWatch::Started;
+        self.conn.drain();
+    }
+
+    /// `Read`: waits for input, a deadline or the drain; answers what arrived.
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Event> {
+        let mut seen_at = None;
+        let read = self.stream.poll_respond_with(cx, &mut |input, out| {
+            // The loop's reading for this iteration: the input arrived before it.
+            let now = percore::time::now();
+            seen_at = Some(now);
+            let date = date_at(now);
+            let counters = &self.counters;
+            let count = |status| counters.count(status);
+            let pass = serve_pass(&mut self.conn, &self.router, &count, &date, input, out);
+            self.deadlines.passed(now, self.conn.in_request());
+            pass
+        });
+        if let Poll::Ready(read) = read {
+            return Poll::Ready(self.read_done(read, seen_at));
+        }
+        self.deadlines.pull_in();
+        // Right after a pass, with the timer and the drain waiter registered before and the
+        // timer not yet due at that pass (so not fired: timers fire in the loop's timers
+        // phase, and none ran since), there is nothing to poll: skip two wheel and waiter
+        // look-ups and a clock read per request.
+        let skip = self.fresh
+            && self.deadlines.registered
+            && self.deadlines.last_activity < self.deadlines.armed
+            && self.drain_watch != DrainWatch::Unregistered;
+        self.fresh = false;
+        if skip {
+            return Poll::Pending;
+        }
+        if self.drain_watch != DrainWatch::Started {
+            if self.drain.as_mut().poll(cx).is_ready() {
+                // The drain future is done and never polled again.
+                self.start_drain();
+                return Poll::Ready(Event::Answered);
+            }
+            self.drain_watch = DrainWatch::Registered;
+        }
+        if Pin::new(&mut self.deadlines.timer).poll(cx).is_ready() {
+            self.deadlines.registered = false;
+            return Poll::Ready(self.deadline_passed());
+        }
+        self.deadlines.registered = true;
+        Poll::Pending
+    }
+
+    /// A read ended: a pass answered what arrived (`seen_at` the loop's time reading), or
+    /// the client closed its side, or the connection failed.
+    #[inline]
+    fn read_done(
+        &mut self,
+        read: std::io::Result<Option<PassEnd>>,
+        seen_at: Option<Instant>,
+    ) -> Event {
+        match read {
+            Ok(Some(end)) => {
+                self.deadlines.last_activity = seen_at.unwrap_or_else(Instant::now);
+                self.fresh = seen_at.is_some();
+                match end {
+                    PassEnd::Served => Event::Answered,
+                    PassEnd::Handoff(pending) => Event::Handoff(pending),
+                    PassEnd::Panicked => Event::Close,
+                }
+            }
+            Ok(None) => Event::Close, // The client closed its side.
+            Err(_) => Event::Drop,    // Reset or I/O error: nothing to answer.
+        }
+    }
+
+    /// The timer fired: re-arm it, answer 408, or end an idle connection.
+    fn deadline_passed(&mut self) -> Event {
+        let now = Instant::now();
+        match self.deadlines.expired(now) {
+            Expired::Early => Event::Answered,
+            Expired::Head => {
+                let error = HttpError::request_timeout();
+                let date = date_at(now);
+                let _ = self
+                    .stream
+                    .write_with(|out| write_error_response(out, error, &date));
+                self.counters.count(error.status);
+                Event::Close
+            }
+            Expired::Idle => Event::Drop, // Idle keep-alive connection: close quietly.
+        }
+    }
+
+    /// `Backpressure`: waits for write progress (R17); none within `write_timeout` resets.
+    async fn wait_writable(&mut self) -> Event {
+        self.fresh = false;
+        match timeout(self.limits.write_timeout, self.stream.writable()).await {
+            Ok(Ok(())) => Event::Writable,
+            _ => Event::Abort, // No write progress: its output will never leave.
+        }
+    }
+
+    /// `Respond`: runs an async or streaming handler as a task (so a panic is contained)
+    /// and writes its response.
+    async fn respond(&mut self, pending: Pending) -> Event {
+        self.fresh = false;
+        match pending {
+            Pending::Async(future, framing) => self.answer_async(future, framing).await,
+            Pending::Stream(future, shared, framing) => {
+                let counters = &self.counters;
+                let count = |status| counters.count(status);
+                let end = streaming::answer_stream(
+                    &mut self.stream,
+                    future,
+                    shared,
+                    framing,
+                    &self.limits,
+                    date_at,
+                    count,
+                )
+                .await;
+                match end {
+                    StreamEnd::KeepAlive => Event::Answered,
+                    StreamEnd::Close => Event::Close,
+                    StreamEnd::Abort => Event::Abort,
+                }
             }
         }
     }
-    if conn.should_close() || pass.panicked {
-        // Nothing more will be read from this connection: what is left is discarded, which
-        // also tells `respond_with` that this pass is done.
-        consumed = input.len();
-    }
-    (consumed, pass)
-}
 
-/// Runs an async handler's future as a task (so a panic is contained) and writes its
-/// response. False when the handler panicked: it got a 500 and the connection must close.
-async fn answer_async(
-    stream: &mut TcpStream,
-    conn: &mut Connection,
-    counters: &StatusCounters,
-    future: PendingResponse,
-    framing: ResponseFraming,
-) -> bool {
-    let result = spawn(future).await;
-    let date = date_at(Instant::now());
-    match result {
-        Ok(owned) => {
-            let headers: Vec<(&str, &str)> = owned
-                .headers
-                .iter()
-                .map(|(n, v)| (*n, v.as_str()))
-                .collect();
-            let response = Response {
-                status: owned.status,
-                headers: &headers,
-                body: &owned.body,
-            };
-            counters.count(response.status);
-            stream
-                .write_with(|out| write_response(out, &response, &date, framing))
-                .is_ok()
-        }
-        Err(_) => {
-            let mut error = HttpError::bad_request("the handler failed");
-            error.status = 500;
-            let _ = stream.write_with(|out| write_error_response(out, error, &date));
-            counters.count(500);
-            conn.drain();
-            false
+    async fn answer_async(&mut self, future: PendingResponse, framing: ResponseFraming) -> Event {
+        let result = spawn(future).await;
+        let date = date_at(Instant::now());
+        let Ok(owned) = result else {
+            let error = HttpError::handler_failed();
+            let _ = self
+                .stream
+                .write_with(|out| write_error_response(out, error, &date));
+            self.counters.count(error.status);
+            self.conn.drain();
+            return Event::Close;
+        };
+        self.counters.count(owned.status);
+        match self
+            .stream
+            .write_with(|out| owned.write(out, &date, framing))
+        {
+            Ok(()) => Event::Answered,
+            Err(_) => Event::Close,
         }
     }
-}
 
-/// Sends what is pending, half-closes, and reads (discarding) until the client closes or
-/// the linger time ends, so that a reset does not destroy the last response.
-async fn close_gracefully(mut stream: TcpStream, write_timeout: Duration) {
-    if !matches!(timeout(write_timeout, stream.flush()).await, Ok(Ok(()))) {
-        stream.abort();
-        return;
-    }
-    if stream.shutdown().await.is_err() {
-        return;
-    }
-    let linger = sleep(LINGER);
-    let discard =
-        async { while let Ok(Some(())) = stream.read_with(|input| (input.len(), ())).await {} };
-    let _ = select(discard, linger).await;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const DATE: &[u8; 29] = b"Thu, 01 Jan 1970 00:00:00 GMT";
-
-    /// A body larger than a connection keeps between requests.
-    const BIG: usize = 100 * 1024;
-
-    fn echo_len_router() -> Router {
-        Router::new().route("POST", "/", |_| Response::new(200, b"ok"))
-    }
-
-    /// Serves `reads` one after another, as the I/O layer offers them (what a pass leaves
-    /// unconsumed is offered again before the next read); returns the output.
-    fn serve_reads(conn: &mut Connection, router: &Router, reads: &[&[u8]]) -> Vec<u8> {
-        let mut out = Vec::new();
-        let mut pending = Vec::new();
-        for read in reads {
-            pending.extend_from_slice(read);
-            let (consumed, pass) = serve_input(conn, router, &|_| {}, DATE, &pending, &mut out);
-            assert!(!pass.panicked && pass.pending.is_none());
-            pending.drain(..consumed);
+    /// `Close`: sends what is pending, half-closes, and reads (discarding) until the client
+    /// closes or the linger time ends, so that a reset does not destroy the last response.
+    async fn close_gracefully(self) {
+        let mut stream = self.stream;
+        if !matches!(
+            timeout(self.limits.write_timeout, stream.flush()).await,
+            Ok(Ok(()))
+        ) {
+            stream.abort();
+            return;
         }
-        assert!(pending.is_empty(), "input left unconsumed");
-        out
-    }
-
-    #[test]
-    fn a_large_buffered_body_is_released_once_its_request_is_answered() {
-        let router = echo_len_router();
-        let mut conn = Connection::new(Limits::default());
-        let head = format!("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {BIG}\r\n\r\n");
-        let body = vec![b'a'; BIG];
-        // The body spans two reads, so it is buffered by the connection.
-        let first = [head.as_bytes(), &body[..BIG / 2]].concat();
-        let out = serve_reads(&mut conn, &router, &[&first, &body[BIG / 2..]]);
-        assert!(
-            out.starts_with(b"HTTP/1.1 200"),
-            "{}",
-            String::from_utf8_lossy(&out)
-        );
-        assert_eq!(conn.requests_served(), 1);
-        assert!(!conn.in_request() && !conn.should_close());
-        // Idle now, between requests: the large buffer is gone.
-        assert_eq!(conn.body_capacity(), 0);
-    }
-
-    #[test]
-    fn a_large_chunked_body_in_one_read_is_released_once_its_request_is_answered() {
-        let router = echo_len_router();
-        let mut conn = Connection::new(Limits::default());
-        let mut input =
-            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
-        input.extend_from_slice(format!("{BIG:x}\r\n").as_bytes());
-        input.extend(std::iter::repeat_n(b'a', BIG));
-        input.extend_from_slice(b"\r\n0\r\n\r\n");
-        let out = serve_reads(&mut conn, &router, &[&input]);
-        assert!(
-            out.starts_with(b"HTTP/1.1 200"),
-            "{}",
-            String::from_utf8_lossy(&out)
-        );
-        assert_eq!(conn.body_capacity(), 0);
-        // The connection goes on: the next request is answered as usual.
-        let out = serve_reads(
-            &mut conn,
-            &router,
-            &[b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"],
-        );
-        assert!(out.starts_with(b"HTTP/1.1 200"));
-        assert_eq!(conn.requests_served(), 2);
-    }
-
-    #[test]
-    fn a_small_body_buffer_is_kept_for_the_next_request() {
-        let router = echo_len_router();
-        let mut conn = Connection::new(Limits::default());
-        let head = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n";
-        let body = [b'a'; 1000];
-        let first = [&head[..], &body[..500]].concat();
-        serve_reads(&mut conn, &router, &[&first, &body[500..]]);
-        assert!(conn.body_capacity() >= 1000);
+        if stream.shutdown().await.is_err() {
+            return;
+        }
+        let linger = sleep(LINGER);
+        let discard =
+            async { while let Ok(Some(())) = stream.read_with(|input| (input.len(), ())).await {} };
+        let _ = select(discard, linger).await;
     }
 }

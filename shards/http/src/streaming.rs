@@ -267,11 +267,10 @@ pub(crate) async fn answer_stream(
                 Poll::Ready(Err(JoinError::Panicked(_)))
             );
         if panicked && body.is_none() {
-            let mut error = HttpError::bad_request("the handler failed");
-            error.status = 500;
+            let error = HttpError::handler_failed();
             let date = date_at(Instant::now());
             let _ = stream.write_with(|out| write_error_response(out, error, &date));
-            count(500);
+            count(error.status);
             return StreamEnd::Close;
         }
         if panicked {

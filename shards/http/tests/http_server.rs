@@ -22,7 +22,7 @@ fn explode<'r>(_: &percore_http::Request<'r>) -> Response<'r> {
 }
 
 fn router() -> Router {
-    demo::router().route("GET", "/panic", explode)
+    demo::router().route_ref("GET", "/panic", explode)
 }
 
 fn start(limits: Limits) -> (ServerHandle, SocketAddr) {
