@@ -297,7 +297,10 @@ fn drain_under_load_truncates_no_response() {
     eprintln!("{total} responses; {announced} of 8 connections ended by `connection: close`");
     assert!(total >= 8, "{total} responses");
     // Requests in flight when the drain began were answered, with `connection: close`.
-    assert!(announced >= 1, "no in-flight request finished during the drain");
+    assert!(
+        announced >= 1,
+        "no in-flight request finished during the drain"
+    );
     assert!(took < Duration::from_secs(5), "the drain took {took:?}");
 }
 
