@@ -11,7 +11,7 @@ use http_body_util::Full;
 use hyper::{body::Incoming, service::service_fn};
 use percore::{Server, compat::HttpServer};
 
-async fn hello(_request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+pub async fn hello(_request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let mut response = Response::new(Full::new(Bytes::from_static(b"Hello, World!")));
     response.headers_mut().insert(
         header::CONTENT_TYPE,

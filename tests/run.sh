@@ -33,6 +33,9 @@ echo "== cargo clippy --all-targets -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --workspace
+echo "== compat (hyper, axum, tokio/futures I/O traits): clippy and tests with the features"
+cargo clippy -p percore --features examples --all-targets -- -D warnings
+cargo test -p percore --features examples --lib --test compat_axum --test compat_hyper --test compat_io
 echo "== peer harness, quick mode (raw-uring and percore, one round)"
 harness_out=$(mktemp -d /tmp/peers-quick.XXXXXX)
 bash bench/scripts/peers.sh --quick --servers raw-uring,percore --passes 100:1 --out "$harness_out"

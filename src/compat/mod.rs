@@ -7,6 +7,8 @@
 //!   [`ShardTimer`] for hyper, [`serve`]/[`HttpServer`] to serve a hyper service or an axum
 //!   `Router` on every shard, a request [`TimeoutLayer`] on the shard's timer wheel, and a
 //!   hyper [`client`].
+//! - [`on_shard`] runs shard-local (`!Send`) work, such as a hyper client call, from code
+//!   that must be `Send`, such as an axum handler.
 //!
 //! What does not work on a shard: tokio's runtime APIs (`tokio::spawn`, `tokio::time`,
 //! `tokio::net`, and layers built on them such as `tower_http::timeout`) panic there with
@@ -19,6 +21,7 @@
 #[cfg(feature = "hyper")]
 pub mod client;
 mod io;
+mod local;
 #[cfg(feature = "hyper")]
 mod rt;
 #[cfg(feature = "hyper")]
@@ -28,6 +31,7 @@ mod service;
 #[cfg(feature = "hyper")]
 mod timeout;
 
+pub use self::local::{OnShard, on_shard};
 #[cfg(feature = "hyper")]
 pub use self::{
     rt::{ShardExecutor, ShardSleep, ShardTimer},
