@@ -21,8 +21,17 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::wheel::TimerKey;
+use super::{clock::Clock, wheel::TimerKey};
 use crate::executor::shard;
+
+thread_local! {
+    /// This thread's id, read without `thread::current()`'s reference count.
+    static HERE: ThreadId = thread::current().id();
+}
+
+fn here() -> ThreadId {
+    HERE.with(|id| *id)
+}
 
 /// A sleep until an [`Instant`] that may cross threads; it must be polled on a shard.
 #[derive(Debug)]
@@ -63,8 +72,7 @@ impl SendSleep {
         let Some(armed) = self.armed.as_mut() else {
             return;
         };
-        let Some(shard) = shard::try_current().filter(|_| armed.thread == thread::current().id())
-        else {
+        let Some(shard) = shard::try_current().filter(|_| armed.thread == here()) else {
             self.armed = None;
             return;
         };
@@ -77,10 +85,18 @@ impl SendSleep {
     }
 }
 
+/// `deadline` on the shard's clock, rounded up; no clock read for the system clock.
 fn deadline_ms(shard: &shard::Shard, deadline: Instant) -> u64 {
-    shard
-        .clock
-        .deadline_ms_after(deadline.saturating_duration_since(Instant::now()))
+    match &shard.clock {
+        Clock::System { origin } => ceil_ms(deadline.saturating_duration_since(*origin)),
+        Clock::Manual(_) => shard
+            .clock
+            .deadline_ms_after(deadline.saturating_duration_since(Instant::now())),
+    }
+}
+
+fn ceil_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX)
 }
 
 impl Future for SendSleep {
@@ -91,7 +107,7 @@ impl Future for SendSleep {
             "percore: a SendSleep must be polled on a percore shard (no shard runs this thread)",
         );
         let this = &mut *self;
-        let here = thread::current().id();
+        let here = here();
         let armed = match this.armed {
             Some(armed) if armed.thread == here => this.armed.insert(armed),
             _ => this.armed.insert(Armed {
@@ -101,15 +117,22 @@ impl Future for SendSleep {
             }),
         };
         let mut timers = shard.timers.borrow_mut();
-        if shard.clock.now_ms() >= armed.deadline_ms {
+        // The iteration's clock reading: no clock read per poll. It may trail the real time;
+        // the wheel, which fires on the real time, covers that case below.
+        let now = shard::iteration_now().unwrap_or_else(Instant::now);
+        if shard.clock.ms_at(now) >= armed.deadline_ms {
             if let Some(key) = armed.key.take() {
                 timers.remove(key);
             }
             return Poll::Ready(());
         }
-        if let Some(key) = armed.key
-            && let Some(waker) = timers.get_mut(key)
-        {
+        if let Some(key) = armed.key {
+            let Some(waker) = timers.get_mut(key) else {
+                // The wheel fired the entry (it only fires due ones; `reset` forgets the key
+                // it could not move): the deadline has passed.
+                armed.key = None;
+                return Poll::Ready(());
+            };
             if !waker.will_wake(cx.waker()) {
                 *waker = cx.waker().clone();
             }
@@ -130,7 +153,7 @@ impl Drop for SendSleep {
         else {
             return;
         };
-        if thread != thread::current().id() {
+        if thread != here() {
             return;
         }
         if let Some(shard) = shard::try_current()
