@@ -60,6 +60,8 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod blocking;
+#[cfg(any(feature = "tokio-io", feature = "futures-io", feature = "hyper"))]
+pub mod compat;
 pub mod doctor;
 mod error;
 pub mod executor;

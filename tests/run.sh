@@ -37,6 +37,9 @@ cargo test --workspace
 echo "== percore-http with its serde feature (Json responses)"
 cargo clippy -p percore-http --features serde --all-targets -- -D warnings
 cargo test -p percore-http --features serde --lib --test http_router
+echo "== compat (hyper, axum, tokio/futures I/O traits): clippy and tests with the features"
+cargo clippy -p percore --features examples --all-targets -- -D warnings
+cargo test -p percore --features examples --lib --test compat_axum --test compat_hyper --test compat_io
 echo "== soak, 2 minutes (tests/soak.sh; the full one is 10)"
 bash tests/soak.sh --minutes 2
 echo "== fuzz, every target for a short fixed time (tests/fuzz.sh)"

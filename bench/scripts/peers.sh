@@ -10,7 +10,10 @@
 #
 # Options:
 #   --servers LIST     comma-separated, from: raw-uring tokio-hyper monoio glommio nginx node
-#                      fastapi percore (default: all)
+#                      fastapi percore axum-percore hyper-percore axum-tokio axum-tokio-mt
+#                      (default: all). axum-*: one axum Router on percore's compat layer, on
+#                      tokio current_thread per thread (SO_REUSEPORT) and on tokio's
+#                      multi-thread runtime; hyper-percore: a hyper service_fn on percore.
 #   --rounds N         rounds (default 3); --duration S measured seconds (10); --warmup S (2)
 #   --passes LIST      connections:pipeline, space- or comma-separated (default
 #                      "100:1,256:1,256:16")
@@ -32,7 +35,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 
-ALL_SERVERS="raw-uring,tokio-hyper,monoio,glommio,nginx,node,fastapi,percore"
+ALL_SERVERS="raw-uring,tokio-hyper,monoio,glommio,nginx,node,fastapi,percore,axum-percore,hyper-percore,axum-tokio,axum-tokio-mt"
 SERVERS=""
 ROUNDS=3
 DURATION=10
@@ -194,15 +197,27 @@ esac
 
 want() { [[ " ${SERVER_LIST[*]} " == *" $1 "* ]]; }
 rust_peers=()
-for s in raw-uring tokio-hyper monoio glommio; do want "$s" && rust_peers+=("$s"); done
+for s in raw-uring tokio-hyper monoio glommio axum-tokio axum-tokio-mt axum-percore hyper-percore; do
+    want "$s" && rust_peers+=("$s")
+done
+# peer_package SERVER: the crate of bench/peers that builds SERVER's binary.
+peer_package() {
+    case $1 in
+        monoio | glommio) echo "$1-peer" ;;
+        axum-tokio-mt) echo axum-tokio ;;
+        hyper-percore) echo axum-percore ;;
+        *) echo "$1" ;;
+    esac
+}
 if ((${#rust_peers[@]})); then
-    log "cargo build --release --manifest-path $PEERS/Cargo.toml"
-    if ! timeout 1500 cargo build --release --manifest-path "$PEERS/Cargo.toml" >"$OUT/cargo-peers.log" 2>&1; then
+    # Only the crates of the servers asked for (glommio and monoio take long to build).
+    pkg_args=()
+    for s in "${rust_peers[@]}"; do pkg_args+=(-p "$(peer_package "$s")"); done
+    log "cargo build --release --manifest-path $PEERS/Cargo.toml ${pkg_args[*]}"
+    if ! timeout 1500 cargo build --release --manifest-path "$PEERS/Cargo.toml" "${pkg_args[@]}" >"$OUT/cargo-peers.log" 2>&1; then
         # One crate failing (glommio and monoio are the fragile ones) must not lose the rest.
         for s in "${rust_peers[@]}"; do
-            pkg=$s
-            [[ $s == monoio || $s == glommio ]] && pkg=$s-peer
-            timeout 900 cargo build --release --manifest-path "$PEERS/Cargo.toml" -p "$pkg" \
+            timeout 900 cargo build --release --manifest-path "$PEERS/Cargo.toml" -p "$(peer_package "$s")" \
                 >>"$OUT/cargo-peers.log" 2>&1 || skip "$s" "cargo build failed (see $OUT/cargo-peers.log)"
         done
     fi
@@ -223,6 +238,8 @@ probe() {
         tokio-hyper) [[ -x $PEER_BIN/tokio-hyper ]] || echo "no $PEER_BIN/tokio-hyper" ;;
         monoio) [[ -x $PEER_BIN/monoio-peer ]] || echo "no $PEER_BIN/monoio-peer" ;;
         glommio) [[ -x $PEER_BIN/glommio-peer ]] || echo "no $PEER_BIN/glommio-peer" ;;
+        axum-tokio | axum-tokio-mt | axum-percore | hyper-percore)
+            [[ -x $PEER_BIN/$1 ]] || echo "no $PEER_BIN/$1" ;;
         nginx) have nginx || echo "nginx is not installed (apt-get install -y nginx, or --install)" ;;
         node) have node || echo "node is not installed (apt-get install -y nodejs, or --install)" ;;
         fastapi) [[ -x $PEERS/fastapi/.venv/bin/uvicorn ]] ||
@@ -253,6 +270,8 @@ start_server() {
         tokio-hyper) cmd=("$PEER_BIN/tokio-hyper" --listen "$listen" --threads "$workers") ;;
         monoio) cmd=("$PEER_BIN/monoio-peer" --listen "$listen" --threads "$workers") ;;
         glommio) cmd=("$PEER_BIN/glommio-peer" --listen "$listen" --threads "$workers") ;;
+        axum-tokio | axum-tokio-mt | axum-percore | hyper-percore)
+            cmd=("$PEER_BIN/$s" --listen "$listen" --threads "$workers") ;;
         nginx)
             sed -e "s|@WORKERS@|$workers|; s|@PORT@|$port|; s|@DIR@|$dir|g" \
                 "$PEERS/nginx/nginx.conf.tmpl" >"$dir/nginx.conf"

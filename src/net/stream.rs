@@ -196,35 +196,54 @@ impl TcpStream {
 
     /// Waits until unsent output is below the high watermark.
     pub async fn writable(&mut self) -> io::Result<()> {
+        poll_fn(|cx| self.poll_writable(cx)).await
+    }
+
+    /// The poll form of [`writable`](Self::writable) (for `AsyncWrite`-style adapters).
+    pub fn poll_writable(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let watermark = self.shard.net.config.send_high_watermark;
-        self.wait_output(move |pending| pending < watermark).await
+        self.poll_output(cx, |pending| pending < watermark)
     }
 
     /// Waits until everything written has been handed to the kernel.
     pub async fn flush(&mut self) -> io::Result<()> {
-        self.wait_output(|pending| pending == 0).await
+        poll_fn(|cx| self.poll_flush(cx)).await
     }
 
-    async fn wait_output(&mut self, done: impl Fn(usize) -> bool) -> io::Result<()> {
-        poll_fn(|cx| {
-            let mut tx = self.conn.tx.borrow_mut();
-            if let Some(code) = tx.error {
-                return Poll::Ready(Err(errno(code)));
-            }
-            if done(tx.pending()) {
-                return Poll::Ready(Ok(()));
-            }
-            register(&mut tx.waker, cx.waker());
-            Poll::Pending
-        })
-        .await
+    /// The poll form of [`flush`](Self::flush).
+    pub fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_output(cx, |pending| pending == 0)
+    }
+
+    fn poll_output(
+        &mut self,
+        cx: &mut Context<'_>,
+        done: impl Fn(usize) -> bool,
+    ) -> Poll<io::Result<()>> {
+        let mut tx = self.conn.tx.borrow_mut();
+        if let Some(code) = tx.error {
+            return Poll::Ready(Err(errno(code)));
+        }
+        if done(tx.pending()) {
+            return Poll::Ready(Ok(()));
+        }
+        register(&mut tx.waker, cx.waker());
+        Poll::Pending
     }
 
     /// Flushes, then shuts down the write side (the peer reads EOF); reading goes on.
     pub async fn shutdown(&mut self) -> io::Result<()> {
-        self.flush().await?;
+        poll_fn(|cx| self.poll_shutdown(cx)).await
+    }
+
+    /// The poll form of [`shutdown`](Self::shutdown); shutting down twice is harmless.
+    pub fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.conn.tx.borrow().shutdown_after_flush {
+            return Poll::Ready(Ok(()));
+        }
+        std::task::ready!(self.poll_flush(cx))?;
         self.conn.tx.borrow_mut().shutdown_after_flush = true;
-        socket::shutdown(self.conn.fd, Shutdown::Write)
+        Poll::Ready(socket::shutdown(self.conn.fd, Shutdown::Write))
     }
 
     /// Closes at once, abandoning output not yet sent (for a peer that stopped reading). A

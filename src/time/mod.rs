@@ -4,6 +4,7 @@
 //! next deadline (EXT_ARG timeout), so an idle shard sleeps until something is due.
 
 pub mod clock;
+mod send_sleep;
 #[allow(dead_code)] // `now_ms`/`is_empty` serve tests and diagnostics.
 pub(crate) mod wheel;
 
@@ -15,6 +16,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+pub use self::send_sleep::SendSleep;
 use self::wheel::TimerKey;
 use crate::executor::shard::{self, Shard};
 
