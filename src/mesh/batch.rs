@@ -34,8 +34,8 @@ use std::{
     task::{Context, Poll, Waker},
 };
 
-use super::{Envelope, MeshError, ReplyLane, count_sent, run_contained};
-use crate::executor::shard;
+use super::{Envelope, MESH, MeshError, ReplyLane, count_sent, run_contained};
+use crate::task::{self, CORE};
 
 /// Requests one batch message carries at most.
 pub const MAX_CALLS_PER_MESSAGE: usize = 256;
@@ -175,7 +175,7 @@ impl<Req: Send + 'static, Resp: Send + 'static> CallBatcher<Req, Resp> {
     /// # Panics
     /// When called from a thread that runs no shard.
     pub fn new(handler: impl Fn(Vec<Req>) -> Vec<Resp> + Send + Sync + 'static) -> Self {
-        let shards = shard::current().count;
+        let shards = CORE.current().count;
         CallBatcher {
             inner: Rc::new(Inner {
                 handler: Arc::new(handler),
@@ -201,7 +201,7 @@ impl<Req: Send + 'static, Resp: Send + 'static> CallBatcher<Req, Resp> {
             slot.fill(Err(MeshError::NoSuchShard(target)));
             return call;
         };
-        if shard::current_shard_id() == Some(target) {
+        if task::current_shard_id() == Some(target) {
             let result = run_contained(|| (self.inner.handler)(vec![request]));
             distribute(vec![slot], result);
             return call;
@@ -210,7 +210,7 @@ impl<Req: Send + 'static, Resp: Send + 'static> CallBatcher<Req, Resp> {
         queue.slots.borrow_mut().push(slot);
         if !self.inner.flush_scheduled.replace(true) {
             let inner = self.inner.clone();
-            shard::at_end_of_run(Box::new(move || {
+            CORE.current().at_end_of_run(Box::new(move || {
                 inner.flush_scheduled.set(false);
                 for target in 0..inner.targets.len() {
                     flush(&inner, target);
@@ -248,9 +248,9 @@ fn send_batch<Req: Send + 'static, Resp: Send + 'static>(
     requests: Vec<Req>,
     slots: Vec<Rc<Slot<Resp>>>,
 ) {
-    let shard = shard::current();
-    let shared = shard.mesh.shared.clone();
-    let (Ok(sender), Some(lane)) = (shared.sender(target), shared.reply_lane(shard.id)) else {
+    let core = CORE.current();
+    let shared = MESH.current().shared.clone();
+    let (Ok(sender), Some(lane)) = (shared.sender(target), shared.reply_lane(core.id)) else {
         // `target` indexes `targets`, made with one entry per shard.
         return distribute(slots, Err(MeshError::NoSuchShard(target)));
     };
@@ -274,7 +274,7 @@ fn send_batch<Req: Send + 'static, Resp: Send + 'static>(
             inner.targets[target].blocked.set(true);
             let inner = inner.clone();
             let sender = sender.clone();
-            shard.spawn(async move {
+            core.spawn(async move {
                 // A failed send drops the message, whose reply guard answers `Closed`.
                 if sender.send_async(message).await.is_ok() {
                     shared.notify(target);

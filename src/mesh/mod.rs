@@ -15,8 +15,10 @@ mod batch;
 mod channel;
 
 use std::{
+    cell::RefCell,
     future::Future,
     panic::{AssertUnwindSafe, catch_unwind},
+    rc::Rc,
     sync::Arc,
 };
 
@@ -24,11 +26,16 @@ pub use self::{
     batch::{BatchedCall, CallBatcher, MAX_CALLS_PER_MESSAGE},
     channel::Channel,
 };
-use crate::executor::{
-    join::panic_message,
-    remote::ShardRemote,
-    shard::{self, Shard},
+use crate::task::{
+    self, CORE, Core, JoinError, join::panic_message, local::ShardLocal, remote::ShardRemote,
 };
+
+thread_local! {
+    static CURRENT: RefCell<Option<Rc<MeshShard>>> = const { RefCell::new(None) };
+}
+
+/// The mesh end of the shard this thread runs.
+pub(crate) static MESH: ShardLocal<MeshShard> = ShardLocal::new(&CURRENT);
 
 pub(crate) type Envelope = Box<dyn FnOnce() + Send>;
 
@@ -193,31 +200,26 @@ impl MeshShared {
 
 /// Runs every reply waiting in the shard's reply lane (they only complete calls: short),
 /// then up to `batch` messages from its inbox. A panicking handler is contained.
-pub(crate) fn run_inbox(shard: &Shard, batch: usize) {
+pub(crate) fn run_inbox(mesh: &MeshShard, core: &Core, batch: usize) {
     // Only those there now: replies posted meanwhile wait for the next iteration.
-    for _ in 0..shard.mesh.replies.len() {
-        let Ok(reply) = shard.mesh.replies.try_recv() else {
+    for _ in 0..mesh.replies.len() {
+        let Ok(reply) = mesh.replies.try_recv() else {
             break;
         };
-        run_message(shard, reply);
+        run_message(core, reply);
     }
     for _ in 0..batch {
-        let Ok(message) = shard.mesh.inbox.try_recv() else {
+        let Ok(message) = mesh.inbox.try_recv() else {
             break;
         };
-        run_message(shard, message);
+        run_message(core, message);
     }
 }
 
-fn run_message(shard: &Shard, message: Envelope) {
-    shard.loop_stats.borrow_mut().mesh_received += 1;
+fn run_message(core: &Core, message: Envelope) {
+    core.stats.borrow_mut().mesh_received += 1;
     if let Err(payload) = catch_unwind(AssertUnwindSafe(message)) {
-        shard.panics.set(shard.panics.get() + 1);
-        tracing::error!(
-            shard = shard.id,
-            "mesh handler panicked: {}",
-            panic_message(&*payload)
-        );
+        core.count_panic("mesh handler", &panic_message(&*payload));
     }
 }
 
@@ -226,26 +228,23 @@ fn run_message(shard: &Shard, message: Envelope) {
 fn run_contained<R>(f: impl FnOnce() -> R) -> Result<R, MeshError> {
     catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
         let message = panic_message(&*payload);
-        if let Some(shard) = shard::try_current() {
-            shard.panics.set(shard.panics.get() + 1);
-            tracing::error!(shard = shard.id, "mesh handler panicked: {message}");
-        }
+        CORE.with(|core| core.count_panic("mesh handler", &message));
         MeshError::Panicked(message)
     })
 }
 
 /// This shard's id (0-based).
 pub fn shard_id() -> usize {
-    shard::current().id
+    CORE.current().id
 }
 
 /// How many shards the server runs.
 pub fn shard_count() -> usize {
-    shard::current().count
+    CORE.current().count
 }
 
 async fn deliver(target: usize, message: Envelope) -> Result<(), MeshError> {
-    let shared = shard::current().mesh.shared.clone();
+    let shared = MESH.current().shared.clone();
     shared
         .sender(target)?
         .send_async(message)
@@ -257,9 +256,7 @@ async fn deliver(target: usize, message: Envelope) -> Result<(), MeshError> {
 }
 
 fn count_sent() {
-    if let Some(shard) = shard::try_current() {
-        shard.loop_stats.borrow_mut().mesh_sent += 1;
-    }
+    CORE.with(|core| core.stats.borrow_mut().mesh_sent += 1);
 }
 
 /// Runs `f` on shard `target` (in its mesh phase) without waiting for a result. Waits while
@@ -276,7 +273,7 @@ pub fn try_send_to<F>(target: usize, f: F) -> Result<(), MeshError>
 where
     F: FnOnce() + Send + 'static,
 {
-    let shared = shard::current().mesh.shared.clone();
+    let shared = MESH.current().shared.clone();
     shared
         .sender(target)?
         .try_send(Box::new(f))
@@ -296,7 +293,7 @@ where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    if shard::current_shard_id() == Some(target) {
+    if task::current_shard_id() == Some(target) {
         return run_contained(f);
     }
     let (reply_tx, reply_rx) = flume::bounded(1);
@@ -320,16 +317,17 @@ where
 {
     let (reply_tx, reply_rx) = flume::bounded(1);
     let start = move || {
-        let handle = shard::current().spawn(f());
-        shard::current().spawn(async move {
+        let core = CORE.current();
+        let handle = core.spawn(f());
+        core.spawn(async move {
             let result = handle.await.map_err(|e| match e {
-                crate::executor::JoinError::Panicked(msg) => MeshError::Panicked(msg),
-                crate::executor::JoinError::Cancelled => MeshError::Closed,
+                JoinError::Panicked(msg) => MeshError::Panicked(msg),
+                JoinError::Cancelled => MeshError::Closed,
             });
             let _ = reply_tx.send(result);
         });
     };
-    if shard::current_shard_id() == Some(target) {
+    if task::current_shard_id() == Some(target) {
         start();
     } else {
         deliver(target, Box::new(start)).await?;

@@ -12,7 +12,7 @@ use super::{ShardStats, prometheus, stats};
 use crate::{
     mesh,
     net::{TcpListener, TcpStream},
-    spawn,
+    task::spawn,
     time::timeout,
 };
 

@@ -21,7 +21,7 @@ use std::{
     task::Waker,
 };
 
-use crate::ring::token::{Kind, Token};
+use crate::driver::{Kind, Token};
 
 /// Part of a lent provided buffer not yet consumed.
 #[derive(Clone, Copy, Debug)]

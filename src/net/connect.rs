@@ -3,13 +3,14 @@
 
 use std::{future::poll_fn, io, net::SocketAddr, task::Poll};
 
-use super::{listener::adopt, stream::TcpStream};
+use super::{NET, listener::adopt, stream::TcpStream};
 use crate::{
-    executor::shard,
-    ring::{
-        lifecycle,
-        op::{cancel::Cancel, connect::Connect},
-        token::Token,
+    driver::{
+        Token,
+        uring::{
+            lifecycle,
+            op::{cancel::Cancel, connect::Connect},
+        },
     },
     sys::socket::tcp_socket_for,
 };
@@ -17,10 +18,10 @@ use crate::{
 impl TcpStream {
     /// Connects to `addr` from the current shard.
     pub async fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
-        let shard = shard::current();
+        let net = NET.current();
         let op = Connect::new(tcp_socket_for(&addr)?, &addr);
         let token = {
-            let mut ring = shard.ring.borrow_mut();
+            let mut ring = net.core.driver.borrow_mut();
             let token = ring.ops.insert(None);
             // The SQE points into the boxed address, which moves with `op` into the slot
             // without changing its heap address.
@@ -32,7 +33,7 @@ impl TcpStream {
         let mut guard = CancelGuard { token: Some(token) };
         let (result, resources) =
             poll_fn(
-                |cx| match shard.ring.borrow_mut().ops.poll(token, cx.waker()) {
+                |cx| match net.core.driver.borrow_mut().ops.poll(token, cx.waker()) {
                     lifecycle::Poll::Pending => Poll::Pending,
                     lifecycle::Poll::Ready {
                         result, resources, ..
@@ -48,7 +49,7 @@ impl TcpStream {
             .and_then(|r| r.downcast::<Connect>().ok())
             .ok_or_else(|| io::Error::other("connect completed without its socket"))?;
         let Connect { socket, .. } = *op;
-        Ok(adopt(&shard, socket, false))
+        Ok(adopt(&net, socket, false))
     }
 }
 
@@ -60,10 +61,10 @@ struct CancelGuard {
 impl Drop for CancelGuard {
     fn drop(&mut self) {
         let Some(token) = self.token else { return };
-        let Some(shard) = shard::try_current() else {
+        let Some(net) = NET.try_current() else {
             return;
         };
-        let mut ring = shard.ring.borrow_mut();
+        let mut ring = net.core.driver.borrow_mut();
         if ring.ops.drop_future(token) {
             ring.push(&Cancel { target: token }.to_sqe());
         }

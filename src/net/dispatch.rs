@@ -2,18 +2,20 @@
 //! settle buffers and queue sends after the run phase, and close connections whose last
 //! operation has ended.
 
-use std::{io, os::fd::FromRawFd, os::fd::OwnedFd, rc::Rc};
+use std::{
+    io,
+    os::fd::{FromRawFd, OwnedFd},
+    rc::Rc,
+};
 
 use super::{
+    NetShard,
     conn::{Conn, Lent},
     listener,
 };
-use crate::{
-    executor::shard::Shard,
-    ring::{
-        Completion,
-        op::{cancel::Cancel, close::Close, recv::RecvMulti, send::Send},
-    },
+use crate::driver::{
+    Completion,
+    uring::op::{cancel::Cancel, close::Close, recv::RecvMulti, send::Send},
 };
 
 /// A receive completion: data, EOF, error, or the end of the multishot.
@@ -21,12 +23,12 @@ use crate::{
 /// At most one receive per connection is in flight: `recv_armed` stays true until the
 /// terminal CQE (no `IORING_CQE_F_MORE`), and only then is a new one armed, if the
 /// connection still wants input (not closing, paused, starved, at EOF or failed).
-pub(crate) fn on_recv(shard: &Shard, completion: Completion) {
-    let conn = shard.net.conns.borrow().get(completion.token).cloned();
+pub(crate) fn on_recv(net: &NetShard, completion: Completion) {
+    let conn = net.conns.borrow().get(completion.token).cloned();
     let Some(conn) = conn else {
         // A stale completion for a closed connection: only its buffer needs to go back.
         if let Some(bid) = completion.buffer_id() {
-            let mut ring = shard.ring.borrow_mut();
+            let mut ring = net.core.driver.borrow_mut();
             ring.bufs.mark_lent(bid);
             ring.bufs.recycle(bid);
         }
@@ -34,7 +36,7 @@ pub(crate) fn on_recv(shard: &Shard, completion: Completion) {
     };
     let result = completion.result;
     if result > 0 {
-        receive_data(shard, &conn, &completion);
+        receive_data(net, &conn, &completion);
     } else {
         match -result {
             0 => {
@@ -42,10 +44,10 @@ pub(crate) fn on_recv(shard: &Shard, completion: Completion) {
                 conn.wake_reader();
             }
             libc::ENOBUFS => {
-                shard.net.count(|s| s.enobufs += 1);
+                net.count(|s| s.enobufs += 1);
                 if !completion.more() && !conn.closing.get() {
                     conn.rx.borrow_mut().starved = true;
-                    shard.net.starved.borrow_mut().push_back(conn.clone());
+                    net.starved.borrow_mut().push_back(conn.clone());
                 }
             }
             libc::ECANCELED => {}
@@ -60,20 +62,23 @@ pub(crate) fn on_recv(shard: &Shard, completion: Completion) {
         conn.recv_armed.set(false);
         conn.cancel_sent.set(false);
         if wants_input(&conn) {
-            arm_recv(shard, &conn);
-            shard.net.count(|s| s.rearms += 1);
+            arm_recv(net, &conn);
+            net.count(|s| s.rearms += 1);
         }
     }
 }
 
-fn receive_data(shard: &Shard, conn: &Rc<Conn>, completion: &Completion) {
+fn receive_data(net: &NetShard, conn: &Rc<Conn>, completion: &Completion) {
     let Some(bid) = completion.buffer_id() else {
-        tracing::error!(shard = shard.id, "receive completion without a buffer id");
+        tracing::error!(
+            shard = net.core.id,
+            "receive completion without a buffer id"
+        );
         return;
     };
-    shard.ring.borrow_mut().bufs.mark_lent(bid);
+    net.core.driver.borrow_mut().bufs.mark_lent(bid);
     if conn.closing.get() {
-        shard.ring.borrow_mut().bufs.recycle(bid);
+        net.core.driver.borrow_mut().bufs.recycle(bid);
         return;
     }
     let buffered = {
@@ -90,12 +95,12 @@ fn receive_data(shard: &Shard, conn: &Rc<Conn>, completion: &Completion) {
             rx.buffered()
         }
     };
-    shard.net.count(|s| s.bytes_in += completion.result as u64);
+    net.count(|s| s.bytes_in += completion.result as u64);
     if !conn.in_holding_list.replace(true) {
-        shard.net.holding.borrow_mut().push(conn.clone());
+        net.holding.borrow_mut().push(conn.clone());
     }
-    if buffered >= shard.net.config.recv_buffered_max {
-        pause_recv(shard, conn);
+    if buffered >= net.config.recv_buffered_max {
+        pause_recv(net, conn);
     }
     conn.wake_reader();
 }
@@ -105,9 +110,9 @@ fn receive_data(shard: &Shard, conn: &Rc<Conn>, completion: &Completion) {
 /// rather than trusted to end by itself: under load a multishot receive on a socket whose
 /// send took the reset was seen to stay armed with no further completion (the socket
 /// reports a pending error only once), leaving its reader waiting forever (R8).
-fn fail_input(shard: &Shard, conn: &Rc<Conn>, errno: i32) {
+fn fail_input(net: &NetShard, conn: &Rc<Conn>, errno: i32) {
     conn.rx.borrow_mut().error.get_or_insert(errno);
-    cancel_recv(shard, conn);
+    cancel_recv(net, conn);
     conn.wake_reader();
 }
 
@@ -118,8 +123,8 @@ fn wants_input(conn: &Conn) -> bool {
 }
 
 /// A send completion: continue a short send, or swap in the output written meanwhile.
-pub(crate) fn on_send(shard: &Shard, completion: Completion) {
-    let conn = shard.net.conns.borrow().get(completion.token).cloned();
+pub(crate) fn on_send(net: &NetShard, completion: Completion) {
+    let conn = net.conns.borrow().get(completion.token).cloned();
     let Some(conn) = conn else { return };
     conn.send_in_flight.set(false);
     let result = completion.result;
@@ -130,66 +135,66 @@ pub(crate) fn on_send(shard: &Shard, completion: Completion) {
         tx.sending.clear();
         tx.sent = 0;
         drop(tx);
-        fail_input(shard, &conn, -result);
+        fail_input(net, &conn, -result);
         conn.wake_writer();
         return;
     }
-    shard.net.count(|s| s.bytes_out += result as u64);
+    net.count(|s| s.bytes_out += result as u64);
     tx.sent += result as usize;
     if tx.sent < tx.sending.len() {
         drop(tx);
-        submit_send(shard, &conn);
+        submit_send(net, &conn);
         return;
     }
     tx.sending.clear();
     tx.sent = 0;
     let more_output = !tx.out.is_empty();
-    let below_watermark = tx.pending() < shard.net.config.send_high_watermark;
+    let below_watermark = tx.pending() < net.config.send_high_watermark;
     drop(tx);
     if more_output {
-        queue_flush(shard, &conn);
+        queue_flush(net, &conn);
     }
     if below_watermark {
         conn.wake_writer();
     }
 }
 
-pub(crate) fn on_accept(shard: &Shard, completion: Completion) {
-    listener::on_accept(shard, completion);
+pub(crate) fn on_accept(net: &NetShard, completion: Completion) {
+    listener::on_accept(net, completion);
 }
 
 /// Marks a connection as having output to send this iteration.
 #[inline]
-pub(crate) fn queue_flush(shard: &Shard, conn: &Rc<Conn>) {
+pub(crate) fn queue_flush(net: &NetShard, conn: &Rc<Conn>) {
     if !conn.in_flush_list.replace(true) {
-        shard.net.flush.borrow_mut().push(conn.clone());
+        net.flush.borrow_mut().push(conn.clone());
     }
 }
 
-pub(crate) fn arm_recv(shard: &Shard, conn: &Conn) {
+pub(crate) fn arm_recv(net: &NetShard, conn: &Conn) {
     if conn.recv_armed.replace(true) {
         return;
     }
-    shard
-        .ring
+    net.core
+        .driver
         .borrow_mut()
         .push(&RecvMulti { fd: conn.fd }.to_sqe(conn.recv_token()));
 }
 
-fn pause_recv(shard: &Shard, conn: &Conn) {
+fn pause_recv(net: &NetShard, conn: &Conn) {
     let mut rx = conn.rx.borrow_mut();
     if rx.paused {
         return;
     }
     rx.paused = true;
     drop(rx);
-    shard.net.count(|s| s.recv_paused += 1);
-    cancel_recv(shard, conn);
+    net.count(|s| s.recv_paused += 1);
+    cancel_recv(net, conn);
 }
 
-pub(crate) fn cancel_recv(shard: &Shard, conn: &Conn) {
+pub(crate) fn cancel_recv(net: &NetShard, conn: &Conn) {
     if conn.recv_armed.get() && !conn.cancel_sent.replace(true) {
-        shard.ring.borrow_mut().push(
+        net.core.driver.borrow_mut().push(
             &Cancel {
                 target: conn.recv_token(),
             }
@@ -199,10 +204,10 @@ pub(crate) fn cancel_recv(shard: &Shard, conn: &Conn) {
 }
 
 /// Called by a reader after it consumed input: resumes a paused receive.
-pub(crate) fn maybe_resume_recv(shard: &Shard, conn: &Conn) {
+pub(crate) fn maybe_resume_recv(net: &NetShard, conn: &Conn) {
     let resume = {
         let mut rx = conn.rx.borrow_mut();
-        let resume = rx.paused && rx.buffered() < shard.net.config.recv_buffered_max / 2;
+        let resume = rx.paused && rx.buffered() < net.config.recv_buffered_max / 2;
         if resume {
             rx.paused = false;
         }
@@ -210,11 +215,11 @@ pub(crate) fn maybe_resume_recv(shard: &Shard, conn: &Conn) {
     };
     // While the cancelled receive is still in flight, its terminal CQE re-arms instead.
     if resume && !conn.recv_armed.get() && wants_input(conn) {
-        arm_recv(shard, conn);
+        arm_recv(net, conn);
     }
 }
 
-fn submit_send(shard: &Shard, conn: &Conn) {
+fn submit_send(net: &NetShard, conn: &Conn) {
     let tx = conn.tx.borrow();
     let remaining = &tx.sending[tx.sent..];
     let len = remaining.len().min(u32::MAX as usize) as u32;
@@ -225,18 +230,18 @@ fn submit_send(shard: &Shard, conn: &Conn) {
     };
     drop(tx);
     conn.send_in_flight.set(true);
-    shard
-        .ring
+    net.core
+        .driver
         .borrow_mut()
         .push(&send.to_sqe(conn.send_token()));
 }
 
 /// After the run phase: copy unconsumed input out of lent buffers (returning them to the
 /// ring), re-arm receives starved by ENOBUFS, and queue one send per connection.
-pub(crate) fn after_run(shard: &Shard) {
-    settle_lent_buffers(shard);
-    rearm_starved(shard);
-    let mut flush = std::mem::take(&mut *shard.net.flush.borrow_mut());
+pub(crate) fn after_run(net: &NetShard) {
+    settle_lent_buffers(net);
+    rearm_starved(net);
+    let mut flush = std::mem::take(&mut *net.flush.borrow_mut());
     for conn in flush.drain(..) {
         conn.in_flush_list.set(false);
         if conn.send_in_flight.get() || conn.abort.get() {
@@ -254,24 +259,24 @@ pub(crate) fn after_run(shard: &Shard) {
             }
         };
         if ready {
-            submit_send(shard, &conn);
+            submit_send(net, &conn);
         }
     }
     // Give the (now empty) vector back so its capacity is reused.
-    let mut list = shard.net.flush.borrow_mut();
+    let mut list = net.flush.borrow_mut();
     if list.is_empty() {
         *list = flush;
     }
 }
 
-fn settle_lent_buffers(shard: &Shard) {
+fn settle_lent_buffers(net: &NetShard) {
     // Checked before taking the list, so an empty list keeps its capacity (no allocation at
     // the next receive).
-    if shard.net.holding.borrow().is_empty() {
+    if net.holding.borrow().is_empty() {
         return;
     }
-    let holding = std::mem::take(&mut *shard.net.holding.borrow_mut());
-    let mut ring = shard.ring.borrow_mut();
+    let holding = std::mem::take(&mut *net.holding.borrow_mut());
+    let mut ring = net.core.driver.borrow_mut();
     for conn in &holding {
         conn.in_holding_list.set(false);
         let mut rx = conn.rx.borrow_mut();
@@ -290,7 +295,7 @@ fn settle_lent_buffers(shard: &Shard) {
         }
     }
     drop(ring);
-    let mut list = shard.net.holding.borrow_mut();
+    let mut list = net.holding.borrow_mut();
     if list.is_empty() {
         let mut holding = holding;
         holding.clear();
@@ -300,12 +305,12 @@ fn settle_lent_buffers(shard: &Shard) {
 
 /// Re-arms receives that ended with ENOBUFS, no more of them than there are free buffers,
 /// so a dry ring never turns into a storm of receives that fail again at once.
-fn rearm_starved(shard: &Shard) {
+fn rearm_starved(net: &NetShard) {
     let free = {
-        let ring = shard.ring.borrow();
+        let ring = net.core.driver.borrow();
         u32::from(ring.bufs.count()) - ring.bufs.lent()
     };
-    let mut starved = shard.net.starved.borrow_mut();
+    let mut starved = net.starved.borrow_mut();
     // Only receives actually re-armed count against the free buffers: closed or paused
     // connections leave the list without using one.
     let mut armed = 0;
@@ -315,8 +320,8 @@ fn rearm_starved(shard: &Shard) {
         };
         let was_starved = std::mem::replace(&mut conn.rx.borrow_mut().starved, false);
         if was_starved && !conn.recv_armed.get() && wants_input(&conn) {
-            arm_recv(shard, &conn);
-            shard.net.count(|s| s.rearms += 1);
+            arm_recv(net, &conn);
+            net.count(|s| s.rearms += 1);
             armed += 1;
         }
     }
@@ -324,27 +329,27 @@ fn rearm_starved(shard: &Shard) {
 
 /// Connections still waiting for buffers: the loop must not sleep while there are any, or
 /// nothing would ever re-arm them (their peers may be waiting for us).
-pub(crate) fn has_starved(shard: &Shard) -> bool {
-    !shard.net.starved.borrow().is_empty()
+pub(crate) fn has_starved(net: &NetShard) -> bool {
+    !net.starved.borrow().is_empty()
 }
 
 /// A handle was dropped: start closing the connection.
-pub(crate) fn begin_close(shard: &Shard, conn: &Rc<Conn>) {
+pub(crate) fn begin_close(net: &NetShard, conn: &Rc<Conn>) {
     if conn.closing.replace(true) {
         return;
     }
-    cancel_recv(shard, conn);
-    shard.net.closing.borrow_mut().push(conn.clone());
+    cancel_recv(net, conn);
+    net.closing.borrow_mut().push(conn.clone());
 }
 
 /// Releases connections whose last operation has completed.
-pub(crate) fn close_phase(shard: &Shard) {
-    let mut closing = shard.net.closing.borrow_mut();
+pub(crate) fn close_phase(net: &NetShard) {
+    let mut closing = net.closing.borrow_mut();
     if closing.is_empty() {
         return;
     }
-    let mut ring = shard.ring.borrow_mut();
-    let mut conns = shard.net.conns.borrow_mut();
+    let mut ring = net.core.driver.borrow_mut();
+    let mut conns = net.conns.borrow_mut();
     let mut closed = CloseCounts::default();
     closing.retain(|conn| {
         if conn.recv_armed.get() && !conn.cancel_sent.replace(true) {
@@ -372,7 +377,7 @@ pub(crate) fn close_phase(shard: &Shard) {
         false
     });
     drop((ring, conns, closing));
-    shard.net.count(|s| {
+    net.count(|s| {
         s.closed += closed.peer + closed.error + closed.forced + closed.local;
         s.closed_by_peer += closed.peer;
         s.closed_on_error += closed.error;
@@ -405,36 +410,37 @@ impl CloseCounts {
 }
 
 /// Forced stop: abandon pending output and cancel every operation.
-pub(crate) fn force_close_all(shard: &Shard) {
-    let all = shard.net.conns.borrow().all();
+pub(crate) fn force_close_all(net: &NetShard) {
+    let all = net.conns.borrow().all();
     for conn in all {
-        abort(shard, &conn);
+        abort(net, &conn);
     }
-    listener::close_all(shard);
+    listener::close_all(net);
 }
 
 /// Closes a connection now: pending output is abandoned and its send cancelled.
-pub(crate) fn abort(shard: &Shard, conn: &Rc<Conn>) {
+pub(crate) fn abort(net: &NetShard, conn: &Rc<Conn>) {
     conn.abort.set(true);
     if conn.send_in_flight.get() {
-        shard.ring.borrow_mut().push(
+        net.core.driver.borrow_mut().push(
             &Cancel {
                 target: conn.send_token(),
             }
             .to_sqe(),
         );
     }
-    begin_close(shard, conn);
+    begin_close(net, conn);
 }
 
 /// Stop accepting: every listener of the shard cancels its accept.
-pub(crate) fn stop_listening(shard: &Shard) {
-    listener::stop_all(shard);
+pub(crate) fn stop_listening(net: &NetShard) {
+    net.draining.set(true);
+    listener::stop_all(net);
 }
 
 /// No connection or listener remains.
-pub(crate) fn is_quiet(shard: &Shard) -> bool {
-    shard.net.conns.borrow().open() == 0 && shard.net.listeners.borrow().is_empty()
+pub(crate) fn is_quiet(net: &NetShard) -> bool {
+    net.conns.borrow().open() == 0 && net.listeners.borrow().is_empty()
 }
 
 /// Wraps a raw fd from an accept CQE.

@@ -8,7 +8,7 @@ use std::{
 };
 
 use super::{conn::Conn, steer::SteerShared};
-use crate::ring::token::{Token, next_generation};
+use crate::driver::{Token, token::next_generation};
 
 pub(crate) struct ConnTable {
     slots: Vec<(u32, Option<Rc<Conn>>)>,

@@ -10,10 +10,10 @@ use std::{
 
 use super::{control::ServerControl, handle::ServerHandle, placement::Placement, shard_thread};
 use crate::{
-    Error,
     blocking::BlockingConfig,
+    driver::RingConfig,
+    error::Error,
     net::{NetConfig, Steering, TcpListener, TcpStream, steer::cpu_program},
-    ring::RingConfig,
     sys,
 };
 
@@ -268,7 +268,7 @@ where
     loop {
         match listener.accept().await {
             Ok(stream) => {
-                crate::spawn(handler(stream));
+                crate::task::spawn(handler(stream));
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotConnected => return,
             Err(e) => tracing::warn!("accept failed: {e}"),

@@ -8,9 +8,10 @@ use std::{
 
 use super::{control::ServerControl, report::StartupReport};
 use crate::{
-    Error, ShardStats,
     blocking::BlockingPool,
+    error::Error,
     mesh::MeshShared,
+    metrics::ShardStats,
     net::{ShardLoadStats, Steering, steer::SteerShared},
 };
 
@@ -92,7 +93,7 @@ impl ServerHandle {
             if self.mesh.post_from_outside(
                 target,
                 Box::new(move || {
-                    let _ = tx.send(crate::stats());
+                    let _ = tx.send(crate::metrics::stats());
                 }),
             ) {
                 asked += 1;

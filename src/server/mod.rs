@@ -3,14 +3,18 @@
 
 mod builder;
 pub(crate) mod control;
+mod drain;
 mod handle;
 mod placement;
 mod report;
+mod shard_loop;
 mod shard_thread;
 mod signals;
+mod watchdog;
 
 pub use self::{
     builder::{Server, ServerBuilder, ShardInfo},
+    drain::{shutdown_requested, shutdown_signal, stop_server},
     handle::ServerHandle,
     placement::Placement,
     report::StartupReport,

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::{ring::RingFeatures, sys};
+use crate::{driver::RingFeatures, sys};
 
 pub(crate) struct ShardReport {
     pub(crate) id: usize,

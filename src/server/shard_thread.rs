@@ -2,7 +2,7 @@
 //! then run the loop until the server stops.
 
 use std::{
-    cell::{Cell, RefCell},
+    cell::RefCell,
     future::Future,
     rc::Rc,
     sync::{Arc, atomic::Ordering, mpsc},
@@ -12,27 +12,23 @@ use std::{
 use super::{
     builder::{ServerBuilder, ShardInfo},
     control::ServerControl,
+    drain::{STOP, ShardStop},
     handle::ServerHandle,
     placement,
     report::{ShardReport, StartupReport},
-    signals,
+    shard_loop::ShardLoop,
+    signals, watchdog,
 };
 use crate::{
-    Error,
-    blocking::{BlockingConfig, BlockingPool},
-    executor::{
-        remote::ShardRemote,
-        run_loop,
-        shard::{self, Drain, Shard},
-        task::Tasks,
-        watchdog,
-    },
-    mesh::{self, MeshShard},
-    metrics,
-    net::{NetState, TcpListener, steer::SteerShared},
-    ring::Ring,
+    blocking::{BlockingConfig, BlockingPool, POOL},
+    driver::Driver,
+    error::Error,
+    mesh::{self, MESH, MeshShard},
+    metrics::{self, REGISTRY},
+    net::{NET, NetShard, TcpListener, steer::SteerShared},
     sys,
-    time::{clock::Clock, wheel::TimerWheel},
+    task::{CORE, Core, remote::ShardRemote},
+    time::{TIMERS, Timers, clock::Clock},
 };
 
 type Setup<Fut> = dyn Fn(ShardInfo) -> Result<Fut, Error> + Send + Sync;
@@ -211,37 +207,32 @@ where
             info.id
         ));
     }
-    let ring = match Ring::new(&builder.ring) {
-        Ok(ring) => ring,
+    let driver = match Driver::new(&builder.ring) {
+        Ok(driver) => driver,
         Err(e) => {
             let _ = ready.send(Err(e));
             return Ok(());
         }
     };
-    if ring.features.msg_ring {
-        remote.set_ring_fd(ring.fd());
+    if driver.features.msg_ring {
+        remote.set_ring_fd(driver.fd());
     }
     remote.set_tid(sys::cpu::current_tid());
-    let features = ring.features.clone();
-    let shard = Rc::new(Shard {
-        id: info.id,
-        count: info.count,
-        cpu: info.cpu,
-        remote,
-        ring: RefCell::new(ring),
-        tasks: RefCell::new(Tasks::default()),
-        timers: RefCell::new(TimerWheel::new()),
-        clock: Clock::system(),
-        net: NetState::new(builder.net.clone(), steer, info.id),
-        mesh,
-        blocking,
-        control: control.clone(),
-        drain: Drain::default(),
-        panics: Cell::new(0),
-        loop_stats: RefCell::default(),
-        service_metrics: RefCell::default(),
-    });
-    let _context = shard::enter(shard.clone());
+    let features = driver.features.clone();
+    // Each layer's state, lowest first; the guards clear them in the reverse order.
+    let core = Rc::new(Core::new(info.id, info.count, info.cpu, remote, driver));
+    let _core = CORE.enter(core.clone());
+    let timers = Rc::new(Timers::new(Clock::system()));
+    let _timers = TIMERS.enter(timers.clone());
+    let mesh = Rc::new(mesh);
+    let _mesh = MESH.enter(mesh.clone());
+    let _pool = POOL.enter(Rc::new(blocking));
+    let net = Rc::new(NetShard::new(core.clone(), builder.net.clone(), steer));
+    let _net = NET.enter(net.clone());
+    let _registry = REGISTRY.enter(Rc::new(RefCell::default()));
+    let stop = Rc::new(ShardStop::new(control.clone()));
+    let _stop = STOP.enter(stop.clone());
+    let mut shard = ShardLoop::new(core.clone(), timers, mesh.clone(), net, stop);
     let admin = match builder.admin.filter(|_| info.id == 0) {
         Some(addr) => TcpListener::bind(addr)
             .map(Some)
@@ -253,15 +244,16 @@ where
         Ok((admin, main)) => {
             if let Some(listener) = admin {
                 admin_addr = Some(listener.local_addr());
-                shard.spawn(metrics::serve_admin(listener));
+                core.spawn(metrics::serve_admin(listener));
             }
-            shard.spawn(main);
+            core.spawn(main);
         }
         Err(e) => {
             let _ = ready.send(Err(e));
             // Close what setup may have opened before returning.
             control.stop_within(std::time::Duration::ZERO);
-            let _ = run_loop::run(&shard);
+            let _ = shard.run();
+            core.drop_all_tasks();
             return Ok(());
         }
     }
@@ -273,16 +265,16 @@ where
         admin_addr,
     }));
     drop(ready);
-    let result = run_loop::run(&shard).map_err(|source| Error::Shard {
+    let result = shard.run().map_err(|source| Error::Shard {
         shard: info.id,
         source,
     });
-    // Tasks hold `Rc<Shard>`; dropping them breaks the cycle so the ring and its fds close.
-    let leftover = shard.tasks.borrow_mut().drain_all();
-    drop(leftover);
+    // Tasks hold `Rc`s of the shard's state; dropping them breaks the cycles so the driver
+    // and its fds close.
+    core.drop_all_tasks();
     // Messages that came too late to run: dropped now, each tells its caller `Closed`
     // (instead of waiting for the last sender of this inbox to go).
-    shard.mesh.drop_undelivered();
+    mesh.drop_undelivered();
     if result.is_err() {
         // A shard that cannot go on takes the server down cleanly rather than silently.
         control.stop_within(std::time::Duration::ZERO);

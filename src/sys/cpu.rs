@@ -1,7 +1,6 @@
 //! CPU topology queries used to place one shard per core.
 
-use std::io;
-use std::mem;
+use std::{io, mem};
 
 use super::os_error;
 

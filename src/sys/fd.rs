@@ -1,8 +1,6 @@
 //! Raw file-descriptor helpers; ownership itself uses `std::os::fd::OwnedFd`.
 
-use std::io;
-
-use std::os::fd::RawFd;
+use std::{io, os::fd::RawFd};
 
 /// Closes `fd`, ignoring errors.
 ///

@@ -1,9 +1,7 @@
 //! Termination-signal handling without handlers: SIGINT/SIGTERM are blocked
 //! in every thread and collected synchronously with `sigtimedwait`.
 
-use std::io;
-use std::mem;
-use std::time::Duration;
+use std::{io, mem, time::Duration};
 
 use super::os_error;
 

@@ -1,10 +1,11 @@
 //! TCP socket setup and `sockaddr` conversion; the I/O itself goes through
 //! io_uring, so sockets stay in blocking mode.
 
-use std::io;
-use std::mem;
-use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::{
+    io, mem,
+    net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, SocketAddrV4, SocketAddrV6},
+    os::fd::{FromRawFd, OwnedFd, RawFd},
+};
 
 use super::{os_error, with_context};
 
@@ -361,9 +362,12 @@ fn set_bool_opt(fd: RawFd, level: libc::c_int, name: libc::c_int, on: bool) -> i
 
 #[cfg(test)]
 mod tests {
+    use std::{
+        io::{Read, Write},
+        os::fd::AsRawFd,
+    };
+
     use super::*;
-    use std::io::{Read, Write};
-    use std::os::fd::AsRawFd;
 
     fn loopback0() -> SocketAddr {
         "127.0.0.1:0".parse().unwrap()

@@ -21,8 +21,8 @@ use std::{
 };
 
 use super::{
+    core,
     remote::{ShardRemote, TaskRef},
-    shard,
 };
 
 pub(crate) struct TaskHeader {
@@ -48,9 +48,7 @@ impl Wake for TaskHeader {
         if self.done.load(Ordering::Acquire) || self.queued.swap(true, Ordering::AcqRel) {
             return;
         }
-        if shard::current_shard_id() == Some(self.remote.id) {
-            shard::push_local(self.task);
-        } else {
+        if !core::wake_local(self.remote.id, self.task) {
             self.remote.wake_task(self.task);
         }
     }

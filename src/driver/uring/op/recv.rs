@@ -7,7 +7,7 @@ use std::os::fd::RawFd;
 
 use io_uring::{opcode, squeue::Entry, types::Fd};
 
-use crate::ring::{buf_ring::RECV_GROUP, token::Token};
+use crate::driver::{Token, uring::buf_ring::RECV_GROUP};
 
 pub(crate) struct RecvMulti {
     /// The connection's socket, kept open by the connection until the terminal CQE.

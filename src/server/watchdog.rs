@@ -21,35 +21,21 @@
 //! are logged (again each second while they last) and so are recoveries.
 
 use std::{
-    sync::{Arc, OnceLock, atomic::Ordering},
+    sync::{Arc, atomic::Ordering},
     thread,
     time::{Duration, Instant},
 };
 
-use super::remote::ShardRemote;
+use super::control::ServerControl;
 use crate::{
     mesh::MeshShared,
     net::{
         listener::deliver_here,
         steer::{SteerShared, Takeover},
     },
-    server::control::ServerControl,
     sys::cpu::ThreadSched,
+    task::remote::{ShardRemote, now_ns},
 };
-
-/// Nanoseconds since the process's first call: the clock of `busy_since`.
-pub(crate) fn now_ns() -> u64 {
-    ns_at(Instant::now())
-}
-
-/// [`now_ns`] for a reading the caller already took.
-pub(crate) fn ns_at(at: Instant) -> u64 {
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    // +1 so that 0 can mean "not busy".
-    at.saturating_duration_since(*EPOCH.get_or_init(Instant::now))
-        .as_nanos() as u64
-        + 1
-}
 
 /// Starts the watchdog; it ends once every shard has stopped.
 pub(crate) fn spawn(

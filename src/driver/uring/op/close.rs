@@ -4,7 +4,7 @@ use std::os::fd::{IntoRawFd, OwnedFd};
 
 use io_uring::{opcode, squeue::Entry, types::Fd};
 
-use crate::ring::token::Token;
+use crate::driver::Token;
 
 pub(crate) struct Close {
     pub(crate) fd: OwnedFd,

@@ -6,7 +6,7 @@ use std::os::fd::RawFd;
 
 use io_uring::{opcode, squeue::Entry, types::Fd};
 
-use crate::ring::token::Token;
+use crate::driver::Token;
 
 pub(crate) struct EventFdRead {
     pub(crate) fd: RawFd,

@@ -4,7 +4,7 @@
 
 use io_uring::{opcode, squeue::Entry};
 
-use crate::ring::token::Token;
+use crate::driver::Token;
 
 pub(crate) struct Cancel {
     pub(crate) target: Token,

@@ -8,7 +8,7 @@ use std::os::fd::RawFd;
 
 use io_uring::{opcode, squeue::Entry, types::Fd};
 
-use crate::ring::token::Token;
+use crate::driver::Token;
 
 pub(crate) struct MsgRingWake {
     pub(crate) target_ring_fd: RawFd,

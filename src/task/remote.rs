@@ -12,12 +12,27 @@
 use std::{
     os::fd::RawFd,
     sync::{
-        Mutex,
+        Mutex, OnceLock,
         atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering, fence},
     },
+    time::Instant,
 };
 
 use crate::sys::eventfd::EventFd;
+
+/// Nanoseconds since the process's first call: the clock of `busy_since`.
+pub(crate) fn now_ns() -> u64 {
+    ns_at(Instant::now())
+}
+
+/// [`now_ns`] for a reading the caller already took.
+pub(crate) fn ns_at(at: Instant) -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    // +1 so that 0 can mean "not busy".
+    at.saturating_duration_since(*EPOCH.get_or_init(Instant::now))
+        .as_nanos() as u64
+        + 1
+}
 
 /// A task named by its slot and generation, for wakes from other threads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,7 +55,7 @@ pub(crate) struct ShardRemote {
     /// The shard's ring fd for MSG_RING wakes from other shards; -1 until the ring exists or
     /// when the kernel lacks MSG_RING.
     ring_fd: AtomicI32,
-    /// When the current loop iteration began (`watchdog::now_ns`), 0 while waiting.
+    /// When the current loop iteration began ([`now_ns`]), 0 while waiting.
     busy_since_ns: AtomicU64,
     /// Iterations the watchdog saw run past the stall threshold.
     stalls: AtomicU64,
@@ -83,7 +98,7 @@ impl ShardRemote {
         fence(Ordering::SeqCst);
         if self.sleeping.swap(false, Ordering::SeqCst) {
             let ring_fd = self.ring_fd.load(Ordering::Acquire);
-            if ring_fd < 0 || !super::shard::msg_ring_wake(ring_fd, self.id) {
+            if ring_fd < 0 || !super::core::msg_ring_wake(ring_fd, self.id) {
                 self.eventfd.notify();
             }
         }

@@ -8,7 +8,7 @@ use std::{
 
 use io_uring::{opcode, squeue::Entry, types::Fd};
 
-use crate::{ring::token::Token, sys::socket::SockAddrBuf};
+use crate::{driver::Token, sys::socket::SockAddrBuf};
 
 pub(crate) struct Connect {
     pub(crate) socket: OwnedFd,

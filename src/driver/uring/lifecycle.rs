@@ -14,7 +14,7 @@
 
 use std::{any::Any, task::Waker};
 
-use super::token::{Kind, Token, next_generation};
+use crate::driver::token::{Kind, Token, next_generation};
 
 enum State {
     Submitted,

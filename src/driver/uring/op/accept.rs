@@ -5,7 +5,7 @@ use std::os::fd::RawFd;
 
 use io_uring::{opcode, squeue::Entry, types::Fd};
 
-use crate::ring::token::Token;
+use crate::driver::Token;
 
 pub(crate) struct AcceptMulti {
     /// The listening socket; the listener table keeps it open until the terminal CQE.

@@ -1,4 +1,4 @@
-//! The ring driver: the only code that touches io_uring.
+//! The io_uring driver: the only code that touches io_uring.
 //!
 //! A `Ring` belongs to one shard and is touched by that shard's thread alone (the ring is
 //! set up `SINGLE_ISSUER`). It queues SQEs (submitting early when the SQ is full, never
@@ -11,44 +11,18 @@ pub(crate) mod lifecycle;
 pub(crate) mod op;
 pub(crate) mod probe;
 pub(crate) mod setup;
-pub(crate) mod token;
 
-use std::{io, os::fd::AsRawFd, os::fd::RawFd, time::Duration};
+use std::{
+    io,
+    os::fd::{AsRawFd, RawFd},
+};
 
 use io_uring::{IoUring, cqueue, squeue::Entry, types};
 
 pub use self::setup::{RingConfig, RingFeatures};
-use self::{buf_ring::BufRing, lifecycle::Lifecycles, token::Token};
-use crate::Error;
-
-/// One reaped completion.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Completion {
-    pub(crate) token: Token,
-    pub(crate) result: i32,
-    pub(crate) flags: u32,
-}
-
-impl Completion {
-    pub(crate) fn more(&self) -> bool {
-        cqueue::more(self.flags)
-    }
-
-    pub(crate) fn buffer_id(&self) -> Option<u16> {
-        cqueue::buffer_select(self.flags)
-    }
-}
-
-/// How long `enter` may wait for a completion.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) enum Wait {
-    /// Submit and collect what is ready; never block (ready tasks remain).
-    No,
-    /// Block until a completion or the deadline of the next timer.
-    Timeout(Duration),
-    /// Block until a completion (no timer armed).
-    Forever,
-}
+use self::{buf_ring::BufRing, lifecycle::Lifecycles};
+use super::{Completion, Token, Wait};
+use crate::error::Error;
 
 /// Counters of the ring, shard-local; read by metrics and tests.
 #[derive(Clone, Copy, Debug, Default)]
@@ -191,11 +165,12 @@ impl Ring {
         let mut cq = self.uring.completion();
         cq.sync();
         for cqe in &mut cq {
-            self.reaped.push(Completion {
-                token: Token::from_user_data(cqe.user_data()),
-                result: cqe.result(),
-                flags: cqe.flags(),
-            });
+            self.reaped.push(Completion::new(
+                Token::from_user_data(cqe.user_data()),
+                cqe.result(),
+                cqueue::more(cqe.flags()),
+                cqueue::buffer_select(cqe.flags()),
+            ));
         }
     }
 

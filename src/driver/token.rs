@@ -10,7 +10,7 @@
 pub(crate) enum Kind {
     /// Completions nobody waits for (cancel requests, closes, the sender side of MSG_RING).
     Ignore = 0,
-    /// A generic operation awaited through [`super::lifecycle`].
+    /// A generic operation awaited through [`super::uring::lifecycle`].
     Lifecycle = 1,
     /// Multishot accept of a listener; the slot is the listener's.
     Accept = 2,
