@@ -60,7 +60,7 @@
 //!             timers; cross-shard messages; the blocking pool
 //! task        executor: tasks, wakers, run queue, budget, the loop's engine, ShardLocal
 //! driver      the I/O boundary: typed ops, completions, buffers, wake (io_uring today)
-//! sys         syscall wrappers           (error, future, histogram: leaves any layer uses)
+//! sys         syscall wrappers     (error, future, histogram, slab: leaves any layer uses)
 //! ```
 //!
 //! Each layer keeps its per-shard state to itself and finds it through one accessor,
@@ -97,6 +97,7 @@ pub mod mesh;
 pub mod metrics;
 pub mod net;
 pub mod server;
+pub(crate) mod slab;
 // Thin wrappers over every syscall the kernel and its doctor need; a few serve only tests
 // and diagnostics for now.
 #[allow(dead_code)]

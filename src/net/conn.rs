@@ -6,9 +6,10 @@
 //! is copied into `rx.spill` and the buffer goes back to the ring, so a slow or idle
 //! connection never pins ring buffers, and an idle one holds no receive memory at all.
 //!
-//! Send side: writes append to `tx.out`. At most one send is in flight, over `tx.sending`,
-//! which nobody touches until its CQE; then the two buffers swap. So many responses written
-//! in one iteration leave in one send.
+//! Send side: writes append to `tx.out`. At most one send is in flight: it takes the whole
+//! of `tx.out` with it (the driver keeps the bytes until the CQE) and `tx.out` continues in
+//! the spare buffer the last send gave back, so the two buffers alternate without
+//! allocating, and many responses written in one iteration leave in one send.
 //!
 //! Closing: when the handle is dropped the connection lingers until its pending output is
 //! sent, cancels its multishot receive, and is finally closed once no operation of it is in
@@ -65,8 +66,10 @@ impl Rx {
 #[derive(Default)]
 pub(crate) struct Tx {
     pub(crate) out: Vec<u8>,
-    pub(crate) sending: Vec<u8>,
-    pub(crate) sent: usize,
+    /// The buffer the last send gave back, emptied: `out`'s next allocation.
+    pub(crate) spare: Vec<u8>,
+    /// Bytes of the send in flight the kernel has not yet taken.
+    pub(crate) sending: usize,
     pub(crate) error: Option<i32>,
     pub(crate) waker: Option<Waker>,
     pub(crate) shutdown_after_flush: bool,
@@ -75,7 +78,7 @@ pub(crate) struct Tx {
 impl Tx {
     /// Bytes written by the user and not yet acknowledged by a send completion.
     pub(crate) fn pending(&self) -> usize {
-        self.out.len() + self.sending.len() - self.sent
+        self.out.len() + self.sending
     }
 }
 
@@ -87,7 +90,8 @@ pub(crate) struct Conn {
     pub(crate) rx: RefCell<Rx>,
     pub(crate) tx: RefCell<Tx>,
     pub(crate) recv_armed: Cell<bool>,
-    pub(crate) send_in_flight: Cell<bool>,
+    /// The send in flight (its op's token, to cancel it).
+    pub(crate) send_op: Cell<Option<Token>>,
     pub(crate) in_flush_list: Cell<bool>,
     pub(crate) in_holding_list: Cell<bool>,
     /// The user's handle is gone: the connection is closing.
@@ -133,6 +137,6 @@ impl Conn {
     pub(crate) fn can_release(&self) -> bool {
         let tx = self.tx.borrow();
         let output_done = tx.pending() == 0 || tx.error.is_some() || self.abort.get();
-        !self.recv_armed.get() && !self.send_in_flight.get() && output_done
+        !self.recv_armed.get() && self.send_op.get().is_none() && output_done
     }
 }

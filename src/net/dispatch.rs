@@ -14,8 +14,11 @@ use super::{
     listener,
 };
 use crate::driver::{
-    Completion,
-    uring::op::{cancel::Cancel, close::Close, recv::RecvMulti, send::Send},
+    Completion, Token,
+    uring::{
+        lifecycle::Route,
+        op::{Cancel, Close, RecvMulti, Send},
+    },
 };
 
 /// A receive completion: data, EOF, error, or the end of the multishot.
@@ -122,32 +125,34 @@ fn wants_input(conn: &Conn) -> bool {
     !conn.closing.get() && !rx.paused && !rx.starved && !rx.eof && rx.error.is_none()
 }
 
-/// A send completion: continue a short send, or swap in the output written meanwhile.
-pub(crate) fn on_send(net: &NetShard, completion: Completion) {
-    let conn = net.conns.borrow().get(completion.token).cloned();
+/// A send completion, with the send's buffer back: continue a short send, or keep the
+/// buffer as the spare and send what was written meanwhile.
+pub(crate) fn on_send(net: &NetShard, route: Token, result: i32, mut send: Send) {
+    let conn = net.conns.borrow().get(route).cloned();
+    // A connection already released: its buffer goes with the op.
     let Some(conn) = conn else { return };
-    conn.send_in_flight.set(false);
-    let result = completion.result;
+    conn.send_op.set(None);
     let mut tx = conn.tx.borrow_mut();
     if result < 0 {
         tx.error = Some(-result);
         tx.out = Vec::new();
-        tx.sending.clear();
-        tx.sent = 0;
+        tx.sending = 0;
         drop(tx);
         fail_input(net, &conn, -result);
         conn.wake_writer();
         return;
     }
     net.count(|s| s.bytes_out += result as u64);
-    tx.sent += result as usize;
-    if tx.sent < tx.sending.len() {
+    send.offset += result as usize;
+    if send.offset < send.buf.len() {
+        tx.sending = send.buf.len() - send.offset;
         drop(tx);
-        submit_send(net, &conn);
+        submit_send(net, &conn, send);
         return;
     }
-    tx.sending.clear();
-    tx.sent = 0;
+    tx.sending = 0;
+    send.buf.clear();
+    tx.spare = send.buf;
     let more_output = !tx.out.is_empty();
     let below_watermark = tx.pending() < net.config.send_high_watermark;
     drop(tx);
@@ -178,7 +183,7 @@ pub(crate) fn arm_recv(net: &NetShard, conn: &Conn) {
     net.core
         .driver
         .borrow_mut()
-        .push(&RecvMulti { fd: conn.fd }.to_sqe(conn.recv_token()));
+        .submit(RecvMulti { fd: conn.fd }, conn.recv_token());
 }
 
 fn pause_recv(net: &NetShard, conn: &Conn) {
@@ -194,11 +199,11 @@ fn pause_recv(net: &NetShard, conn: &Conn) {
 
 pub(crate) fn cancel_recv(net: &NetShard, conn: &Conn) {
     if conn.recv_armed.get() && !conn.cancel_sent.replace(true) {
-        net.core.driver.borrow_mut().push(
-            &Cancel {
+        net.core.driver.borrow_mut().submit(
+            Cancel {
                 target: conn.recv_token(),
-            }
-            .to_sqe(),
+            },
+            Token::IGNORE,
         );
     }
 }
@@ -219,21 +224,15 @@ pub(crate) fn maybe_resume_recv(net: &NetShard, conn: &Conn) {
     }
 }
 
-fn submit_send(net: &NetShard, conn: &Conn) {
-    let tx = conn.tx.borrow();
-    let remaining = &tx.sending[tx.sent..];
-    let len = remaining.len().min(u32::MAX as usize) as u32;
-    let send = Send {
-        fd: conn.fd,
-        ptr: remaining.as_ptr(),
-        len,
-    };
-    drop(tx);
-    conn.send_in_flight.set(true);
-    net.core
+/// Hands `send` to the driver, which keeps its buffer until the completion comes back to
+/// this connection (`on_send`).
+fn submit_send(net: &NetShard, conn: &Conn, send: Send) {
+    let op = net
+        .core
         .driver
         .borrow_mut()
-        .push(&send.to_sqe(conn.send_token()));
+        .submit_owned(send, Route::To(conn.send_token()));
+    conn.send_op.set(Some(op));
 }
 
 /// After the run phase: copy unconsumed input out of lent buffers (returning them to the
@@ -244,22 +243,26 @@ pub(crate) fn after_run(net: &NetShard) {
     let mut flush = std::mem::take(&mut *net.flush.borrow_mut());
     for conn in flush.drain(..) {
         conn.in_flush_list.set(false);
-        if conn.send_in_flight.get() || conn.abort.get() {
+        if conn.send_op.get().is_some() || conn.abort.get() {
             continue;
         }
-        let ready = {
+        let send = {
             let mut tx = conn.tx.borrow_mut();
             if tx.out.is_empty() || tx.error.is_some() {
-                false
+                None
             } else {
                 let tx = &mut *tx;
-                std::mem::swap(&mut tx.out, &mut tx.sending);
-                tx.sent = 0;
-                true
+                let buf = std::mem::replace(&mut tx.out, std::mem::take(&mut tx.spare));
+                tx.sending = buf.len();
+                Some(Send {
+                    fd: conn.fd,
+                    buf,
+                    offset: 0,
+                })
             }
         };
-        if ready {
-            submit_send(net, &conn);
+        if let Some(send) = send {
+            submit_send(net, &conn, send);
         }
     }
     // Give the (now empty) vector back so its capacity is reused.
@@ -353,11 +356,11 @@ pub(crate) fn close_phase(net: &NetShard) {
     let mut closed = CloseCounts::default();
     closing.retain(|conn| {
         if conn.recv_armed.get() && !conn.cancel_sent.replace(true) {
-            ring.push(
-                &Cancel {
+            ring.submit(
+                Cancel {
                     target: conn.recv_token(),
-                }
-                .to_sqe(),
+                },
+                Token::IGNORE,
             );
         }
         if !conn.can_release() {
@@ -371,7 +374,7 @@ pub(crate) fn close_phase(net: &NetShard) {
         *rx = Default::default();
         *conn.tx.borrow_mut() = Default::default();
         if let Some(fd) = conn.owned_fd.borrow_mut().take() {
-            ring.push(&Close { fd }.into_sqe());
+            ring.submit(Close::new(fd), Token::IGNORE);
         }
         conns.remove(conn);
         false
@@ -421,13 +424,11 @@ pub(crate) fn force_close_all(net: &NetShard) {
 /// Closes a connection now: pending output is abandoned and its send cancelled.
 pub(crate) fn abort(net: &NetShard, conn: &Rc<Conn>) {
     conn.abort.set(true);
-    if conn.send_in_flight.get() {
-        net.core.driver.borrow_mut().push(
-            &Cancel {
-                target: conn.send_token(),
-            }
-            .to_sqe(),
-        );
+    if let Some(send) = conn.send_op.get() {
+        net.core
+            .driver
+            .borrow_mut()
+            .submit(Cancel { target: send }, Token::IGNORE);
     }
     begin_close(net, conn);
 }

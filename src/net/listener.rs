@@ -31,7 +31,7 @@ use crate::{
     driver::{
         Completion, Kind, Token,
         token::next_generation,
-        uring::op::{accept::AcceptMulti, cancel::Cancel, close::Close},
+        uring::op::{AcceptMulti, Cancel, Close},
     },
     sys::socket::{ListenOptions, local_addr, set_nodelay, tcp_listener},
     task::coop,
@@ -230,12 +230,11 @@ fn arm(net: &NetShard, token: Token) {
     }
     let Some(fd) = state.fd.as_ref() else { return };
     state.armed = true;
-    let sqe = AcceptMulti {
+    let accept = AcceptMulti {
         listener_fd: fd.as_raw_fd(),
-    }
-    .to_sqe(token);
+    };
     drop(table);
-    net.core.driver.borrow_mut().push(&sqe);
+    net.core.driver.borrow_mut().submit(accept, token);
 }
 
 pub(crate) fn on_accept(net: &NetShard, completion: Completion) {
@@ -266,7 +265,7 @@ pub(crate) fn on_accept(net: &NetShard, completion: Completion) {
                     net.core
                         .driver
                         .borrow_mut()
-                        .push(&Cancel { target: token }.to_sqe());
+                        .submit(Cancel { target: token }, Token::IGNORE);
                 }
             }
         }
@@ -408,7 +407,7 @@ pub(crate) fn stop_all(net: &NetShard) {
             net.core
                 .driver
                 .borrow_mut()
-                .push(&Cancel { target: token }.to_sqe());
+                .submit(Cancel { target: token }, Token::IGNORE);
         }
     }
 }
@@ -443,7 +442,7 @@ fn close_listener(net: &NetShard, token: Token) {
         net.core
             .driver
             .borrow_mut()
-            .push(&Cancel { target: token }.to_sqe());
+            .submit(Cancel { target: token }, Token::IGNORE);
     }
     if !armed {
         release(net, token);
@@ -466,6 +465,9 @@ fn release(net: &NetShard, token: Token) {
         net.steer.unregister(id);
     }
     if let Some(fd) = state.fd.take() {
-        net.core.driver.borrow_mut().push(&Close { fd }.into_sqe());
+        net.core
+            .driver
+            .borrow_mut()
+            .submit(Close::new(fd), Token::IGNORE);
     }
 }

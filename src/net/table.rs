@@ -48,7 +48,7 @@ impl ConnTable {
             rx: Default::default(),
             tx: Default::default(),
             recv_armed: false.into(),
-            send_in_flight: false.into(),
+            send_op: None.into(),
             in_flush_list: false.into(),
             in_holding_list: false.into(),
             closing: false.into(),

@@ -10,7 +10,7 @@ use std::{
 
 use super::drain::ShardStop;
 use crate::{
-    driver::{Completion, Kind},
+    driver::{Completion, Kind, Token, uring::op::Owned},
     mesh::{self, MeshShard},
     net::{self, NetShard},
     task::{Core, run_loop::Phases},
@@ -133,9 +133,17 @@ impl Phases for ShardLoop {
     fn complete(&mut self, completion: Completion) {
         match completion.token.kind() {
             Some(Kind::Recv) => net::on_recv(&self.net, completion),
-            Some(Kind::Send) => net::on_send(&self.net, completion),
             Some(Kind::Accept) => net::on_accept(&self.net, completion),
             _ => {}
+        }
+    }
+
+    #[inline]
+    fn routed(&mut self, route: Token, result: i32, op: Owned) {
+        match op {
+            Owned::Send(send) => net::on_send(&self.net, route, result, send),
+            // Nothing else is routed to the network; dropping the op releases it.
+            _ => tracing::warn!(shard = self.core.id, "an op was routed to no owner"),
         }
     }
 

@@ -23,7 +23,7 @@ use super::{
     stats::LoopStats,
     tasks::Tasks,
 };
-use crate::driver::{Driver, Kind, Token, uring::op::msg_ring::MsgRingWake};
+use crate::driver::{Driver, Kind, Token, uring::op::MsgRingWake};
 
 thread_local! {
     static CURRENT: RefCell<Option<Rc<Core>>> = const { RefCell::new(None) };
@@ -200,7 +200,13 @@ impl Core {
         }
         let delivered = Token::new(Kind::Wake, WAKE_MSG_RING, 0);
         let on_failure = Token::new(Kind::Wake, WAKE_MSG_RING_FAILED, target_shard as u32);
-        driver.push(&MsgRingWake { target_ring_fd }.to_sqe(delivered, on_failure));
+        driver.submit(
+            MsgRingWake {
+                target_ring_fd,
+                delivered,
+            },
+            on_failure,
+        );
         driver.stats.msg_ring_wakes += 1;
         if self.wakes_ride_the_enter.get() {
             // The loop enters the kernel right after this phase; a failed MSG_RING still

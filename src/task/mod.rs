@@ -5,6 +5,7 @@ pub(crate) mod coop;
 pub(crate) mod core;
 pub(crate) mod join;
 pub(crate) mod local;
+pub(crate) mod op;
 pub(crate) mod remote;
 pub(crate) mod run_loop;
 pub(crate) mod stats;

@@ -23,7 +23,13 @@ use super::{
     join::{drop_panicked, panic_message},
     remote::{TaskRef, ns_at},
 };
-use crate::driver::{Completion, Kind, Token, Wait, uring::op::read::EventFdRead};
+use crate::driver::{
+    Completion, Kind, Token, Wait,
+    uring::{
+        lifecycle::{Done, Route},
+        op::{EventFdRead, Owned},
+    },
+};
 
 /// Task polls per iteration before the loop goes back to the kernel for I/O.
 pub(crate) const MAX_POLLS_PER_ITERATION: usize = 1024;
@@ -45,9 +51,10 @@ pub(crate) trait Phases {
     fn pending_from_outside(&self) -> bool;
     /// The longest the loop may sleep, measured from `now`; `None` for no limit.
     fn sleep_limit(&self, now: Instant) -> Option<Duration>;
-    /// 5. **complete**: a completion the executor does not route itself (accept, receive,
-    ///    send).
+    /// 5. **complete**: a completion the executor does not route itself (accept, receive).
     fn complete(&mut self, completion: Completion);
+    /// 5. **complete**: an owned op came back to the owner its route names (a send).
+    fn routed(&mut self, route: Token, result: i32, op: Owned);
     /// 6. **close**: release what the last completions ended.
     fn close(&mut self);
     /// A MSG_RING wake-up of shard `target` did not reach it: wake it another way.
@@ -57,7 +64,6 @@ pub(crate) trait Phases {
 struct LoopState {
     completions: Vec<Completion>,
     remote_wakes: Vec<TaskRef>,
-    eventfd_buf: Box<u64>,
     /// When a timed wait should end, to measure how late the loop woke.
     expected_wake: Option<Instant>,
 }
@@ -67,10 +73,9 @@ pub(crate) fn run<P: Phases>(core: &Core, phases: &mut P) -> std::io::Result<()>
     let mut state = LoopState {
         completions: Vec::with_capacity(1024),
         remote_wakes: Vec::new(),
-        eventfd_buf: Box::new(0),
         expected_wake: None,
     };
-    arm_eventfd(core, &mut state, Token::new(Kind::Wake, WAKE_EVENTFD, 0));
+    arm_eventfd(core, EventFdRead::new(core.remote.eventfd()));
     let mut start = Instant::now();
     core.set_iteration_now(start);
     loop {
@@ -131,13 +136,16 @@ fn record_timer_lag(core: &Core, state: &mut LoopState, now: Instant) {
     }
 }
 
-fn arm_eventfd(core: &Core, state: &mut LoopState, token: Token) {
-    let read = EventFdRead {
-        fd: core.remote.eventfd(),
-        target: &mut *state.eventfd_buf,
-    };
-    core.driver.borrow_mut().push(&read.to_sqe(token));
+/// Arms the read of the shard's eventfd. The driver keeps the read (and the 8 bytes it
+/// writes) until its completion, which comes back here through `EVENTFD_ROUTE`; a read still
+/// in flight when the loop ends stays owned by the driver until the ring closes.
+fn arm_eventfd(core: &Core, read: EventFdRead) {
+    core.driver
+        .borrow_mut()
+        .submit_owned(read, Route::To(EVENTFD_ROUTE));
 }
+
+const EVENTFD_ROUTE: Token = Token::new(Kind::Wake, WAKE_EVENTFD, 0);
 
 fn take_remote_wakes(core: &Core, state: &mut LoopState) {
     core.remote.drain_wakes(&mut state.remote_wakes);
@@ -202,28 +210,23 @@ fn dispatch_completions<P: Phases>(core: &Core, phases: &mut P, state: &mut Loop
         .take_completions(&mut state.completions);
     for completion in state.completions.drain(..) {
         match completion.token.kind() {
-            Some(Kind::Recv | Kind::Send | Kind::Accept) => phases.complete(completion),
+            Some(Kind::Recv | Kind::Accept) => phases.complete(completion),
             Some(Kind::Lifecycle) => {
-                let waker = core
+                let done = core
                     .driver
                     .borrow_mut()
                     .ops
                     .complete(completion.token, completion.result);
-                if let Some(waker) = waker {
-                    waker.wake();
+                match done {
+                    Done::Wake(waker) => waker.wake(),
+                    Done::Routed { route, result, op } => route_op(core, phases, route, result, op),
+                    Done::Quiet => {}
                 }
             }
             Some(Kind::Wake) => {
-                if completion.token.index() == WAKE_EVENTFD {
-                    core.remote.drain_eventfd();
-                    let read = EventFdRead {
-                        fd: core.remote.eventfd(),
-                        target: &mut *state.eventfd_buf,
-                    };
-                    core.driver
-                        .borrow_mut()
-                        .push(&read.to_sqe(completion.token));
-                } else if completion.token.index() == WAKE_MSG_RING_FAILED {
+                // MSG_RING completions: a wake-up delivered here (nothing to do: the loop
+                // is awake), or one that failed on its way to another shard.
+                if completion.token.index() == WAKE_MSG_RING_FAILED {
                     // The target was asleep and the MSG_RING did not reach it: its eventfd will.
                     let target = completion.token.generation() as usize;
                     tracing::debug!(
@@ -249,11 +252,23 @@ fn dispatch_completions<P: Phases>(core: &Core, phases: &mut P, state: &mut Loop
                     );
                 }
             }
-            None => tracing::warn!(
+            // A route, never a completion's own token: this word is not ours.
+            Some(Kind::Send) | None => tracing::warn!(
                 shard = core.id,
                 user_data = completion.token.user_data(),
                 "completion with an unknown token"
             ),
         }
+    }
+}
+
+/// An owned op came back: the eventfd read is re-armed here, the rest go to their owner.
+fn route_op<P: Phases>(core: &Core, phases: &mut P, route: Token, result: i32, op: Owned) {
+    match op {
+        Owned::EventFdRead(read) if route == EVENTFD_ROUTE => {
+            core.remote.drain_eventfd();
+            arm_eventfd(core, read);
+        }
+        op => phases.routed(route, result, op),
     }
 }

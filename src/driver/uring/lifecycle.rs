@@ -1,177 +1,201 @@
-//! The life of a generic operation awaited by a future (connect, and any op without a
-//! dedicated table):
+//! The op table: where the driver keeps every op that owns memory ([`OwnedOp`]) from its
+//! submission to its terminal completion, whoever submitted it.
 //!
 //! ```text
-//! submitted ──poll──▶ waiting(waker) ──CQE──▶ completed(result) ──poll──▶ slot freed
+//! submitted ──poll──▶ waiting(waker) ──CQE──▶ completed(result) ──poll──▶ op handed back
 //!     │                    │
-//!     └──── future dropped ┴──▶ ignored(resources kept) ──CQE──▶ slot and resources freed
+//!     └── future dropped ──┴──▶ ignored ──CQE──▶ op dropped
+//!
+//! routed(token) ──CQE──▶ op handed, with the result, to the owner the token names
 //! ```
 //!
-//! The resources the kernel may touch (socket, address, buffer) are owned by the slot from
-//! submission to the terminal CQE, so a dropped future can never free memory the kernel is
-//! still writing: the memory safety of cancellation rests on this file. Only the shard's
-//! thread touches the table.
+//! An awaited op (`task::Op<T>`) starts *submitted*; a dropped future parks its op here
+//! (*ignored*) until the terminal completion, so cancellation can never free memory the
+//! kernel is still writing. A routed op (a connection's send, the shard's eventfd read) goes
+//! back to its owner's table with its completion. The slot is freed exactly when the op
+//! leaves the table; keys are generational (`Slab`), so a late completion for a reused slot
+//! finds nothing. Only the shard's thread touches the table. The memory safety of every op
+//! with a pointer rests on this file and on the drop order in `Ring`.
 
-use std::{any::Any, task::Waker};
+use std::task::{Poll, Waker};
 
-use crate::driver::token::{Kind, Token, next_generation};
+use super::op::{OpCode, Owned, OwnedOp};
+use crate::{
+    driver::token::{Kind, Token},
+    slab::{Key, Slab},
+};
+
+/// Who learns of an owned op's completion.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// A future polls for it (`task::Op<T>`).
+    Await,
+    /// The owner named by the token gets the op back with the result.
+    To(Token),
+}
 
 enum State {
     Submitted,
     Waiting(Waker),
-    Completed {
-        result: i32,
-    },
-    /// The future is gone; the resources wait here for the terminal CQE.
+    Completed(i32),
+    /// The future is gone; the op waits here for its terminal CQE.
     Ignored,
+    Routed(Token),
 }
 
 struct Slot {
-    generation: u32,
-    state: Option<State>,
-    resources: Option<Box<dyn Any>>,
+    state: State,
+    op: Owned,
 }
 
-/// What a poll of an operation found.
-pub(crate) enum Poll {
-    Pending,
-    Ready {
+/// What a completion of an owned op calls for.
+pub(crate) enum Done {
+    /// Wake the task awaiting it.
+    Wake(Waker),
+    /// Hand the op and its result to the owner the route names.
+    Routed {
+        route: Token,
         result: i32,
-        resources: Option<Box<dyn Any>>,
+        op: Owned,
     },
+    /// Nothing: nobody waits, or the completion was stale.
+    Quiet,
 }
 
 #[derive(Default)]
 pub(crate) struct Lifecycles {
-    slots: Vec<Slot>,
-    free: Vec<u32>,
-    in_flight: usize,
+    slots: Slab<Slot>,
+    /// Ops submitted to be awaited (`Route::Await`) and still in the table, parked ones
+    /// included: what a draining shard waits for.
+    awaited: usize,
+    /// Set by the ring once the kernel side is gone: from then on no op is in flight.
+    ring_closed: bool,
+}
+
+fn token_of(key: Key) -> Token {
+    Token::new(Kind::Lifecycle, key.index(), key.generation())
+}
+
+fn key_of(token: Token) -> Key {
+    Key::from_parts(token.index(), token.generation())
 }
 
 impl Lifecycles {
-    /// Reserves a slot that owns `resources` until the terminal CQE; returns the token to put
-    /// in the SQE.
-    pub(crate) fn insert(&mut self, resources: Option<Box<dyn Any>>) -> Token {
-        self.in_flight += 1;
-        let index = match self.free.pop() {
-            Some(index) => {
-                let slot = &mut self.slots[index as usize];
-                slot.generation = next_generation(slot.generation);
-                slot.state = Some(State::Submitted);
-                slot.resources = resources;
-                index
+    /// Keeps `op` until its terminal completion; returns its token and the SQE to submit
+    /// (built from the op where it now lies).
+    pub(crate) fn insert(&mut self, op: Owned, route: Route) -> (Token, io_uring::squeue::Entry) {
+        let state = match route {
+            Route::Await => {
+                self.awaited += 1;
+                State::Submitted
             }
-            None => {
-                self.slots.push(Slot {
-                    generation: 0,
-                    state: Some(State::Submitted),
-                    resources,
-                });
-                (self.slots.len() - 1) as u32
-            }
+            Route::To(token) => State::Routed(token),
         };
-        Token::new(
-            Kind::Lifecycle,
-            index,
-            self.slots[index as usize].generation,
-        )
+        let key = self.slots.insert(Slot { state, op });
+        let token = token_of(key);
+        let slot = self.slots.get_mut(key).expect("just inserted");
+        (token, slot.op.sqe().user_data(token.user_data()))
     }
 
-    /// Gives the slot the resources the kernel may touch (after the SQE was built from them).
-    pub(crate) fn set_resources(&mut self, token: Token, resources: Box<dyn Any>) {
-        if let Some(slot) = self.slot(token) {
-            slot.resources = Some(resources);
-        }
-    }
-
-    fn slot(&mut self, token: Token) -> Option<&mut Slot> {
-        let slot = self.slots.get_mut(token.index() as usize)?;
-        (slot.generation == token.generation() && slot.state.is_some()).then_some(slot)
-    }
-
-    /// Polls the operation: stores the waker, or hands back the result and frees the slot.
-    pub(crate) fn poll(&mut self, token: Token, waker: &Waker) -> Poll {
-        let Some(slot) = self.slot(token) else {
-            // Only a future that already returned Ready polls a freed slot; answer as cancelled.
-            return Poll::Ready {
-                result: -libc::ECANCELED,
-                resources: None,
-            };
-        };
-        match slot.state.take() {
-            Some(State::Completed { result }) => {
-                let resources = slot.resources.take();
-                self.release(token.index());
-                Poll::Ready { result, resources }
+    /// Polls an awaited op: stores the waker, or hands back the result and the op and frees
+    /// the slot. `None` when no such op is in the table (it was already handed back).
+    pub(crate) fn poll<T: OwnedOp>(
+        &mut self,
+        token: Token,
+        waker: &Waker,
+    ) -> Option<Poll<(i32, T)>> {
+        let key = key_of(token);
+        let slot = self.slots.get_mut(key)?;
+        match std::mem::replace(&mut slot.state, State::Submitted) {
+            State::Completed(result) => {
+                let slot = self.slots.remove(key)?;
+                self.awaited -= 1;
+                let op =
+                    T::from_owned(slot.op).expect("an op polled as the type it was submitted as");
+                Some(Poll::Ready((result, op)))
             }
-            Some(State::Waiting(old)) if old.will_wake(waker) => {
-                slot.state = Some(State::Waiting(old));
-                Poll::Pending
+            State::Waiting(old) if old.will_wake(waker) => {
+                slot.state = State::Waiting(old);
+                Some(Poll::Pending)
             }
             _ => {
-                slot.state = Some(State::Waiting(waker.clone()));
-                Poll::Pending
+                slot.state = State::Waiting(waker.clone());
+                Some(Poll::Pending)
             }
         }
     }
 
-    /// The future was dropped: keep the resources until the terminal CQE. Returns true when
-    /// the operation is still in flight (the caller may ask the kernel to cancel it).
-    pub(crate) fn drop_future(&mut self, token: Token) -> bool {
-        let Some(slot) = self.slot(token) else {
+    /// The future awaiting the op was dropped: keep the op until the terminal CQE. Returns
+    /// true when it is still in flight (the caller may ask the kernel to cancel it).
+    pub(crate) fn park(&mut self, token: Token) -> bool {
+        let key = key_of(token);
+        let Some(slot) = self.slots.get_mut(key) else {
             return false;
         };
-        match slot.state.take() {
-            Some(State::Completed { .. }) => {
-                self.release(token.index());
-                false
+        if let State::Completed(_) = slot.state {
+            self.slots.remove(key);
+            self.awaited -= 1;
+            return false;
+        }
+        slot.state = State::Ignored;
+        true
+    }
+
+    /// Records the terminal completion of an owned op.
+    pub(crate) fn complete(&mut self, token: Token, result: i32) -> Done {
+        let key = key_of(token);
+        let Some(slot) = self.slots.get_mut(key) else {
+            return Done::Quiet;
+        };
+        match std::mem::replace(&mut slot.state, State::Completed(result)) {
+            State::Waiting(waker) => Done::Wake(waker),
+            State::Submitted | State::Completed(_) => Done::Quiet,
+            State::Ignored => {
+                self.slots.remove(key);
+                self.awaited -= 1;
+                Done::Quiet
             }
-            _ => {
-                slot.state = Some(State::Ignored);
-                true
-            }
+            State::Routed(route) => match self.slots.remove(key) {
+                Some(slot) => Done::Routed {
+                    route,
+                    result,
+                    op: slot.op,
+                },
+                None => Done::Quiet,
+            },
         }
     }
 
-    /// Records a completion; returns the waker to wake, if a future waits.
-    pub(crate) fn complete(&mut self, token: Token, result: i32) -> Option<Waker> {
-        let slot = self.slot(token)?;
-        match slot.state.take() {
-            Some(State::Ignored) => {
-                slot.resources = None;
-                self.release(token.index());
-                None
-            }
-            Some(State::Waiting(waker)) => {
-                slot.state = Some(State::Completed { result });
-                Some(waker)
-            }
-            _ => {
-                slot.state = Some(State::Completed { result });
-                None
-            }
-        }
-    }
-
-    fn release(&mut self, index: u32) {
-        let slot = &mut self.slots[index as usize];
-        slot.state = None;
-        slot.resources = None;
-        self.free.push(index);
-        self.in_flight -= 1;
-    }
-
-    /// Operations submitted whose slot is not yet free (in flight or awaiting their poll).
+    /// Awaited ops in the table: in flight (parked ones included), or completed and not
+    /// yet taken by their future. Routed ops (sends, the eventfd read) are their owners'.
     pub(crate) fn in_flight(&self) -> usize {
-        self.in_flight
+        self.awaited
+    }
+
+    /// The ring's kernel side is gone: no op can be in flight any more.
+    pub(crate) fn ring_closed(&mut self) {
+        self.ring_closed = true;
+    }
+}
+
+impl Drop for Lifecycles {
+    fn drop(&mut self) {
+        // Freeing an op's memory while the kernel may still use it is the bug this table
+        // exists to prevent: the ring must close first (see `Ring`'s drop).
+        debug_assert!(
+            self.ring_closed || self.slots.is_empty(),
+            "{} io_uring op(s) freed while the ring is still open",
+            self.slots.len()
+        );
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::{rc::Rc, sync::Arc, task::Wake};
+    use std::{os::fd::OwnedFd, sync::Arc, task::Wake, time::Duration};
 
     use super::*;
+    use crate::driver::uring::op::{Connect, Timeout};
 
     struct Flag(std::sync::atomic::AtomicBool);
     impl Wake for Flag {
@@ -180,53 +204,90 @@ mod tests {
         }
     }
 
-    #[test]
-    fn completed_result_reaches_the_poller_and_frees_the_slot() {
+    fn table() -> Lifecycles {
         let mut ops = Lifecycles::default();
+        // These tests never submit: no kernel holds their ops.
+        ops.ring_closed();
+        ops
+    }
+
+    #[test]
+    fn completed_result_and_op_reach_the_poller_and_free_the_slot() {
+        let mut ops = table();
         let flag = Arc::new(Flag(false.into()));
         let waker = Waker::from(flag.clone());
-        let token = ops.insert(Some(Box::new(7u32)));
-        assert!(matches!(ops.poll(token, &waker), Poll::Pending));
-        let woken = ops.complete(token, 42).expect("a waiting future is woken");
+        let (token, _) = ops.insert(
+            Timeout::new(Duration::from_secs(3)).into_owned(),
+            Route::Await,
+        );
+        assert!(matches!(
+            ops.poll::<Timeout>(token, &waker),
+            Some(Poll::Pending)
+        ));
+        let Done::Wake(woken) = ops.complete(token, -libc::ETIME) else {
+            panic!("a waiting future is woken");
+        };
         woken.wake();
         assert!(flag.0.load(std::sync::atomic::Ordering::SeqCst));
-        match ops.poll(token, &waker) {
-            Poll::Ready {
-                result, resources, ..
-            } => {
-                assert_eq!(result, 42);
-                assert_eq!(*resources.unwrap().downcast::<u32>().unwrap(), 7);
-            }
-            Poll::Pending => panic!("completed op must be ready"),
+        match ops.poll::<Timeout>(token, &waker) {
+            Some(Poll::Ready((result, _op))) => assert_eq!(result, -libc::ETIME),
+            _ => panic!("completed op must be ready"),
         }
         assert_eq!(ops.in_flight(), 0);
-    }
-
-    #[test]
-    fn dropped_future_keeps_resources_until_the_terminal_cqe() {
-        let mut ops = Lifecycles::default();
-        let resource = Rc::new(());
-        let token = ops.insert(Some(Box::new(resource.clone())));
-        assert!(ops.drop_future(token), "still in flight");
-        assert_eq!(Rc::strong_count(&resource), 2, "kernel may still use it");
-        assert!(ops.complete(token, -libc::ECANCELED).is_none());
-        assert_eq!(
-            Rc::strong_count(&resource),
-            1,
-            "released on the terminal CQE"
+        assert!(
+            ops.poll::<Timeout>(token, &waker).is_none(),
+            "handed back once"
         );
-        assert_eq!(ops.in_flight(), 0);
     }
 
     #[test]
-    fn a_stale_completion_for_a_reused_slot_is_ignored() {
-        let mut ops = Lifecycles::default();
-        let first = ops.insert(None);
-        ops.drop_future(first);
-        ops.complete(first, 0);
-        let second = ops.insert(None);
-        assert_eq!(first.index(), second.index());
-        assert!(ops.complete(first, 5).is_none());
+    fn a_parked_op_keeps_its_resources_until_the_terminal_cqe() {
+        let mut ops = table();
+        let socket: OwnedFd = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().into();
+        let addr = "127.0.0.1:9".parse().unwrap();
+        let (token, _) = ops.insert(Connect::new(socket, &addr).into_owned(), Route::Await);
+        assert!(ops.park(token), "still in flight");
+        assert_eq!(
+            ops.in_flight(),
+            1,
+            "the kernel may still use the socket and address"
+        );
+        assert!(matches!(ops.complete(token, -libc::ECANCELED), Done::Quiet));
+        assert_eq!(ops.in_flight(), 0, "released on the terminal CQE");
+        assert!(!ops.park(token), "nothing left to park");
+    }
+
+    #[test]
+    fn a_routed_op_goes_back_to_its_owner_and_a_stale_completion_is_ignored() {
+        let mut ops = table();
+        let owner = Token::new(Kind::Send, 7, 1);
+        let (first, _) = ops.insert(Timeout::new(Duration::ZERO).into_owned(), Route::To(owner));
+        assert_eq!(
+            ops.in_flight(),
+            0,
+            "a routed op is its owner's, not awaited"
+        );
+        match ops.complete(first, 5) {
+            Done::Routed { route, result, op } => {
+                assert_eq!((route, result), (owner, 5));
+                assert!(Timeout::from_owned(op).is_some());
+            }
+            _ => panic!("routed to its owner"),
+        }
+        let (second, _) = ops.insert(Timeout::new(Duration::ZERO).into_owned(), Route::Await);
+        assert_eq!(first.index(), second.index(), "slot reused");
+        assert!(matches!(ops.complete(first, 5), Done::Quiet));
         assert_eq!(ops.in_flight(), 1, "the stale CQE must not free the new op");
+        ops.park(second);
+        ops.complete(second, 0);
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "freed while the ring is still open")]
+    fn dropping_an_op_before_the_ring_closes_is_caught() {
+        let mut ops = Lifecycles::default();
+        let _ = ops.insert(Timeout::new(Duration::ZERO).into_owned(), Route::Await);
+        drop(ops);
     }
 }

@@ -14,13 +14,18 @@ pub(crate) mod setup;
 
 use std::{
     io,
+    mem::ManuallyDrop,
     os::fd::{AsRawFd, RawFd},
 };
 
 use io_uring::{IoUring, cqueue, squeue::Entry, types};
 
 pub use self::setup::{RingConfig, RingFeatures};
-use self::{buf_ring::BufRing, lifecycle::Lifecycles};
+use self::{
+    buf_ring::BufRing,
+    lifecycle::{Lifecycles, Route},
+    op::{OwnedOp, Pointerless},
+};
 use super::{Completion, Token, Wait};
 use crate::error::Error;
 
@@ -44,9 +49,9 @@ pub struct RingStats {
 }
 
 pub(crate) struct Ring {
-    // Field order matters: the io_uring instance is dropped (and the kernel stops using the
-    // buffer ring) before the buffer memory is freed.
-    uring: IoUring,
+    /// Closed first, by `Drop`: the kernel stops using every op's memory and the buffer
+    /// ring before any of it is freed (the fields below drop after it).
+    uring: ManuallyDrop<IoUring>,
     pub(crate) bufs: BufRing,
     pub(crate) ops: Lifecycles,
     reaped: Vec<Completion>,
@@ -69,7 +74,7 @@ impl Ring {
             }
         })?;
         Ok(Ring {
-            uring,
+            uring: ManuallyDrop::new(uring),
             bufs,
             ops: Lifecycles::default(),
             reaped: Vec::with_capacity(config.cq_entries as usize),
@@ -82,13 +87,39 @@ impl Ring {
         self.uring.as_raw_fd()
     }
 
+    /// Submits an op that points at no memory; its completions carry `token`.
+    #[inline]
+    pub(crate) fn submit<T: Pointerless>(&mut self, mut op: T, token: Token) {
+        let sqe = op.sqe().user_data(token.user_data());
+        // SAFETY: a `Pointerless` op's entry carries no pointer (its contract).
+        unsafe { self.push(&sqe) }
+    }
+
+    /// Submits an op that owns memory: the op table keeps it until its terminal completion
+    /// (see `lifecycle`), so the memory outlives the kernel's use whatever happens to the
+    /// submitter. Returns the op's token (to await it, or to cancel it).
+    #[inline]
+    pub(crate) fn submit_owned<T: OwnedOp>(&mut self, op: T, route: Route) -> Token {
+        let (token, sqe) = self.ops.insert(op.into_owned(), route);
+        // SAFETY: the entry points into the op, on the heap and owned by the op (the
+        // `OpCode` contract), which the table keeps until the terminal CQE; the table is
+        // dropped only after the ring has closed (`Drop for Ring`).
+        unsafe { self.push(&sqe) };
+        token
+    }
+
     /// Queues one SQE. When the SQ is full it submits what is queued first (collecting
     /// completions if the kernel is busy flushing an overflowed CQ), so no SQE is ever dropped.
+    ///
+    /// # Safety
+    ///
+    /// Every pointer in `sqe` must stay valid, and unmoved where the kernel writes, until the
+    /// op's terminal completion (or until the ring is closed); every fd it names must stay
+    /// open that long or be owned by the op. The two safe doors, [`submit`](Self::submit) and
+    /// [`submit_owned`](Self::submit_owned), are the only callers.
     #[inline]
-    pub(crate) fn push(&mut self, sqe: &Entry) {
-        // SAFETY: every SQE percore builds points only at memory owned by the op's table
-        // entry (connection buffers, lifecycle slots, the shard's wake buffer), which stays
-        // alive and unmoved until the op's terminal CQE.
+    unsafe fn push(&mut self, sqe: &Entry) {
+        // SAFETY: the caller upholds the entry's contract (above).
         while unsafe { self.uring.submission().push(sqe) }.is_err() {
             self.make_room();
         }
@@ -183,5 +214,15 @@ impl Ring {
 
     pub(crate) fn has_reaped(&self) -> bool {
         !self.reaped.is_empty()
+    }
+}
+
+impl Drop for Ring {
+    fn drop(&mut self) {
+        // SAFETY: dropped exactly once, here, and never used after: closing the ring first
+        // ends the kernel's use of every op's memory and of the buffer ring, which the
+        // remaining fields free after this.
+        unsafe { ManuallyDrop::drop(&mut self.uring) };
+        self.ops.ring_closed();
     }
 }

@@ -4,17 +4,26 @@ use std::os::fd::{IntoRawFd, OwnedFd};
 
 use io_uring::{opcode, squeue::Entry, types::Fd};
 
-use crate::driver::Token;
+use super::{OpCode, Pointerless};
 
 pub(crate) struct Close {
-    pub(crate) fd: OwnedFd,
+    fd: Option<OwnedFd>,
 }
 
 impl Close {
-    /// Hands the fd to the kernel: after this the fd number belongs to the close operation.
-    pub(crate) fn into_sqe(self) -> Entry {
-        opcode::Close::new(Fd(self.fd.into_raw_fd()))
-            .build()
-            .user_data(Token::IGNORE.user_data())
+    pub(crate) fn new(fd: OwnedFd) -> Self {
+        Close { fd: Some(fd) }
     }
 }
+
+// SAFETY: the entry names an fd only. Building it hands the fd to the kernel: after this
+// the fd number belongs to the close operation.
+unsafe impl OpCode for Close {
+    fn sqe(&mut self) -> Entry {
+        let fd = self.fd.take().map_or(-1, IntoRawFd::into_raw_fd);
+        opcode::Close::new(Fd(fd)).build()
+    }
+}
+
+// SAFETY: as above, no pointer.
+unsafe impl Pointerless for Close {}
