@@ -350,3 +350,31 @@ fn an_upward_import_is_reported() {
     assert_eq!(floors, [Some(1), Some(4)]);
     assert!(floor_of("net").unwrap() > floor_of("task").unwrap());
 }
+
+#[test]
+fn every_layer_but_sys_and_driver_forbids_unsafe_code() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut missing = Vec::new();
+    for (module, _) in LAYERS {
+        if matches!(*module, "sys" | "driver") {
+            continue;
+        }
+        let root = [
+            src.join(format!("{module}.rs")),
+            src.join(module).join("mod.rs"),
+        ]
+        .into_iter()
+        .find(|path| path.exists());
+        // A layer not in this tree yet (`compat` arrives behind a feature).
+        let Some(root) = root else { continue };
+        let source = fs::read_to_string(&root).expect("readable source");
+        if !source.contains("#![forbid(unsafe_code)]") {
+            missing.push(root.display().to_string());
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "unsafe code lives in src/sys and src/driver only; add #![forbid(unsafe_code)] to: {}",
+        missing.join(", ")
+    );
+}

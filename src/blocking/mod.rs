@@ -39,6 +39,8 @@
 //! stops accepting jobs without waiting: the threads drain the queue and exit
 //! on their own.
 
+#![forbid(unsafe_code)]
+
 mod config;
 mod error;
 mod pool;

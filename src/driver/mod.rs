@@ -20,7 +20,10 @@
 pub(crate) mod token;
 pub(crate) mod uring;
 
-use std::time::Duration;
+use std::{
+    os::fd::{FromRawFd, OwnedFd},
+    time::Duration,
+};
 
 pub(crate) use self::token::{Kind, Token};
 pub use self::uring::{RingConfig, RingFeatures, RingStats};
@@ -57,6 +60,18 @@ impl Completion {
     /// The provided buffer the kernel filled for this completion.
     pub(crate) fn buffer_id(&self) -> Option<u16> {
         self.buffer_id
+    }
+
+    /// The socket a successful accept completion carries, now owned by the caller; `None`
+    /// for a failed accept or a completion of another kind. Take it once: the fd is new and
+    /// the completion is its only record.
+    pub(crate) fn accepted_fd(&self) -> Option<OwnedFd> {
+        if self.token.kind() != Some(Kind::Accept) || self.result < 0 {
+            return None;
+        }
+        // SAFETY: a non-negative result of an accept completion is a descriptor the kernel
+        // has just opened for this process, which nothing else owns.
+        Some(unsafe { OwnedFd::from_raw_fd(self.result) })
     }
 }
 

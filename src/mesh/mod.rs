@@ -11,6 +11,8 @@
 //! batches keep their own order but leave at the end of the run phase, so they may run after
 //! messages sent later in the same iteration (see `batch`).
 
+#![forbid(unsafe_code)]
+
 mod batch;
 mod channel;
 

@@ -1,6 +1,8 @@
 //! Per-shard counters, kept in shard-local cells (no shared atomics on the hot path) and
 //! read as a snapshot; exposed in the Prometheus text format by the admin listener.
 
+#![forbid(unsafe_code)]
+
 mod admin;
 pub mod counters;
 pub mod prometheus;

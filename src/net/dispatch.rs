@@ -2,11 +2,7 @@
 //! settle buffers and queue sends after the run phase, and close connections whose last
 //! operation has ended.
 
-use std::{
-    io,
-    os::fd::{FromRawFd, OwnedFd},
-    rc::Rc,
-};
+use std::{io, rc::Rc};
 
 use super::{
     NetShard,
@@ -442,13 +438,6 @@ pub(crate) fn stop_listening(net: &NetShard) {
 /// No connection or listener remains.
 pub(crate) fn is_quiet(net: &NetShard) -> bool {
     net.conns.borrow().open() == 0 && net.listeners.borrow().is_empty()
-}
-
-/// Wraps a raw fd from an accept CQE.
-pub(crate) fn owned_fd(fd: i32) -> OwnedFd {
-    // SAFETY: `fd` comes from a successful accept completion: a new descriptor that nothing
-    // else owns.
-    unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
 pub(crate) fn errno(code: i32) -> io::Error {

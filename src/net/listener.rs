@@ -24,7 +24,7 @@ use std::{
 
 use super::{
     NET, NetShard,
-    dispatch::{arm_recv, errno, owned_fd},
+    dispatch::{arm_recv, errno},
     stream::TcpStream,
 };
 use crate::{
@@ -241,9 +241,8 @@ pub(crate) fn on_accept(net: &NetShard, completion: Completion) {
     let token = completion.token;
     let mut table = net.listeners.borrow_mut();
     let Some(state) = table.get_mut(token) else {
-        if completion.result >= 0 {
-            drop(owned_fd(completion.result));
-        }
+        // A late accept for a listener that is gone: close the socket.
+        drop(completion.accepted_fd());
         return;
     };
     let more = completion.more();
@@ -251,8 +250,7 @@ pub(crate) fn on_accept(net: &NetShard, completion: Completion) {
         state.armed = false;
     }
     let mut rearm = !more;
-    if completion.result >= 0 {
-        let fd = owned_fd(completion.result);
+    if let Some(fd) = completion.accepted_fd() {
         if state.closing {
             drop(fd);
         } else if let Some(fd) = place_elsewhere(net, state.addr, fd) {

@@ -4,6 +4,8 @@
 //! Reads are cancellation-safe: received bytes wait in the connection's receive queue, so
 //! dropping a read future loses nothing. An idle connection holds no receive buffer.
 
+#![forbid(unsafe_code)]
+
 mod conn;
 mod connect;
 mod dispatch;

@@ -1,6 +1,8 @@
 //! The server: shard count and placement, ring and network settings, the blocking pool,
 //! signals and graceful stop. [`Server::builder`] is where an embedding program starts.
 
+#![forbid(unsafe_code)]
+
 mod builder;
 pub(crate) mod control;
 mod drain;

@@ -1,6 +1,8 @@
 //! The per-shard executor: `!Send` tasks, wakers that work from any thread, a poll budget,
 //! and the engine of the shard loop (its phases are described in the crate docs).
 
+#![forbid(unsafe_code)]
+
 pub(crate) mod coop;
 pub(crate) mod core;
 pub(crate) mod join;

@@ -3,6 +3,8 @@
 //! The wheel has 1 ms resolution but no tick: the loop's wait in `io_uring_enter` ends at the
 //! next deadline (EXT_ARG timeout), so an idle shard sleeps until something is due.
 
+#![forbid(unsafe_code)]
+
 pub mod clock;
 #[allow(dead_code)] // `now_ms`/`is_empty` serve tests and diagnostics.
 pub(crate) mod wheel;
