@@ -1,7 +1,7 @@
 //! The one slab of the kernel: values in reusable slots, named by generational keys.
 //!
 //! Every table a shard keeps (tasks, connections, listeners, in-flight operations, drain
-//! waiters, batched mesh calls) is a `Slab`. A [`Key`] is a slot index plus the slot's
+//! waiters, batches of mesh calls awaiting their reply) is a `Slab`. A [`Key`] is a slot index plus the slot's
 //! generation; the generation moves on each time the slot is freed, so a key kept past its
 //! value's removal (a late completion, a late wake-up) finds nothing instead of the slot's
 //! next tenant. Generations wrap within [`GENERATION_BITS`] bits, the width the driver's
@@ -63,8 +63,6 @@ impl<T> Default for Slab<T> {
     }
 }
 
-// Until every table uses it, some methods serve only tests.
-#[allow(dead_code)]
 impl<T> Slab<T> {
     /// Stores `value`; returns its key.
     pub(crate) fn insert(&mut self, value: T) -> Key {

@@ -35,7 +35,10 @@ use std::{
 };
 
 use super::{Envelope, MESH, MeshError, ReplyLane, count_sent, run_contained};
-use crate::task::{self, CORE};
+use crate::{
+    slab::{Key, Slab},
+    task::{self, CORE},
+};
 
 /// Requests one batch message carries at most.
 pub const MAX_CALLS_PER_MESSAGE: usize = 256;
@@ -293,7 +296,7 @@ fn send_batch<Req: Send + 'static, Resp: Send + 'static>(
 /// batch), it answers [`MeshError::Closed`], so no call waits forever.
 struct ReplyTo<Resp: Send + 'static> {
     lane: ReplyLane,
-    pending: usize,
+    pending: Key,
     sent: bool,
     _response: PhantomData<fn() -> Resp>,
 }
@@ -328,13 +331,9 @@ thread_local! {
     static PENDING: RefCell<PendingBatches> = RefCell::new(PendingBatches::default());
 }
 
-#[derive(Default)]
-struct PendingBatches {
-    completions: Vec<Option<Completion>>,
-    free: Vec<usize>,
-}
+type PendingBatches = Slab<Completion>;
 
-fn register_pending<Resp: 'static>(slots: Vec<Rc<Slot<Resp>>>) -> usize {
+fn register_pending<Resp: 'static>(slots: Vec<Rc<Slot<Resp>>>) -> Key {
     let completion: Completion = Box::new(move |result: Box<dyn Any>| {
         let result = match result.downcast::<BatchResult<Resp>>() {
             Ok(result) => *result,
@@ -344,31 +343,12 @@ fn register_pending<Resp: 'static>(slots: Vec<Rc<Slot<Resp>>>) -> usize {
         };
         distribute(slots, result);
     });
-    PENDING.with(|pending| {
-        let mut pending = pending.borrow_mut();
-        match pending.free.pop() {
-            Some(id) => {
-                pending.completions[id] = Some(completion);
-                id
-            }
-            None => {
-                pending.completions.push(Some(completion));
-                pending.completions.len() - 1
-            }
-        }
-    })
+    PENDING.with(|pending| pending.borrow_mut().insert(completion))
 }
 
 /// Runs on the origin shard (its reply lane): completes the batch `id`.
-fn complete_pending(id: usize, result: Box<dyn Any>) {
-    let completion = PENDING.with(|pending| {
-        let mut pending = pending.borrow_mut();
-        let completion = pending.completions.get_mut(id).and_then(Option::take);
-        if completion.is_some() {
-            pending.free.push(id);
-        }
-        completion
-    });
+fn complete_pending(id: Key, result: Box<dyn Any>) {
+    let completion = PENDING.with(|pending| pending.borrow_mut().remove(id));
     if let Some(completion) = completion {
         completion(result);
     }

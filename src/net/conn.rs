@@ -22,7 +22,10 @@ use std::{
     task::Waker,
 };
 
-use crate::driver::{Kind, Token};
+use crate::{
+    driver::{Kind, Token},
+    slab::Key,
+};
 
 /// Part of a lent provided buffer not yet consumed.
 #[derive(Clone, Copy, Debug)]
@@ -83,8 +86,8 @@ impl Tx {
 }
 
 pub(crate) struct Conn {
-    pub(crate) slot: u32,
-    pub(crate) generation: u32,
+    /// Its key in the shard's connection table, carried by its completion tokens.
+    pub(crate) key: Key,
     pub(crate) fd: RawFd,
     pub(crate) owned_fd: RefCell<Option<OwnedFd>>,
     pub(crate) rx: RefCell<Rx>,
@@ -111,11 +114,11 @@ pub(crate) fn register(slot: &mut Option<Waker>, waker: &Waker) {
 
 impl Conn {
     pub(crate) fn recv_token(&self) -> Token {
-        Token::new(Kind::Recv, self.slot, self.generation)
+        Token::new(Kind::Recv, self.key.index(), self.key.generation())
     }
 
     pub(crate) fn send_token(&self) -> Token {
-        Token::new(Kind::Send, self.slot, self.generation)
+        Token::new(Kind::Send, self.key.index(), self.key.generation())
     }
 
     /// Wakes the task reading this connection. The waker stays registered (no clone and

@@ -30,9 +30,9 @@ use super::{
 use crate::{
     driver::{
         Completion, Kind, Token,
-        token::next_generation,
         uring::op::{AcceptMulti, Cancel, Close},
     },
+    slab::{Key, Slab},
     sys::socket::{ListenOptions, local_addr, set_nodelay, tcp_listener},
     task::coop,
 };
@@ -53,33 +53,31 @@ pub(crate) struct ListenerState {
     registration: Option<u64>,
 }
 
+/// The shard's listeners, keyed like their accept tokens.
 #[derive(Default)]
 pub(crate) struct ListenerTable {
-    slots: Vec<(u32, Option<ListenerState>)>,
-    free: Vec<u32>,
-    live: usize,
+    listeners: Slab<ListenerState>,
+}
+
+fn token_of(key: Key) -> Token {
+    Token::new(Kind::Accept, key.index(), key.generation())
+}
+
+fn key_of(token: Token) -> Key {
+    Key::from_parts(token.index(), token.generation())
 }
 
 impl ListenerTable {
     fn get_mut(&mut self, token: Token) -> Option<&mut ListenerState> {
-        let (generation, state) = self.slots.get_mut(token.index() as usize)?;
-        if *generation != token.generation() {
-            return None;
-        }
-        state.as_mut()
+        self.listeners.get_mut(key_of(token))
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.live == 0
+        self.listeners.is_empty()
     }
 
     fn tokens(&self) -> Vec<Token> {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter(|(_, (_, s))| s.is_some())
-            .map(|(i, (g, _))| Token::new(Kind::Accept, i as u32, *g))
-            .collect()
+        self.listeners.keys().into_iter().map(token_of).collect()
     }
 }
 
@@ -107,17 +105,7 @@ impl TcpListener {
         let registration = net.steer.register(net.core.id, addr, fd.as_raw_fd());
         let token = {
             let mut table = net.listeners.borrow_mut();
-            let index = match table.free.pop() {
-                Some(index) => index,
-                None => {
-                    table.slots.push((0, None));
-                    (table.slots.len() - 1) as u32
-                }
-            };
-            table.live += 1;
-            let entry = &mut table.slots[index as usize];
-            entry.0 = next_generation(entry.0);
-            entry.1 = Some(ListenerState {
+            let key = table.listeners.insert(ListenerState {
                 fd: Some(fd),
                 addr,
                 armed: false,
@@ -130,7 +118,7 @@ impl TcpListener {
                 last_fd_warning: None,
                 registration,
             });
-            Token::new(Kind::Accept, index, entry.0)
+            token_of(key)
         };
         if !net.draining.get() {
             arm(&net, token);
@@ -357,9 +345,9 @@ pub(crate) fn deliver_here(addr: SocketAddr, fd: OwnedFd) {
     let net = NET.current();
     let mut table = net.listeners.borrow_mut();
     let state = table
-        .slots
+        .listeners
         .iter_mut()
-        .filter_map(|(_, s)| s.as_mut())
+        .map(|(_, state)| state)
         .find(|s| s.addr == addr && !s.closing && !s.dropped);
     let Some(state) = state else {
         drop(table);
@@ -449,14 +437,8 @@ fn close_listener(net: &NetShard, token: Token) {
 
 /// Frees the slot once no accept is in flight; the fd is closed through the ring.
 fn release(net: &NetShard, token: Token) {
-    let mut table = net.listeners.borrow_mut();
-    let Some((_, slot)) = table.slots.get_mut(token.index() as usize) else {
-        return;
-    };
-    let Some(mut state) = slot.take() else { return };
-    table.free.push(token.index());
-    table.live -= 1;
-    drop(table);
+    let removed = net.listeners.borrow_mut().listeners.remove(key_of(token));
+    let Some(mut state) = removed else { return };
     net.count_unplaced(state.queue.len() as u64);
     state.queue.clear();
     if let Some(id) = state.registration.take() {

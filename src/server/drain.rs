@@ -11,7 +11,10 @@ use std::{
 };
 
 use super::control::ServerControl;
-use crate::task::local::ShardLocal;
+use crate::{
+    slab::{Key, Slab},
+    task::local::ShardLocal,
+};
 
 thread_local! {
     static CURRENT: RefCell<Option<Rc<ShardStop>>> = const { RefCell::new(None) };
@@ -39,56 +42,38 @@ impl ShardStop {
 }
 
 /// The flag, and the tasks waiting for it (a slab, so a waiter that re-registers on every
-/// poll takes one slot, not one more each time).
+/// poll keeps one slot, not one more each time).
 #[derive(Default)]
 pub(crate) struct Drain {
     pub(crate) draining: Cell<bool>,
-    waiters: RefCell<Vec<Option<Waker>>>,
-    free: RefCell<Vec<usize>>,
+    waiters: RefCell<Slab<Waker>>,
 }
 
 impl Drain {
     /// Registers (or refreshes) the waker of the waiter holding `key`.
-    pub(crate) fn register(&self, key: &mut Option<usize>, waker: &Waker) {
+    pub(crate) fn register(&self, key: &mut Option<Key>, waker: &Waker) {
         let mut waiters = self.waiters.borrow_mut();
-        match key {
-            Some(k) => match &mut waiters[*k] {
-                Some(current) if current.will_wake(waker) => {}
-                slot => *slot = Some(waker.clone()),
-            },
-            None => {
-                let slot = match self.free.borrow_mut().pop() {
-                    Some(free) => free,
-                    None => {
-                        waiters.push(None);
-                        waiters.len() - 1
-                    }
-                };
-                waiters[slot] = Some(waker.clone());
-                *key = Some(slot);
+        if let Some(current) = key.and_then(|k| waiters.get_mut(k)) {
+            if !current.will_wake(waker) {
+                *current = waker.clone();
             }
+            return;
         }
+        *key = Some(waiters.insert(waker.clone()));
     }
 
     /// Removes the waiter holding `key` (its future was dropped or completed).
-    pub(crate) fn unregister(&self, key: &mut Option<usize>) {
+    pub(crate) fn unregister(&self, key: &mut Option<Key>) {
         if let Some(k) = key.take()
-            && let (Ok(mut waiters), Ok(mut free)) =
-                (self.waiters.try_borrow_mut(), self.free.try_borrow_mut())
+            && let Ok(mut waiters) = self.waiters.try_borrow_mut()
         {
-            waiters[k] = None;
-            free.push(k);
+            waiters.remove(k);
         }
     }
 
     /// Wakes every waiter (the drain began).
     pub(crate) fn wake_all(&self) {
-        let wakers: Vec<Waker> = self
-            .waiters
-            .borrow_mut()
-            .iter_mut()
-            .filter_map(Option::take)
-            .collect();
+        let wakers = self.waiters.borrow_mut().drain();
         for waker in wakers {
             waker.wake();
         }
@@ -106,7 +91,7 @@ pub async fn shutdown_signal() {
     /// Unregisters the waiter however the future ends.
     struct Waiter {
         stop: Rc<ShardStop>,
-        key: Option<usize>,
+        key: Option<Key>,
     }
     impl Drop for Waiter {
         fn drop(&mut self) {

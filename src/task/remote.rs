@@ -35,11 +35,7 @@ pub(crate) fn ns_at(at: Instant) -> u64 {
 }
 
 /// A task named by its slot and generation, for wakes from other threads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct TaskRef {
-    pub(crate) index: u32,
-    pub(crate) generation: u32,
-}
+pub(crate) type TaskRef = crate::slab::Key;
 
 pub(crate) struct ShardRemote {
     pub(crate) id: usize,
