@@ -18,10 +18,11 @@
 use std::{
     cell::{Cell, RefCell},
     collections::VecDeque,
-    os::fd::{OwnedFd, RawFd},
+    os::fd::{AsRawFd, OwnedFd, RawFd},
     task::Waker,
 };
 
+use super::state::{ConnState, Event};
 use crate::{
     driver::{Kind, Token},
     slab::Key,
@@ -92,16 +93,12 @@ pub(crate) struct Conn {
     pub(crate) owned_fd: RefCell<Option<OwnedFd>>,
     pub(crate) rx: RefCell<Rx>,
     pub(crate) tx: RefCell<Tx>,
-    pub(crate) recv_armed: Cell<bool>,
-    /// The send in flight (its op's token, to cancel it).
-    pub(crate) send_op: Cell<Option<Token>>,
+    /// Life, receive and send: changed only through [`Conn::apply`] (see `state`).
+    state: Cell<ConnState>,
+    /// On the shard's list of connections with output to send this iteration.
     pub(crate) in_flush_list: Cell<bool>,
+    /// On the shard's list of connections holding lent receive buffers.
     pub(crate) in_holding_list: Cell<bool>,
-    /// The user's handle is gone: the connection is closing.
-    pub(crate) closing: Cell<bool>,
-    pub(crate) cancel_sent: Cell<bool>,
-    /// Closed without waiting for pending output (forced stop or write error).
-    pub(crate) abort: Cell<bool>,
 }
 
 /// Registers `cx`'s waker in `slot` unless the one there already wakes the same task.
@@ -113,6 +110,32 @@ pub(crate) fn register(slot: &mut Option<Waker>, waker: &Waker) {
 }
 
 impl Conn {
+    pub(crate) fn new(key: Key, fd: OwnedFd) -> Self {
+        Conn {
+            key,
+            fd: fd.as_raw_fd(),
+            owned_fd: RefCell::new(Some(fd)),
+            rx: RefCell::default(),
+            tx: RefCell::default(),
+            state: Cell::default(),
+            in_flush_list: Cell::new(false),
+            in_holding_list: Cell::new(false),
+        }
+    }
+
+    pub(crate) fn state(&self) -> ConnState {
+        self.state.get()
+    }
+
+    /// Applies `event` to the connection's state (see `ConnState::apply`).
+    #[inline]
+    pub(crate) fn apply(&self, event: Event) -> bool {
+        let mut state = self.state.get();
+        let applied = state.apply(event);
+        self.state.set(state);
+        applied
+    }
+
     pub(crate) fn recv_token(&self) -> Token {
         Token::new(Kind::Recv, self.key.index(), self.key.generation())
     }
@@ -136,10 +159,12 @@ impl Conn {
         }
     }
 
-    /// True when no operation of this connection is in flight and nothing remains to send.
+    /// True when the connection is closing, no operation of it is in flight and nothing
+    /// remains to send.
     pub(crate) fn can_release(&self) -> bool {
+        let state = self.state.get();
         let tx = self.tx.borrow();
-        let output_done = tx.pending() == 0 || tx.error.is_some() || self.abort.get();
-        !self.recv_armed.get() && self.send_op.get().is_none() && output_done
+        let output_done = tx.pending() == 0 || tx.error.is_some() || state.is_aborting();
+        state.can_release(output_done)
     }
 }

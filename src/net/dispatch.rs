@@ -8,6 +8,7 @@ use super::{
     NetShard,
     conn::{Conn, Lent},
     listener,
+    state::{Event, Life, Recv},
 };
 use crate::driver::{
     Completion, Token,
@@ -19,7 +20,7 @@ use crate::driver::{
 
 /// A receive completion: data, EOF, error, or the end of the multishot.
 ///
-/// At most one receive per connection is in flight: `recv_armed` stays true until the
+/// At most one receive per connection is in flight: its state stays `Armed` (or `Cancelling`) until the
 /// terminal CQE (no `IORING_CQE_F_MORE`), and only then is a new one armed, if the
 /// connection still wants input (not closing, paused, starved, at EOF or failed).
 pub(crate) fn on_recv(net: &NetShard, completion: Completion) {
@@ -44,7 +45,7 @@ pub(crate) fn on_recv(net: &NetShard, completion: Completion) {
             }
             libc::ENOBUFS => {
                 net.count(|s| s.enobufs += 1);
-                if !completion.more() && !conn.closing.get() {
+                if !completion.more() && !conn.state().is_closing() {
                     conn.rx.borrow_mut().starved = true;
                     net.starved.borrow_mut().push_back(conn.clone());
                 }
@@ -58,8 +59,7 @@ pub(crate) fn on_recv(net: &NetShard, completion: Completion) {
         }
     }
     if !completion.more() {
-        conn.recv_armed.set(false);
-        conn.cancel_sent.set(false);
+        conn.apply(Event::RecvEnded);
         if wants_input(&conn) {
             arm_recv(net, &conn);
             net.count(|s| s.rearms += 1);
@@ -76,7 +76,7 @@ fn receive_data(net: &NetShard, conn: &Rc<Conn>, completion: &Completion) {
         return;
     };
     net.core.driver.borrow_mut().bufs.mark_lent(bid);
-    if conn.closing.get() {
+    if conn.state().is_closing() {
         net.core.driver.borrow_mut().bufs.recycle(bid);
         return;
     }
@@ -118,7 +118,7 @@ fn fail_input(net: &NetShard, conn: &Rc<Conn>, errno: i32) {
 /// Whether a connection whose receive ended should get a new one.
 fn wants_input(conn: &Conn) -> bool {
     let rx = conn.rx.borrow();
-    !conn.closing.get() && !rx.paused && !rx.starved && !rx.eof && rx.error.is_none()
+    !conn.state().is_closing() && !rx.paused && !rx.starved && !rx.eof && rx.error.is_none()
 }
 
 /// A send completion, with the send's buffer back: continue a short send, or keep the
@@ -127,7 +127,7 @@ pub(crate) fn on_send(net: &NetShard, route: Token, result: i32, mut send: Send)
     let conn = net.conns.borrow().get(route).cloned();
     // A connection already released: its buffer goes with the op.
     let Some(conn) = conn else { return };
-    conn.send_op.set(None);
+    conn.apply(Event::SendEnded);
     let mut tx = conn.tx.borrow_mut();
     if result < 0 {
         tx.error = Some(-result);
@@ -173,7 +173,7 @@ pub(crate) fn queue_flush(net: &NetShard, conn: &Rc<Conn>) {
 }
 
 pub(crate) fn arm_recv(net: &NetShard, conn: &Conn) {
-    if conn.recv_armed.replace(true) {
+    if conn.state().recv() != Recv::Off || !conn.apply(Event::Arm) {
         return;
     }
     net.core
@@ -194,7 +194,7 @@ fn pause_recv(net: &NetShard, conn: &Conn) {
 }
 
 pub(crate) fn cancel_recv(net: &NetShard, conn: &Conn) {
-    if conn.recv_armed.get() && !conn.cancel_sent.replace(true) {
+    if conn.apply(Event::CancelRecv) {
         net.core.driver.borrow_mut().submit(
             Cancel {
                 target: conn.recv_token(),
@@ -215,7 +215,7 @@ pub(crate) fn maybe_resume_recv(net: &NetShard, conn: &Conn) {
         resume
     };
     // While the cancelled receive is still in flight, its terminal CQE re-arms instead.
-    if resume && !conn.recv_armed.get() && wants_input(conn) {
+    if resume && !conn.state().recv_in_flight() && wants_input(conn) {
         arm_recv(net, conn);
     }
 }
@@ -228,7 +228,7 @@ fn submit_send(net: &NetShard, conn: &Conn, send: Send) {
         .driver
         .borrow_mut()
         .submit_owned(send, Route::To(conn.send_token()));
-    conn.send_op.set(Some(op));
+    conn.apply(Event::SendSubmitted(op));
 }
 
 /// After the run phase: copy unconsumed input out of lent buffers (returning them to the
@@ -239,7 +239,8 @@ pub(crate) fn after_run(net: &NetShard) {
     let mut flush = std::mem::take(&mut *net.flush.borrow_mut());
     for conn in flush.drain(..) {
         conn.in_flush_list.set(false);
-        if conn.send_op.get().is_some() || conn.abort.get() {
+        let state = conn.state();
+        if state.send_in_flight().is_some() || state.is_aborting() {
             continue;
         }
         let send = {
@@ -318,7 +319,7 @@ fn rearm_starved(net: &NetShard) {
             break;
         };
         let was_starved = std::mem::replace(&mut conn.rx.borrow_mut().starved, false);
-        if was_starved && !conn.recv_armed.get() && wants_input(&conn) {
+        if was_starved && !conn.state().recv_in_flight() && wants_input(&conn) {
             arm_recv(net, &conn);
             net.count(|s| s.rearms += 1);
             armed += 1;
@@ -332,13 +333,24 @@ pub(crate) fn has_starved(net: &NetShard) -> bool {
     !net.starved.borrow().is_empty()
 }
 
-/// A handle was dropped: start closing the connection.
-pub(crate) fn begin_close(net: &NetShard, conn: &Rc<Conn>) {
-    if conn.closing.replace(true) {
+/// Starts closing a connection: its handle was dropped (`abort: false`: pending output is
+/// still sent), or it is closed at once (`abort: true`: output abandoned, send cancelled).
+/// It is released by the close phase once its last operation has ended.
+pub(crate) fn close(net: &NetShard, conn: &Rc<Conn>, abort: bool) {
+    let was_open = conn.state().life() == Life::Open;
+    if !conn.apply(Event::Close { abort }) {
         return;
     }
+    if was_open {
+        net.closing.borrow_mut().push(conn.clone());
+    }
     cancel_recv(net, conn);
-    net.closing.borrow_mut().push(conn.clone());
+    if abort && let Some(send) = conn.state().send_in_flight() {
+        net.core
+            .driver
+            .borrow_mut()
+            .submit(Cancel { target: send }, Token::IGNORE);
+    }
 }
 
 /// Releases connections whose last operation has completed.
@@ -351,7 +363,7 @@ pub(crate) fn close_phase(net: &NetShard) {
     let mut conns = net.conns.borrow_mut();
     let mut closed = CloseCounts::default();
     closing.retain(|conn| {
-        if conn.recv_armed.get() && !conn.cancel_sent.replace(true) {
+        if conn.apply(Event::CancelRecv) {
             ring.submit(
                 Cancel {
                     target: conn.recv_token(),
@@ -369,6 +381,7 @@ pub(crate) fn close_phase(net: &NetShard) {
         }
         *rx = Default::default();
         *conn.tx.borrow_mut() = Default::default();
+        conn.apply(Event::Release);
         if let Some(fd) = conn.owned_fd.borrow_mut().take() {
             ring.submit(Close::new(fd), Token::IGNORE);
         }
@@ -396,7 +409,7 @@ struct CloseCounts {
 
 impl CloseCounts {
     fn count(&mut self, conn: &Conn, rx: &super::conn::Rx, tx: &super::conn::Tx) {
-        if conn.abort.get() {
+        if conn.state().is_aborting() {
             self.forced += 1;
         } else if rx.error.is_some() || tx.error.is_some() {
             self.error += 1;
@@ -412,21 +425,9 @@ impl CloseCounts {
 pub(crate) fn force_close_all(net: &NetShard) {
     let all = net.conns.borrow().all();
     for conn in all {
-        abort(net, &conn);
+        close(net, &conn, true);
     }
     listener::close_all(net);
-}
-
-/// Closes a connection now: pending output is abandoned and its send cancelled.
-pub(crate) fn abort(net: &NetShard, conn: &Rc<Conn>) {
-    conn.abort.set(true);
-    if let Some(send) = conn.send_op.get() {
-        net.core
-            .driver
-            .borrow_mut()
-            .submit(Cancel { target: send }, Token::IGNORE);
-    }
-    begin_close(net, conn);
 }
 
 /// Stop accepting: every listener of the shard cancels its accept.

@@ -19,7 +19,7 @@ use std::{
 use super::{
     NetShard,
     conn::{Conn, register},
-    dispatch::{abort, begin_close, errno, maybe_resume_recv, queue_flush},
+    dispatch::{close, errno, maybe_resume_recv, queue_flush},
 };
 use crate::{sys::socket, task::coop};
 
@@ -228,7 +228,7 @@ impl TcpStream {
     /// Closes at once, abandoning output not yet sent (for a peer that stopped reading). A
     /// plain drop instead keeps sending what was written before it closes.
     pub fn abort(self) {
-        abort(&self.net, &self.conn);
+        close(&self.net, &self.conn, true);
     }
 
     /// Flushes and closes. Dropping the stream also closes it, after sending what was written.
@@ -239,7 +239,7 @@ impl TcpStream {
 
 impl Drop for TcpStream {
     fn drop(&mut self) {
-        begin_close(&self.net, &self.conn);
+        close(&self.net, &self.conn, false);
     }
 }
 

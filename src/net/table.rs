@@ -2,11 +2,7 @@
 //! generational keys, so completions for a closed connection whose slot was reused find
 //! nothing.
 
-use std::{
-    os::fd::{AsRawFd, OwnedFd},
-    rc::Rc,
-    sync::Arc,
-};
+use std::{os::fd::OwnedFd, rc::Rc, sync::Arc};
 
 use super::{conn::Conn, steer::SteerShared};
 use crate::{
@@ -31,22 +27,7 @@ impl ConnTable {
     }
 
     pub(crate) fn insert(&mut self, fd: OwnedFd) -> Rc<Conn> {
-        let key = self.conns.insert_with(|key| {
-            Rc::new(Conn {
-                key,
-                fd: fd.as_raw_fd(),
-                owned_fd: Some(fd).into(),
-                rx: Default::default(),
-                tx: Default::default(),
-                recv_armed: false.into(),
-                send_op: None.into(),
-                in_flush_list: false.into(),
-                in_holding_list: false.into(),
-                closing: false.into(),
-                cancel_sent: false.into(),
-                abort: false.into(),
-            })
-        });
+        let key = self.conns.insert_with(|key| Rc::new(Conn::new(key, fd)));
         self.conns.get(key).expect("just inserted").clone()
     }
 
