@@ -98,9 +98,6 @@ pub mod metrics;
 pub mod net;
 pub mod server;
 pub(crate) mod slab;
-// Thin wrappers over every syscall the kernel and its doctor need; a few serve only tests
-// and diagnostics for now.
-#[allow(dead_code)]
 pub(crate) mod sys;
 pub mod task;
 pub mod time;

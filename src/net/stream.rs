@@ -136,25 +136,6 @@ impl TcpStream {
         poll_read(net, conn, cx, &mut lend)
     }
 
-    /// Waits until there is input to read (`Ok(true)`) or the peer closed (`Ok(false)`).
-    pub async fn readable(&mut self) -> io::Result<bool> {
-        poll_fn(|cx| {
-            let mut rx = self.conn.rx.borrow_mut();
-            if rx.buffered() > rx.seen_len {
-                return Poll::Ready(Ok(true));
-            }
-            if let Some(code) = rx.error {
-                return Poll::Ready(Err(errno(code)));
-            }
-            if rx.eof {
-                return Poll::Ready(Ok(false));
-            }
-            register(&mut rx.waker, cx.waker());
-            Poll::Pending
-        })
-        .await
-    }
-
     /// Appends to the output buffer without waiting (sent after this iteration's run phase).
     /// Callers that write a lot should `await` [`writable`](Self::writable) between writes, or
     /// use [`write_all`](Self::write_all), so the buffer stays bounded.

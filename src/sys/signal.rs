@@ -37,7 +37,8 @@ pub(crate) fn block_termination_signals() -> io::Result<libc::sigset_t> {
 }
 
 /// Restores a mask returned by [`block_termination_signals`].
-pub(crate) fn restore_mask(old: &libc::sigset_t) {
+#[cfg(test)]
+fn restore_mask(old: &libc::sigset_t) {
     // SAFETY: `old` is a valid sigset_t; SIG_SETMASK is a valid `how`, which
     // is the only failure mode (EINVAL), so the result carries no information.
     unsafe {
