@@ -65,22 +65,17 @@ impl<T> Default for Slab<T> {
 
 impl<T> Slab<T> {
     /// Stores `value`; returns its key.
+    #[inline]
     pub(crate) fn insert(&mut self, value: T) -> Key {
         self.insert_with(|_| value)
     }
 
     /// Stores the value `make` builds from its own key (a value that names itself).
+    #[inline]
     pub(crate) fn insert_with(&mut self, make: impl FnOnce(Key) -> T) -> Key {
         let index = match self.free.pop() {
             Some(index) => index,
-            None => {
-                let index = u32::try_from(self.entries.len()).expect("slab index fits in u32");
-                self.entries.push(Entry {
-                    generation: 0,
-                    value: None,
-                });
-                index
-            }
+            None => self.grow(),
         };
         let entry = &mut self.entries[index as usize];
         debug_assert!(entry.value.is_none(), "a free slot holds a value");
@@ -91,6 +86,17 @@ impl<T> Slab<T> {
         entry.value = Some(make(key));
         self.len += 1;
         key
+    }
+
+    /// A new, empty slot at the end (the slab grows to its working size once).
+    #[cold]
+    fn grow(&mut self) -> u32 {
+        let index = u32::try_from(self.entries.len()).expect("slab index fits in u32");
+        self.entries.push(Entry {
+            generation: 0,
+            value: None,
+        });
+        index
     }
 
     /// The value `key` names, if it is still there.
@@ -113,6 +119,7 @@ impl<T> Slab<T> {
     }
 
     /// Takes the value out and frees its slot; the key (and every copy of it) goes stale.
+    #[inline]
     pub(crate) fn remove(&mut self, key: Key) -> Option<T> {
         let entry = self.entries.get_mut(key.index as usize)?;
         if entry.generation != key.generation {

@@ -10,7 +10,7 @@ use std::{
 
 use super::drain::ShardStop;
 use crate::{
-    driver::{Completion, Kind, Token, uring::op::Owned},
+    driver::{Completion, Token, uring::op::Owned},
     mesh::{self, MeshShard},
     net::{self, NetShard},
     task::{Core, run_loop::Phases},
@@ -130,12 +130,12 @@ impl Phases for ShardLoop {
     }
 
     #[inline]
-    fn complete(&mut self, completion: Completion) {
-        match completion.token.kind() {
-            Some(Kind::Recv) => net::on_recv(&self.net, completion),
-            Some(Kind::Accept) => net::on_accept(&self.net, completion),
-            _ => {}
-        }
+    fn recv(&mut self, completion: Completion) {
+        net::on_recv(&self.net, completion);
+    }
+
+    fn accept(&mut self, completion: Completion) {
+        net::on_accept(&self.net, completion);
     }
 
     #[inline]

@@ -51,8 +51,10 @@ pub(crate) trait Phases {
     fn pending_from_outside(&self) -> bool;
     /// The longest the loop may sleep, measured from `now`; `None` for no limit.
     fn sleep_limit(&self, now: Instant) -> Option<Duration>;
-    /// 5. **complete**: a completion the executor does not route itself (accept, receive).
-    fn complete(&mut self, completion: Completion);
+    /// 5. **complete**: a multishot receive's completion (its token names a connection).
+    fn recv(&mut self, completion: Completion);
+    /// 5. **complete**: a multishot accept's completion (its token names a listener).
+    fn accept(&mut self, completion: Completion);
     /// 5. **complete**: an owned op came back to the owner its route names (a send).
     fn routed(&mut self, route: Token, result: i32, op: Owned);
     /// 6. **close**: release what the last completions ended.
@@ -210,7 +212,8 @@ fn dispatch_completions<P: Phases>(core: &Core, phases: &mut P, state: &mut Loop
         .take_completions(&mut state.completions);
     for completion in state.completions.drain(..) {
         match completion.token.kind() {
-            Some(Kind::Recv | Kind::Accept) => phases.complete(completion),
+            Some(Kind::Recv) => phases.recv(completion),
+            Some(Kind::Accept) => phases.accept(completion),
             Some(Kind::Lifecycle) => {
                 let done = core
                     .driver

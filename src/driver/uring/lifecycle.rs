@@ -19,7 +19,7 @@
 
 use std::task::{Poll, Waker};
 
-use super::op::{OpCode, Owned, OwnedOp};
+use super::op::{Owned, OwnedOp};
 use crate::{
     driver::token::{Kind, Token},
     slab::{Key, Slab},
@@ -81,9 +81,16 @@ fn key_of(token: Token) -> Key {
 }
 
 impl Lifecycles {
-    /// Keeps `op` until its terminal completion; returns its token and the SQE to submit
-    /// (built from the op where it now lies).
-    pub(crate) fn insert(&mut self, op: Owned, route: Route) -> (Token, io_uring::squeue::Entry) {
+    /// Keeps `op` until its terminal completion; returns its token and the SQE to submit.
+    /// The SQE is built before the op moves into the table: what it points at is on the
+    /// heap and owned by the op (the `OpCode` contract), so the move changes none of it.
+    #[inline]
+    pub(crate) fn insert<T: OwnedOp>(
+        &mut self,
+        mut op: T,
+        route: Route,
+    ) -> (Token, io_uring::squeue::Entry) {
+        let sqe = op.sqe();
         let state = match route {
             Route::Await => {
                 self.awaited += 1;
@@ -91,10 +98,12 @@ impl Lifecycles {
             }
             Route::To(token) => State::Routed(token),
         };
-        let key = self.slots.insert(Slot { state, op });
+        let key = self.slots.insert(Slot {
+            state,
+            op: op.into_owned(),
+        });
         let token = token_of(key);
-        let slot = self.slots.get_mut(key).expect("just inserted");
-        (token, slot.op.sqe().user_data(token.user_data()))
+        (token, sqe.user_data(token.user_data()))
     }
 
     /// Polls an awaited op: stores the waker, or hands back the result and the op and frees
@@ -142,27 +151,31 @@ impl Lifecycles {
     }
 
     /// Records the terminal completion of an owned op.
+    #[inline]
     pub(crate) fn complete(&mut self, token: Token, result: i32) -> Done {
         let key = key_of(token);
         let Some(slot) = self.slots.get_mut(key) else {
             return Done::Quiet;
         };
-        match std::mem::replace(&mut slot.state, State::Completed(result)) {
-            State::Waiting(waker) => Done::Wake(waker),
-            State::Submitted | State::Completed(_) => Done::Quiet,
-            State::Ignored => {
-                self.slots.remove(key);
-                self.awaited -= 1;
-                Done::Quiet
-            }
-            State::Routed(route) => match self.slots.remove(key) {
+        // The routed case first: a connection's send, once per response.
+        if let State::Routed(route) = slot.state {
+            return match self.slots.remove(key) {
                 Some(slot) => Done::Routed {
                     route,
                     result,
                     op: slot.op,
                 },
                 None => Done::Quiet,
-            },
+            };
+        }
+        match std::mem::replace(&mut slot.state, State::Completed(result)) {
+            State::Waiting(waker) => Done::Wake(waker),
+            State::Ignored => {
+                self.slots.remove(key);
+                self.awaited -= 1;
+                Done::Quiet
+            }
+            State::Submitted | State::Completed(_) | State::Routed(_) => Done::Quiet,
         }
     }
 
@@ -216,10 +229,7 @@ mod tests {
         let mut ops = table();
         let flag = Arc::new(Flag(false.into()));
         let waker = Waker::from(flag.clone());
-        let (token, _) = ops.insert(
-            Timeout::new(Duration::from_secs(3)).into_owned(),
-            Route::Await,
-        );
+        let (token, _) = ops.insert(Timeout::new(Duration::from_secs(3)), Route::Await);
         assert!(matches!(
             ops.poll::<Timeout>(token, &waker),
             Some(Poll::Pending)
@@ -245,7 +255,7 @@ mod tests {
         let mut ops = table();
         let socket: OwnedFd = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().into();
         let addr = "127.0.0.1:9".parse().unwrap();
-        let (token, _) = ops.insert(Connect::new(socket, &addr).into_owned(), Route::Await);
+        let (token, _) = ops.insert(Connect::new(socket, &addr), Route::Await);
         assert!(ops.park(token), "still in flight");
         assert_eq!(
             ops.in_flight(),
@@ -261,7 +271,7 @@ mod tests {
     fn a_routed_op_goes_back_to_its_owner_and_a_stale_completion_is_ignored() {
         let mut ops = table();
         let owner = Token::new(Kind::Send, 7, 1);
-        let (first, _) = ops.insert(Timeout::new(Duration::ZERO).into_owned(), Route::To(owner));
+        let (first, _) = ops.insert(Timeout::new(Duration::ZERO), Route::To(owner));
         assert_eq!(
             ops.in_flight(),
             0,
@@ -274,7 +284,7 @@ mod tests {
             }
             _ => panic!("routed to its owner"),
         }
-        let (second, _) = ops.insert(Timeout::new(Duration::ZERO).into_owned(), Route::Await);
+        let (second, _) = ops.insert(Timeout::new(Duration::ZERO), Route::Await);
         assert_eq!(first.index(), second.index(), "slot reused");
         assert!(matches!(ops.complete(first, 5), Done::Quiet));
         assert_eq!(ops.in_flight(), 1, "the stale CQE must not free the new op");
@@ -287,7 +297,7 @@ mod tests {
     #[should_panic(expected = "freed while the ring is still open")]
     fn dropping_an_op_before_the_ring_closes_is_caught() {
         let mut ops = Lifecycles::default();
-        let _ = ops.insert(Timeout::new(Duration::ZERO).into_owned(), Route::Await);
+        let _ = ops.insert(Timeout::new(Duration::ZERO), Route::Await);
         drop(ops);
     }
 }

@@ -100,7 +100,7 @@ impl Ring {
     /// submitter. Returns the op's token (to await it, or to cancel it).
     #[inline]
     pub(crate) fn submit_owned<T: OwnedOp>(&mut self, op: T, route: Route) -> Token {
-        let (token, sqe) = self.ops.insert(op.into_owned(), route);
+        let (token, sqe) = self.ops.insert(op, route);
         // SAFETY: the entry points into the op, on the heap and owned by the op (the
         // `OpCode` contract), which the table keeps until the terminal CQE; the table is
         // dropped only after the ring has closed (`Drop for Ring`).
