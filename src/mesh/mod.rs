@@ -237,12 +237,12 @@ fn run_contained<R>(f: impl FnOnce() -> R) -> Result<R, MeshError> {
 
 /// This shard's id (0-based).
 pub fn shard_id() -> usize {
-    CORE.current().id
+    CORE.with_current(|core| core.id)
 }
 
 /// How many shards the server runs.
 pub fn shard_count() -> usize {
-    CORE.current().count
+    CORE.with_current(|core| core.count)
 }
 
 async fn deliver(target: usize, message: Envelope) -> Result<(), MeshError> {

@@ -82,7 +82,7 @@ impl Drain {
 
 /// True once the server has begun a graceful stop.
 pub fn shutdown_requested() -> bool {
-    STOP.current().is_draining()
+    STOP.with_current(ShardStop::is_draining)
 }
 
 /// Completes when the server begins a graceful stop; long-lived connection handlers select
@@ -114,5 +114,5 @@ pub async fn shutdown_signal() {
 
 /// Asks the whole server to stop gracefully (from inside any shard).
 pub fn stop_server() {
-    STOP.current().control.request_stop();
+    STOP.with_current(|stop| stop.control.request_stop());
 }

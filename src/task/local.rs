@@ -48,6 +48,14 @@ impl<T: 'static> ShardLocal<T> {
             .expect("percore: this function must be called from a task running on a percore shard")
     }
 
+    /// Runs `f` with this shard's state without cloning the `Rc` (the per-request paths).
+    /// Panics off a shard, like [`current`](Self::current).
+    #[inline]
+    pub(crate) fn with_current<R>(&self, f: impl FnOnce(&T) -> R) -> R {
+        self.with(f)
+            .expect("percore: this function must be called from a task running on a percore shard")
+    }
+
     /// Runs `f` with this shard's state without cloning the `Rc`; `None` off a shard.
     #[inline]
     pub(crate) fn with<R>(&self, f: impl FnOnce(&T) -> R) -> Option<R> {

@@ -30,7 +30,7 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
-    CORE.current().spawn(future)
+    CORE.with_current(|core| core.spawn(future))
 }
 
 /// Lets the other ready tasks of the shard (and its I/O) run before this one continues.
