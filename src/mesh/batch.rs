@@ -21,7 +21,9 @@
 //!
 //! Failures reach every call of the batch: a handler that panics gives
 //! [`MeshError::Panicked`]; a target that stops before running the batch gives
-//! [`MeshError::Closed`] (the batch's reply guard answers when the message is dropped).
+//! [`MeshError::Closed`] (the batch's reply guard answers when the message is dropped); a
+//! target stuck past the mesh timeout gives [`MeshError::Unavailable`], at once for a batch
+//! not yet sent and when the stall detector marks the target for one waiting for its reply.
 
 use std::{
     any::Any,
@@ -34,7 +36,7 @@ use std::{
     task::{Context, Poll, Waker},
 };
 
-use super::{Envelope, MESH, MeshError, ReplyLane, count_sent, run_contained};
+use super::{Envelope, MESH, MeshError, ReplyLane, count_sent, run_contained, waiting};
 use crate::{
     slab::{Key, Slab},
     task::{self, CORE},
@@ -257,9 +259,12 @@ fn send_batch<Req: Send + 'static, Resp: Send + 'static>(
         // `target` indexes `targets`, made with one entry per shard.
         return distribute(slots, Err(MeshError::NoSuchShard(target)));
     };
+    if let Err(error) = shared.check_available(target) {
+        return distribute(slots, Err(error));
+    }
     let reply_to = ReplyTo::<Resp> {
         lane,
-        pending: register_pending(slots),
+        pending: register_pending(target, slots),
         sent: false,
         _response: PhantomData,
     };
@@ -324,32 +329,49 @@ impl<Resp: Send + 'static> Drop for ReplyTo<Resp> {
     }
 }
 
-type Completion = Box<dyn FnOnce(Box<dyn Any>)>;
+/// Completes a batch's calls with its reply (a `BatchResult<Resp>`), or fails them.
+type Completion = Box<dyn FnOnce(Result<Box<dyn Any>, MeshError>)>;
 
 thread_local! {
     /// The batches this shard sent and awaits, by id: each completes its calls' slots.
     static PENDING: RefCell<PendingBatches> = RefCell::new(PendingBatches::default());
 }
 
-type PendingBatches = Slab<Completion>;
+/// Each batch's completion and its entry among the calls waiting for the target.
+type PendingBatches = Slab<(Completion, Key)>;
 
-fn register_pending<Resp: 'static>(slots: Vec<Rc<Slot<Resp>>>) -> Key {
-    let completion: Completion = Box::new(move |result: Box<dyn Any>| {
-        let result = match result.downcast::<BatchResult<Resp>>() {
-            Ok(result) => *result,
-            Err(_) => Err(MeshError::Panicked(
+fn register_pending<Resp: 'static>(target: usize, slots: Vec<Rc<Slot<Resp>>>) -> Key {
+    let completion: Completion = Box::new(move |result| {
+        let result = match result.map(|reply| reply.downcast::<BatchResult<Resp>>()) {
+            Ok(Ok(result)) => *result,
+            Ok(Err(_)) => Err(MeshError::Panicked(
                 "a batch reply of the wrong type (percore bug)".into(),
             )),
+            Err(error) => Err(error),
         };
         distribute(slots, result);
     });
-    PENDING.with(|pending| pending.borrow_mut().insert(completion))
+    PENDING.with(|pending| {
+        pending.borrow_mut().insert_with(|id| {
+            let fail = waiting::register_fail(
+                target,
+                Box::new(move |error| finish_pending(id, Err(error))),
+            );
+            (completion, fail)
+        })
+    })
 }
 
 /// Runs on the origin shard (its reply lane): completes the batch `id`.
 fn complete_pending(id: Key, result: Box<dyn Any>) {
-    let completion = PENDING.with(|pending| pending.borrow_mut().remove(id));
-    if let Some(completion) = completion {
+    finish_pending(id, Ok(result));
+}
+
+/// Completes or fails the batch `id`; a no-op when it was already (a late reply).
+fn finish_pending(id: Key, result: Result<Box<dyn Any>, MeshError>) {
+    let entry = PENDING.with(|pending| pending.borrow_mut().remove(id));
+    if let Some((completion, fail)) = entry {
+        waiting::unregister(fail);
         completion(result);
     }
 }

@@ -4,7 +4,17 @@
 //! [`Channel`] gives typed point-to-point queues.
 //!
 //! Bounded everywhere: a full inbox makes `send_to`/`submit_to` wait (backpressure) and
-//! `try_send_to` fail with [`MeshError::Full`]; memory never grows without limit. A sender
+//! `try_send_to` fail with [`MeshError::Full`]; memory never grows without limit.
+//!
+//! Bounded waiting for a stuck shard: once the stall detector has seen a shard's loop
+//! iteration run longer than the mesh timeout (`ServerBuilder::mesh_timeout`, 5 s by
+//! default), calls to it fail with [`MeshError::Unavailable`] instead of waiting: new ones
+//! at once, and those already waiting for its answer when the detector marks it (each
+//! caller shard is told through its inbox). A call therefore waits at most about the mesh
+//! timeout for a shard that has stopped answering; one made to a shard that is merely busy
+//! (a long inbox, short iterations) waits as before. The answer a stuck shard gives after
+//! it recovers is dropped. A sender waiting for room in a stuck shard's *full* inbox is not
+//! released (only `try_send_to` fails at once); inboxes hold 1024 messages by default. A sender
 //! wakes a sleeping receiver through MSG_RING from its own ring (or the receiver's eventfd
 //! from threads that own no ring); a receiver that is awake costs its senders no syscall.
 //! Messages from one shard to another run in the order they were sent; a [`CallBatcher`]'s
@@ -15,6 +25,7 @@
 
 mod batch;
 mod channel;
+mod waiting;
 
 use std::{
     cell::RefCell,
@@ -52,6 +63,10 @@ pub enum MeshError {
     Closed,
     /// The handler panicked on the target shard (the shard goes on).
     Panicked(String),
+    /// The target shard has been stuck in one loop iteration longer than the mesh timeout
+    /// (a handler that computes or blocks): the call was not made, or its answer was given
+    /// up. Worth retrying later; the shard may recover.
+    Unavailable(usize),
 }
 
 impl std::fmt::Display for MeshError {
@@ -63,6 +78,7 @@ impl std::fmt::Display for MeshError {
             MeshError::Panicked(msg) => {
                 write!(f, "the handler panicked on the target shard: {msg}")
             }
+            MeshError::Unavailable(id) => write!(f, "shard {id} is unavailable (stuck)"),
         }
     }
 }
@@ -158,6 +174,29 @@ impl MeshShared {
             .ok_or(MeshError::NoSuchShard(target))
     }
 
+    /// Fails with [`MeshError::Unavailable`] when the stall detector marked `target` stuck
+    /// past the mesh timeout (one relaxed load of a word only the detector writes).
+    fn check_available(&self, target: usize) -> Result<(), MeshError> {
+        match self.remotes.get(target) {
+            Some(remote) if remote.stall.is_unavailable() => Err(MeshError::Unavailable(target)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Every shard's wake handle and stall state, in shard order.
+    pub(crate) fn remotes(&self) -> &[Arc<ShardRemote>] {
+        &self.remotes
+    }
+
+    /// Tells every other shard that `target` has become unavailable: each fails the calls
+    /// to it that it still waits for (from the stall detector). A shard whose inbox is full
+    /// is not told; its callers wait for the answer as before.
+    pub(crate) fn fail_calls_to(&self, target: usize) {
+        for origin in (0..self.senders.len()).filter(|origin| *origin != target) {
+            self.post_from_outside(origin, Box::new(move || waiting::fail_calls_to(target)));
+        }
+    }
+
     /// Whether `target`'s inbox has room for a message now (a hint: other shards may fill
     /// it before the caller posts).
     pub(crate) fn has_room(&self, target: usize) -> bool {
@@ -247,6 +286,7 @@ pub fn shard_count() -> usize {
 
 async fn deliver(target: usize, message: Envelope) -> Result<(), MeshError> {
     let shared = MESH.current().shared.clone();
+    shared.check_available(target)?;
     shared
         .sender(target)?
         .send_async(message)
@@ -276,6 +316,7 @@ where
     F: FnOnce() + Send + 'static,
 {
     let shared = MESH.current().shared.clone();
+    shared.check_available(target)?;
     shared
         .sender(target)?
         .try_send(Box::new(f))
@@ -299,10 +340,11 @@ where
         return run_contained(f);
     }
     let (reply_tx, reply_rx) = flume::bounded(1);
+    let _waiting = waiting::Waiting::register(target, reply_tx.clone());
     deliver(
         target,
         Box::new(move || {
-            let _ = reply_tx.send(run_contained(f));
+            let _ = reply_tx.try_send(run_contained(f));
         }),
     )
     .await?;
@@ -318,6 +360,8 @@ where
     R: Send + 'static,
 {
     let (reply_tx, reply_rx) = flume::bounded(1);
+    let _waiting = (task::current_shard_id() != Some(target))
+        .then(|| waiting::Waiting::register(target, reply_tx.clone()));
     let start = move || {
         let core = CORE.current();
         let handle = core.spawn(f());
@@ -326,7 +370,7 @@ where
                 JoinError::Panicked(msg) => MeshError::Panicked(msg),
                 JoinError::Cancelled => MeshError::Closed,
             });
-            let _ = reply_tx.send(result);
+            let _ = reply_tx.try_send(result);
         });
     };
     if task::current_shard_id() == Some(target) {

@@ -5,10 +5,14 @@
 
 mod admin;
 pub mod counters;
+mod health;
 pub mod prometheus;
 
-pub use self::counters::{Counter, ServiceSample, counter};
-pub(crate) use self::{admin::serve_admin, counters::REGISTRY};
+pub(crate) use self::{admin::spawn_admin, counters::REGISTRY};
+pub use self::{
+    counters::{Counter, ServiceSample, counter},
+    health::{ShardHealth, health, health_check},
+};
 pub use crate::{histogram::Histogram, task::LoopStats};
 
 /// The log2 histogram of the loop's timings.

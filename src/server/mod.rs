@@ -20,4 +20,5 @@ pub use self::{
     handle::ServerHandle,
     placement::Placement,
     report::StartupReport,
+    watchdog::EXIT_SHARD_STUCK,
 };

@@ -25,7 +25,7 @@ use crate::{
     error::Error,
     mesh::{self, MESH, MeshShard},
     metrics::{self, REGISTRY},
-    net::{NET, NetShard, TcpListener, steer::SteerShared},
+    net::{NET, NetShard, steer::SteerShared},
     sys,
     task::{CORE, Core, remote::ShardRemote},
     time::{TIMERS, Timers, clock::Clock},
@@ -66,6 +66,15 @@ where
     let meshes = mesh::build(remotes.clone(), builder.mesh_capacity);
     let mesh_shared = meshes[0].shared.clone();
     let steer = Arc::new(SteerShared::new(builder.steering, count));
+
+    // Bound before the shards start, served by a thread of its own (see `metrics::admin`).
+    let admin = match builder.admin {
+        Some(addr) => {
+            Some(std::net::TcpListener::bind(addr).map_err(|source| Error::Bind { addr, source })?)
+        }
+        None => None,
+    };
+    let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
 
     let (ready_tx, ready_rx) = mpsc::channel::<Result<ShardReport, Error>>();
     let mut threads = Vec::with_capacity(count);
@@ -131,6 +140,7 @@ where
     }
     shards.sort_by_key(|s| s.id);
     let mut report = StartupReport::new(shards, nofile, blocking_threads);
+    report.admin_addr = admin_addr;
     report
         .fallbacks
         .extend(builder.early_fallbacks.iter().cloned());
@@ -146,12 +156,23 @@ where
     let watchdog = watchdog::spawn(
         remotes.clone(),
         control.clone(),
-        builder.stall_threshold,
-        builder.takeover(),
+        builder.stall_limits(),
         steer.clone(),
         mesh_shared.clone(),
     )
     .map_err(|e| Error::io("spawning the stall detector", e))?;
+    let admin_thread = match admin {
+        Some(listener) => {
+            let control = control.clone();
+            Some(
+                metrics::spawn_admin(listener, mesh_shared.clone(), move || {
+                    control.running_shards.load(Ordering::SeqCst) > 0
+                })
+                .map_err(|e| Error::io("spawning the admin thread", e))?,
+            )
+        }
+        None => None,
+    };
     let signal_thread = if builder.handle_signals {
         Some(
             signals::spawn(control.clone())
@@ -167,7 +188,7 @@ where
         report,
         mesh_shared,
         steer,
-        vec![Some(watchdog), signal_thread],
+        vec![Some(watchdog), signal_thread, admin_thread],
     ))
 }
 
@@ -233,19 +254,8 @@ where
     let stop = Rc::new(ShardStop::new(control.clone()));
     let _stop = STOP.enter(stop.clone());
     let mut shard = ShardLoop::new(core.clone(), timers, mesh.clone(), net, stop);
-    let admin = match builder.admin.filter(|_| info.id == 0) {
-        Some(addr) => TcpListener::bind(addr)
-            .map(Some)
-            .map_err(|source| Error::Bind { addr, source }),
-        None => Ok(None),
-    };
-    let mut admin_addr = None;
-    match admin.and_then(|admin| setup(info).map(|main| (admin, main))) {
-        Ok((admin, main)) => {
-            if let Some(listener) = admin {
-                admin_addr = Some(listener.local_addr());
-                core.spawn(metrics::serve_admin(listener));
-            }
+    match setup(info) {
+        Ok(main) => {
             core.spawn(main);
         }
         Err(e) => {
@@ -262,7 +272,6 @@ where
         cpu: info.cpu,
         features,
         pin_error,
-        admin_addr,
     }));
     drop(ready);
     let result = shard.run().map_err(|source| Error::Shard {

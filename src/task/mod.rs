@@ -6,6 +6,7 @@
 pub(crate) mod coop;
 pub(crate) mod core;
 pub(crate) mod join;
+pub mod label;
 pub(crate) mod local;
 pub(crate) mod op;
 pub(crate) mod remote;

@@ -18,6 +18,7 @@ use std::{
     time::Instant,
 };
 
+use super::label::LabelCell;
 use crate::sys::eventfd::EventFd;
 
 /// Nanoseconds since the process's first call: the clock of `busy_since`.
@@ -57,6 +58,43 @@ pub(crate) struct ShardRemote {
     stalls: AtomicU64,
     /// The shard thread's kernel id (0 until it runs), for its scheduler statistics.
     tid: AtomicI32,
+    /// What the shard runs now ([`super::label`]), cleared when its iteration ends.
+    label: LabelCell,
+    /// The stall detector's verdict on the current iteration (written by it alone).
+    pub(crate) stall: StallState,
+}
+
+/// What the stall detector found of a shard's current iteration, for readers on any thread
+/// (metrics, health checks, the mesh). Written only by the detector; relaxed: each field is
+/// a report on its own, and a reader a round late sees the next round's values.
+#[derive(Default)]
+pub(crate) struct StallState {
+    /// How long the current iteration has been stalled (ms); 0 when it is not stalled.
+    stalled_ms: AtomicU64,
+    /// Stalled longer than the server's `unhealthy_after`: health checks fail.
+    stuck: AtomicBool,
+    /// Stalled longer than the mesh timeout: calls to the shard fail instead of waiting.
+    unavailable: AtomicBool,
+}
+
+impl StallState {
+    pub(crate) fn publish(&self, stalled_ms: u64, stuck: bool, unavailable: bool) {
+        self.stalled_ms.store(stalled_ms, Ordering::Relaxed);
+        self.stuck.store(stuck, Ordering::Relaxed);
+        self.unavailable.store(unavailable, Ordering::Relaxed);
+    }
+
+    pub(crate) fn stalled_ms(&self) -> u64 {
+        self.stalled_ms.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn is_stuck(&self) -> bool {
+        self.stuck.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn is_unavailable(&self) -> bool {
+        self.unavailable.load(Ordering::Relaxed)
+    }
 }
 
 impl ShardRemote {
@@ -71,6 +109,8 @@ impl ShardRemote {
             busy_since_ns: AtomicU64::new(0),
             stalls: AtomicU64::new(0),
             tid: AtomicI32::new(0),
+            label: LabelCell::default(),
+            stall: StallState::default(),
         })
     }
 
@@ -100,9 +140,28 @@ impl ShardRemote {
         }
     }
 
-    /// Marks the start of a loop iteration (`now_ns`) or, with 0, the start of a wait.
+    /// Marks the start of a loop iteration (`now_ns`) or, with 0, the start of a wait
+    /// (which also clears the iteration's label).
     pub(crate) fn set_busy_since(&self, now_ns: u64) {
+        if now_ns == 0 {
+            self.label.set(0);
+        }
         self.busy_since_ns.store(now_ns, Ordering::Relaxed);
+    }
+
+    #[inline]
+    pub(crate) fn set_label(&self, id: u32) {
+        self.label.set(id);
+    }
+
+    #[cfg(test)]
+    pub(crate) fn set_label_for_test(&self, label: super::label::Label) {
+        self.label.set(label.id());
+    }
+
+    /// The name of what the shard runs now, when it named it.
+    pub(crate) fn label(&self) -> Option<&'static str> {
+        super::label::name_of(self.label.get())
     }
 
     pub(crate) fn busy_since(&self) -> u64 {

@@ -12,9 +12,11 @@ const TEXT: &[(&str, &str)] = &[("Content-Type", "text/plain")];
 const JSON: &[(&str, &str)] = &[("Content-Type", "application/json")];
 const BYTES: &[(&str, &str)] = &[("Content-Type", "application/octet-stream")];
 
-/// `GET /` → `Hello, World!`; `GET /json`; `GET /healthz`; `POST /echo` echoes the body;
-/// `GET /work?ms=N` burns N ms of CPU on the shard (Node's `while(true){}` stand-in: it
-/// stalls this shard only), `GET /work?ms=N&offload=1` burns it on the blocking pool;
+/// `GET /` → `Hello, World!`; `GET /json`; `GET /healthz` (see [`healthz`]); `POST /echo`
+/// echoes the body; `GET /work?ms=N` burns N ms of CPU on the shard (Node's `while(true){}`
+/// stand-in: it stalls this shard only), `GET /work?ms=N&block=1` sleeps N ms in a blocking
+/// syscall on the shard (the same stall, not computing), `GET /work?ms=N&offload=1` burns it
+/// on the blocking pool;
 /// `GET /stream?chunks=N&size=S` streams a body in N parts (see [`stream`]).
 pub fn router() -> Router {
     Router::new()
@@ -28,11 +30,7 @@ pub fn router() -> Router {
             headers: JSON,
             body: br#"{"message":"Hello, World!"}"#,
         })
-        .route("GET", "/healthz", |_| Response {
-            status: 200,
-            headers: TEXT,
-            body: b"ok\n",
-        })
+        .route_async("GET", "/healthz", healthz)
         .route("POST", "/echo", |request| Response {
             status: 200,
             headers: BYTES,
@@ -94,6 +92,18 @@ pub fn stream_body(chunks: u64, size: u64) -> Vec<u8> {
         .collect()
 }
 
+/// `GET /healthz`: `200 ok` while every shard runs; `503` with a JSON body naming the stuck
+/// shards once one has been stalled longer than the server's `unhealthy_after` (answered by
+/// any shard that is not stuck, from the stall detector's shared state).
+pub async fn healthz(_: OwnedRequest) -> OwnedResponse {
+    match percore::metrics::health_check() {
+        (200, _) => OwnedResponse::new(200, "ok\n").header("Content-Type", "text/plain"),
+        (status, body) => {
+            OwnedResponse::new(status, body).header("Content-Type", "application/json")
+        }
+    }
+}
+
 async fn work(request: OwnedRequest) -> OwnedResponse {
     let Some(ms) = request
         .query_param("ms")
@@ -103,6 +113,12 @@ async fn work(request: OwnedRequest) -> OwnedResponse {
         return OwnedResponse::new(400, format!("ms must be an integer in 0..={MAX_WORK_MS}\n"));
     };
     let offload = request.query_param("offload") == Some(b"1");
+    if request.query_param("block") == Some(b"1") {
+        // Deliberately blocks the shard in a syscall: what a handler calling blocking I/O does.
+        std::thread::sleep(Duration::from_millis(ms));
+        return OwnedResponse::new(200, format!("blocked the shard for {ms} ms\n"))
+            .header("Content-Type", "text/plain");
+    }
     let spun = if offload {
         match percore::spawn_blocking(move || burn(ms)).await {
             Ok(spun) => spun,

@@ -11,11 +11,23 @@
 //!   through a [`ResponseWriter`] (chunked for HTTP/1.1 unless it gives a length), with
 //!   backpressure from the client's reading.
 //!
+//! Each route is labelled "METHOD /path" for the stall detector: the router names the route
+//! in its shard's label slot when it dispatches a request (and an async or streaming
+//! handler's future names it again each time it runs), so a shard stuck in a handler is
+//! reported with its route. One relaxed store per dispatch; see `percore::task::label`.
+//!
 //! CPU-heavy work belongs in an async handler that awaits `percore::spawn_blocking(...)`:
 //! the work runs on the blocking pool and the shard goes on serving its other connections.
 //! A sync handler that computes for 200 ms stalls its shard (only its shard) for 200 ms.
 
-use std::{future::Future, pin::Pin, rc::Rc};
+use std::{
+    future::Future,
+    pin::Pin,
+    rc::Rc,
+    task::{Context, Poll},
+};
+
+use percore::task::label::{Label, LabelSlot, label_slot};
 
 use crate::{Request, Response, ResponseWriter};
 
@@ -108,7 +120,32 @@ pub enum Found<'a> {
 /// Method + path → handler. `HEAD` is answered by the `GET` route (without the body).
 #[derive(Clone, Default)]
 pub struct Router {
-    routes: Vec<(&'static [u8], &'static [u8], Route)>,
+    routes: Vec<(&'static [u8], &'static [u8], Route, Label)>,
+    /// The label slot of the shard that made the router (`None` off a shard).
+    slot: Option<LabelSlot>,
+}
+
+/// A handler's future that names its route in the shard's label slot each time it runs
+/// (boxed inside: pinning a field needs no unsafe code that way).
+struct Labelled<F> {
+    slot: Option<LabelSlot>,
+    label: Label,
+    inner: Pin<Box<F>>,
+}
+
+impl<F: Future> Future for Labelled<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        if let Some(slot) = &self.slot {
+            slot.set(self.label);
+        }
+        self.inner.as_mut().poll(cx)
+    }
+}
+
+fn label(method: &str, path: &str) -> Label {
+    Label::new(&format!("{method} {path}"))
 }
 
 const NOT_FOUND: Response<'static> = Response {
@@ -124,7 +161,10 @@ const METHOD_NOT_ALLOWED: Response<'static> = Response {
 
 impl Router {
     pub fn new() -> Self {
-        Router::default()
+        Router {
+            routes: Vec::new(),
+            slot: label_slot(),
+        }
     }
 
     /// Adds a sync route for `method` (e.g. `"GET"`) and the exact `path`.
@@ -138,6 +178,7 @@ impl Router {
             method.as_bytes(),
             path.as_bytes(),
             Route::Sync(Rc::new(handler)),
+            label(method, path),
         ));
         self
     }
@@ -153,9 +194,20 @@ impl Router {
         F: Fn(OwnedRequest) -> Fut + 'static,
         Fut: Future<Output = OwnedResponse> + 'static,
     {
-        let boxed: AsyncHandler = Rc::new(move |request| Box::pin(handler(request)));
-        self.routes
-            .push((method.as_bytes(), path.as_bytes(), Route::Async(boxed)));
+        let (slot, label) = (self.slot.clone(), label(method, path));
+        let boxed: AsyncHandler = Rc::new(move |request| {
+            Box::pin(Labelled {
+                slot: slot.clone(),
+                label,
+                inner: Box::pin(handler(request)),
+            })
+        });
+        self.routes.push((
+            method.as_bytes(),
+            path.as_bytes(),
+            Route::Async(boxed),
+            label,
+        ));
         self
     }
 
@@ -171,10 +223,20 @@ impl Router {
         F: Fn(OwnedRequest, ResponseWriter) -> Fut + 'static,
         Fut: Future<Output = ()> + 'static,
     {
-        let boxed: StreamHandler =
-            Rc::new(move |request, writer| Box::pin(handler(request, writer)));
-        self.routes
-            .push((method.as_bytes(), path.as_bytes(), Route::Stream(boxed)));
+        let (slot, label) = (self.slot.clone(), label(method, path));
+        let boxed: StreamHandler = Rc::new(move |request, writer| {
+            Box::pin(Labelled {
+                slot: slot.clone(),
+                label,
+                inner: Box::pin(handler(request, writer)),
+            })
+        });
+        self.routes.push((
+            method.as_bytes(),
+            path.as_bytes(),
+            Route::Stream(boxed),
+            label,
+        ));
         self
     }
 
@@ -187,9 +249,12 @@ impl Router {
         };
         let path = request.path();
         let mut path_known = false;
-        for (route_method, route_path, route) in &self.routes {
+        for (route_method, route_path, route, label) in &self.routes {
             if *route_path == path {
                 if *route_method == method {
+                    if let Some(slot) = &self.slot {
+                        slot.set(*label);
+                    }
                     return match route {
                         Route::Sync(handler) => Found::Sync(handler),
                         Route::Async(handler) => Found::Async(handler),
