@@ -113,6 +113,14 @@ impl ServerHandle {
         stats
     }
 
+    /// Runs `f` on shard `shard`, in its mesh phase, without waiting for it: for work an
+    /// embedding program does on a shard from outside (maintenance, diagnostics). False when
+    /// the shard's inbox is full or the shard has stopped. `f` holds the shard while it
+    /// runs, like any handler.
+    pub fn run_on_shard(&self, shard: usize, f: impl FnOnce() + Send + 'static) -> bool {
+        self.mesh.post_from_outside(shard, Box::new(f))
+    }
+
     /// Every shard's steering state: connections placed on it, whether it is stalled now,
     /// its current loop lag, connections taken from it while stalled. Read from shared
     /// atomics, so it answers even while a shard is stalled (unlike
