@@ -130,8 +130,9 @@ impl ServerBuilder {
         self
     }
 
-    /// Serve `GET /metrics` (Prometheus text, every shard) on `addr`, from shard 0. Default
-    /// off.
+    /// Serve `GET /metrics` (Prometheus text, every shard), `GET /healthz` and
+    /// `GET /debug/shards` on `addr`, from a thread of its own (so it answers while a shard
+    /// is stuck). Default off.
     pub fn admin(mut self, addr: SocketAddr) -> Self {
         self.admin = Some(addr);
         self

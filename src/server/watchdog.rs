@@ -1,6 +1,6 @@
 //! The stall detector: a thread that notices a shard whose loop iteration has run longer
-//! than the threshold (default 100 ms), counts it once per iteration, and logs a warning,
-//! at most once a second per shard.
+//! than the threshold (default 100 ms), counts it once per iteration, and logs a warning
+//! (again at 1 s, 10 s, 60 s and every minute while it lasts).
 //!
 //! Each shard publishes when its current iteration began (`ShardRemote::busy_since`, 0 while
 //! it waits in the kernel): two relaxed stores per iteration, the only shared writes of the
