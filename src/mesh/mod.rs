@@ -340,7 +340,7 @@ where
         return run_contained(f);
     }
     let (reply_tx, reply_rx) = flume::bounded(1);
-    let _waiting = waiting::Waiting::register(target, reply_tx.clone());
+    let _waiting = waiting::Waiting::register(target, &reply_tx);
     deliver(
         target,
         Box::new(move || {
@@ -361,7 +361,7 @@ where
 {
     let (reply_tx, reply_rx) = flume::bounded(1);
     let _waiting = (task::current_shard_id() != Some(target))
-        .then(|| waiting::Waiting::register(target, reply_tx.clone()));
+        .then(|| waiting::Waiting::register(target, &reply_tx));
     let start = move || {
         let core = CORE.current();
         let handle = core.spawn(f());
