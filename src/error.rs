@@ -1,5 +1,7 @@
 //! The one public error type of the kernel's API, with messages that say what to do.
 
+#![forbid(unsafe_code)]
+
 use std::{fmt, io, net::SocketAddr};
 
 /// Why percore could not start or keep serving.

@@ -1,5 +1,7 @@
 //! Small future combinators the kernel and its users need, without a futures dependency.
 
+#![forbid(unsafe_code)]
+
 use std::{
     future::{Future, poll_fn},
     pin::pin,

@@ -24,19 +24,47 @@
 //!
 //! ## The shard loop
 //!
-//! Like Node.js documents the phases of its event loop, here are a shard's. Each iteration:
+//! Like Node.js documents the phases of its event loop, here are a shard's; this list is
+//! the one description of them (`task::run_loop` runs them, `server::shard_loop` plugs in
+//! each layer's part). Each iteration:
 //!
-//! 1. **timers** — expired timers fire (a hierarchical wheel, 1 ms resolution, no tick);
-//! 2. **mesh** — tasks woken from other threads are queued, and up to 256 inbox messages run;
-//! 3. **run** — ready tasks are polled (at most 1024 polls, each with an I/O budget of 64,
-//!    so one busy connection cannot starve the rest); then unconsumed input is copied out of
-//!    the ring's buffers and one send per connection with output is queued;
-//! 4. **submit + wait** — one `io_uring_enter` submits every queued SQE and waits for a
+//! 1. **timers**: expired timers fire (a hierarchical wheel, 1 ms resolution, no tick);
+//! 2. **mesh**: tasks woken from other threads are queued, and the shard's reply lane plus
+//!    up to 256 inbox messages run;
+//! 3. **run**: ready tasks are polled (at most 1024 polls, each with an I/O budget of 64,
+//!    so one busy connection cannot starve the rest); tasks woken meanwhile wait for the next
+//!    iteration. Then the end-of-run work runs (what the tasks gathered to send as one mesh
+//!    message), unconsumed input is copied out of the ring's buffers, receives starved of
+//!    buffers are re-armed, and one send per connection with output is queued;
+//! 4. **submit + wait**: one `io_uring_enter` submits every queued SQE and waits for a
 //!    completion or the next timer deadline; it does not wait while tasks are ready, and it
 //!    never spins;
-//! 5. **complete** — every CQE is reaped into a local queue before any is dispatched;
+//! 5. **complete**: every CQE is reaped into a local queue before any is dispatched;
 //!    multishot operations that ended without `IORING_CQE_F_MORE` are re-armed;
-//! 6. **close** — connections whose last operation completed release their fds and buffers.
+//! 6. **close**: connections whose last operation completed release their fds and buffers.
+//!
+//! The loop reads the clock twice per iteration: as it wakes (that reading drives the
+//! timers phase and is the iteration's [`time::now`]) and before it waits (busy time and
+//! the wait's timeout). A graceful stop is handled between the mesh and run phases.
+//!
+//! ## Layers
+//!
+//! The kernel is built in layers; a module only ever imports from its own layer or the
+//! layers below it (`tests/layers.rs` checks every `crate::` path in `src/`):
+//!
+//! ```text
+//! server      builder, placement, shard threads and their loop, drain, signals, watchdog
+//! metrics     counters and their exposition            doctor   host checks (→ driver, sys)
+//! net         listeners, connections, streams, steering
+//! time  mesh  blocking
+//!             timers; cross-shard messages; the blocking pool
+//! task        executor: tasks, wakers, run queue, budget, the loop's engine, ShardLocal
+//! driver      the I/O boundary: typed ops, completions, buffers, wake (io_uring today)
+//! sys         syscall wrappers     (error, future, histogram, slab: leaves any layer uses)
+//! ```
+//!
+//! Each layer keeps its per-shard state to itself and finds it through one accessor,
+//! `task::local::ShardLocal`; handles made on a shard carry the state they use.
 //!
 //! ## io_uring use
 //!
@@ -63,30 +91,30 @@ pub mod blocking;
 #[cfg(any(feature = "tokio-io", feature = "futures-io", feature = "hyper"))]
 pub mod compat;
 pub mod doctor;
+pub(crate) mod driver;
 mod error;
-pub mod executor;
 pub mod future;
+pub(crate) mod histogram;
 pub mod mesh;
 pub mod metrics;
 pub mod net;
-pub mod ring;
 pub mod server;
-// Thin wrappers over every syscall the kernel and its doctor need; a few serve only tests
-// and diagnostics for now.
-#[allow(dead_code)]
+pub(crate) mod slab;
 pub(crate) mod sys;
+pub mod task;
 pub mod time;
 
 pub use crate::{
+    blocking::spawn_blocking,
+    driver::{RingConfig, RingFeatures, RingStats},
     error::Error,
-    executor::{
-        JoinError, JoinHandle, shutdown_requested, shutdown_signal, spawn, spawn_blocking,
-        stop_server, yield_now,
-    },
     metrics::{ShardStats, stats},
     net::{NetConfig, NetStats, ShardLoadStats, Steering, TcpListener, TcpStream},
-    ring::{RingConfig, RingFeatures, RingStats},
-    server::{Placement, Server, ServerBuilder, ServerHandle, ShardInfo, StartupReport},
+    server::{
+        Placement, Server, ServerBuilder, ServerHandle, ShardInfo, StartupReport,
+        shutdown_requested, shutdown_signal, stop_server,
+    },
+    task::{JoinError, JoinHandle, spawn, yield_now},
 };
 
 /// The README's example compiles as a doc test.

@@ -420,3 +420,45 @@ fn panicking_handler_is_reported_and_the_target_goes_on() {
 fn explode(what: &str) -> usize {
     panic!("{what} failed on purpose")
 }
+
+#[test]
+fn calls_to_a_shard_stuck_past_the_mesh_timeout_fail_instead_of_waiting() {
+    const MESH_TIMEOUT: Duration = Duration::from_millis(300);
+    let (waiting, waited, again, at_once, after) =
+        run_on(two_shards().mesh_timeout(MESH_TIMEOUT), 0, || async {
+            // Shard 1 blocks (a handler that never returns, until released).
+            let release = hold_shard(1).await;
+            let asked = Instant::now();
+            let waiting = timeout(Duration::from_secs(3), mesh::submit_to(1, mesh::shard_id)).await;
+            let waited = asked.elapsed();
+            let asked = Instant::now();
+            let again = mesh::submit_to(1, mesh::shard_id).await;
+            let at_once = asked.elapsed();
+            drop(release);
+            let deadline = Instant::now() + Duration::from_secs(3);
+            let after = loop {
+                match mesh::submit_to(1, mesh::shard_id).await {
+                    Err(MeshError::Unavailable(_)) if Instant::now() < deadline => {
+                        sleep(Duration::from_millis(20)).await
+                    }
+                    other => break other,
+                }
+            };
+            (waiting, waited, again, at_once, after)
+        });
+    assert_eq!(
+        waiting,
+        Ok(Err(MeshError::Unavailable(1))),
+        "a waiting call fails, not times out"
+    );
+    assert!(
+        waited < MESH_TIMEOUT + Duration::from_millis(500),
+        "failed after {waited:?}"
+    );
+    assert_eq!(again, Err(MeshError::Unavailable(1)));
+    assert!(
+        at_once < Duration::from_millis(50),
+        "a new call failed after {at_once:?}"
+    );
+    assert_eq!(after, Ok(1), "calls succeed again once the shard is back");
+}

@@ -39,14 +39,37 @@
 //! stops accepting jobs without waiting: the threads drain the queue and exit
 //! on their own.
 
+#![forbid(unsafe_code)]
+
 mod config;
 mod error;
 mod pool;
 #[cfg(test)]
 mod tests;
 
+use std::{cell::RefCell, rc::Rc};
+
 pub use config::{
     BlockingConfig, DEFAULT_QUEUE_CAPACITY, DEFAULT_THREADS, MAX_THREADS, THREADS_ENV,
 };
 pub use error::{BlockingError, SubmitError};
 pub use pool::{Blocking, BlockingPool, BlockingStats, Job};
+
+use crate::task::local::ShardLocal;
+
+thread_local! {
+    static CURRENT: RefCell<Option<Rc<BlockingPool>>> = const { RefCell::new(None) };
+}
+
+/// The pool the shard this thread runs hands its blocking work to.
+pub(crate) static POOL: ShardLocal<BlockingPool> = ShardLocal::new(&CURRENT);
+
+/// Runs `f` on the blocking pool and resumes this task on its shard with the result; the
+/// way to run CPU-heavy or blocking code without stalling the shard.
+pub fn spawn_blocking<F, R>(f: F) -> Blocking<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    POOL.current().spawn_blocking(f)
+}

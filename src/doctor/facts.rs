@@ -8,7 +8,7 @@ use std::io;
 use io_uring::{IoUring, Probe};
 
 use crate::{
-    ring::{
+    driver::uring::{
         RingConfig,
         buf_ring::BufRing,
         probe::OPCODES,

@@ -6,7 +6,7 @@
 //! Two halves: [`Facts::gather`] observes the host (it creates two tiny rings, reads sysctls,
 //! limits and sysfs), and [`judge`] turns facts into verdicts without touching the host, so
 //! tests can invent a host. The io_uring failure lines carry the very message the server prints
-//! at start for the same failure (both come from `ring::setup::unavailable`), and the server's
+//! at start for the same failure (both come from `driver::uring::setup::unavailable`), and the server's
 //! start-up report shows the doctor's line for a low open-files limit (`startup_warnings`).
 
 #![forbid(unsafe_code)]
@@ -23,7 +23,7 @@ pub use self::{
     facts::{Facts, OpcodePresence, RingFacts, RingProbe, Rlimit},
     json::to_json,
 };
-use crate::{Error, sys};
+use crate::{error::Error, sys};
 
 /// How one item stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

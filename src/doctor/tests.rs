@@ -4,7 +4,7 @@
 use super::*;
 
 fn healthy() -> Facts {
-    let opcodes = crate::ring::probe::OPCODES
+    let opcodes = crate::driver::uring::probe::OPCODES
         .iter()
         .map(|op| OpcodePresence {
             name: op.name,
@@ -202,7 +202,8 @@ fn the_setup_message_is_the_servers_own() {
     // The doctor takes the server's wording for a failed io_uring_setup from the same
     // function; check that the split reassembles into exactly that line.
     for errno in [libc::EPERM, libc::ENOSYS, libc::ENOMEM, libc::EMFILE] {
-        let server = crate::ring::setup::unavailable(&std::io::Error::from_raw_os_error(errno));
+        let server =
+            crate::driver::uring::setup::unavailable(&std::io::Error::from_raw_os_error(errno));
         let facts = Facts {
             ring: RingFacts::SetupFailed {
                 errno,

@@ -21,7 +21,9 @@
 //!
 //! Failures reach every call of the batch: a handler that panics gives
 //! [`MeshError::Panicked`]; a target that stops before running the batch gives
-//! [`MeshError::Closed`] (the batch's reply guard answers when the message is dropped).
+//! [`MeshError::Closed`] (the batch's reply guard answers when the message is dropped); a
+//! target stuck past the mesh timeout gives [`MeshError::Unavailable`], at once for a batch
+//! not yet sent and when the stall detector marks the target for one waiting for its reply.
 
 use std::{
     any::Any,
@@ -34,8 +36,11 @@ use std::{
     task::{Context, Poll, Waker},
 };
 
-use super::{Envelope, MeshError, ReplyLane, count_sent, run_contained};
-use crate::executor::shard;
+use super::{Envelope, MESH, MeshError, ReplyLane, count_sent, run_contained, waiting};
+use crate::{
+    slab::{Key, Slab},
+    task::{self, CORE},
+};
 
 /// Requests one batch message carries at most.
 pub const MAX_CALLS_PER_MESSAGE: usize = 256;
@@ -175,7 +180,7 @@ impl<Req: Send + 'static, Resp: Send + 'static> CallBatcher<Req, Resp> {
     /// # Panics
     /// When called from a thread that runs no shard.
     pub fn new(handler: impl Fn(Vec<Req>) -> Vec<Resp> + Send + Sync + 'static) -> Self {
-        let shards = shard::current().count;
+        let shards = CORE.current().count;
         CallBatcher {
             inner: Rc::new(Inner {
                 handler: Arc::new(handler),
@@ -201,7 +206,7 @@ impl<Req: Send + 'static, Resp: Send + 'static> CallBatcher<Req, Resp> {
             slot.fill(Err(MeshError::NoSuchShard(target)));
             return call;
         };
-        if shard::current_shard_id() == Some(target) {
+        if task::current_shard_id() == Some(target) {
             let result = run_contained(|| (self.inner.handler)(vec![request]));
             distribute(vec![slot], result);
             return call;
@@ -210,7 +215,7 @@ impl<Req: Send + 'static, Resp: Send + 'static> CallBatcher<Req, Resp> {
         queue.slots.borrow_mut().push(slot);
         if !self.inner.flush_scheduled.replace(true) {
             let inner = self.inner.clone();
-            shard::at_end_of_run(Box::new(move || {
+            CORE.current().at_end_of_run(Box::new(move || {
                 inner.flush_scheduled.set(false);
                 for target in 0..inner.targets.len() {
                     flush(&inner, target);
@@ -248,15 +253,18 @@ fn send_batch<Req: Send + 'static, Resp: Send + 'static>(
     requests: Vec<Req>,
     slots: Vec<Rc<Slot<Resp>>>,
 ) {
-    let shard = shard::current();
-    let shared = shard.mesh.shared.clone();
-    let (Ok(sender), Some(lane)) = (shared.sender(target), shared.reply_lane(shard.id)) else {
+    let core = CORE.current();
+    let shared = MESH.current().shared.clone();
+    let (Ok(sender), Some(lane)) = (shared.sender(target), shared.reply_lane(core.id)) else {
         // `target` indexes `targets`, made with one entry per shard.
         return distribute(slots, Err(MeshError::NoSuchShard(target)));
     };
+    if let Err(error) = shared.check_available(target) {
+        return distribute(slots, Err(error));
+    }
     let reply_to = ReplyTo::<Resp> {
         lane,
-        pending: register_pending(slots),
+        pending: register_pending(target, slots),
         sent: false,
         _response: PhantomData,
     };
@@ -274,7 +282,7 @@ fn send_batch<Req: Send + 'static, Resp: Send + 'static>(
             inner.targets[target].blocked.set(true);
             let inner = inner.clone();
             let sender = sender.clone();
-            shard.spawn(async move {
+            core.spawn(async move {
                 // A failed send drops the message, whose reply guard answers `Closed`.
                 if sender.send_async(message).await.is_ok() {
                     shared.notify(target);
@@ -293,7 +301,7 @@ fn send_batch<Req: Send + 'static, Resp: Send + 'static>(
 /// batch), it answers [`MeshError::Closed`], so no call waits forever.
 struct ReplyTo<Resp: Send + 'static> {
     lane: ReplyLane,
-    pending: usize,
+    pending: Key,
     sent: bool,
     _response: PhantomData<fn() -> Resp>,
 }
@@ -321,55 +329,49 @@ impl<Resp: Send + 'static> Drop for ReplyTo<Resp> {
     }
 }
 
-type Completion = Box<dyn FnOnce(Box<dyn Any>)>;
+/// Completes a batch's calls with its reply (a `BatchResult<Resp>`), or fails them.
+type Completion = Box<dyn FnOnce(Result<Box<dyn Any>, MeshError>)>;
 
 thread_local! {
     /// The batches this shard sent and awaits, by id: each completes its calls' slots.
     static PENDING: RefCell<PendingBatches> = RefCell::new(PendingBatches::default());
 }
 
-#[derive(Default)]
-struct PendingBatches {
-    completions: Vec<Option<Completion>>,
-    free: Vec<usize>,
-}
+/// Each batch's completion and its entry among the calls waiting for the target.
+type PendingBatches = Slab<(Completion, Key)>;
 
-fn register_pending<Resp: 'static>(slots: Vec<Rc<Slot<Resp>>>) -> usize {
-    let completion: Completion = Box::new(move |result: Box<dyn Any>| {
-        let result = match result.downcast::<BatchResult<Resp>>() {
-            Ok(result) => *result,
-            Err(_) => Err(MeshError::Panicked(
+fn register_pending<Resp: 'static>(target: usize, slots: Vec<Rc<Slot<Resp>>>) -> Key {
+    let completion: Completion = Box::new(move |result| {
+        let result = match result.map(|reply| reply.downcast::<BatchResult<Resp>>()) {
+            Ok(Ok(result)) => *result,
+            Ok(Err(_)) => Err(MeshError::Panicked(
                 "a batch reply of the wrong type (percore bug)".into(),
             )),
+            Err(error) => Err(error),
         };
         distribute(slots, result);
     });
     PENDING.with(|pending| {
-        let mut pending = pending.borrow_mut();
-        match pending.free.pop() {
-            Some(id) => {
-                pending.completions[id] = Some(completion);
-                id
-            }
-            None => {
-                pending.completions.push(Some(completion));
-                pending.completions.len() - 1
-            }
-        }
+        pending.borrow_mut().insert_with(|id| {
+            let fail = waiting::register_fail(
+                target,
+                Box::new(move |error| finish_pending(id, Err(error))),
+            );
+            (completion, fail)
+        })
     })
 }
 
 /// Runs on the origin shard (its reply lane): completes the batch `id`.
-fn complete_pending(id: usize, result: Box<dyn Any>) {
-    let completion = PENDING.with(|pending| {
-        let mut pending = pending.borrow_mut();
-        let completion = pending.completions.get_mut(id).and_then(Option::take);
-        if completion.is_some() {
-            pending.free.push(id);
-        }
-        completion
-    });
-    if let Some(completion) = completion {
+fn complete_pending(id: Key, result: Box<dyn Any>) {
+    finish_pending(id, Ok(result));
+}
+
+/// Completes or fails the batch `id`; a no-op when it was already (a late reply).
+fn finish_pending(id: Key, result: Result<Box<dyn Any>, MeshError>) {
+    let entry = PENDING.with(|pending| pending.borrow_mut().remove(id));
+    if let Some((completion, fail)) = entry {
+        waiting::unregister(fail);
         completion(result);
     }
 }

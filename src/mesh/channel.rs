@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::MeshError;
-use crate::executor::shard;
+use crate::task;
 
 /// One bounded queue per shard for messages of type `T`. Make it before the server starts,
 /// clone it into every shard; each shard receives on its own queue and sends to any.
@@ -54,14 +54,14 @@ impl<T: Send + 'static> Channel<T> {
 
     /// Receives the next message for the current shard.
     pub async fn recv(&self) -> Result<T, MeshError> {
-        let id = shard::current_shard_id().ok_or(MeshError::Closed)?;
+        let id = task::current_shard_id().ok_or(MeshError::Closed)?;
         let (_, rx) = self.queues.get(id).ok_or(MeshError::NoSuchShard(id))?;
         rx.recv_async().await.map_err(|_| MeshError::Closed)
     }
 
     /// Takes a message for the current shard if one is queued.
     pub fn try_recv(&self) -> Option<T> {
-        let id = shard::current_shard_id()?;
+        let id = task::current_shard_id()?;
         self.queues.get(id)?.1.try_recv().ok()
     }
 

@@ -4,19 +4,34 @@
 //! [`Channel`] gives typed point-to-point queues.
 //!
 //! Bounded everywhere: a full inbox makes `send_to`/`submit_to` wait (backpressure) and
-//! `try_send_to` fail with [`MeshError::Full`]; memory never grows without limit. A sender
+//! `try_send_to` fail with [`MeshError::Full`]; memory never grows without limit.
+//!
+//! Bounded waiting for a stuck shard: once the stall detector has seen a shard's loop
+//! iteration run longer than the mesh timeout (`ServerBuilder::mesh_timeout`, 5 s by
+//! default), calls to it fail with [`MeshError::Unavailable`] instead of waiting: new ones
+//! at once, and those already waiting for its answer when the detector marks it (each
+//! caller shard is told through its inbox). A call therefore waits at most about the mesh
+//! timeout for a shard that has stopped answering; one made to a shard that is merely busy
+//! (a long inbox, short iterations) waits as before. The answer a stuck shard gives after
+//! it recovers is dropped. A sender waiting for room in a stuck shard's *full* inbox is not
+//! released (only `try_send_to` fails at once); inboxes hold 1024 messages by default. A sender
 //! wakes a sleeping receiver through MSG_RING from its own ring (or the receiver's eventfd
 //! from threads that own no ring); a receiver that is awake costs its senders no syscall.
 //! Messages from one shard to another run in the order they were sent; a [`CallBatcher`]'s
 //! batches keep their own order but leave at the end of the run phase, so they may run after
 //! messages sent later in the same iteration (see `batch`).
 
+#![forbid(unsafe_code)]
+
 mod batch;
 mod channel;
+mod waiting;
 
 use std::{
+    cell::RefCell,
     future::Future,
     panic::{AssertUnwindSafe, catch_unwind},
+    rc::Rc,
     sync::Arc,
 };
 
@@ -24,11 +39,16 @@ pub use self::{
     batch::{BatchedCall, CallBatcher, MAX_CALLS_PER_MESSAGE},
     channel::Channel,
 };
-use crate::executor::{
-    join::panic_message,
-    remote::ShardRemote,
-    shard::{self, Shard},
+use crate::task::{
+    self, CORE, Core, JoinError, join::panic_message, local::ShardLocal, remote::ShardRemote,
 };
+
+thread_local! {
+    static CURRENT: RefCell<Option<Rc<MeshShard>>> = const { RefCell::new(None) };
+}
+
+/// The mesh end of the shard this thread runs.
+pub(crate) static MESH: ShardLocal<MeshShard> = ShardLocal::new(&CURRENT);
 
 pub(crate) type Envelope = Box<dyn FnOnce() + Send>;
 
@@ -43,6 +63,10 @@ pub enum MeshError {
     Closed,
     /// The handler panicked on the target shard (the shard goes on).
     Panicked(String),
+    /// The target shard has been stuck in one loop iteration longer than the mesh timeout
+    /// (a handler that computes or blocks): the call was not made, or its answer was given
+    /// up. Worth retrying later; the shard may recover.
+    Unavailable(usize),
 }
 
 impl std::fmt::Display for MeshError {
@@ -54,6 +78,7 @@ impl std::fmt::Display for MeshError {
             MeshError::Panicked(msg) => {
                 write!(f, "the handler panicked on the target shard: {msg}")
             }
+            MeshError::Unavailable(id) => write!(f, "shard {id} is unavailable (stuck)"),
         }
     }
 }
@@ -149,6 +174,29 @@ impl MeshShared {
             .ok_or(MeshError::NoSuchShard(target))
     }
 
+    /// Fails with [`MeshError::Unavailable`] when the stall detector marked `target` stuck
+    /// past the mesh timeout (one relaxed load of a word only the detector writes).
+    fn check_available(&self, target: usize) -> Result<(), MeshError> {
+        match self.remotes.get(target) {
+            Some(remote) if remote.stall.is_unavailable() => Err(MeshError::Unavailable(target)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Every shard's wake handle and stall state, in shard order.
+    pub(crate) fn remotes(&self) -> &[Arc<ShardRemote>] {
+        &self.remotes
+    }
+
+    /// Tells every other shard that `target` has become unavailable: each fails the calls
+    /// to it that it still waits for (from the stall detector). A shard whose inbox is full
+    /// is not told; its callers wait for the answer as before.
+    pub(crate) fn fail_calls_to(&self, target: usize) {
+        for origin in (0..self.senders.len()).filter(|origin| *origin != target) {
+            self.post_from_outside(origin, Box::new(move || waiting::fail_calls_to(target)));
+        }
+    }
+
     /// Whether `target`'s inbox has room for a message now (a hint: other shards may fill
     /// it before the caller posts).
     pub(crate) fn has_room(&self, target: usize) -> bool {
@@ -193,31 +241,26 @@ impl MeshShared {
 
 /// Runs every reply waiting in the shard's reply lane (they only complete calls: short),
 /// then up to `batch` messages from its inbox. A panicking handler is contained.
-pub(crate) fn run_inbox(shard: &Shard, batch: usize) {
+pub(crate) fn run_inbox(mesh: &MeshShard, core: &Core, batch: usize) {
     // Only those there now: replies posted meanwhile wait for the next iteration.
-    for _ in 0..shard.mesh.replies.len() {
-        let Ok(reply) = shard.mesh.replies.try_recv() else {
+    for _ in 0..mesh.replies.len() {
+        let Ok(reply) = mesh.replies.try_recv() else {
             break;
         };
-        run_message(shard, reply);
+        run_message(core, reply);
     }
     for _ in 0..batch {
-        let Ok(message) = shard.mesh.inbox.try_recv() else {
+        let Ok(message) = mesh.inbox.try_recv() else {
             break;
         };
-        run_message(shard, message);
+        run_message(core, message);
     }
 }
 
-fn run_message(shard: &Shard, message: Envelope) {
-    shard.loop_stats.borrow_mut().mesh_received += 1;
+fn run_message(core: &Core, message: Envelope) {
+    core.stats.borrow_mut().mesh_received += 1;
     if let Err(payload) = catch_unwind(AssertUnwindSafe(message)) {
-        shard.panics.set(shard.panics.get() + 1);
-        tracing::error!(
-            shard = shard.id,
-            "mesh handler panicked: {}",
-            panic_message(&*payload)
-        );
+        core.count_panic("mesh handler", &panic_message(&*payload));
     }
 }
 
@@ -226,26 +269,24 @@ fn run_message(shard: &Shard, message: Envelope) {
 fn run_contained<R>(f: impl FnOnce() -> R) -> Result<R, MeshError> {
     catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
         let message = panic_message(&*payload);
-        if let Some(shard) = shard::try_current() {
-            shard.panics.set(shard.panics.get() + 1);
-            tracing::error!(shard = shard.id, "mesh handler panicked: {message}");
-        }
+        CORE.with(|core| core.count_panic("mesh handler", &message));
         MeshError::Panicked(message)
     })
 }
 
 /// This shard's id (0-based).
 pub fn shard_id() -> usize {
-    shard::current().id
+    CORE.with_current(|core| core.id)
 }
 
 /// How many shards the server runs.
 pub fn shard_count() -> usize {
-    shard::current().count
+    CORE.with_current(|core| core.count)
 }
 
 async fn deliver(target: usize, message: Envelope) -> Result<(), MeshError> {
-    let shared = shard::current().mesh.shared.clone();
+    let shared = MESH.current().shared.clone();
+    shared.check_available(target)?;
     shared
         .sender(target)?
         .send_async(message)
@@ -257,9 +298,7 @@ async fn deliver(target: usize, message: Envelope) -> Result<(), MeshError> {
 }
 
 fn count_sent() {
-    if let Some(shard) = shard::try_current() {
-        shard.loop_stats.borrow_mut().mesh_sent += 1;
-    }
+    CORE.with(|core| core.stats.borrow_mut().mesh_sent += 1);
 }
 
 /// Runs `f` on shard `target` (in its mesh phase) without waiting for a result. Waits while
@@ -276,7 +315,8 @@ pub fn try_send_to<F>(target: usize, f: F) -> Result<(), MeshError>
 where
     F: FnOnce() + Send + 'static,
 {
-    let shared = shard::current().mesh.shared.clone();
+    let shared = MESH.current().shared.clone();
+    shared.check_available(target)?;
     shared
         .sender(target)?
         .try_send(Box::new(f))
@@ -296,14 +336,15 @@ where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    if shard::current_shard_id() == Some(target) {
+    if task::current_shard_id() == Some(target) {
         return run_contained(f);
     }
     let (reply_tx, reply_rx) = flume::bounded(1);
+    let _waiting = waiting::Waiting::register(target, &reply_tx);
     deliver(
         target,
         Box::new(move || {
-            let _ = reply_tx.send(run_contained(f));
+            let _ = reply_tx.try_send(run_contained(f));
         }),
     )
     .await?;
@@ -319,17 +360,20 @@ where
     R: Send + 'static,
 {
     let (reply_tx, reply_rx) = flume::bounded(1);
+    let _waiting = (task::current_shard_id() != Some(target))
+        .then(|| waiting::Waiting::register(target, &reply_tx));
     let start = move || {
-        let handle = shard::current().spawn(f());
-        shard::current().spawn(async move {
+        let core = CORE.current();
+        let handle = core.spawn(f());
+        core.spawn(async move {
             let result = handle.await.map_err(|e| match e {
-                crate::executor::JoinError::Panicked(msg) => MeshError::Panicked(msg),
-                crate::executor::JoinError::Cancelled => MeshError::Closed,
+                JoinError::Panicked(msg) => MeshError::Panicked(msg),
+                JoinError::Cancelled => MeshError::Closed,
             });
-            let _ = reply_tx.send(result);
+            let _ = reply_tx.try_send(result);
         });
     };
-    if shard::current_shard_id() == Some(target) {
+    if task::current_shard_id() == Some(target) {
         start();
     } else {
         deliver(target, Box::new(start)).await?;

@@ -2,9 +2,19 @@
 //! by name...). Each is a plain shard-local cell: incrementing costs one add, and the
 //! registry is read only when metrics are gathered.
 
-use std::{cell::Cell, rc::Rc};
+use std::{
+    cell::{Cell, RefCell},
+    rc::Rc,
+};
 
-use crate::executor::shard;
+use crate::task::local::ShardLocal;
+
+thread_local! {
+    static CURRENT: RefCell<Option<Rc<RefCell<Registry>>>> = const { RefCell::new(None) };
+}
+
+/// The service counters of the shard this thread runs.
+pub(crate) static REGISTRY: ShardLocal<RefCell<Registry>> = ShardLocal::new(&CURRENT);
 
 /// A shard-local counter; cloning shares the same count.
 #[derive(Clone, Debug)]
@@ -69,8 +79,8 @@ pub fn counter(name: &'static str, help: &'static str, labels: &[(&str, &str)]) 
         .map(|(k, v)| format!("{k}=\"{}\"", escape_label(v)))
         .collect::<Vec<_>>()
         .join(",");
-    let shard = shard::current();
-    let mut registry = shard.service_metrics.borrow_mut();
+    let registry = REGISTRY.current();
+    let mut registry = registry.borrow_mut();
     if let Some(existing) = registry
         .counters
         .iter()

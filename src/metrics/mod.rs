@@ -1,34 +1,32 @@
 //! Per-shard counters, kept in shard-local cells (no shared atomics on the hot path) and
 //! read as a snapshot; exposed in the Prometheus text format by the admin listener.
 
+#![forbid(unsafe_code)]
+
 mod admin;
 pub mod counters;
-pub mod histogram;
+mod health;
 pub mod prometheus;
 
-pub(crate) use self::admin::serve_admin;
+pub(crate) use self::{admin::spawn_admin, counters::REGISTRY};
 pub use self::{
     counters::{Counter, ServiceSample, counter},
-    histogram::Histogram,
+    health::{ShardHealth, health, health_check},
 };
-use crate::{blocking::BlockingStats, net::NetStats, ring::RingStats};
+pub use crate::{histogram::Histogram, task::LoopStats};
 
-/// What one shard's loop did.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct LoopStats {
-    /// Loop iterations (each ends in one `io_uring_enter`).
-    pub iterations: u64,
-    /// Task polls.
-    pub tasks_polled: u64,
-    /// Busy time of each iteration (everything but the wait in the kernel), µs.
-    pub iteration_us: Histogram,
-    /// How late timed waits ended, µs.
-    pub timer_lag_us: Histogram,
-    /// Mesh messages run by this shard.
-    pub mesh_received: u64,
-    /// Mesh messages this shard sent.
-    pub mesh_sent: u64,
+/// The log2 histogram of the loop's timings.
+pub mod histogram {
+    pub use crate::histogram::{BUCKETS, Histogram};
 }
+use crate::{
+    blocking::{BlockingStats, POOL},
+    driver::RingStats,
+    mesh::MESH,
+    net::{NET, NetStats},
+    task::CORE,
+    time::TIMERS,
+};
 
 /// A snapshot of one shard's counters.
 #[derive(Clone, Debug, Default)]
@@ -56,7 +54,7 @@ pub struct ShardStats {
     pub stalls: u64,
     /// Connections placed on this shard and not yet released, and whether it is stalled
     /// now (the steering state; see [`crate::Steering`]).
-    pub load: crate::ShardLoadStats,
+    pub load: crate::net::ShardLoadStats,
     /// The blocking pool (shared by all shards: the same figures on each).
     pub blocking: BlockingStats,
     /// Counters registered by services on this shard.
@@ -64,31 +62,34 @@ pub struct ShardStats {
 }
 
 /// The counters of the current shard.
+///
+/// # Panics
+/// When called from a thread that runs no shard.
 pub fn stats() -> ShardStats {
-    let shard = crate::executor::shard::current();
-    let ring = shard.ring.borrow();
+    let core = CORE.current();
+    let net = NET.current();
+    let driver = core.driver.borrow();
     ShardStats {
-        shard: shard.id,
-        cpu: shard.cpu,
-        ring: ring.stats,
-        net: shard.net.snapshot(),
-        loop_: *shard.loop_stats.borrow(),
-        tasks: shard.tasks.borrow().live(),
-        ops_in_flight: ring.ops.in_flight(),
-        recv_buffers_lent: ring.bufs.lent(),
-        recv_buffers_total: u32::from(ring.bufs.count()),
-        timers: shard.timers.borrow().len(),
-        mesh_inbox: shard.mesh.inbox_len(),
-        panics: shard.panics.get(),
-        stalls: shard.remote.stalls(),
-        load: shard
-            .net
+        shard: core.id,
+        cpu: core.cpu,
+        ring: driver.stats,
+        net: net.snapshot(),
+        loop_: *core.stats.borrow(),
+        tasks: core.tasks.borrow().live(),
+        ops_in_flight: driver.ops.in_flight(),
+        recv_buffers_lent: driver.bufs.lent(),
+        recv_buffers_total: u32::from(driver.bufs.count()),
+        timers: TIMERS.current().armed(),
+        mesh_inbox: MESH.current().inbox_len(),
+        panics: core.panics.get(),
+        stalls: core.remote.stalls(),
+        load: net
             .steer
             .snapshot()
-            .get(shard.id)
+            .get(core.id)
             .copied()
             .unwrap_or_default(),
-        blocking: shard.blocking.stats(),
-        service: shard.service_metrics.borrow().snapshot(),
+        blocking: POOL.current().stats(),
+        service: REGISTRY.current().borrow().snapshot(),
     }
 }

@@ -214,6 +214,33 @@ const FAMILIES: &[Family] = &[
     },
 ];
 
+/// Renders the stall detector's gauges: each shard's stalled seconds (0 when it is not
+/// stalled, updated while the stall lasts) and how many shards are stuck.
+pub fn render_stalls(shards: &[super::ShardHealth], out: &mut String) {
+    family_header(
+        out,
+        "percore_shard_stalled_seconds",
+        "gauge",
+        "How long the shard's current loop iteration has been stalled (0 when it is not), updated while the stall lasts.",
+    );
+    for s in shards {
+        let _ = writeln!(
+            out,
+            "percore_shard_stalled_seconds{{shard=\"{}\"}} {}",
+            s.shard,
+            s.stalled.as_secs_f64()
+        );
+    }
+    family_header(
+        out,
+        "percore_shards_stuck",
+        "gauge",
+        "Shards stalled longer than unhealthy-after (health checks answer 503 while above 0).",
+    );
+    let stuck = shards.iter().filter(|s| s.stuck).count();
+    let _ = writeln!(out, "percore_shards_stuck {stuck}");
+}
+
 /// Renders every shard's counters. `missing` lists shards that did not answer in time
 /// (reported with `percore_shard_up 0`).
 pub fn render(shards: &[ShardStats], missing: &[usize], out: &mut String) {

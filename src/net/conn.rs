@@ -6,9 +6,10 @@
 //! is copied into `rx.spill` and the buffer goes back to the ring, so a slow or idle
 //! connection never pins ring buffers, and an idle one holds no receive memory at all.
 //!
-//! Send side: writes append to `tx.out`. At most one send is in flight, over `tx.sending`,
-//! which nobody touches until its CQE; then the two buffers swap. So many responses written
-//! in one iteration leave in one send.
+//! Send side: writes append to `tx.out`. At most one send is in flight: it takes the whole
+//! of `tx.out` with it (the driver keeps the bytes until the CQE) and `tx.out` continues in
+//! the spare buffer the last send gave back, so the two buffers alternate without
+//! allocating, and many responses written in one iteration leave in one send.
 //!
 //! Closing: when the handle is dropped the connection lingers until its pending output is
 //! sent, cancels its multishot receive, and is finally closed once no operation of it is in
@@ -17,11 +18,15 @@
 use std::{
     cell::{Cell, RefCell},
     collections::VecDeque,
-    os::fd::{OwnedFd, RawFd},
+    os::fd::{AsRawFd, OwnedFd, RawFd},
     task::Waker,
 };
 
-use crate::ring::token::{Kind, Token};
+use super::state::{ConnState, Event};
+use crate::{
+    driver::{Kind, Token},
+    slab::Key,
+};
 
 /// Part of a lent provided buffer not yet consumed.
 #[derive(Clone, Copy, Debug)]
@@ -65,8 +70,10 @@ impl Rx {
 #[derive(Default)]
 pub(crate) struct Tx {
     pub(crate) out: Vec<u8>,
-    pub(crate) sending: Vec<u8>,
-    pub(crate) sent: usize,
+    /// The buffer the last send gave back, emptied: `out`'s next allocation.
+    pub(crate) spare: Vec<u8>,
+    /// Bytes of the send in flight the kernel has not yet taken.
+    pub(crate) sending: usize,
     pub(crate) error: Option<i32>,
     pub(crate) waker: Option<Waker>,
     pub(crate) shutdown_after_flush: bool,
@@ -75,26 +82,23 @@ pub(crate) struct Tx {
 impl Tx {
     /// Bytes written by the user and not yet acknowledged by a send completion.
     pub(crate) fn pending(&self) -> usize {
-        self.out.len() + self.sending.len() - self.sent
+        self.out.len() + self.sending
     }
 }
 
 pub(crate) struct Conn {
-    pub(crate) slot: u32,
-    pub(crate) generation: u32,
+    /// Its key in the shard's connection table, carried by its completion tokens.
+    pub(crate) key: Key,
     pub(crate) fd: RawFd,
     pub(crate) owned_fd: RefCell<Option<OwnedFd>>,
     pub(crate) rx: RefCell<Rx>,
     pub(crate) tx: RefCell<Tx>,
-    pub(crate) recv_armed: Cell<bool>,
-    pub(crate) send_in_flight: Cell<bool>,
+    /// Life, receive and send: changed only through [`Conn::apply`] (see `state`).
+    state: Cell<ConnState>,
+    /// On the shard's list of connections with output to send this iteration.
     pub(crate) in_flush_list: Cell<bool>,
+    /// On the shard's list of connections holding lent receive buffers.
     pub(crate) in_holding_list: Cell<bool>,
-    /// The user's handle is gone: the connection is closing.
-    pub(crate) closing: Cell<bool>,
-    pub(crate) cancel_sent: Cell<bool>,
-    /// Closed without waiting for pending output (forced stop or write error).
-    pub(crate) abort: Cell<bool>,
 }
 
 /// Registers `cx`'s waker in `slot` unless the one there already wakes the same task.
@@ -106,12 +110,38 @@ pub(crate) fn register(slot: &mut Option<Waker>, waker: &Waker) {
 }
 
 impl Conn {
+    pub(crate) fn new(key: Key, fd: OwnedFd) -> Self {
+        Conn {
+            key,
+            fd: fd.as_raw_fd(),
+            owned_fd: RefCell::new(Some(fd)),
+            rx: RefCell::default(),
+            tx: RefCell::default(),
+            state: Cell::default(),
+            in_flush_list: Cell::new(false),
+            in_holding_list: Cell::new(false),
+        }
+    }
+
+    pub(crate) fn state(&self) -> ConnState {
+        self.state.get()
+    }
+
+    /// Applies `event` to the connection's state (see `ConnState::apply`).
+    #[inline]
+    pub(crate) fn apply(&self, event: Event) -> bool {
+        let mut state = self.state.get();
+        let applied = state.apply(event);
+        self.state.set(state);
+        applied
+    }
+
     pub(crate) fn recv_token(&self) -> Token {
-        Token::new(Kind::Recv, self.slot, self.generation)
+        Token::new(Kind::Recv, self.key.index(), self.key.generation())
     }
 
     pub(crate) fn send_token(&self) -> Token {
-        Token::new(Kind::Send, self.slot, self.generation)
+        Token::new(Kind::Send, self.key.index(), self.key.generation())
     }
 
     /// Wakes the task reading this connection. The waker stays registered (no clone and
@@ -129,10 +159,12 @@ impl Conn {
         }
     }
 
-    /// True when no operation of this connection is in flight and nothing remains to send.
+    /// True when the connection is closing, no operation of it is in flight and nothing
+    /// remains to send.
     pub(crate) fn can_release(&self) -> bool {
+        let state = self.state.get();
         let tx = self.tx.borrow();
-        let output_done = tx.pending() == 0 || tx.error.is_some() || self.abort.get();
-        !self.recv_armed.get() && !self.send_in_flight.get() && output_done
+        let output_done = tx.pending() == 0 || tx.error.is_some() || state.is_aborting();
+        state.can_release(output_done)
     }
 }

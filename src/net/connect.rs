@@ -1,71 +1,22 @@
 //! Outbound connections: a socket plus `IORING_OP_CONNECT`, through the op lifecycle so a
 //! dropped connect future leaves the socket and address alive until the kernel is done.
 
-use std::{future::poll_fn, io, net::SocketAddr, task::Poll};
+use std::{io, net::SocketAddr};
 
-use super::{listener::adopt, stream::TcpStream};
-use crate::{
-    executor::shard,
-    ring::{
-        lifecycle,
-        op::{cancel::Cancel, connect::Connect},
-        token::Token,
-    },
-    sys::socket::tcp_socket_for,
-};
+use super::{NET, listener::adopt, stream::TcpStream};
+use crate::{driver::uring::op::Connect, sys::socket::tcp_socket_for, task::op::Op};
 
 impl TcpStream {
     /// Connects to `addr` from the current shard.
     pub async fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
-        let shard = shard::current();
+        let net = NET.current();
         let op = Connect::new(tcp_socket_for(&addr)?, &addr);
-        let token = {
-            let mut ring = shard.ring.borrow_mut();
-            let token = ring.ops.insert(None);
-            // The SQE points into the boxed address, which moves with `op` into the slot
-            // without changing its heap address.
-            let sqe = op.to_sqe(token);
-            ring.ops.set_resources(token, Box::new(op));
-            ring.push(&sqe);
-            token
-        };
-        let mut guard = CancelGuard { token: Some(token) };
-        let (result, resources) =
-            poll_fn(
-                |cx| match shard.ring.borrow_mut().ops.poll(token, cx.waker()) {
-                    lifecycle::Poll::Pending => Poll::Pending,
-                    lifecycle::Poll::Ready {
-                        result, resources, ..
-                    } => Poll::Ready((result, resources)),
-                },
-            )
-            .await;
-        guard.token = None;
+        // Dropping this future mid-way parks the op (socket and address) in the driver
+        // until the kernel is done with it, and cancels it.
+        let (result, op) = Op::submit(net.core.clone(), op).await;
         if result < 0 {
             return Err(io::Error::from_raw_os_error(-result));
         }
-        let op = resources
-            .and_then(|r| r.downcast::<Connect>().ok())
-            .ok_or_else(|| io::Error::other("connect completed without its socket"))?;
-        let Connect { socket, .. } = *op;
-        Ok(adopt(&shard, socket, false))
-    }
-}
-
-/// Keeps the socket alive and cancels the connect when the future is dropped early.
-struct CancelGuard {
-    token: Option<Token>,
-}
-
-impl Drop for CancelGuard {
-    fn drop(&mut self) {
-        let Some(token) = self.token else { return };
-        let Some(shard) = shard::try_current() else {
-            return;
-        };
-        let mut ring = shard.ring.borrow_mut();
-        if ring.ops.drop_future(token) {
-            ring.push(&Cancel { target: token }.to_sqe());
-        }
+        Ok(adopt(&net, op.socket, false))
     }
 }

@@ -2,31 +2,33 @@
 //! settle buffers and queue sends after the run phase, and close connections whose last
 //! operation has ended.
 
-use std::{io, os::fd::FromRawFd, os::fd::OwnedFd, rc::Rc};
+use std::{io, rc::Rc};
 
 use super::{
+    NetShard,
     conn::{Conn, Lent},
     listener,
+    state::{Event, Life, Recv},
 };
-use crate::{
-    executor::shard::Shard,
-    ring::{
-        Completion,
-        op::{cancel::Cancel, close::Close, recv::RecvMulti, send::Send},
+use crate::driver::{
+    Completion, Token,
+    uring::{
+        lifecycle::Route,
+        op::{Cancel, Close, RecvMulti, Send},
     },
 };
 
 /// A receive completion: data, EOF, error, or the end of the multishot.
 ///
-/// At most one receive per connection is in flight: `recv_armed` stays true until the
+/// At most one receive per connection is in flight: its state stays `Armed` (or `Cancelling`) until the
 /// terminal CQE (no `IORING_CQE_F_MORE`), and only then is a new one armed, if the
 /// connection still wants input (not closing, paused, starved, at EOF or failed).
-pub(crate) fn on_recv(shard: &Shard, completion: Completion) {
-    let conn = shard.net.conns.borrow().get(completion.token).cloned();
+pub(crate) fn on_recv(net: &NetShard, completion: Completion) {
+    let conn = net.conns.borrow().get(completion.token).cloned();
     let Some(conn) = conn else {
         // A stale completion for a closed connection: only its buffer needs to go back.
         if let Some(bid) = completion.buffer_id() {
-            let mut ring = shard.ring.borrow_mut();
+            let mut ring = net.core.driver.borrow_mut();
             ring.bufs.mark_lent(bid);
             ring.bufs.recycle(bid);
         }
@@ -34,7 +36,7 @@ pub(crate) fn on_recv(shard: &Shard, completion: Completion) {
     };
     let result = completion.result;
     if result > 0 {
-        receive_data(shard, &conn, &completion);
+        receive_data(net, &conn, &completion);
     } else {
         match -result {
             0 => {
@@ -42,10 +44,10 @@ pub(crate) fn on_recv(shard: &Shard, completion: Completion) {
                 conn.wake_reader();
             }
             libc::ENOBUFS => {
-                shard.net.count(|s| s.enobufs += 1);
-                if !completion.more() && !conn.closing.get() {
+                net.count(|s| s.enobufs += 1);
+                if !completion.more() && !conn.state().is_closing() {
                     conn.rx.borrow_mut().starved = true;
-                    shard.net.starved.borrow_mut().push_back(conn.clone());
+                    net.starved.borrow_mut().push_back(conn.clone());
                 }
             }
             libc::ECANCELED => {}
@@ -57,23 +59,25 @@ pub(crate) fn on_recv(shard: &Shard, completion: Completion) {
         }
     }
     if !completion.more() {
-        conn.recv_armed.set(false);
-        conn.cancel_sent.set(false);
+        conn.apply(Event::RecvEnded);
         if wants_input(&conn) {
-            arm_recv(shard, &conn);
-            shard.net.count(|s| s.rearms += 1);
+            arm_recv(net, &conn);
+            net.count(|s| s.rearms += 1);
         }
     }
 }
 
-fn receive_data(shard: &Shard, conn: &Rc<Conn>, completion: &Completion) {
+fn receive_data(net: &NetShard, conn: &Rc<Conn>, completion: &Completion) {
     let Some(bid) = completion.buffer_id() else {
-        tracing::error!(shard = shard.id, "receive completion without a buffer id");
+        tracing::error!(
+            shard = net.core.id,
+            "receive completion without a buffer id"
+        );
         return;
     };
-    shard.ring.borrow_mut().bufs.mark_lent(bid);
-    if conn.closing.get() {
-        shard.ring.borrow_mut().bufs.recycle(bid);
+    net.core.driver.borrow_mut().bufs.mark_lent(bid);
+    if conn.state().is_closing() {
+        net.core.driver.borrow_mut().bufs.recycle(bid);
         return;
     }
     let buffered = {
@@ -90,12 +94,12 @@ fn receive_data(shard: &Shard, conn: &Rc<Conn>, completion: &Completion) {
             rx.buffered()
         }
     };
-    shard.net.count(|s| s.bytes_in += completion.result as u64);
+    net.count(|s| s.bytes_in += completion.result as u64);
     if !conn.in_holding_list.replace(true) {
-        shard.net.holding.borrow_mut().push(conn.clone());
+        net.holding.borrow_mut().push(conn.clone());
     }
-    if buffered >= shard.net.config.recv_buffered_max {
-        pause_recv(shard, conn);
+    if buffered >= net.config.recv_buffered_max {
+        pause_recv(net, conn);
     }
     conn.wake_reader();
 }
@@ -105,173 +109,174 @@ fn receive_data(shard: &Shard, conn: &Rc<Conn>, completion: &Completion) {
 /// rather than trusted to end by itself: under load a multishot receive on a socket whose
 /// send took the reset was seen to stay armed with no further completion (the socket
 /// reports a pending error only once), leaving its reader waiting forever (R8).
-fn fail_input(shard: &Shard, conn: &Rc<Conn>, errno: i32) {
+fn fail_input(net: &NetShard, conn: &Rc<Conn>, errno: i32) {
     conn.rx.borrow_mut().error.get_or_insert(errno);
-    cancel_recv(shard, conn);
+    cancel_recv(net, conn);
     conn.wake_reader();
 }
 
 /// Whether a connection whose receive ended should get a new one.
 fn wants_input(conn: &Conn) -> bool {
     let rx = conn.rx.borrow();
-    !conn.closing.get() && !rx.paused && !rx.starved && !rx.eof && rx.error.is_none()
+    !conn.state().is_closing() && !rx.paused && !rx.starved && !rx.eof && rx.error.is_none()
 }
 
-/// A send completion: continue a short send, or swap in the output written meanwhile.
-pub(crate) fn on_send(shard: &Shard, completion: Completion) {
-    let conn = shard.net.conns.borrow().get(completion.token).cloned();
+/// A send completion, with the send's buffer back: continue a short send, or keep the
+/// buffer as the spare and send what was written meanwhile.
+pub(crate) fn on_send(net: &NetShard, route: Token, result: i32, mut send: Send) {
+    let conn = net.conns.borrow().get(route).cloned();
+    // A connection already released: its buffer goes with the op.
     let Some(conn) = conn else { return };
-    conn.send_in_flight.set(false);
-    let result = completion.result;
+    conn.apply(Event::SendEnded);
     let mut tx = conn.tx.borrow_mut();
     if result < 0 {
         tx.error = Some(-result);
         tx.out = Vec::new();
-        tx.sending.clear();
-        tx.sent = 0;
+        tx.sending = 0;
         drop(tx);
-        fail_input(shard, &conn, -result);
+        fail_input(net, &conn, -result);
         conn.wake_writer();
         return;
     }
-    shard.net.count(|s| s.bytes_out += result as u64);
-    tx.sent += result as usize;
-    if tx.sent < tx.sending.len() {
+    net.count(|s| s.bytes_out += result as u64);
+    send.offset += result as usize;
+    if send.offset < send.buf.len() {
+        tx.sending = send.buf.len() - send.offset;
         drop(tx);
-        submit_send(shard, &conn);
+        submit_send(net, &conn, send);
         return;
     }
-    tx.sending.clear();
-    tx.sent = 0;
+    tx.sending = 0;
+    send.buf.clear();
+    tx.spare = send.buf;
     let more_output = !tx.out.is_empty();
-    let below_watermark = tx.pending() < shard.net.config.send_high_watermark;
+    let below_watermark = tx.pending() < net.config.send_high_watermark;
     drop(tx);
     if more_output {
-        queue_flush(shard, &conn);
+        queue_flush(net, &conn);
     }
     if below_watermark {
         conn.wake_writer();
     }
 }
 
-pub(crate) fn on_accept(shard: &Shard, completion: Completion) {
-    listener::on_accept(shard, completion);
+pub(crate) fn on_accept(net: &NetShard, completion: Completion) {
+    listener::on_accept(net, completion);
 }
 
 /// Marks a connection as having output to send this iteration.
 #[inline]
-pub(crate) fn queue_flush(shard: &Shard, conn: &Rc<Conn>) {
+pub(crate) fn queue_flush(net: &NetShard, conn: &Rc<Conn>) {
     if !conn.in_flush_list.replace(true) {
-        shard.net.flush.borrow_mut().push(conn.clone());
+        net.flush.borrow_mut().push(conn.clone());
     }
 }
 
-pub(crate) fn arm_recv(shard: &Shard, conn: &Conn) {
-    if conn.recv_armed.replace(true) {
+pub(crate) fn arm_recv(net: &NetShard, conn: &Conn) {
+    if conn.state().recv() != Recv::Off || !conn.apply(Event::Arm) {
         return;
     }
-    shard
-        .ring
+    net.core
+        .driver
         .borrow_mut()
-        .push(&RecvMulti { fd: conn.fd }.to_sqe(conn.recv_token()));
+        .submit(RecvMulti { fd: conn.fd }, conn.recv_token());
 }
 
-fn pause_recv(shard: &Shard, conn: &Conn) {
+fn pause_recv(net: &NetShard, conn: &Conn) {
     let mut rx = conn.rx.borrow_mut();
     if rx.paused {
         return;
     }
     rx.paused = true;
     drop(rx);
-    shard.net.count(|s| s.recv_paused += 1);
-    cancel_recv(shard, conn);
+    net.count(|s| s.recv_paused += 1);
+    cancel_recv(net, conn);
 }
 
-pub(crate) fn cancel_recv(shard: &Shard, conn: &Conn) {
-    if conn.recv_armed.get() && !conn.cancel_sent.replace(true) {
-        shard.ring.borrow_mut().push(
-            &Cancel {
+pub(crate) fn cancel_recv(net: &NetShard, conn: &Conn) {
+    if conn.apply(Event::CancelRecv) {
+        net.core.driver.borrow_mut().submit(
+            Cancel {
                 target: conn.recv_token(),
-            }
-            .to_sqe(),
+            },
+            Token::IGNORE,
         );
     }
 }
 
 /// Called by a reader after it consumed input: resumes a paused receive.
-pub(crate) fn maybe_resume_recv(shard: &Shard, conn: &Conn) {
+pub(crate) fn maybe_resume_recv(net: &NetShard, conn: &Conn) {
     let resume = {
         let mut rx = conn.rx.borrow_mut();
-        let resume = rx.paused && rx.buffered() < shard.net.config.recv_buffered_max / 2;
+        let resume = rx.paused && rx.buffered() < net.config.recv_buffered_max / 2;
         if resume {
             rx.paused = false;
         }
         resume
     };
     // While the cancelled receive is still in flight, its terminal CQE re-arms instead.
-    if resume && !conn.recv_armed.get() && wants_input(conn) {
-        arm_recv(shard, conn);
+    if resume && !conn.state().recv_in_flight() && wants_input(conn) {
+        arm_recv(net, conn);
     }
 }
 
-fn submit_send(shard: &Shard, conn: &Conn) {
-    let tx = conn.tx.borrow();
-    let remaining = &tx.sending[tx.sent..];
-    let len = remaining.len().min(u32::MAX as usize) as u32;
-    let send = Send {
-        fd: conn.fd,
-        ptr: remaining.as_ptr(),
-        len,
-    };
-    drop(tx);
-    conn.send_in_flight.set(true);
-    shard
-        .ring
+/// Hands `send` to the driver, which keeps its buffer until the completion comes back to
+/// this connection (`on_send`).
+fn submit_send(net: &NetShard, conn: &Conn, send: Send) {
+    let op = net
+        .core
+        .driver
         .borrow_mut()
-        .push(&send.to_sqe(conn.send_token()));
+        .submit_owned(send, Route::To(conn.send_token()));
+    conn.apply(Event::SendSubmitted(op));
 }
 
 /// After the run phase: copy unconsumed input out of lent buffers (returning them to the
 /// ring), re-arm receives starved by ENOBUFS, and queue one send per connection.
-pub(crate) fn after_run(shard: &Shard) {
-    settle_lent_buffers(shard);
-    rearm_starved(shard);
-    let mut flush = std::mem::take(&mut *shard.net.flush.borrow_mut());
+pub(crate) fn after_run(net: &NetShard) {
+    settle_lent_buffers(net);
+    rearm_starved(net);
+    let mut flush = std::mem::take(&mut *net.flush.borrow_mut());
     for conn in flush.drain(..) {
         conn.in_flush_list.set(false);
-        if conn.send_in_flight.get() || conn.abort.get() {
+        let state = conn.state();
+        if state.send_in_flight().is_some() || state.is_aborting() {
             continue;
         }
-        let ready = {
+        let send = {
             let mut tx = conn.tx.borrow_mut();
             if tx.out.is_empty() || tx.error.is_some() {
-                false
+                None
             } else {
                 let tx = &mut *tx;
-                std::mem::swap(&mut tx.out, &mut tx.sending);
-                tx.sent = 0;
-                true
+                let buf = std::mem::replace(&mut tx.out, std::mem::take(&mut tx.spare));
+                tx.sending = buf.len();
+                Some(Send {
+                    fd: conn.fd,
+                    buf,
+                    offset: 0,
+                })
             }
         };
-        if ready {
-            submit_send(shard, &conn);
+        if let Some(send) = send {
+            submit_send(net, &conn, send);
         }
     }
     // Give the (now empty) vector back so its capacity is reused.
-    let mut list = shard.net.flush.borrow_mut();
+    let mut list = net.flush.borrow_mut();
     if list.is_empty() {
         *list = flush;
     }
 }
 
-fn settle_lent_buffers(shard: &Shard) {
+fn settle_lent_buffers(net: &NetShard) {
     // Checked before taking the list, so an empty list keeps its capacity (no allocation at
     // the next receive).
-    if shard.net.holding.borrow().is_empty() {
+    if net.holding.borrow().is_empty() {
         return;
     }
-    let holding = std::mem::take(&mut *shard.net.holding.borrow_mut());
-    let mut ring = shard.ring.borrow_mut();
+    let holding = std::mem::take(&mut *net.holding.borrow_mut());
+    let mut ring = net.core.driver.borrow_mut();
     for conn in &holding {
         conn.in_holding_list.set(false);
         let mut rx = conn.rx.borrow_mut();
@@ -290,7 +295,7 @@ fn settle_lent_buffers(shard: &Shard) {
         }
     }
     drop(ring);
-    let mut list = shard.net.holding.borrow_mut();
+    let mut list = net.holding.borrow_mut();
     if list.is_empty() {
         let mut holding = holding;
         holding.clear();
@@ -300,12 +305,12 @@ fn settle_lent_buffers(shard: &Shard) {
 
 /// Re-arms receives that ended with ENOBUFS, no more of them than there are free buffers,
 /// so a dry ring never turns into a storm of receives that fail again at once.
-fn rearm_starved(shard: &Shard) {
+fn rearm_starved(net: &NetShard) {
     let free = {
-        let ring = shard.ring.borrow();
+        let ring = net.core.driver.borrow();
         u32::from(ring.bufs.count()) - ring.bufs.lent()
     };
-    let mut starved = shard.net.starved.borrow_mut();
+    let mut starved = net.starved.borrow_mut();
     // Only receives actually re-armed count against the free buffers: closed or paused
     // connections leave the list without using one.
     let mut armed = 0;
@@ -314,9 +319,9 @@ fn rearm_starved(shard: &Shard) {
             break;
         };
         let was_starved = std::mem::replace(&mut conn.rx.borrow_mut().starved, false);
-        if was_starved && !conn.recv_armed.get() && wants_input(&conn) {
-            arm_recv(shard, &conn);
-            shard.net.count(|s| s.rearms += 1);
+        if was_starved && !conn.state().recv_in_flight() && wants_input(&conn) {
+            arm_recv(net, &conn);
+            net.count(|s| s.rearms += 1);
             armed += 1;
         }
     }
@@ -324,35 +329,46 @@ fn rearm_starved(shard: &Shard) {
 
 /// Connections still waiting for buffers: the loop must not sleep while there are any, or
 /// nothing would ever re-arm them (their peers may be waiting for us).
-pub(crate) fn has_starved(shard: &Shard) -> bool {
-    !shard.net.starved.borrow().is_empty()
+pub(crate) fn has_starved(net: &NetShard) -> bool {
+    !net.starved.borrow().is_empty()
 }
 
-/// A handle was dropped: start closing the connection.
-pub(crate) fn begin_close(shard: &Shard, conn: &Rc<Conn>) {
-    if conn.closing.replace(true) {
+/// Starts closing a connection: its handle was dropped (`abort: false`: pending output is
+/// still sent), or it is closed at once (`abort: true`: output abandoned, send cancelled).
+/// It is released by the close phase once its last operation has ended.
+pub(crate) fn close(net: &NetShard, conn: &Rc<Conn>, abort: bool) {
+    let was_open = conn.state().life() == Life::Open;
+    if !conn.apply(Event::Close { abort }) {
         return;
     }
-    cancel_recv(shard, conn);
-    shard.net.closing.borrow_mut().push(conn.clone());
+    if was_open {
+        net.closing.borrow_mut().push(conn.clone());
+    }
+    cancel_recv(net, conn);
+    if abort && let Some(send) = conn.state().send_in_flight() {
+        net.core
+            .driver
+            .borrow_mut()
+            .submit(Cancel { target: send }, Token::IGNORE);
+    }
 }
 
 /// Releases connections whose last operation has completed.
-pub(crate) fn close_phase(shard: &Shard) {
-    let mut closing = shard.net.closing.borrow_mut();
+pub(crate) fn close_phase(net: &NetShard) {
+    let mut closing = net.closing.borrow_mut();
     if closing.is_empty() {
         return;
     }
-    let mut ring = shard.ring.borrow_mut();
-    let mut conns = shard.net.conns.borrow_mut();
+    let mut ring = net.core.driver.borrow_mut();
+    let mut conns = net.conns.borrow_mut();
     let mut closed = CloseCounts::default();
     closing.retain(|conn| {
-        if conn.recv_armed.get() && !conn.cancel_sent.replace(true) {
-            ring.push(
-                &Cancel {
+        if conn.apply(Event::CancelRecv) {
+            ring.submit(
+                Cancel {
                     target: conn.recv_token(),
-                }
-                .to_sqe(),
+                },
+                Token::IGNORE,
             );
         }
         if !conn.can_release() {
@@ -365,14 +381,15 @@ pub(crate) fn close_phase(shard: &Shard) {
         }
         *rx = Default::default();
         *conn.tx.borrow_mut() = Default::default();
+        conn.apply(Event::Release);
         if let Some(fd) = conn.owned_fd.borrow_mut().take() {
-            ring.push(&Close { fd }.into_sqe());
+            ring.submit(Close::new(fd), Token::IGNORE);
         }
         conns.remove(conn);
         false
     });
     drop((ring, conns, closing));
-    shard.net.count(|s| {
+    net.count(|s| {
         s.closed += closed.peer + closed.error + closed.forced + closed.local;
         s.closed_by_peer += closed.peer;
         s.closed_on_error += closed.error;
@@ -392,7 +409,7 @@ struct CloseCounts {
 
 impl CloseCounts {
     fn count(&mut self, conn: &Conn, rx: &super::conn::Rx, tx: &super::conn::Tx) {
-        if conn.abort.get() {
+        if conn.state().is_aborting() {
             self.forced += 1;
         } else if rx.error.is_some() || tx.error.is_some() {
             self.error += 1;
@@ -405,43 +422,23 @@ impl CloseCounts {
 }
 
 /// Forced stop: abandon pending output and cancel every operation.
-pub(crate) fn force_close_all(shard: &Shard) {
-    let all = shard.net.conns.borrow().all();
+pub(crate) fn force_close_all(net: &NetShard) {
+    let all = net.conns.borrow().all();
     for conn in all {
-        abort(shard, &conn);
+        close(net, &conn, true);
     }
-    listener::close_all(shard);
-}
-
-/// Closes a connection now: pending output is abandoned and its send cancelled.
-pub(crate) fn abort(shard: &Shard, conn: &Rc<Conn>) {
-    conn.abort.set(true);
-    if conn.send_in_flight.get() {
-        shard.ring.borrow_mut().push(
-            &Cancel {
-                target: conn.send_token(),
-            }
-            .to_sqe(),
-        );
-    }
-    begin_close(shard, conn);
+    listener::close_all(net);
 }
 
 /// Stop accepting: every listener of the shard cancels its accept.
-pub(crate) fn stop_listening(shard: &Shard) {
-    listener::stop_all(shard);
+pub(crate) fn stop_listening(net: &NetShard) {
+    net.draining.set(true);
+    listener::stop_all(net);
 }
 
 /// No connection or listener remains.
-pub(crate) fn is_quiet(shard: &Shard) -> bool {
-    shard.net.conns.borrow().open() == 0 && shard.net.listeners.borrow().is_empty()
-}
-
-/// Wraps a raw fd from an accept CQE.
-pub(crate) fn owned_fd(fd: i32) -> OwnedFd {
-    // SAFETY: `fd` comes from a successful accept completion: a new descriptor that nothing
-    // else owns.
-    unsafe { OwnedFd::from_raw_fd(fd) }
+pub(crate) fn is_quiet(net: &NetShard) -> bool {
+    net.conns.borrow().open() == 0 && net.listeners.borrow().is_empty()
 }
 
 pub(crate) fn errno(code: i32) -> io::Error {

@@ -23,20 +23,18 @@ use std::{
 };
 
 use super::{
-    dispatch::{arm_recv, errno, owned_fd},
+    NET, NetShard,
+    dispatch::{arm_recv, errno},
     stream::TcpStream,
 };
 use crate::{
-    executor::{
-        coop,
-        shard::{self, Shard},
+    driver::{
+        Completion, Kind, Token,
+        uring::op::{AcceptMulti, Cancel, Close},
     },
-    ring::{
-        Completion,
-        op::{accept::AcceptMulti, cancel::Cancel, close::Close},
-        token::{Kind, Token, next_generation},
-    },
+    slab::{Key, Slab},
     sys::socket::{ListenOptions, local_addr, set_nodelay, tcp_listener},
+    task::coop,
 };
 
 pub(crate) struct ListenerState {
@@ -55,40 +53,38 @@ pub(crate) struct ListenerState {
     registration: Option<u64>,
 }
 
+/// The shard's listeners, keyed like their accept tokens.
 #[derive(Default)]
 pub(crate) struct ListenerTable {
-    slots: Vec<(u32, Option<ListenerState>)>,
-    free: Vec<u32>,
-    live: usize,
+    listeners: Slab<ListenerState>,
+}
+
+fn token_of(key: Key) -> Token {
+    Token::new(Kind::Accept, key.index(), key.generation())
+}
+
+fn key_of(token: Token) -> Key {
+    Key::from_parts(token.index(), token.generation())
 }
 
 impl ListenerTable {
     fn get_mut(&mut self, token: Token) -> Option<&mut ListenerState> {
-        let (generation, state) = self.slots.get_mut(token.index() as usize)?;
-        if *generation != token.generation() {
-            return None;
-        }
-        state.as_mut()
+        self.listeners.get_mut(key_of(token))
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.live == 0
+        self.listeners.is_empty()
     }
 
     fn tokens(&self) -> Vec<Token> {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter(|(_, (_, s))| s.is_some())
-            .map(|(i, (g, _))| Token::new(Kind::Accept, i as u32, *g))
-            .collect()
+        self.listeners.keys().into_iter().map(token_of).collect()
     }
 }
 
 /// A TCP listener owned by the current shard. Bind the same address on every shard (the
 /// socket is SO_REUSEPORT) and the kernel spreads new connections across them.
 pub struct TcpListener {
-    shard: Rc<Shard>,
+    net: Rc<NetShard>,
     token: Token,
     addr: SocketAddr,
 }
@@ -96,34 +92,24 @@ pub struct TcpListener {
 impl TcpListener {
     /// Binds `addr` (SO_REUSEPORT, backlog from the shard's `NetConfig`) and starts accepting.
     pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
-        let shard = shard::current();
-        let fd = tcp_listener(addr, &listen_options(&shard.net.config))?;
+        let net = NET.current();
+        let fd = tcp_listener(addr, &listen_options(&net.config))?;
         Self::from_listening(fd)
     }
 
     /// Adopts a socket already bound and listening (the server binds every shard's listener
     /// in shard order, so a reuseport group's socket `i` belongs to shard `i`).
     pub(crate) fn from_listening(fd: OwnedFd) -> io::Result<TcpListener> {
-        let shard = shard::current();
+        let net = NET.current();
         let addr = local_addr(fd.as_raw_fd())?;
-        let registration = shard.net.steer.register(shard.id, addr, fd.as_raw_fd());
+        let registration = net.steer.register(net.core.id, addr, fd.as_raw_fd());
         let token = {
-            let mut table = shard.net.listeners.borrow_mut();
-            let index = match table.free.pop() {
-                Some(index) => index,
-                None => {
-                    table.slots.push((0, None));
-                    (table.slots.len() - 1) as u32
-                }
-            };
-            table.live += 1;
-            let entry = &mut table.slots[index as usize];
-            entry.0 = next_generation(entry.0);
-            entry.1 = Some(ListenerState {
+            let mut table = net.listeners.borrow_mut();
+            let key = table.listeners.insert(ListenerState {
                 fd: Some(fd),
                 addr,
                 armed: false,
-                closing: shard.is_draining(),
+                closing: net.draining.get(),
                 dropped: false,
                 cancel_sent: false,
                 backing_off: false,
@@ -132,12 +118,12 @@ impl TcpListener {
                 last_fd_warning: None,
                 registration,
             });
-            Token::new(Kind::Accept, index, entry.0)
+            token_of(key)
         };
-        if !shard.is_draining() {
-            arm(&shard, token);
+        if !net.draining.get() {
+            arm(&net, token);
         }
-        Ok(TcpListener { shard, token, addr })
+        Ok(TcpListener { net, token, addr })
     }
 
     /// The bound address (with the real port when bound to port 0).
@@ -149,7 +135,7 @@ impl TcpListener {
     /// has stopped (graceful stop) and every connection it accepted has been taken.
     pub async fn accept(&self) -> io::Result<TcpStream> {
         let fd = poll_fn(|cx| {
-            let mut table = self.shard.net.listeners.borrow_mut();
+            let mut table = self.net.listeners.borrow_mut();
             let Some(state) = table.get_mut(self.token) else {
                 return Poll::Ready(Err(io::Error::new(
                     io::ErrorKind::NotConnected,
@@ -164,7 +150,7 @@ impl TcpListener {
                 }
                 return Poll::Ready(Ok((
                     fd,
-                    state.queue.len() + 1 == self.shard.net.config.accept_queue_max,
+                    state.queue.len() + 1 == self.net.config.accept_queue_max,
                 )));
             }
             if state.closing {
@@ -180,15 +166,15 @@ impl TcpListener {
         let (fd, was_full) = fd?;
         if was_full {
             // Accepting paused at the queue cap; there is room again.
-            arm(&self.shard, self.token);
+            arm(&self.net, self.token);
         }
-        Ok(adopt(&self.shard, fd, true))
+        Ok(adopt(&self.net, fd, true))
     }
 }
 
 impl Drop for TcpListener {
     fn drop(&mut self) {
-        close_listener(&self.shard, self.token);
+        close_listener(&self.net, self.token);
     }
 }
 
@@ -203,27 +189,27 @@ pub(crate) fn listen_options(config: &super::NetConfig) -> ListenOptions {
 
 /// Registers an accepted or connected socket as a connection and starts receiving.
 /// Accepted sockets were counted in the shard's load when they were queued.
-pub(crate) fn adopt(shard: &Rc<Shard>, fd: OwnedFd, accepted: bool) -> TcpStream {
+pub(crate) fn adopt(net: &Rc<NetShard>, fd: OwnedFd, accepted: bool) -> TcpStream {
     if !accepted {
-        shard.net.count_placed(1);
+        net.count_placed(1);
     }
-    if shard.net.config.nodelay {
+    if net.config.nodelay {
         let _ = set_nodelay(fd.as_raw_fd(), true);
     }
-    let conn = shard.net.conns.borrow_mut().insert(fd);
-    shard.net.count(|s| {
+    let conn = net.conns.borrow_mut().insert(fd);
+    net.count(|s| {
         if accepted {
             s.accepted += 1
         } else {
             s.connected += 1
         }
     });
-    arm_recv(shard, &conn);
-    TcpStream::new(shard.clone(), conn)
+    arm_recv(net, &conn);
+    TcpStream::new(net.clone(), conn)
 }
 
-fn arm(shard: &Shard, token: Token) {
-    let mut table = shard.net.listeners.borrow_mut();
+fn arm(net: &NetShard, token: Token) {
+    let mut table = net.listeners.borrow_mut();
     let Some(state) = table.get_mut(token) else {
         return;
     };
@@ -232,21 +218,19 @@ fn arm(shard: &Shard, token: Token) {
     }
     let Some(fd) = state.fd.as_ref() else { return };
     state.armed = true;
-    let sqe = AcceptMulti {
+    let accept = AcceptMulti {
         listener_fd: fd.as_raw_fd(),
-    }
-    .to_sqe(token);
+    };
     drop(table);
-    shard.ring.borrow_mut().push(&sqe);
+    net.core.driver.borrow_mut().submit(accept, token);
 }
 
-pub(crate) fn on_accept(shard: &Shard, completion: Completion) {
+pub(crate) fn on_accept(net: &NetShard, completion: Completion) {
     let token = completion.token;
-    let mut table = shard.net.listeners.borrow_mut();
+    let mut table = net.listeners.borrow_mut();
     let Some(state) = table.get_mut(token) else {
-        if completion.result >= 0 {
-            drop(owned_fd(completion.result));
-        }
+        // A late accept for a listener that is gone: close the socket.
+        drop(completion.accepted_fd());
         return;
     };
     let more = completion.more();
@@ -254,21 +238,20 @@ pub(crate) fn on_accept(shard: &Shard, completion: Completion) {
         state.armed = false;
     }
     let mut rearm = !more;
-    if completion.result >= 0 {
-        let fd = owned_fd(completion.result);
+    if let Some(fd) = completion.accepted_fd() {
         if state.closing {
             drop(fd);
-        } else if let Some(fd) = place_elsewhere(shard, state.addr, fd) {
-            shard.net.count_placed(1);
+        } else if let Some(fd) = place_elsewhere(net, state.addr, fd) {
+            net.count_placed(1);
             state.queue.push_back(fd);
-            if state.queue.len() >= shard.net.config.accept_queue_max {
+            if state.queue.len() >= net.config.accept_queue_max {
                 rearm = false;
                 if state.armed && !state.cancel_sent {
                     state.cancel_sent = true;
-                    shard
-                        .ring
+                    net.core
+                        .driver
                         .borrow_mut()
-                        .push(&Cancel { target: token }.to_sqe());
+                        .submit(Cancel { target: token }, Token::IGNORE);
                 }
             }
         }
@@ -279,21 +262,21 @@ pub(crate) fn on_accept(shard: &Shard, completion: Completion) {
         match -completion.result {
             libc::EMFILE | libc::ENFILE => {
                 rearm = false;
-                shard.net.count(|s| s.accept_fd_exhausted += 1);
+                net.count(|s| s.accept_fd_exhausted += 1);
                 if state
                     .last_fd_warning
                     .is_none_or(|t| t.elapsed().as_secs() >= 1)
                 {
                     state.last_fd_warning = Some(Instant::now());
-                    tracing::warn!(shard = shard.id, addr = %state.addr, "accept: {} (out of file descriptors); pausing accept for {:?}; raise `ulimit -n` or lower the connection cap",
-                        errno(-completion.result), shard.net.config.accept_backoff);
+                    tracing::warn!(shard = net.core.id, addr = %state.addr, "accept: {} (out of file descriptors); pausing accept for {:?}; raise `ulimit -n` or lower the connection cap",
+                        errno(-completion.result), net.config.accept_backoff);
                 }
                 if !state.backing_off {
                     state.backing_off = true;
-                    let shard_rc = shard::current();
-                    let backoff = shard.net.config.accept_backoff;
+                    let shard_rc = NET.current();
+                    let backoff = net.config.accept_backoff;
                     drop(table);
-                    shard.spawn(async move {
+                    net.core.spawn(async move {
                         crate::time::sleep(backoff).await;
                         resume_after_backoff(&shard_rc, token);
                     });
@@ -302,31 +285,31 @@ pub(crate) fn on_accept(shard: &Shard, completion: Completion) {
             }
             libc::ECANCELED => {
                 state.cancel_sent = false;
-                rearm = !state.closing && state.queue.len() < shard.net.config.accept_queue_max;
+                rearm = !state.closing && state.queue.len() < net.config.accept_queue_max;
             }
             errno_code => {
-                tracing::debug!(shard = shard.id, "accept failed: {}", errno(errno_code));
+                tracing::debug!(shard = net.core.id, "accept failed: {}", errno(errno_code));
             }
         }
     }
     let finished = state.dropped && !state.armed;
     drop(table);
     if finished {
-        release(shard, token);
+        release(net, token);
     } else if rearm {
-        arm(shard, token);
-        shard.net.count(|s| s.rearms += 1);
+        arm(net, token);
+        net.count(|s| s.rearms += 1);
     }
 }
 
 /// `balanced` steering: hands `fd` to the least-loaded shard when that is not this one.
 /// Returns the fd when it stays here.
-fn place_elsewhere(shard: &Shard, addr: SocketAddr, fd: OwnedFd) -> Option<OwnedFd> {
-    let steer = &shard.net.steer;
+fn place_elsewhere(net: &NetShard, addr: SocketAddr, fd: OwnedFd) -> Option<OwnedFd> {
+    let steer = &net.steer;
     if steer.mode != super::Steering::Balanced {
         return Some(fd);
     }
-    let Some(target) = steer.place(shard.id, addr) else {
+    let Some(target) = steer.place(net.core.id, addr) else {
         return Some(fd);
     };
     if let Some(load) = steer.load(target) {
@@ -342,7 +325,7 @@ fn place_elsewhere(shard: &Shard, addr: SocketAddr, fd: OwnedFd) -> Option<Owned
         }
     });
     if sent.is_ok() {
-        shard.net.count(|s| s.handed_out += 1);
+        net.count(|s| s.handed_out += 1);
         return None;
     }
     if let Some(load) = steer.load(target) {
@@ -359,17 +342,17 @@ fn lock_slot(slot: &Mutex<Option<OwnedFd>>) -> std::sync::MutexGuard<'_, Option<
 /// detector): queues `fd` on this shard's listener for `addr`, already counted in this
 /// shard's load. With no such listener (it closed meanwhile) the connection is closed.
 pub(crate) fn deliver_here(addr: SocketAddr, fd: OwnedFd) {
-    let shard = shard::current();
-    let mut table = shard.net.listeners.borrow_mut();
+    let net = NET.current();
+    let mut table = net.listeners.borrow_mut();
     let state = table
-        .slots
+        .listeners
         .iter_mut()
-        .filter_map(|(_, s)| s.as_mut())
+        .map(|(_, state)| state)
         .find(|s| s.addr == addr && !s.closing && !s.dropped);
     let Some(state) = state else {
         drop(table);
-        shard.net.count_unplaced(1);
-        tracing::debug!(shard = shard.id, %addr, "a connection handed over found no listener; closed");
+        net.count_unplaced(1);
+        tracing::debug!(shard = net.core.id, %addr, "a connection handed over found no listener; closed");
         return;
     };
     state.queue.push_back(fd);
@@ -377,21 +360,21 @@ pub(crate) fn deliver_here(addr: SocketAddr, fd: OwnedFd) {
         waker.wake();
     }
     drop(table);
-    shard.net.count(|s| s.handed_in += 1);
+    net.count(|s| s.handed_in += 1);
 }
 
-fn resume_after_backoff(shard: &Shard, token: Token) {
-    if let Some(state) = shard.net.listeners.borrow_mut().get_mut(token) {
+fn resume_after_backoff(net: &NetShard, token: Token) {
+    if let Some(state) = net.listeners.borrow_mut().get_mut(token) {
         state.backing_off = false;
     }
-    arm(shard, token);
+    arm(net, token);
 }
 
 /// Graceful stop: cancel accepting; connections already accepted stay available to accept().
-pub(crate) fn stop_all(shard: &Shard) {
-    let tokens = shard.net.listeners.borrow().tokens();
+pub(crate) fn stop_all(net: &NetShard) {
+    let tokens = net.listeners.borrow().tokens();
     for token in tokens {
-        let mut table = shard.net.listeners.borrow_mut();
+        let mut table = net.listeners.borrow_mut();
         let Some(state) = table.get_mut(token) else {
             continue;
         };
@@ -404,28 +387,28 @@ pub(crate) fn stop_all(shard: &Shard) {
         drop(table);
         // A draining listener takes no more connections, from the stall detector either.
         if let Some(id) = registration {
-            shard.net.steer.unregister(id);
+            net.steer.unregister(id);
         }
         if cancel {
-            shard
-                .ring
+            net.core
+                .driver
                 .borrow_mut()
-                .push(&Cancel { target: token }.to_sqe());
+                .submit(Cancel { target: token }, Token::IGNORE);
         }
     }
 }
 
 /// Forced stop: drop every listener, queued sockets included.
-pub(crate) fn close_all(shard: &Shard) {
+pub(crate) fn close_all(net: &NetShard) {
     // Collected first: closing borrows the table mutably.
-    let tokens = shard.net.listeners.borrow().tokens();
+    let tokens = net.listeners.borrow().tokens();
     for token in tokens {
-        close_listener(shard, token);
+        close_listener(net, token);
     }
 }
 
-fn close_listener(shard: &Shard, token: Token) {
-    let mut table = shard.net.listeners.borrow_mut();
+fn close_listener(net: &NetShard, token: Token) {
+    let mut table = net.listeners.borrow_mut();
     let Some(state) = table.get_mut(token) else {
         return;
     };
@@ -437,37 +420,34 @@ fn close_listener(shard: &Shard, token: Token) {
     let armed = state.armed;
     let cancel = armed && !std::mem::replace(&mut state.cancel_sent, true);
     drop(table);
-    shard.net.count_unplaced(dropped);
+    net.count_unplaced(dropped);
     if let Some(id) = registration {
-        shard.net.steer.unregister(id);
+        net.steer.unregister(id);
     }
     if cancel {
-        shard
-            .ring
+        net.core
+            .driver
             .borrow_mut()
-            .push(&Cancel { target: token }.to_sqe());
+            .submit(Cancel { target: token }, Token::IGNORE);
     }
     if !armed {
-        release(shard, token);
+        release(net, token);
     }
 }
 
 /// Frees the slot once no accept is in flight; the fd is closed through the ring.
-fn release(shard: &Shard, token: Token) {
-    let mut table = shard.net.listeners.borrow_mut();
-    let Some((_, slot)) = table.slots.get_mut(token.index() as usize) else {
-        return;
-    };
-    let Some(mut state) = slot.take() else { return };
-    table.free.push(token.index());
-    table.live -= 1;
-    drop(table);
-    shard.net.count_unplaced(state.queue.len() as u64);
+fn release(net: &NetShard, token: Token) {
+    let removed = net.listeners.borrow_mut().listeners.remove(key_of(token));
+    let Some(mut state) = removed else { return };
+    net.count_unplaced(state.queue.len() as u64);
     state.queue.clear();
     if let Some(id) = state.registration.take() {
-        shard.net.steer.unregister(id);
+        net.steer.unregister(id);
     }
     if let Some(fd) = state.fd.take() {
-        shard.ring.borrow_mut().push(&Close { fd }.into_sqe());
+        net.core
+            .driver
+            .borrow_mut()
+            .submit(Close::new(fd), Token::IGNORE);
     }
 }

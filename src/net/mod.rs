@@ -4,15 +4,24 @@
 //! Reads are cancellation-safe: received bytes wait in the connection's receive queue, so
 //! dropping a read future loses nothing. An idle connection holds no receive buffer.
 
+#![forbid(unsafe_code)]
+
 mod conn;
 mod connect;
 mod dispatch;
 pub(crate) mod listener;
+mod state;
 pub(crate) mod steer;
 mod stream;
 mod table;
 
-use std::{cell::RefCell, collections::VecDeque, rc::Rc, sync::Arc, time::Duration};
+use std::{
+    cell::{Cell, RefCell},
+    collections::VecDeque,
+    rc::Rc,
+    sync::Arc,
+    time::Duration,
+};
 
 pub(crate) use self::dispatch::{
     after_run, close_phase, force_close_all, has_starved, is_quiet, on_accept, on_recv, on_send,
@@ -24,6 +33,7 @@ pub use self::{
     steer::{ShardLoadStats, Steering},
     stream::TcpStream,
 };
+use crate::task::{Core, local::ShardLocal};
 
 /// Per-shard networking limits. Defaults follow nginx/HAProxy practice.
 #[derive(Clone, Debug)]
@@ -90,8 +100,20 @@ pub struct NetStats {
     pub handed_in: u64,
 }
 
-pub(crate) struct NetState {
+thread_local! {
+    static CURRENT: RefCell<Option<Rc<NetShard>>> = const { RefCell::new(None) };
+}
+
+/// The networking state of the shard this thread runs.
+pub(crate) static NET: ShardLocal<NetShard> = ShardLocal::new(&CURRENT);
+
+/// One shard's networking: its connections and listeners, the lists the loop phases work
+/// through, and the executor core whose driver carries its I/O.
+pub(crate) struct NetShard {
+    pub(crate) core: Rc<Core>,
     pub(crate) config: NetConfig,
+    /// The shard is stopping: listeners made now do not accept.
+    pub(crate) draining: Cell<bool>,
     pub(crate) conns: RefCell<ConnTable>,
     pub(crate) listeners: RefCell<ListenerTable>,
     pub(crate) flush: RefCell<Vec<Rc<Conn>>>,
@@ -104,10 +126,13 @@ pub(crate) struct NetState {
     pub(crate) shard_id: usize,
 }
 
-impl NetState {
-    pub(crate) fn new(config: NetConfig, steer: Arc<steer::SteerShared>, shard_id: usize) -> Self {
-        NetState {
+impl NetShard {
+    pub(crate) fn new(core: Rc<Core>, config: NetConfig, steer: Arc<steer::SteerShared>) -> Self {
+        let shard_id = core.id;
+        NetShard {
+            core,
             config,
+            draining: Cell::new(false),
             conns: RefCell::new(ConnTable::new(steer.clone(), shard_id)),
             listeners: RefCell::default(),
             flush: RefCell::default(),

@@ -17,23 +17,21 @@ use std::{
 };
 
 use super::{
+    NetShard,
     conn::{Conn, register},
-    dispatch::{abort, begin_close, errno, maybe_resume_recv, queue_flush},
+    dispatch::{close, errno, maybe_resume_recv, queue_flush},
 };
-use crate::{
-    executor::{coop, shard::Shard},
-    sys::socket,
-};
+use crate::{sys::socket, task::coop};
 
 /// A TCP connection owned by the current shard (`!Send`: it lives and dies on its shard).
 pub struct TcpStream {
-    shard: Rc<Shard>,
+    net: Rc<NetShard>,
     conn: Rc<Conn>,
 }
 
 impl TcpStream {
-    pub(crate) fn new(shard: Rc<Shard>, conn: Rc<Conn>) -> Self {
-        TcpStream { shard, conn }
+    pub(crate) fn new(net: Rc<NetShard>, conn: Rc<Conn>) -> Self {
+        TcpStream { net, conn }
     }
 
     /// The remote address.
@@ -96,7 +94,7 @@ impl TcpStream {
         cx: &mut Context<'_>,
         f: &mut impl FnMut(&[u8]) -> (usize, R),
     ) -> Poll<io::Result<Option<R>>> {
-        poll_read(&self.shard, &self.conn, cx, f)
+        poll_read(&self.net, &self.conn, cx, f)
     }
 
     /// Waits for input, then lends all buffered input and the output buffer to `f` at once:
@@ -121,7 +119,7 @@ impl TcpStream {
         if let Some(code) = self.conn.tx.borrow().error {
             return Poll::Ready(Err(errno(code)));
         }
-        let (shard, conn) = (&self.shard, &self.conn);
+        let (net, conn) = (&self.net, &self.conn);
         let mut lend = |input: &[u8]| {
             let mut tx = conn.tx.borrow_mut();
             let before = tx.out.len();
@@ -131,30 +129,11 @@ impl TcpStream {
             // Queued at once, even when `f` consumed nothing yet: an interim response such as
             // `100 Continue` must leave before the peer sends what we wait for.
             if wrote {
-                queue_flush(shard, conn);
+                queue_flush(net, conn);
             }
             outcome
         };
-        poll_read(shard, conn, cx, &mut lend)
-    }
-
-    /// Waits until there is input to read (`Ok(true)`) or the peer closed (`Ok(false)`).
-    pub async fn readable(&mut self) -> io::Result<bool> {
-        poll_fn(|cx| {
-            let mut rx = self.conn.rx.borrow_mut();
-            if rx.buffered() > rx.seen_len {
-                return Poll::Ready(Ok(true));
-            }
-            if let Some(code) = rx.error {
-                return Poll::Ready(Err(errno(code)));
-            }
-            if rx.eof {
-                return Poll::Ready(Ok(false));
-            }
-            register(&mut rx.waker, cx.waker());
-            Poll::Pending
-        })
-        .await
+        poll_read(net, conn, cx, &mut lend)
     }
 
     /// Appends to the output buffer without waiting (sent after this iteration's run phase).
@@ -184,7 +163,7 @@ impl TcpStream {
             }
             value
         };
-        queue_flush(&self.shard, &self.conn);
+        queue_flush(&self.net, &self.conn);
         Ok(value)
     }
 
@@ -201,7 +180,7 @@ impl TcpStream {
 
     /// The poll form of [`writable`](Self::writable) (for `AsyncWrite`-style adapters).
     pub fn poll_writable(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let watermark = self.shard.net.config.send_high_watermark;
+        let watermark = self.net.config.send_high_watermark;
         self.poll_output(cx, |pending| pending < watermark)
     }
 
@@ -249,7 +228,7 @@ impl TcpStream {
     /// Closes at once, abandoning output not yet sent (for a peer that stopped reading). A
     /// plain drop instead keeps sending what was written before it closes.
     pub fn abort(self) {
-        abort(&self.shard, &self.conn);
+        close(&self.net, &self.conn, true);
     }
 
     /// Flushes and closes. Dropping the stream also closes it, after sending what was written.
@@ -260,14 +239,14 @@ impl TcpStream {
 
 impl Drop for TcpStream {
     fn drop(&mut self) {
-        begin_close(&self.shard, &self.conn);
+        close(&self.net, &self.conn, false);
     }
 }
 
 /// [`TcpStream::poll_read_with`] over the stream's parts, so a caller can lend `f` other
 /// borrows of them.
 fn poll_read<R>(
-    shard: &Shard,
+    net: &NetShard,
     conn: &Conn,
     cx: &mut Context<'_>,
     f: &mut impl FnMut(&[u8]) -> (usize, R),
@@ -285,10 +264,10 @@ fn poll_read<R>(
             return Poll::Pending;
         }
         drop(rx);
-        let (consumed, value) = consume(shard, conn, f);
+        let (consumed, value) = consume(net, conn, f);
         if consumed > 0 {
             if conn.rx.borrow().paused {
-                maybe_resume_recv(shard, conn);
+                maybe_resume_recv(net, conn);
             }
             return Poll::Ready(Ok(Some(value)));
         }
@@ -296,7 +275,7 @@ fn poll_read<R>(
         // What was offered: a pass that consumed nothing left the buffered bytes as they were.
         let buffered = rx.buffered();
         rx.seen_len = buffered;
-        if buffered >= shard.net.config.recv_buffered_max {
+        if buffered >= net.config.recv_buffered_max {
             return Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::OutOfMemory,
                 "receive limit reached: the reader consumed nothing from a full receive queue",
@@ -314,19 +293,19 @@ fn poll_read<R>(
     let paused = rx.paused;
     drop(rx);
     if paused {
-        maybe_resume_recv(shard, conn);
+        maybe_resume_recv(net, conn);
     }
     Poll::Pending
 }
 
 /// Calls `f` with every buffered byte as one slice (copying lent buffers together only
 /// when there is more than one piece) and removes what it consumed.
-fn consume<R>(shard: &Shard, conn: &Conn, f: &mut impl FnMut(&[u8]) -> (usize, R)) -> (usize, R) {
+fn consume<R>(net: &NetShard, conn: &Conn, f: &mut impl FnMut(&[u8]) -> (usize, R)) -> (usize, R) {
     let mut rx = conn.rx.borrow_mut();
     let rx = &mut *rx;
     let spilled = rx.spill.len() - rx.spill_pos;
     if spilled > 0 || rx.lent.len() > 1 {
-        let mut ring = shard.ring.borrow_mut();
+        let mut ring = net.core.driver.borrow_mut();
         while let Some(lent) = rx.lent.pop_front() {
             rx.spill
                 .extend_from_slice(ring.bufs.bytes(lent.bid, lent.start, lent.end));
@@ -351,7 +330,7 @@ fn consume<R>(shard: &Shard, conn: &Conn, f: &mut impl FnMut(&[u8]) -> (usize, R
     let Some(lent) = rx.lent.front_mut() else {
         return f(&[]);
     };
-    let ring = shard.ring.borrow();
+    let ring = net.core.driver.borrow();
     let bytes = ring.bufs.bytes(lent.bid, lent.start, lent.end);
     let (consumed, value) = f(bytes);
     let consumed = consumed.min(bytes.len()) as u32;
@@ -360,7 +339,7 @@ fn consume<R>(shard: &Shard, conn: &Conn, f: &mut impl FnMut(&[u8]) -> (usize, R
     if lent.start == lent.end {
         let bid = lent.bid;
         rx.lent.pop_front();
-        shard.ring.borrow_mut().bufs.recycle(bid);
+        net.core.driver.borrow_mut().bufs.recycle(bid);
     }
     if consumed > 0 {
         rx.seen_len = 0;

@@ -10,10 +10,10 @@ use std::{
 
 use super::{control::ServerControl, handle::ServerHandle, placement::Placement, shard_thread};
 use crate::{
-    Error,
     blocking::BlockingConfig,
+    driver::RingConfig,
+    error::Error,
     net::{NetConfig, Steering, TcpListener, TcpStream, steer::cpu_program},
-    ring::RingConfig,
     sys,
 };
 
@@ -50,6 +50,9 @@ pub struct ServerBuilder {
     pub(crate) stall_threshold: Duration,
     pub(crate) steering: Steering,
     pub(crate) takeover_threshold: Option<Duration>,
+    pub(crate) unhealthy_after: Duration,
+    pub(crate) mesh_timeout: Duration,
+    pub(crate) abort_after: Option<Duration>,
     /// Fallbacks found before the shards start (a refused cBPF program), for the report.
     pub(crate) early_fallbacks: Vec<String>,
 }
@@ -69,6 +72,9 @@ impl Default for ServerBuilder {
             stall_threshold: Duration::from_millis(100),
             steering: Steering::ReusePort,
             takeover_threshold: None,
+            unhealthy_after: Duration::from_secs(10),
+            mesh_timeout: Duration::from_secs(5),
+            abort_after: None,
             early_fallbacks: Vec::new(),
         }
     }
@@ -124,8 +130,9 @@ impl ServerBuilder {
         self
     }
 
-    /// Serve `GET /metrics` (Prometheus text, every shard) on `addr`, from shard 0. Default
-    /// off.
+    /// Serve `GET /metrics` (Prometheus text, every shard), `GET /healthz` and
+    /// `GET /debug/shards` on `addr`, from a thread of its own (so it answers while a shard
+    /// is stuck). Default off.
     pub fn admin(mut self, addr: SocketAddr) -> Self {
         self.admin = Some(addr);
         self
@@ -156,6 +163,46 @@ impl ServerBuilder {
     pub fn takeover_threshold(mut self, threshold: Duration) -> Self {
         self.takeover_threshold = Some(threshold);
         self
+    }
+
+    /// A shard whose loop iteration has been stalled this long is *stuck*: health checks
+    /// (the admin listener's `/healthz`, [`crate::metrics::health`]) answer 503 naming it
+    /// until it recovers, and `percore_shards_stuck` counts it. Default 10 s.
+    pub fn unhealthy_after(mut self, after: Duration) -> Self {
+        self.unhealthy_after = after;
+        self
+    }
+
+    /// Calls through the mesh to a shard whose loop iteration has been stalled this long
+    /// fail with [`MeshError::Unavailable`](crate::mesh::MeshError::Unavailable) instead of
+    /// waiting (also those already waiting). Default 5 s.
+    pub fn mesh_timeout(mut self, timeout: Duration) -> Self {
+        self.mesh_timeout = timeout;
+        self
+    }
+
+    /// End the process with exit status [`EXIT_SHARD_STUCK`](crate::server::EXIT_SHARD_STUCK)
+    /// (and one error line naming the shard and what it runs) when a shard has been stalled
+    /// this long, so that a supervisor (systemd, Kubernetes) restarts it. Default off.
+    ///
+    /// The process is the unit of restart because a thread cannot be stopped safely: a
+    /// shard stuck in a handler's loop or in a blocking syscall is not at an await point, so
+    /// nothing can unwind it, and killing the thread alone would leave its ring, its
+    /// connections and any lock it holds half-way.
+    pub fn abort_after(mut self, after: Option<Duration>) -> Self {
+        self.abort_after = after;
+        self
+    }
+
+    /// Every stall limit in effect.
+    pub(crate) fn stall_limits(&self) -> super::watchdog::StallLimits {
+        super::watchdog::StallLimits {
+            threshold: self.stall_threshold,
+            takeover: self.takeover(),
+            unhealthy_after: self.unhealthy_after,
+            mesh_timeout: self.mesh_timeout,
+            abort_after: self.abort_after,
+        }
     }
 
     /// The takeover threshold in effect.
@@ -268,7 +315,7 @@ where
     loop {
         match listener.accept().await {
             Ok(stream) => {
-                crate::spawn(handler(stream));
+                crate::task::spawn(handler(stream));
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotConnected => return,
             Err(e) => tracing::warn!("accept failed: {e}"),

@@ -12,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::executor::remote::ShardRemote;
+use crate::task::remote::ShardRemote;
 
 pub(crate) struct ServerControl {
     stop: AtomicBool,

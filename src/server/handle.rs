@@ -8,9 +8,10 @@ use std::{
 
 use super::{control::ServerControl, report::StartupReport};
 use crate::{
-    Error, ShardStats,
     blocking::BlockingPool,
+    error::Error,
     mesh::MeshShared,
+    metrics::ShardStats,
     net::{ShardLoadStats, Steering, steer::SteerShared},
 };
 
@@ -92,7 +93,7 @@ impl ServerHandle {
             if self.mesh.post_from_outside(
                 target,
                 Box::new(move || {
-                    let _ = tx.send(crate::stats());
+                    let _ = tx.send(crate::metrics::stats());
                 }),
             ) {
                 asked += 1;
@@ -110,6 +111,14 @@ impl ServerHandle {
         }
         stats.sort_by_key(|s: &ShardStats| s.shard);
         stats
+    }
+
+    /// Runs `f` on shard `shard`, in its mesh phase, without waiting for it: for work an
+    /// embedding program does on a shard from outside (maintenance, diagnostics). False when
+    /// the shard's inbox is full or the shard has stopped. `f` holds the shard while it
+    /// runs, like any handler.
+    pub fn run_on_shard(&self, shard: usize, f: impl FnOnce() + Send + 'static) -> bool {
+        self.mesh.post_from_outside(shard, Box::new(f))
     }
 
     /// Every shard's steering state: connections placed on it, whether it is stalled now,

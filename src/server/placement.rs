@@ -1,6 +1,6 @@
 //! Which CPUs the shards run on.
 
-use crate::{Error, sys};
+use crate::{error::Error, sys};
 
 /// How many shards to start and where to pin them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

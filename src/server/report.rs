@@ -2,14 +2,13 @@
 
 use std::fmt;
 
-use crate::{ring::RingFeatures, sys};
+use crate::{driver::RingFeatures, sys};
 
 pub(crate) struct ShardReport {
     pub(crate) id: usize,
     pub(crate) cpu: Option<usize>,
     pub(crate) features: RingFeatures,
     pub(crate) pin_error: Option<String>,
-    pub(crate) admin_addr: Option<std::net::SocketAddr>,
 }
 
 /// Kernel, io_uring features in use, fallbacks taken, and the shard → CPU map.
@@ -67,7 +66,7 @@ impl StartupReport {
             warnings,
             nofile_limit: nofile.map(|l| l.soft),
             blocking_threads,
-            admin_addr: shards.iter().find_map(|s| s.admin_addr),
+            admin_addr: None,
             steering: String::new(),
         }
     }

@@ -2,7 +2,7 @@
 //! then run the loop until the server stops.
 
 use std::{
-    cell::{Cell, RefCell},
+    cell::RefCell,
     future::Future,
     rc::Rc,
     sync::{Arc, atomic::Ordering, mpsc},
@@ -12,27 +12,23 @@ use std::{
 use super::{
     builder::{ServerBuilder, ShardInfo},
     control::ServerControl,
+    drain::{STOP, ShardStop},
     handle::ServerHandle,
     placement,
     report::{ShardReport, StartupReport},
-    signals,
+    shard_loop::ShardLoop,
+    signals, watchdog,
 };
 use crate::{
-    Error,
-    blocking::{BlockingConfig, BlockingPool},
-    executor::{
-        remote::ShardRemote,
-        run_loop,
-        shard::{self, Drain, Shard},
-        task::Tasks,
-        watchdog,
-    },
-    mesh::{self, MeshShard},
-    metrics,
-    net::{NetState, TcpListener, steer::SteerShared},
-    ring::Ring,
+    blocking::{BlockingConfig, BlockingPool, POOL},
+    driver::Driver,
+    error::Error,
+    mesh::{self, MESH, MeshShard},
+    metrics::{self, REGISTRY},
+    net::{NET, NetShard, steer::SteerShared},
     sys,
-    time::{clock::Clock, wheel::TimerWheel},
+    task::{CORE, Core, remote::ShardRemote},
+    time::{TIMERS, Timers, clock::Clock},
 };
 
 type Setup<Fut> = dyn Fn(ShardInfo) -> Result<Fut, Error> + Send + Sync;
@@ -70,6 +66,15 @@ where
     let meshes = mesh::build(remotes.clone(), builder.mesh_capacity);
     let mesh_shared = meshes[0].shared.clone();
     let steer = Arc::new(SteerShared::new(builder.steering, count));
+
+    // Bound before the shards start, served by a thread of its own (see `metrics::admin`).
+    let admin = match builder.admin {
+        Some(addr) => {
+            Some(std::net::TcpListener::bind(addr).map_err(|source| Error::Bind { addr, source })?)
+        }
+        None => None,
+    };
+    let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
 
     let (ready_tx, ready_rx) = mpsc::channel::<Result<ShardReport, Error>>();
     let mut threads = Vec::with_capacity(count);
@@ -135,6 +140,7 @@ where
     }
     shards.sort_by_key(|s| s.id);
     let mut report = StartupReport::new(shards, nofile, blocking_threads);
+    report.admin_addr = admin_addr;
     report
         .fallbacks
         .extend(builder.early_fallbacks.iter().cloned());
@@ -150,12 +156,23 @@ where
     let watchdog = watchdog::spawn(
         remotes.clone(),
         control.clone(),
-        builder.stall_threshold,
-        builder.takeover(),
+        builder.stall_limits(),
         steer.clone(),
         mesh_shared.clone(),
     )
     .map_err(|e| Error::io("spawning the stall detector", e))?;
+    let admin_thread = match admin {
+        Some(listener) => {
+            let control = control.clone();
+            Some(
+                metrics::spawn_admin(listener, mesh_shared.clone(), move || {
+                    control.running_shards.load(Ordering::SeqCst) > 0
+                })
+                .map_err(|e| Error::io("spawning the admin thread", e))?,
+            )
+        }
+        None => None,
+    };
     let signal_thread = if builder.handle_signals {
         Some(
             signals::spawn(control.clone())
@@ -171,7 +188,7 @@ where
         report,
         mesh_shared,
         steer,
-        vec![Some(watchdog), signal_thread],
+        vec![Some(watchdog), signal_thread, admin_thread],
     ))
 }
 
@@ -211,57 +228,42 @@ where
             info.id
         ));
     }
-    let ring = match Ring::new(&builder.ring) {
-        Ok(ring) => ring,
+    let driver = match Driver::new(&builder.ring) {
+        Ok(driver) => driver,
         Err(e) => {
             let _ = ready.send(Err(e));
             return Ok(());
         }
     };
-    if ring.features.msg_ring {
-        remote.set_ring_fd(ring.fd());
+    if driver.features.msg_ring {
+        remote.set_ring_fd(driver.fd());
     }
     remote.set_tid(sys::cpu::current_tid());
-    let features = ring.features.clone();
-    let shard = Rc::new(Shard {
-        id: info.id,
-        count: info.count,
-        cpu: info.cpu,
-        remote,
-        ring: RefCell::new(ring),
-        tasks: RefCell::new(Tasks::default()),
-        timers: RefCell::new(TimerWheel::new()),
-        clock: Clock::system(),
-        net: NetState::new(builder.net.clone(), steer, info.id),
-        mesh,
-        blocking,
-        control: control.clone(),
-        drain: Drain::default(),
-        panics: Cell::new(0),
-        loop_stats: RefCell::default(),
-        service_metrics: RefCell::default(),
-    });
-    let _context = shard::enter(shard.clone());
-    let admin = match builder.admin.filter(|_| info.id == 0) {
-        Some(addr) => TcpListener::bind(addr)
-            .map(Some)
-            .map_err(|source| Error::Bind { addr, source }),
-        None => Ok(None),
-    };
-    let mut admin_addr = None;
-    match admin.and_then(|admin| setup(info).map(|main| (admin, main))) {
-        Ok((admin, main)) => {
-            if let Some(listener) = admin {
-                admin_addr = Some(listener.local_addr());
-                shard.spawn(metrics::serve_admin(listener));
-            }
-            shard.spawn(main);
+    let features = driver.features.clone();
+    // Each layer's state, lowest first; the guards clear them in the reverse order.
+    let core = Rc::new(Core::new(info.id, info.count, info.cpu, remote, driver));
+    let _core = CORE.enter(core.clone());
+    let timers = Rc::new(Timers::new(Clock::system()));
+    let _timers = TIMERS.enter(timers.clone());
+    let mesh = Rc::new(mesh);
+    let _mesh = MESH.enter(mesh.clone());
+    let _pool = POOL.enter(Rc::new(blocking));
+    let net = Rc::new(NetShard::new(core.clone(), builder.net.clone(), steer));
+    let _net = NET.enter(net.clone());
+    let _registry = REGISTRY.enter(Rc::new(RefCell::default()));
+    let stop = Rc::new(ShardStop::new(control.clone()));
+    let _stop = STOP.enter(stop.clone());
+    let mut shard = ShardLoop::new(core.clone(), timers, mesh.clone(), net, stop);
+    match setup(info) {
+        Ok(main) => {
+            core.spawn(main);
         }
         Err(e) => {
             let _ = ready.send(Err(e));
             // Close what setup may have opened before returning.
             control.stop_within(std::time::Duration::ZERO);
-            let _ = run_loop::run(&shard);
+            let _ = shard.run();
+            core.drop_all_tasks();
             return Ok(());
         }
     }
@@ -270,19 +272,18 @@ where
         cpu: info.cpu,
         features,
         pin_error,
-        admin_addr,
     }));
     drop(ready);
-    let result = run_loop::run(&shard).map_err(|source| Error::Shard {
+    let result = shard.run().map_err(|source| Error::Shard {
         shard: info.id,
         source,
     });
-    // Tasks hold `Rc<Shard>`; dropping them breaks the cycle so the ring and its fds close.
-    let leftover = shard.tasks.borrow_mut().drain_all();
-    drop(leftover);
+    // Tasks hold `Rc`s of the shard's state; dropping them breaks the cycles so the driver
+    // and its fds close.
+    core.drop_all_tasks();
     // Messages that came too late to run: dropped now, each tells its caller `Closed`
     // (instead of waiting for the last sender of this inbox to go).
-    shard.mesh.drop_undelivered();
+    mesh.drop_undelivered();
     if result.is_err() {
         // A shard that cannot go on takes the server down cleanly rather than silently.
         control.stop_within(std::time::Duration::ZERO);

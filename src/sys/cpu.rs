@@ -1,7 +1,6 @@
 //! CPU topology queries used to place one shard per core.
 
-use std::io;
-use std::mem;
+use std::{io, mem};
 
 use super::os_error;
 
@@ -30,7 +29,8 @@ pub(crate) fn online_cpus() -> usize {
 }
 
 /// The CPU the calling thread is running on right now, if the kernel says.
-pub(crate) fn current_cpu() -> Option<usize> {
+#[cfg(test)]
+fn current_cpu() -> Option<usize> {
     // SAFETY: sched_getcpu takes no arguments.
     let cpu = unsafe { libc::sched_getcpu() };
     usize::try_from(cpu).ok()
@@ -57,12 +57,6 @@ mod tests {
 pub(crate) fn current_tid() -> i32 {
     // SAFETY: gettid has no preconditions and cannot fail.
     unsafe { libc::gettid() }
-}
-
-/// How long thread `tid` of this process has waited for a CPU while runnable (run-queue
-/// delay, from `/proc/self/task/<tid>/schedstat`), in nanoseconds; `None` when unavailable.
-pub(crate) fn run_delay_ns(tid: i32) -> Option<u64> {
-    thread_sched(tid).map(|s| s.waited_ns)
 }
 
 /// What the scheduler has recorded of one thread.
@@ -114,13 +108,5 @@ mod schedstat_tests {
     fn the_calling_thread_is_runnable_while_it_reads_its_own_state() {
         let sched = thread_sched(current_tid()).expect("schedstat and stat readable");
         assert!(sched.runnable);
-    }
-
-    #[test]
-    fn the_calling_thread_has_a_run_delay() {
-        assert!(
-            run_delay_ns(current_tid()).is_some(),
-            "schedstat readable for our own thread"
-        );
     }
 }

@@ -1,8 +1,10 @@
 //! Cross-thread wake-up: an eventfd another shard writes to and this shard's
 //! ring reads from.
 
-use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::{
+    io,
+    os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd},
+};
 
 use super::os_error;
 
@@ -78,8 +80,9 @@ impl AsRawFd for EventFd {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use std::sync::Arc;
+
+    use super::*;
 
     #[test]
     fn notify_then_drain() {

@@ -1,8 +1,7 @@
 //! Facts about the running kernel and environment, for diagnosing why
 //! io_uring is unavailable or limited.
 
-use std::io;
-use std::mem;
+use std::{io, mem};
 
 use super::os_error;
 

@@ -8,7 +8,6 @@
 
 pub(crate) mod cpu;
 pub(crate) mod eventfd;
-pub(crate) mod fd;
 pub(crate) mod kernel;
 pub(crate) mod rlimit;
 pub(crate) mod signal;

@@ -1,9 +1,7 @@
 //! Termination-signal handling without handlers: SIGINT/SIGTERM are blocked
 //! in every thread and collected synchronously with `sigtimedwait`.
 
-use std::io;
-use std::mem;
-use std::time::Duration;
+use std::{io, mem, time::Duration};
 
 use super::os_error;
 
@@ -39,7 +37,8 @@ pub(crate) fn block_termination_signals() -> io::Result<libc::sigset_t> {
 }
 
 /// Restores a mask returned by [`block_termination_signals`].
-pub(crate) fn restore_mask(old: &libc::sigset_t) {
+#[cfg(test)]
+fn restore_mask(old: &libc::sigset_t) {
     // SAFETY: `old` is a valid sigset_t; SIG_SETMASK is a valid `how`, which
     // is the only failure mode (EINVAL), so the result carries no information.
     unsafe {

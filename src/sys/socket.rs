@@ -1,10 +1,11 @@
 //! TCP socket setup and `sockaddr` conversion; the I/O itself goes through
 //! io_uring, so sockets stay in blocking mode.
 
-use std::io;
-use std::mem;
-use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::{
+    io, mem,
+    net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, SocketAddrV4, SocketAddrV6},
+    os::fd::{FromRawFd, OwnedFd, RawFd},
+};
 
 use super::{os_error, with_context};
 
@@ -65,24 +66,6 @@ pub(crate) fn tcp_listener(addr: SocketAddr, opts: &ListenOptions) -> io::Result
         ));
     }
     Ok(fd)
-}
-
-/// Binds (without listening) a SO_REUSEPORT socket to `addr` to learn which port the
-/// kernel gives for port 0; while it is held, listeners of this user can join that port.
-pub(crate) fn reserve_port(addr: SocketAddr) -> io::Result<(OwnedFd, SocketAddr)> {
-    let fd = tcp_socket_for(&addr)?;
-    let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
-    set_bool_opt(raw, libc::SOL_SOCKET, libc::SO_REUSEADDR, true)?;
-    set_bool_opt(raw, libc::SOL_SOCKET, libc::SO_REUSEPORT, true)?;
-    let sa = SockAddrBuf::from_socket_addr(&addr);
-    // SAFETY: `sa` holds a valid sockaddr of `sa.len()` bytes for `addr`'s family, and it
-    // outlives the call.
-    let rc = unsafe { libc::bind(raw, sa.as_ptr(), sa.len()) };
-    if rc != 0 {
-        return Err(bind_error(io::Error::last_os_error(), addr));
-    }
-    let bound = local_addr(raw)?;
-    Ok((fd, bound))
 }
 
 /// Turns a `bind` failure into a message an operator can act on.
@@ -298,49 +281,6 @@ pub(crate) fn shutdown(fd: RawFd, how: Shutdown) -> io::Result<()> {
     Ok(())
 }
 
-/// Reads and clears the pending socket error (`SO_ERROR`), e.g. the outcome
-/// of a connect.
-pub(crate) fn take_socket_error(fd: RawFd) -> io::Result<Option<io::Error>> {
-    let mut value: libc::c_int = 0;
-    let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: `value` and `len` are live locals of the sizes the call expects.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_ERROR,
-            (&raw mut value).cast(),
-            &mut len,
-        )
-    };
-    if rc != 0 {
-        return Err(os_error(&format!("getsockopt SO_ERROR fd {fd}")));
-    }
-    Ok((value != 0).then(|| io::Error::from_raw_os_error(value)))
-}
-
-/// `SO_LINGER` with a zero timeout: `close` then sends RST instead of FIN.
-pub(crate) fn set_linger_zero(fd: RawFd) -> io::Result<()> {
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: `linger` is a live local of the size passed.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&raw const linger).cast(),
-            mem::size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        return Err(os_error(&format!("setsockopt SO_LINGER fd {fd}")));
-    }
-    Ok(())
-}
-
 fn set_bool_opt(fd: RawFd, level: libc::c_int, name: libc::c_int, on: bool) -> io::Result<()> {
     let value = libc::c_int::from(on);
     // SAFETY: `value` is a live c_int and we pass its exact size.
@@ -361,9 +301,12 @@ fn set_bool_opt(fd: RawFd, level: libc::c_int, name: libc::c_int, on: bool) -> i
 
 #[cfg(test)]
 mod tests {
+    use std::{
+        io::{Read, Write},
+        os::fd::AsRawFd,
+    };
+
     use super::*;
-    use std::io::{Read, Write};
-    use std::os::fd::AsRawFd;
 
     fn loopback0() -> SocketAddr {
         "127.0.0.1:0".parse().unwrap()
@@ -447,25 +390,10 @@ mod tests {
         );
         set_nodelay(client.as_raw_fd(), true).unwrap();
         assert!(client.nodelay().unwrap());
-        assert!(take_socket_error(client.as_raw_fd()).unwrap().is_none());
         client.write_all(b"x").unwrap();
         shutdown(client.as_raw_fd(), Shutdown::Write).unwrap();
         let mut got = Vec::new();
         server.read_to_end(&mut got).unwrap();
         assert_eq!(got, b"x");
-    }
-
-    #[test]
-    fn linger_zero_sends_reset() {
-        let l = tcp_listener(loopback0(), &ListenOptions::default()).unwrap();
-        let addr = local_addr(l.as_raw_fd()).unwrap();
-        let listener = std::net::TcpListener::from(l);
-        let client = std::net::TcpStream::connect(addr).unwrap();
-        let (mut server, _) = listener.accept().unwrap();
-        set_linger_zero(client.as_raw_fd()).unwrap();
-        drop(client);
-        let mut buf = [0u8; 8];
-        let err = server.read(&mut buf).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::ConnectionReset);
     }
 }

@@ -3,22 +3,70 @@
 //! The wheel has 1 ms resolution but no tick: the loop's wait in `io_uring_enter` ends at the
 //! next deadline (EXT_ARG timeout), so an idle shard sleeps until something is due.
 
+#![forbid(unsafe_code)]
+
 pub mod clock;
 mod send_sleep;
 #[allow(dead_code)] // `now_ms`/`is_empty` serve tests and diagnostics.
 pub(crate) mod wheel;
 
 use std::{
+    cell::RefCell,
     future::Future,
     pin::Pin,
     rc::Rc,
-    task::{Context, Poll},
+    task::{Context, Poll, Waker},
     time::{Duration, Instant},
 };
 
 pub use self::send_sleep::SendSleep;
-use self::wheel::TimerKey;
-use crate::executor::shard::{self, Shard};
+use self::{
+    clock::Clock,
+    wheel::{TimerKey, TimerWheel},
+};
+use crate::task::{self, local::ShardLocal};
+
+/// One shard's timers: the wheel of wakers and the clock that reads it.
+pub(crate) struct Timers {
+    pub(crate) wheel: RefCell<TimerWheel<Waker>>,
+    pub(crate) clock: Clock,
+}
+
+impl Timers {
+    pub(crate) fn new(clock: Clock) -> Self {
+        Timers {
+            wheel: RefCell::new(TimerWheel::new()),
+            clock,
+        }
+    }
+
+    /// The timers phase: wakes the tasks whose deadline is at or before `now`. `fired` is
+    /// the caller's scratch vector (kept to reuse its capacity).
+    pub(crate) fn fire(&self, now: Instant, fired: &mut Vec<Waker>) {
+        let now_ms = self.clock.ms_at(now);
+        self.wheel.borrow_mut().advance(now_ms, fired);
+        for waker in fired.drain(..) {
+            waker.wake();
+        }
+    }
+
+    /// How long from `now` until the next timer is due.
+    pub(crate) fn until_next(&self, now: Instant) -> Option<Duration> {
+        let next = self.wheel.borrow().next_deadline_ms()?;
+        Some(self.clock.until_ms_from(next, now))
+    }
+
+    pub(crate) fn armed(&self) -> usize {
+        self.wheel.borrow().len()
+    }
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Rc<Timers>>> = const { RefCell::new(None) };
+}
+
+/// The timers of the shard this thread runs.
+pub(crate) static TIMERS: ShardLocal<Timers> = ShardLocal::new(&CURRENT);
 
 /// When the current shard's loop last woke from its wait, which begins the iteration that
 /// runs now: the loop reads the clock then, and everything that runs in the iteration may
@@ -29,15 +77,15 @@ use crate::executor::shard::{self, Shard};
 /// timestamps and for deadlines that may only err early, not to time work done within one
 /// iteration. Off a shard it reads the clock.
 pub fn now() -> Instant {
-    shard::iteration_now().unwrap_or_else(Instant::now)
+    task::iteration_now().unwrap_or_else(Instant::now)
 }
 
 /// Completes after `duration` (rounded up to the next millisecond).
 pub fn sleep(duration: Duration) -> Sleep {
-    let shard = shard::current();
-    let deadline_ms = shard.clock.deadline_ms_after(duration);
+    let timers = TIMERS.current();
+    let deadline_ms = timers.clock.deadline_ms_after(duration);
     Sleep {
-        shard,
+        timers,
         deadline_ms,
         key: None,
     }
@@ -45,7 +93,7 @@ pub fn sleep(duration: Duration) -> Sleep {
 
 /// The future of [`sleep`].
 pub struct Sleep {
-    shard: Rc<Shard>,
+    timers: Rc<Timers>,
     deadline_ms: u64,
     key: Option<TimerKey>,
 }
@@ -53,9 +101,9 @@ pub struct Sleep {
 impl Sleep {
     /// Moves the deadline to `duration` from now (reuses the timer).
     pub fn reset(&mut self, duration: Duration) {
-        self.deadline_ms = self.shard.clock.deadline_ms_after(duration);
+        self.deadline_ms = self.timers.clock.deadline_ms_after(duration);
         if let Some(key) = self.key
-            && !self.shard.timers.borrow_mut().reset(key, self.deadline_ms)
+            && !self.timers.wheel.borrow_mut().reset(key, self.deadline_ms)
         {
             self.key = None;
         }
@@ -63,7 +111,7 @@ impl Sleep {
 
     /// True once the deadline has passed.
     pub fn is_elapsed(&self) -> bool {
-        self.shard.clock.now_ms() >= self.deadline_ms
+        self.timers.clock.now_ms() >= self.deadline_ms
     }
 }
 
@@ -72,13 +120,13 @@ impl Future for Sleep {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = &mut *self;
-        if this.shard.clock.now_ms() >= this.deadline_ms {
+        if this.timers.clock.now_ms() >= this.deadline_ms {
             if let Some(key) = this.key.take() {
-                this.shard.timers.borrow_mut().remove(key);
+                this.timers.wheel.borrow_mut().remove(key);
             }
             return Poll::Ready(());
         }
-        let mut timers = this.shard.timers.borrow_mut();
+        let mut timers = this.timers.wheel.borrow_mut();
         if let Some(key) = this.key
             && let Some(waker) = timers.get_mut(key)
         {
@@ -95,7 +143,7 @@ impl Future for Sleep {
 impl Drop for Sleep {
     fn drop(&mut self) {
         if let Some(key) = self.key.take()
-            && let Ok(mut timers) = self.shard.timers.try_borrow_mut()
+            && let Ok(mut timers) = self.timers.wheel.try_borrow_mut()
         {
             timers.remove(key);
         }
@@ -134,10 +182,10 @@ pub async fn timeout<F: Future>(duration: Duration, future: F) -> Result<F::Outp
 /// Missed ticks (a stalled shard) are skipped, not bunched.
 pub fn interval(period: Duration) -> Interval {
     assert!(!period.is_zero(), "interval period must be > 0");
-    let shard = shard::current();
-    let next_ms = shard.clock.deadline_ms_after(Duration::ZERO);
+    let timers = TIMERS.current();
+    let next_ms = timers.clock.deadline_ms_after(Duration::ZERO);
     Interval {
-        shard,
+        timers,
         period_ms: period.as_millis().max(1) as u64,
         next_ms,
     }
@@ -145,7 +193,7 @@ pub fn interval(period: Duration) -> Interval {
 
 /// The stream of [`interval`] ticks.
 pub struct Interval {
-    shard: Rc<Shard>,
+    timers: Rc<Timers>,
     period_ms: u64,
     next_ms: u64,
 }
@@ -153,16 +201,16 @@ pub struct Interval {
 impl Interval {
     /// Waits for the next tick (the first completes at once).
     pub async fn tick(&mut self) {
-        let now_ms = self.shard.clock.now_ms();
+        let now_ms = self.timers.clock.now_ms();
         if self.next_ms > now_ms {
             Sleep {
-                shard: self.shard.clone(),
+                timers: self.timers.clone(),
                 deadline_ms: self.next_ms,
                 key: None,
             }
             .await;
         }
-        let now_ms = self.shard.clock.now_ms();
+        let now_ms = self.timers.clock.now_ms();
         self.next_ms += self.period_ms;
         if self.next_ms <= now_ms {
             let behind = (now_ms - self.next_ms) / self.period_ms + 1;

@@ -21,8 +21,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::{clock::Clock, wheel::TimerKey};
-use crate::executor::shard;
+use super::{TIMERS, Timers, clock::Clock, wheel::TimerKey};
+use crate::task;
 
 thread_local! {
     /// This thread's id, read without `thread::current()`'s reference count.
@@ -72,13 +72,13 @@ impl SendSleep {
         let Some(armed) = self.armed.as_mut() else {
             return;
         };
-        let Some(shard) = shard::try_current().filter(|_| armed.thread == here()) else {
+        let Some(shard) = TIMERS.try_current().filter(|_| armed.thread == here()) else {
             self.armed = None;
             return;
         };
         armed.deadline_ms = deadline_ms(&shard, deadline);
         if let Some(key) = armed.key
-            && !shard.timers.borrow_mut().reset(key, armed.deadline_ms)
+            && !shard.wheel.borrow_mut().reset(key, armed.deadline_ms)
         {
             armed.key = None;
         }
@@ -86,10 +86,10 @@ impl SendSleep {
 }
 
 /// `deadline` on the shard's clock, rounded up; no clock read for the system clock.
-fn deadline_ms(shard: &shard::Shard, deadline: Instant) -> u64 {
-    match &shard.clock {
+fn deadline_ms(timers: &Timers, deadline: Instant) -> u64 {
+    match &timers.clock {
         Clock::System { origin } => ceil_ms(deadline.saturating_duration_since(*origin)),
-        Clock::Manual(_) => shard
+        Clock::Manual(_) => timers
             .clock
             .deadline_ms_after(deadline.saturating_duration_since(Instant::now())),
     }
@@ -103,7 +103,7 @@ impl Future for SendSleep {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let shard = shard::try_current().expect(
+        let shard = TIMERS.try_current().expect(
             "percore: a SendSleep must be polled on a percore shard (no shard runs this thread)",
         );
         let this = &mut *self;
@@ -116,10 +116,10 @@ impl Future for SendSleep {
                 key: None,
             }),
         };
-        let mut timers = shard.timers.borrow_mut();
+        let mut timers = shard.wheel.borrow_mut();
         // The iteration's clock reading: no clock read per poll. It may trail the real time;
         // the wheel, which fires on the real time, covers that case below.
-        let now = shard::iteration_now().unwrap_or_else(Instant::now);
+        let now = task::iteration_now().unwrap_or_else(Instant::now);
         if shard.clock.ms_at(now) >= armed.deadline_ms {
             if let Some(key) = armed.key.take() {
                 timers.remove(key);
@@ -156,8 +156,8 @@ impl Drop for SendSleep {
         if thread != here() {
             return;
         }
-        if let Some(shard) = shard::try_current()
-            && let Ok(mut timers) = shard.timers.try_borrow_mut()
+        if let Some(shard) = TIMERS.try_current()
+            && let Ok(mut timers) = shard.wheel.try_borrow_mut()
         {
             timers.remove(key);
         }

@@ -125,6 +125,19 @@ struct ShardArgs {
     /// and those queued on its listeners go to other shards (default: stall-ms / 5, ≥ 2).
     #[arg(long)]
     takeover_ms: Option<u64>,
+    /// Seconds a shard may stay stalled in one loop iteration before health checks
+    /// (`/healthz` of the HTTP service and of the admin listener) answer 503 naming it.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
+    unhealthy_after: Duration,
+    /// Seconds a shard may stay stalled before calls to it from other shards (kv commands
+    /// for keys it owns) fail with an error instead of waiting.
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_secs)]
+    mesh_timeout: Duration,
+    /// Exit with status 75 (and one error line naming the shard and its route) when a shard
+    /// has been stalled this many seconds, so that a supervisor restarts the process.
+    /// Default: off.
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    abort_after: Option<Duration>,
     /// Connection steering: `reuseport` (kernel 4-tuple hash), `cpu` (the listener of the
     /// CPU that took the connection, a cBPF program) or `balanced` (the least-loaded shard).
     #[arg(long, default_value = "reuseport", value_parser = parse_steering)]
@@ -153,6 +166,9 @@ impl ShardArgs {
             })
             .drain_timeout(Duration::from_secs(self.drain_timeout_secs))
             .stall_threshold(Duration::from_millis(self.stall_ms.max(1)))
+            .unhealthy_after(self.unhealthy_after)
+            .mesh_timeout(self.mesh_timeout)
+            .abort_after(self.abort_after)
             .steering(self.steer);
         let builder = match self.takeover_ms {
             Some(ms) => builder.takeover_threshold(Duration::from_millis(ms.max(1))),
@@ -168,6 +184,14 @@ impl ShardArgs {
 
 fn parse_steering(s: &str) -> Result<Steering, String> {
     s.parse()
+}
+
+/// Seconds, whole or fractional (`10`, `0.5`), more than zero and at most a day.
+fn parse_secs(s: &str) -> Result<Duration, String> {
+    match s.parse::<f64>() {
+        Ok(secs) if secs > 0.0 && secs <= 86_400.0 => Ok(Duration::from_secs_f64(secs)),
+        _ => Err(format!("`{s}` is not a number of seconds in (0, 86400]")),
+    }
 }
 
 fn main() -> ExitCode {

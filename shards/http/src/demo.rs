@@ -15,10 +15,11 @@ const TEXT: &[(&str, &str)] = &[("Content-Type", "text/plain")];
 const JSON: &[(&str, &str)] = &[("Content-Type", "application/json")];
 const BYTES: &[(&str, &str)] = &[("Content-Type", "application/octet-stream")];
 
-/// `GET /` → `Hello, World!`; `GET /json`; `GET /healthz`; `POST /echo` echoes the body;
-/// `GET /hello/{name}` greets `name` (percent-decoded);
+/// `GET /` → `Hello, World!`; `GET /json`; `GET /healthz` (see [`healthz`]); `POST /echo`
+/// echoes the body; `GET /hello/{name}` greets `name` (percent-decoded);
 /// `GET /work?ms=N` burns N ms of CPU (Node's `while(true){}` stand-in) where the adaptive
-/// rule says (see [`work`]), `&offload=1` on the blocking pool, `&inline=1` on the shard;
+/// rule says (see [`work`]), `&offload=1` on the blocking pool, `&inline=1` on the shard,
+/// `&block=1` sleeps N ms in a blocking syscall on the shard (a stall that does not compute);
 /// `GET /stream?chunks=N&size=S` streams a body in N parts (see [`stream`]).
 pub fn router() -> Router {
     Router::new()
@@ -32,11 +33,7 @@ pub fn router() -> Router {
             headers: JSON,
             body: br#"{"message":"Hello, World!"}"#,
         })
-        .route("GET", "/healthz", |_| Response {
-            status: 200,
-            headers: TEXT,
-            body: b"ok\n",
-        })
+        .route_async("GET", "/healthz", healthz)
         .route_ref("POST", "/echo", |request| Response {
             status: 200,
             headers: BYTES,
@@ -106,9 +103,21 @@ thread_local! {
     static WORK: Rc<Offload> = Rc::new(Offload::adaptive().label("GET /work"));
 }
 
+/// `GET /healthz`: `200 ok` while every shard runs; `503` with a JSON body naming the stuck
+/// shards once one has been stalled longer than the server's `unhealthy_after` (answered by
+/// any shard that is not stuck, from the stall detector's shared state).
+pub async fn healthz(_: OwnedRequest) -> OwnedResponse {
+    match percore::metrics::health_check() {
+        (200, _) => OwnedResponse::new(200, "ok\n").header("Content-Type", "text/plain"),
+        (status, body) => {
+            OwnedResponse::new(status, body).header("Content-Type", "application/json")
+        }
+    }
+}
+
 /// `GET /work?ms=N`: N ms of CPU where the route's history says ([`Offload`]: inline until a
 /// burn overruns the 5 ms budget, then on the blocking pool); `&offload=1` forces the pool,
-/// `&inline=1` the shard.
+/// `&inline=1` the shard; `&block=1` sleeps in a blocking syscall on the shard.
 pub async fn work(request: OwnedRequest) -> OwnedResponse {
     let Some(ms) = request
         .query_param("ms")
@@ -117,6 +126,12 @@ pub async fn work(request: OwnedRequest) -> OwnedResponse {
     else {
         return OwnedResponse::new(400, format!("ms must be an integer in 0..={MAX_WORK_MS}\n"));
     };
+    if request.query_param("block") == Some(b"1") {
+        // Deliberately blocks the shard in a syscall: what a handler calling blocking I/O does.
+        std::thread::sleep(Duration::from_millis(ms));
+        return OwnedResponse::new(200, format!("blocked the shard for {ms} ms\n"))
+            .header("Content-Type", "text/plain");
+    }
     let offload = WORK.with(Rc::clone);
     let burned = if request.query_param("offload") == Some(b"1") {
         offload.run_on_pool(move || burn(ms)).await

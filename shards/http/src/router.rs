@@ -33,6 +33,10 @@
 //!   through a [`ResponseWriter`] (chunked for HTTP/1.1 unless it gives a length), with
 //!   backpressure from the client's reading.
 //!
+//! Each route is labelled "METHOD /path" for the stall detector: when the router dispatches a
+//! request it names the route in its shard's label slot (one relaxed store; the loop clears
+//! it when the iteration ends), so a shard stuck in a handler is reported with its route.
+//!
 //! CPU-heavy work belongs in `route_blocking` (or `route_offload`): it runs inline while it
 //! is fast and moves to the blocking pool once a run overruns its budget (see [`Offload`]);
 //! or in an async handler that awaits `percore::spawn_blocking(...)`. A plain sync handler
@@ -44,6 +48,7 @@ mod table;
 use std::{fmt, future::Future, pin::Pin, rc::Rc, sync::Arc};
 
 pub use owned::{OwnedRequest, query_param};
+use percore::task::label::{Label, LabelSlot, label_slot};
 use table::RouteKey;
 
 use crate::{
@@ -65,8 +70,15 @@ pub type AsyncHandler = Rc<dyn Fn(OwnedRequest) -> Pin<Box<dyn Future<Output = O
 pub type StreamHandler =
     Rc<dyn Fn(OwnedRequest, ResponseWriter) -> Pin<Box<dyn Future<Output = ()>>>>;
 
+/// A registered route: its handler and its name for the stall detector.
 #[derive(Clone)]
-enum Route {
+struct Route {
+    kind: Kind,
+    label: Label,
+}
+
+#[derive(Clone)]
+enum Kind {
     Sync(Handler),
     Ref(RefHandler),
     Async(AsyncHandler),
@@ -117,6 +129,8 @@ pub struct Router {
     not_found: OwnedResponse,
     method_not_allowed: OwnedResponse,
     errors: Vec<RouteError>,
+    /// The label slot of the shard that made the router (`None` off a shard).
+    slot: Option<LabelSlot>,
 }
 
 const TEXT: &[(&str, &str)] = &[("Content-Type", "text/plain")];
@@ -135,6 +149,7 @@ impl Default for Router {
                 ..OwnedResponse::new(405, "method not allowed\n")
             },
             errors: Vec::new(),
+            slot: label_slot(),
         }
     }
 }
@@ -151,7 +166,7 @@ impl Router {
         F: Fn(&Request<'_>) -> R + 'static,
         R: IntoResponse,
     {
-        self.add(method, path, Route::Sync(sync_handler(handler)))
+        self.add(method, path, Kind::Sync(sync_handler(handler)))
     }
 
     /// Adds a sync route whose [`Response`] may borrow from the request (its body, say),
@@ -162,7 +177,7 @@ impl Router {
         path: &str,
         handler: impl for<'r> Fn(&Request<'r>) -> Response<'r> + 'static,
     ) -> Self {
-        self.add(method, path, Route::Ref(Rc::new(handler)))
+        self.add(method, path, Kind::Ref(Rc::new(handler)))
     }
 
     /// Adds an async route (see the module docs).
@@ -172,7 +187,7 @@ impl Router {
         Fut: Future + 'static,
         Fut::Output: IntoResponse,
     {
-        self.add(method, path, Route::Async(boxed_async(handler)))
+        self.add(method, path, Kind::Async(boxed_async(handler)))
     }
 
     /// Adds a sync route for CPU-heavy work, run where its history says ([`Offload`]:
@@ -215,7 +230,7 @@ impl Router {
     {
         let boxed: StreamHandler =
             Rc::new(move |request, writer| Box::pin(handler(request, writer)));
-        self.add(method, path, Route::Stream(boxed))
+        self.add(method, path, Kind::Stream(boxed))
     }
 
     /// Answers every request whose path matches no route (any method) instead of the 404.
@@ -224,7 +239,10 @@ impl Router {
         F: Fn(&Request<'_>) -> R + 'static,
         R: IntoResponse,
     {
-        self.fallback = Some(Route::Sync(sync_handler(handler)));
+        self.fallback = Some(Route {
+            kind: Kind::Sync(sync_handler(handler)),
+            label: Label::new("fallback"),
+        });
         self
     }
 
@@ -235,7 +253,10 @@ impl Router {
         Fut: Future + 'static,
         Fut::Output: IntoResponse,
     {
-        self.fallback = Some(Route::Async(boxed_async(handler)));
+        self.fallback = Some(Route {
+            kind: Kind::Async(boxed_async(handler)),
+            label: Label::new("fallback"),
+        });
         self
     }
 
@@ -267,8 +288,12 @@ impl Router {
         &self.errors
     }
 
-    fn add(mut self, method: &str, path: &str, route: Route) -> Self {
+    fn add(mut self, method: &str, path: &str, kind: Kind) -> Self {
         let key = RouteKey { method, path };
+        let route = Route {
+            kind,
+            label: Label::new(&format!("{method} {path}")),
+        };
         if let Err(reason) = self.table.insert(key, route) {
             self.errors.push(RouteError {
                 route: format!("{method} {path}"),
@@ -285,7 +310,7 @@ impl Router {
             return self.unmatched();
         };
         let found = match routes.get(request.method()) {
-            Some(route) => found(route),
+            Some(route) => self.found(route),
             None => Found::MethodNotAllowed(&self.method_not_allowed, routes.allow()),
         };
         match raw {
@@ -299,10 +324,24 @@ impl Router {
         }
     }
 
+    /// The handler of `route`, named in the shard's label slot first.
+    #[inline]
+    fn found<'a>(&self, route: &'a Route) -> Found<'a> {
+        if let Some(slot) = &self.slot {
+            slot.set(route.label);
+        }
+        match &route.kind {
+            Kind::Sync(handler) => Found::Sync(handler),
+            Kind::Ref(handler) => Found::Ref(handler),
+            Kind::Async(handler) => Found::Async(handler),
+            Kind::Stream(handler) => Found::Stream(handler),
+        }
+    }
+
     #[cold]
     fn unmatched<'p>(&self) -> Match<'_, 'p> {
         let found = match &self.fallback {
-            Some(route) => found(route),
+            Some(route) => self.found(route),
             None => Found::NotFound(&self.not_found),
         };
         Match {
@@ -362,14 +401,7 @@ fn with_params<'a, 'p>(found: Found<'a>, raw: matchit::Params<'a, 'p>) -> Match<
     }
 }
 
-fn found(route: &Route) -> Found<'_> {
-    match route {
-        Route::Sync(handler) => Found::Sync(handler),
-        Route::Ref(handler) => Found::Ref(handler),
-        Route::Async(handler) => Found::Async(handler),
-        Route::Stream(handler) => Found::Stream(handler),
-    }
-}
+
 
 fn sync_handler<F, R>(handler: F) -> Handler
 where

@@ -43,7 +43,12 @@ where
 }
 
 fn mesh_error(out: &mut Vec<u8>, e: &MeshError) {
-    resp::error(out, &format!("ERR a shard is unavailable: {e}"));
+    match e {
+        MeshError::Unavailable(n) => {
+            resp::error(out, &format!("TRYAGAIN shard {n} is unavailable"))
+        }
+        e => resp::error(out, &format!("ERR a shard is unavailable: {e}")),
+    }
 }
 
 /// DEL, EXISTS, MGET, MSET with keys on several shards.

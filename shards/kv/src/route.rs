@@ -174,6 +174,8 @@ async fn run_segment(conn: &mut Conn, segment: Vec<Item>, out: &mut Vec<u8>) {
         replies[shard] = match result {
             Ok(Ok(reply)) => Ok((reply, 0, 0)),
             Ok(Err(panic)) => Err(format!("ERR command failed on shard {shard}: {panic}")),
+            // Stuck past the mesh timeout: a retryable error, never a hang.
+            Err(MeshError::Unavailable(n)) => Err(format!("TRYAGAIN shard {n} is unavailable")),
             Err(e) => Err(format!("ERR shard {shard} unavailable: {e}")),
         };
     }

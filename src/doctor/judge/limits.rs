@@ -5,7 +5,7 @@ use crate::{
         Check, DoctorConfig,
         facts::{Facts, Rlimit},
     },
-    ring::RingConfig,
+    driver::RingConfig,
     sys::kernel::KernelVersion,
 };
 

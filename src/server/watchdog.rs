@@ -1,6 +1,6 @@
 //! The stall detector: a thread that notices a shard whose loop iteration has run longer
-//! than the threshold (default 100 ms), counts it once per iteration, and logs a warning,
-//! at most once a second per shard.
+//! than the threshold (default 100 ms), counts it once per iteration, and logs a warning
+//! (again at 1 s, 10 s, 60 s and every minute while it lasts).
 //!
 //! Each shard publishes when its current iteration began (`ShardRemote::busy_since`, 0 while
 //! it waits in the kernel): two relaxed stores per iteration, the only shared writes of the
@@ -17,50 +17,64 @@
 //! the shared steering state, so no shard places a new connection on it, and while the mark
 //! lasts the watchdog polls its listeners and takes the connections that queue there,
 //! handing each to a healthy shard through the mesh. A new connection then waits at most
-//! about the takeover threshold behind a computing handler, not the whole computation. Stalls
-//! are logged (again each second while they last) and so are recoveries.
+//! about the takeover threshold behind a computing handler, not the whole computation.
+//!
+//! While a stall lasts the detector says so, every round, without waiting for the iteration
+//! to end: it publishes how long the shard has been stalled (`StallState`, read by the
+//! metrics, the health checks and the mesh), marks it *stuck* past `unhealthy_after` (health
+//! checks answer 503) and *unavailable* past the mesh timeout (calls to it fail), and logs
+//! the stall when it is found and again at 1 s, 10 s, 60 s and each minute after, naming the
+//! route or task the shard runs when the service labelled it. Past `abort_after` (off by
+//! default) it ends the process with [`EXIT_SHARD_STUCK`]: a thread stuck in user code
+//! cannot be stopped safely from outside (nothing unwinds it, and killing it would leave its
+//! locks, its ring and its connections half-way), so the process is the unit of restart.
 
 use std::{
-    sync::{Arc, OnceLock, atomic::Ordering},
+    sync::{Arc, atomic::Ordering},
     thread,
     time::{Duration, Instant},
 };
 
-use super::remote::ShardRemote;
+use super::control::ServerControl;
 use crate::{
     mesh::MeshShared,
     net::{
         listener::deliver_here,
         steer::{SteerShared, Takeover},
     },
-    server::control::ServerControl,
     sys::cpu::ThreadSched,
+    task::remote::{ShardRemote, now_ns},
 };
 
-/// Nanoseconds since the process's first call: the clock of `busy_since`.
-pub(crate) fn now_ns() -> u64 {
-    ns_at(Instant::now())
-}
+/// The exit status of a process ended because a shard stayed stuck past `abort_after`
+/// (`EX_TEMPFAIL`: a supervisor should start it again).
+pub const EXIT_SHARD_STUCK: i32 = 75;
 
-/// [`now_ns`] for a reading the caller already took.
-pub(crate) fn ns_at(at: Instant) -> u64 {
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    // +1 so that 0 can mean "not busy".
-    at.saturating_duration_since(*EPOCH.get_or_init(Instant::now))
-        .as_nanos() as u64
-        + 1
+/// How long a stall may last before each consequence.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct StallLimits {
+    /// Counted and logged past this.
+    pub(crate) threshold: Duration,
+    /// No new connections past this.
+    pub(crate) takeover: Duration,
+    /// Health checks fail past this.
+    pub(crate) unhealthy_after: Duration,
+    /// Mesh calls to the shard fail past this.
+    pub(crate) mesh_timeout: Duration,
+    /// The process exits past this, when set.
+    pub(crate) abort_after: Option<Duration>,
 }
 
 /// Starts the watchdog; it ends once every shard has stopped.
 pub(crate) fn spawn(
     remotes: Vec<Arc<ShardRemote>>,
     control: Arc<ServerControl>,
-    threshold: Duration,
-    takeover: Duration,
+    limits: StallLimits,
     steer: Arc<SteerShared>,
     mesh: Arc<MeshShared>,
 ) -> std::io::Result<thread::JoinHandle<()>> {
-    let takeover = takeover.min(threshold);
+    let threshold = limits.threshold;
+    let takeover = limits.takeover.min(threshold);
     // At most 10 ms, so the loop lag that balanced placement reads stays fresh.
     let period = (takeover / 4).clamp(Duration::from_millis(1), Duration::from_millis(10));
     thread::Builder::new()
@@ -70,8 +84,8 @@ pub(crate) fn spawn(
                 threshold_ns: threshold.as_nanos() as u64,
                 takeover_ns: takeover.as_nanos() as u64,
                 threshold,
+                limits,
                 watches: vec![Watch::default(); remotes.len()],
-                last_warning: vec![None; remotes.len()],
                 lag_peaks: vec![(0, Instant::now()); remotes.len()],
             };
             let mut takeover = TakeoverState::default();
@@ -83,6 +97,9 @@ pub(crate) fn spawn(
                 }
                 for (i, remote) in remotes.iter().enumerate() {
                     detector.check(i, remote, &steer);
+                    if detector.became_unavailable(i) {
+                        mesh.fail_calls_to(i);
+                    }
                 }
             }
         })
@@ -94,8 +111,8 @@ struct Detector {
     /// Iteration age past which the shard gets no new connections (≤ the stall threshold).
     takeover_ns: u64,
     threshold: Duration,
+    limits: StallLimits,
     watches: Vec<Watch>,
-    last_warning: Vec<Option<Instant>>,
     /// Each shard's last loop-lag peak (µs) and when it was seen, for the fading lag.
     lag_peaks: Vec<(u64, Instant)>,
 }
@@ -114,6 +131,7 @@ impl Detector {
                     stalled_ms,
                     "shard recovered from a stall; it takes new connections again"
                 );
+                remote.stall.publish(0, false, false);
             }
             load.set_stalled(false);
         }
@@ -126,15 +144,14 @@ impl Detector {
             *watch = Watch {
                 since,
                 sched_at_start: thread_sched(remote.tid()),
-                skipped: false,
-                counted: false,
+                ..Watch::default()
             };
         }
         let wall_ns = now.saturating_sub(since);
         self.publish_lag(i, load, wall_ns / 1000);
         let watch = &mut self.watches[i];
         if watch.counted {
-            self.warn(i, remote, wall_ns, 0);
+            self.publish(i, remote, wall_ns);
             return;
         }
         if wall_ns < self.takeover_ns || (watch.skipped && wall_ns < self.threshold_ns) {
@@ -152,8 +169,45 @@ impl Detector {
         if is_stall(wall_ns, waited_ns, self.threshold_ns) {
             watch.counted = true;
             remote.count_stall();
-            self.warn(i, remote, wall_ns, waited_ns);
+            self.warn(remote, wall_ns, waited_ns);
+            self.watches[i].next_report = next_report_after(Duration::from_nanos(wall_ns));
+            self.publish(i, remote, wall_ns);
         }
+    }
+
+    /// Publishes a counted stall's state while it lasts, logs it at each report time, and
+    /// ends the process past `abort_after`.
+    fn publish(&mut self, i: usize, remote: &ShardRemote, wall_ns: u64) {
+        let stalled = Duration::from_nanos(wall_ns);
+        let stuck = stalled >= self.limits.unhealthy_after;
+        let unavailable = stalled >= self.limits.mesh_timeout;
+        remote
+            .stall
+            .publish(stalled.as_millis().max(1) as u64, stuck, unavailable);
+        let watch = &mut self.watches[i];
+        watch.unavailable_now = unavailable && !watch.unavailable;
+        watch.unavailable = unavailable;
+        if stalled >= watch.next_report {
+            watch.next_report = next_report_after(stalled);
+            self.warn(remote, wall_ns, 0);
+        }
+        if let Some(abort_after) = self.limits.abort_after
+            && stalled >= abort_after
+        {
+            tracing::error!(
+                shard = remote.id,
+                task = remote.label().unwrap_or("unknown"),
+                stalled_ms = stalled.as_millis() as u64,
+                exit_code = EXIT_SHARD_STUCK,
+                "shard stuck past --abort-after {abort_after:?}: exiting so that a supervisor restarts the process (a stuck thread cannot be stopped safely)"
+            );
+            std::process::exit(EXIT_SHARD_STUCK);
+        }
+    }
+
+    /// Whether shard `i` became unavailable in this round (its callers are failed once).
+    fn became_unavailable(&mut self, i: usize) -> bool {
+        std::mem::take(&mut self.watches[i].unavailable_now)
     }
 
     /// Publishes the shard's recent loop lag: the current iteration's age, or the last peak
@@ -170,20 +224,30 @@ impl Detector {
         load.set_lag_us(current_us.max(faded_us));
     }
 
-    /// Reports a stalled shard, at most once a second while the stall lasts.
-    fn warn(&mut self, i: usize, remote: &ShardRemote, wall_ns: u64, waited_ns: u64) {
-        if self.last_warning[i].is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
-            return;
-        }
-        self.last_warning[i] = Some(Instant::now());
+    /// Reports a stalled shard: what it runs and for how long.
+    fn warn(&self, remote: &ShardRemote, wall_ns: u64, waited_ns: u64) {
         tracing::warn!(
             shard = remote.id,
+            task = remote.label().unwrap_or("unknown"),
             running_ms = wall_ns / 1_000_000,
             waiting_for_cpu_ms = waited_ns / 1_000_000,
             "shard stalled: one loop iteration has run longer than {:?} (a handler that computes or blocks; move such work to spawn_blocking); new connections go to other shards until it recovers",
             self.threshold
         );
     }
+}
+
+/// When a stall of `stalled` is next logged: at 1 s, 10 s, 60 s, then every minute.
+fn next_report_after(stalled: Duration) -> Duration {
+    const STEPS: [Duration; 3] = [
+        Duration::from_secs(1),
+        Duration::from_secs(10),
+        Duration::from_secs(60),
+    ];
+    STEPS
+        .into_iter()
+        .find(|step| *step > stalled)
+        .unwrap_or_else(|| Duration::from_secs((stalled.as_secs() / 60 + 1) * 60))
 }
 
 /// How long a loop-lag peak keeps counting in a shard's load after its iteration ended.
@@ -292,6 +356,12 @@ struct Watch {
     skipped: bool,
     /// Already counted as a stall (once per iteration).
     counted: bool,
+    /// When the stall is logged next.
+    next_report: Duration,
+    /// Stalled past the mesh timeout.
+    unavailable: bool,
+    /// Became unavailable in the last round.
+    unavailable_now: bool,
 }
 
 fn thread_sched(tid: i32) -> Option<ThreadSched> {
@@ -326,7 +396,19 @@ fn is_stall(wall_ns: u64, waited_for_cpu_ns: u64, threshold_ns: u64) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{ThreadSched, is_stall, not_its_own_ns};
+    use std::time::Duration;
+
+    use super::{ThreadSched, is_stall, next_report_after, not_its_own_ns};
+
+    #[test]
+    fn a_stall_is_logged_again_at_growing_intervals() {
+        let s = Duration::from_secs;
+        assert_eq!(next_report_after(Duration::from_millis(100)), s(1));
+        assert_eq!(next_report_after(s(1)), s(10));
+        assert_eq!(next_report_after(s(10)), s(60));
+        assert_eq!(next_report_after(s(60)), s(120));
+        assert_eq!(next_report_after(s(150)), s(180));
+    }
 
     const MS: u64 = 1_000_000;
 

@@ -21,9 +21,10 @@ use std::{
 };
 
 use super::{
+    core,
     remote::{ShardRemote, TaskRef},
-    shard,
 };
+use crate::slab::Slab;
 
 pub(crate) struct TaskHeader {
     task: TaskRef,
@@ -48,9 +49,7 @@ impl Wake for TaskHeader {
         if self.done.load(Ordering::Acquire) || self.queued.swap(true, Ordering::AcqRel) {
             return;
         }
-        if shard::current_shard_id() == Some(self.remote.id) {
-            shard::push_local(self.task);
-        } else {
+        if !core::wake_local(self.remote.id, self.task) {
             self.remote.wake_task(self.task);
         }
     }
@@ -62,17 +61,11 @@ pub(crate) struct Task {
     pub(crate) header: Arc<TaskHeader>,
 }
 
-struct Slot {
-    generation: u32,
-    task: Option<Task>,
-}
-
-/// The shard's tasks. Only the shard's thread touches it.
+/// The shard's tasks. Only the shard's thread touches it. A task being polled is taken
+/// out of its slot (so the poll may spawn or touch the table) and its slot stays reserved.
 #[derive(Default)]
 pub(crate) struct Tasks {
-    slots: Vec<Slot>,
-    free: Vec<u32>,
-    live: usize,
+    slots: Slab<Option<Task>>,
 }
 
 impl Tasks {
@@ -82,78 +75,66 @@ impl Tasks {
         future: Pin<Box<dyn Future<Output = ()>>>,
         remote: &Arc<ShardRemote>,
     ) -> TaskRef {
-        let index = match self.free.pop() {
-            Some(index) => index,
-            None => {
-                self.slots.push(Slot {
-                    generation: 0,
-                    task: None,
-                });
-                (self.slots.len() - 1) as u32
-            }
-        };
-        let slot = &mut self.slots[index as usize];
-        slot.generation = slot.generation.wrapping_add(1);
-        let task = TaskRef {
-            index,
-            generation: slot.generation,
-        };
-        let header = Arc::new(TaskHeader {
-            task,
-            queued: AtomicBool::new(true),
-            done: AtomicBool::new(false),
-            remote: remote.clone(),
-        });
-        let waker = Waker::from(header.clone());
-        slot.task = Some(Task {
-            future,
-            waker,
-            header,
-        });
-        self.live += 1;
-        task
+        self.slots.insert_with(|task| {
+            let header = Arc::new(TaskHeader {
+                task,
+                queued: AtomicBool::new(true),
+                done: AtomicBool::new(false),
+                remote: remote.clone(),
+            });
+            let waker = Waker::from(header.clone());
+            Some(Task {
+                future,
+                waker,
+                header,
+            })
+        })
     }
 
-    /// Takes the task out for polling (so the poll may spawn or touch the table).
+    /// Takes the task out for polling.
     pub(crate) fn take(&mut self, task: TaskRef) -> Option<Task> {
-        let slot = self.slots.get_mut(task.index as usize)?;
-        if slot.generation != task.generation {
-            return None;
-        }
-        slot.task.take()
+        self.slots.get_mut(task)?.take()
     }
 
     /// Puts a task back after a poll that returned `Pending`.
     pub(crate) fn put_back(&mut self, task: TaskRef, body: Task) {
-        let slot = &mut self.slots[task.index as usize];
-        debug_assert_eq!(slot.generation, task.generation);
-        slot.task = Some(body);
+        let slot = self.slots.get_mut(task);
+        debug_assert!(
+            slot.as_ref().is_some_and(|s| s.is_none()),
+            "a task's slot kept"
+        );
+        if let Some(slot) = slot {
+            *slot = Some(body);
+        }
     }
 
     /// Frees the slot of a task that finished (its body was taken and is dropped by the caller).
     pub(crate) fn finish(&mut self, task: TaskRef, body: &Task) {
         body.header.done.store(true, Ordering::Release);
-        let slot = &mut self.slots[task.index as usize];
-        debug_assert!(slot.task.is_none());
-        self.free.push(task.index);
-        self.live -= 1;
+        let freed = self.slots.remove(task);
+        debug_assert!(
+            matches!(freed, Some(None)),
+            "a finished task's slot was reserved"
+        );
     }
 
     pub(crate) fn live(&self) -> usize {
-        self.live
+        self.slots.len()
     }
 
-    /// Removes every task (forced stop); the caller drops them outside any borrow.
+    /// Removes every task not being polled (forced stop); the caller drops them outside any
+    /// borrow.
     pub(crate) fn drain_all(&mut self) -> Vec<Task> {
-        let mut all = Vec::with_capacity(self.live);
-        for (index, slot) in self.slots.iter_mut().enumerate() {
-            if let Some(task) = slot.task.take() {
-                task.header.done.store(true, Ordering::Release);
-                self.free.push(index as u32);
-                all.push(task);
-            }
-        }
-        self.live -= all.len();
-        all
+        let waiting: Vec<TaskRef> = self
+            .slots
+            .iter()
+            .filter(|(_, task)| task.is_some())
+            .map(|(key, _)| key)
+            .collect();
+        waiting
+            .into_iter()
+            .filter_map(|key| self.slots.remove(key).flatten())
+            .inspect(|task| task.header.done.store(true, Ordering::Release))
+            .collect()
     }
 }

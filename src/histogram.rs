@@ -1,6 +1,8 @@
 //! A fixed log2 histogram of microseconds: 32 buckets, no allocation, one shift and an
 //! increment per record. Shard-local; precise enough to tell 100 µs from 100 ms.
 
+#![forbid(unsafe_code)]
+
 /// Bucket `i` counts values in `[2^(i-1), 2^i)` µs (bucket 0: below 1 µs); the last bucket
 /// takes everything larger (≥ 2^30 µs ≈ 18 minutes).
 pub const BUCKETS: usize = 32;

@@ -6,7 +6,7 @@ use std::io;
 use io_uring::IoUring;
 
 use super::probe::{OpcodeSupport, probe_opcodes};
-use crate::{Error, sys};
+use crate::{error::Error, sys};
 
 /// How a shard's ring is built. Defaults suit a server with thousands of connections a shard.
 #[derive(Clone, Debug)]

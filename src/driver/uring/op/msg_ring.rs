@@ -8,19 +8,23 @@ use std::os::fd::RawFd;
 
 use io_uring::{opcode, squeue::Entry, types::Fd};
 
-use crate::ring::token::Token;
+use super::{OpCode, Pointerless};
+use crate::driver::Token;
 
 pub(crate) struct MsgRingWake {
     pub(crate) target_ring_fd: RawFd,
+    /// The user_data of the CQE posted on the target.
+    pub(crate) delivered: Token,
 }
 
-impl MsgRingWake {
-    /// `delivered` is the user_data of the CQE posted on the target; `on_failure` that of
-    /// the CQE the sender gets if the message cannot be delivered.
-    pub(crate) fn to_sqe(&self, delivered: Token, on_failure: Token) -> Entry {
-        opcode::MsgRingData::new(Fd(self.target_ring_fd), 0, delivered.user_data(), None)
+// SAFETY: the entry names the target ring's fd and carries a number; no pointer.
+unsafe impl OpCode for MsgRingWake {
+    fn sqe(&mut self) -> Entry {
+        opcode::MsgRingData::new(Fd(self.target_ring_fd), 0, self.delivered.user_data(), None)
             .build()
             .flags(io_uring::squeue::Flags::SKIP_SUCCESS)
-            .user_data(on_failure.user_data())
     }
 }
+
+// SAFETY: as above, no pointer.
+unsafe impl Pointerless for MsgRingWake {}

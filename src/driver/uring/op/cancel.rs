@@ -4,16 +4,19 @@
 
 use io_uring::{opcode, squeue::Entry};
 
-use crate::ring::token::Token;
+use super::{OpCode, Pointerless};
+use crate::driver::Token;
 
 pub(crate) struct Cancel {
     pub(crate) target: Token,
 }
 
-impl Cancel {
-    pub(crate) fn to_sqe(&self) -> Entry {
-        opcode::AsyncCancel::new(self.target.user_data())
-            .build()
-            .user_data(Token::IGNORE.user_data())
+// SAFETY: the entry carries the target's user_data, a number, and no pointer.
+unsafe impl OpCode for Cancel {
+    fn sqe(&mut self) -> Entry {
+        opcode::AsyncCancel::new(self.target.user_data()).build()
     }
 }
+
+// SAFETY: as above, no pointer.
+unsafe impl Pointerless for Cancel {}

@@ -7,17 +7,21 @@ use std::os::fd::RawFd;
 
 use io_uring::{opcode, squeue::Entry, types::Fd};
 
-use crate::ring::{buf_ring::RECV_GROUP, token::Token};
+use super::{OpCode, Pointerless};
+use crate::driver::uring::buf_ring::RECV_GROUP;
 
 pub(crate) struct RecvMulti {
     /// The connection's socket, kept open by the connection until the terminal CQE.
     pub(crate) fd: RawFd,
 }
 
-impl RecvMulti {
-    pub(crate) fn to_sqe(&self, token: Token) -> Entry {
-        opcode::RecvMulti::new(Fd(self.fd), RECV_GROUP)
-            .build()
-            .user_data(token.user_data())
+// SAFETY: the entry names an fd and a buffer group; the buffers are the driver's own
+// provided-buffer ring, which lives as long as the driver.
+unsafe impl OpCode for RecvMulti {
+    fn sqe(&mut self) -> Entry {
+        opcode::RecvMulti::new(Fd(self.fd), RECV_GROUP).build()
     }
 }
+
+// SAFETY: as above, no pointer of the caller's.
+unsafe impl Pointerless for RecvMulti {}

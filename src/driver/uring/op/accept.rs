@@ -5,18 +5,21 @@ use std::os::fd::RawFd;
 
 use io_uring::{opcode, squeue::Entry, types::Fd};
 
-use crate::ring::token::Token;
+use super::{OpCode, Pointerless};
 
 pub(crate) struct AcceptMulti {
     /// The listening socket; the listener table keeps it open until the terminal CQE.
     pub(crate) listener_fd: RawFd,
 }
 
-impl AcceptMulti {
-    pub(crate) fn to_sqe(&self, token: Token) -> Entry {
+// SAFETY: the entry names an fd and flags only.
+unsafe impl OpCode for AcceptMulti {
+    fn sqe(&mut self) -> Entry {
         opcode::AcceptMulti::new(Fd(self.listener_fd))
             .flags(libc::SOCK_CLOEXEC)
             .build()
-            .user_data(token.user_data())
     }
 }
+
+// SAFETY: as above, no pointer.
+unsafe impl Pointerless for AcceptMulti {}

@@ -1,5 +1,5 @@
 //! `IORING_OP_CONNECT` for outbound TCP. The socket address is boxed and owned by the
-//! operation, so it stays valid until the terminal CQE even if the caller's future is dropped.
+//! operation, so it stays put until the terminal CQE even if the caller's future is dropped.
 
 use std::{
     net::SocketAddr,
@@ -8,11 +8,12 @@ use std::{
 
 use io_uring::{opcode, squeue::Entry, types::Fd};
 
-use crate::{ring::token::Token, sys::socket::SockAddrBuf};
+use super::OpCode;
+use crate::sys::socket::SockAddrBuf;
 
 pub(crate) struct Connect {
     pub(crate) socket: OwnedFd,
-    pub(crate) addr: Box<SockAddrBuf>,
+    addr: Box<SockAddrBuf>,
 }
 
 impl Connect {
@@ -22,14 +23,16 @@ impl Connect {
             addr: Box::new(SockAddrBuf::from_socket_addr(addr)),
         }
     }
+}
 
-    pub(crate) fn to_sqe(&self, token: Token) -> Entry {
+// SAFETY: the address is on the heap, owned by the op; the socket is owned by the op too.
+unsafe impl OpCode for Connect {
+    fn sqe(&mut self) -> Entry {
         opcode::Connect::new(
             Fd(self.socket.as_raw_fd()),
             self.addr.as_ptr(),
             self.addr.len(),
         )
         .build()
-        .user_data(token.user_data())
     }
 }

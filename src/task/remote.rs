@@ -12,19 +12,31 @@
 use std::{
     os::fd::RawFd,
     sync::{
-        Mutex,
+        Mutex, OnceLock,
         atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering, fence},
     },
+    time::Instant,
 };
 
+use super::label::LabelCell;
 use crate::sys::eventfd::EventFd;
 
-/// A task named by its slot and generation, for wakes from other threads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct TaskRef {
-    pub(crate) index: u32,
-    pub(crate) generation: u32,
+/// Nanoseconds since the process's first call: the clock of `busy_since`.
+pub(crate) fn now_ns() -> u64 {
+    ns_at(Instant::now())
 }
+
+/// [`now_ns`] for a reading the caller already took.
+pub(crate) fn ns_at(at: Instant) -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    // +1 so that 0 can mean "not busy".
+    at.saturating_duration_since(*EPOCH.get_or_init(Instant::now))
+        .as_nanos() as u64
+        + 1
+}
+
+/// A task named by its slot and generation, for wakes from other threads.
+pub(crate) type TaskRef = crate::slab::Key;
 
 pub(crate) struct ShardRemote {
     pub(crate) id: usize,
@@ -40,12 +52,49 @@ pub(crate) struct ShardRemote {
     /// The shard's ring fd for MSG_RING wakes from other shards; -1 until the ring exists or
     /// when the kernel lacks MSG_RING.
     ring_fd: AtomicI32,
-    /// When the current loop iteration began (`watchdog::now_ns`), 0 while waiting.
+    /// When the current loop iteration began ([`now_ns`]), 0 while waiting.
     busy_since_ns: AtomicU64,
     /// Iterations the watchdog saw run past the stall threshold.
     stalls: AtomicU64,
     /// The shard thread's kernel id (0 until it runs), for its scheduler statistics.
     tid: AtomicI32,
+    /// What the shard runs now ([`super::label`]), cleared when its iteration ends.
+    label: LabelCell,
+    /// The stall detector's verdict on the current iteration (written by it alone).
+    pub(crate) stall: StallState,
+}
+
+/// What the stall detector found of a shard's current iteration, for readers on any thread
+/// (metrics, health checks, the mesh). Written only by the detector; relaxed: each field is
+/// a report on its own, and a reader a round late sees the next round's values.
+#[derive(Default)]
+pub(crate) struct StallState {
+    /// How long the current iteration has been stalled (ms); 0 when it is not stalled.
+    stalled_ms: AtomicU64,
+    /// Stalled longer than the server's `unhealthy_after`: health checks fail.
+    stuck: AtomicBool,
+    /// Stalled longer than the mesh timeout: calls to the shard fail instead of waiting.
+    unavailable: AtomicBool,
+}
+
+impl StallState {
+    pub(crate) fn publish(&self, stalled_ms: u64, stuck: bool, unavailable: bool) {
+        self.stalled_ms.store(stalled_ms, Ordering::Relaxed);
+        self.stuck.store(stuck, Ordering::Relaxed);
+        self.unavailable.store(unavailable, Ordering::Relaxed);
+    }
+
+    pub(crate) fn stalled_ms(&self) -> u64 {
+        self.stalled_ms.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn is_stuck(&self) -> bool {
+        self.stuck.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn is_unavailable(&self) -> bool {
+        self.unavailable.load(Ordering::Relaxed)
+    }
 }
 
 impl ShardRemote {
@@ -60,6 +109,8 @@ impl ShardRemote {
             busy_since_ns: AtomicU64::new(0),
             stalls: AtomicU64::new(0),
             tid: AtomicI32::new(0),
+            label: LabelCell::default(),
+            stall: StallState::default(),
         })
     }
 
@@ -83,15 +134,34 @@ impl ShardRemote {
         fence(Ordering::SeqCst);
         if self.sleeping.swap(false, Ordering::SeqCst) {
             let ring_fd = self.ring_fd.load(Ordering::Acquire);
-            if ring_fd < 0 || !super::shard::msg_ring_wake(ring_fd, self.id) {
+            if ring_fd < 0 || !super::core::msg_ring_wake(ring_fd, self.id) {
                 self.eventfd.notify();
             }
         }
     }
 
-    /// Marks the start of a loop iteration (`now_ns`) or, with 0, the start of a wait.
+    /// Marks the start of a loop iteration (`now_ns`) or, with 0, the start of a wait
+    /// (which also clears the iteration's label).
     pub(crate) fn set_busy_since(&self, now_ns: u64) {
+        if now_ns == 0 {
+            self.label.set(0);
+        }
         self.busy_since_ns.store(now_ns, Ordering::Relaxed);
+    }
+
+    #[inline]
+    pub(crate) fn set_label(&self, id: u32) {
+        self.label.set(id);
+    }
+
+    #[cfg(test)]
+    pub(crate) fn set_label_for_test(&self, label: super::label::Label) {
+        self.label.set(label.id());
+    }
+
+    /// The name of what the shard runs now, when it named it.
+    pub(crate) fn label(&self) -> Option<&'static str> {
+        super::label::name_of(self.label.get())
     }
 
     pub(crate) fn busy_since(&self) -> u64 {

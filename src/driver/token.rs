@@ -10,13 +10,14 @@
 pub(crate) enum Kind {
     /// Completions nobody waits for (cancel requests, closes, the sender side of MSG_RING).
     Ignore = 0,
-    /// A generic operation awaited through [`super::lifecycle`].
+    /// An op kept in the driver's op table ([`super::uring::lifecycle`]).
     Lifecycle = 1,
     /// Multishot accept of a listener; the slot is the listener's.
     Accept = 2,
     /// Multishot receive of a connection; the slot is the connection's.
     Recv = 3,
-    /// A send of a connection's output buffer; the slot is the connection's.
+    /// A connection's send: the route of its op (the completion itself carries the op's
+    /// `Lifecycle` token); the slot is the connection's.
     Send = 4,
     /// A wake-up: the read of the shard's eventfd, or a MSG_RING from another shard.
     Wake = 5,
@@ -31,9 +32,9 @@ const GENERATION_MASK: u64 = (1 << 24) - 1;
 impl Token {
     pub(crate) const IGNORE: Token = Token(0);
 
-    pub(crate) fn new(kind: Kind, index: u32, generation: u32) -> Self {
-        let generation = u64::from(generation) & GENERATION_MASK;
-        Token(((kind as u64) << 56) | (generation << INDEX_BITS) | u64::from(index))
+    pub(crate) const fn new(kind: Kind, index: u32, generation: u32) -> Self {
+        let generation = generation as u64 & GENERATION_MASK;
+        Token(((kind as u64) << 56) | (generation << INDEX_BITS) | index as u64)
     }
 
     pub(crate) fn from_user_data(user_data: u64) -> Self {
@@ -66,11 +67,6 @@ impl Token {
     }
 }
 
-/// Generations wrap inside the token's 24 bits.
-pub(crate) fn next_generation(generation: u32) -> u32 {
-    (generation + 1) & GENERATION_MASK as u32
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,8 +81,7 @@ mod tests {
     }
 
     #[test]
-    fn generation_wraps_within_its_bits() {
-        assert_eq!(next_generation(GENERATION_MASK as u32), 0);
+    fn generation_is_cut_to_its_bits() {
         let token = Token::new(Kind::Send, 1, GENERATION_MASK as u32 + 5);
         assert_eq!(token.generation(), 4);
     }
