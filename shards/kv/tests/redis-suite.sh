@@ -112,31 +112,49 @@ declare -A PORT=([redis]=16479 [percore]=16480)
 declare -A BASEPORT=([redis]=21111 [percore]=23111)
 for server in $SERVERS; do
     case $server in
-        redis)
-            command -v redis-server >/dev/null || die "redis-server is missing: install the redis-server package"
-            redis-server --version >"$OUT/redis.version"
-            redis-server --port "${PORT[redis]}" --bind 127.0.0.1 --save '' --appendonly no \
-                --daemonize no --loglevel warning >"$OUT/redis.log" 2>&1 &
-            ;;
-        percore)
-            [[ -x $PERCORE ]] || die "$PERCORE is missing: cargo build -p percore-cli"
-            "$PERCORE" kv --unpinned "$SHARDS" --quiet --listen "127.0.0.1:${PORT[percore]}" \
-                >"$OUT/percore.log" 2>&1 &
-            ;;
+        redis) command -v redis-server >/dev/null || die "redis-server is missing: install the redis-server package" ;;
+        percore) [[ -x $PERCORE ]] || die "$PERCORE is missing: cargo build -p percore-cli" ;;
         *) die "unknown server $server (redis, percore)" ;;
     esac
-    PIDS+=("$!")
-    wait_port "${PORT[$server]}"
 done
+if [[ " $SERVERS " == *" redis "* ]]; then
+    redis-server --version
+fi
+
+# A fresh server for every unit (as runtest gives each unit when it starts its own): a
+# unit that changes the configuration does not leak into the next one.
+start_server() {
+    local server=$1 unit=$2
+    case $server in
+        redis)
+            redis-server --port "${PORT[redis]}" --bind 127.0.0.1 --save '' --appendonly no \
+                --daemonize no --loglevel warning >>"$OUT/redis.log" 2>&1 &
+            ;;
+        percore)
+            "$PERCORE" kv --unpinned "$SHARDS" --quiet --listen "127.0.0.1:${PORT[percore]}" \
+                >>"$OUT/percore-${unit//\//_}.server.log" 2>&1 &
+            ;;
+    esac
+    SERVER_PID=$!
+    PIDS+=("$SERVER_PID")
+    wait_port "${PORT[$server]}"
+}
+
+stop_server() {
+    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+}
 
 declare -A PASS FAIL
 for unit in $UNITS; do
     [[ -f $SRC/tests/unit/$unit.tcl ]] || die "no unit $unit in $SRC/tests/unit"
     for server in $SERVERS; do
         log="$OUT/${server}-${unit//\//_}.log"
+        start_server "$server" "$unit"
         (cd "$SRC" && TERM=dumb timeout 900 ./runtest --host 127.0.0.1 --port "${PORT[$server]}" \
             --single "unit/$unit" --durable --timeout "$TEST_TIMEOUT" --baseport "${BASEPORT[$server]}" \
             ${EXTRA[@]+"${EXTRA[@]}"} --clients 1 >"$log" 2>&1) || true
+        stop_server
         sed -i 's/\x1b\[[0-9;]*m//g' "$log"
         PASS[$server,$unit]=$(grep -c '^\[ok\]' "$log" || true)
         FAIL[$server,$unit]=$(grep -c '^\[err\]\|^\[exception\]' "$log" || true)
