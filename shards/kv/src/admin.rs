@@ -8,9 +8,10 @@ use percore::mesh::submit_to;
 use crate::{
     commands::table::{COMMANDS, Cmd, NOT_INTEGER, Spec, lookup, wrong_arity},
     conn::{Conn, ping},
-    resp,
+    params, resp,
     route::join_all,
     shard,
+    store::DATABASES,
 };
 
 /// A command about the connection or the server, answered on this shard.
@@ -25,13 +26,26 @@ pub fn connection_command(conn: &mut Conn, spec: &Spec, args: &[Vec<u8>], out: &
             conn.closing = true;
         }
         Cmd::Select => match crate::resp::parse_int(&args[1]) {
-            Some(0) => resp::ok(out),
+            Some(db) if (0..DATABASES as i64).contains(&db) => {
+                conn.db = db as usize;
+                resp::ok(out)
+            }
             Some(_) => resp::error(out, "ERR DB index is out of range"),
             None => resp::error(out, NOT_INTEGER),
         },
         Cmd::Client => client(conn, args, out),
         Cmd::Command => command(args, out),
-        Cmd::Config => config(conn, args, out),
+        Cmd::Config => config(args, out),
+        Cmd::Hello => hello(conn, args, out),
+        Cmd::Time => time(out),
+        Cmd::Debug => debug(args, out),
+        Cmd::Function => function(args, out),
+        Cmd::Reset => {
+            conn.db = 0;
+            conn.name = None;
+            conn.resp = 2;
+            resp::simple(out, "RESET");
+        }
         _ => resp::error(out, "ERR internal: not a connection command"),
     }
 }
@@ -145,44 +159,137 @@ fn command(args: &[Vec<u8>], out: &mut Vec<u8>) {
     }
 }
 
-/// CONFIG GET: the few parameters clients ask about (redis-benchmark reads `save` and
-/// `appendonly`); other subcommands are not supported.
-fn config(conn: &Conn, args: &[Vec<u8>], out: &mut Vec<u8>) {
-    if !args[1].eq_ignore_ascii_case(b"GET") {
-        if args[1].eq_ignore_ascii_case(b"RESETSTAT") {
-            return resp::ok(out);
+/// CONFIG GET, SET, RESETSTAT (see [`params`]).
+fn config(args: &[Vec<u8>], out: &mut Vec<u8>) {
+    let sub = args[1].to_ascii_uppercase();
+    match sub.as_slice() {
+        b"GET" if args.len() >= 3 => {
+            let found = params::get(&args[2..]);
+            resp::array(out, found.len() * 2);
+            for (name, value) in found {
+                resp::bulk(out, name.as_bytes());
+                resp::bulk(out, value.as_bytes());
+            }
         }
-        return unknown_subcommand(out, &args[1], "CONFIG");
+        b"SET" if args.len() >= 4 && args.len().is_multiple_of(2) => {
+            for pair in args[2..].chunks_exact(2) {
+                if let Err(e) = params::set(&pair[0], &pair[1]) {
+                    return resp::error(out, &e);
+                }
+            }
+            resp::ok(out);
+        }
+        b"RESETSTAT" if args.len() == 2 => resp::ok(out),
+        b"GET" | b"SET" | b"RESETSTAT" => {
+            let name = format!(
+                "config|{}",
+                String::from_utf8_lossy(&args[1]).to_lowercase()
+            );
+            resp::error(out, &wrong_arity(&name))
+        }
+        _ => unknown_subcommand(out, &args[1], "CONFIG"),
     }
-    if args.len() < 3 {
-        return resp::error(out, &wrong_arity("config|get"));
-    }
-    let limits = &conn.state.config.limits;
-    let max_memory = conn.state.config.max_memory.unwrap_or(0).to_string();
-    let params: [(&str, String); 8] = [
-        ("save", String::new()),
-        ("appendonly", "no".into()),
-        ("maxmemory", max_memory),
-        ("maxmemory-policy", "noeviction".into()),
-        ("databases", "1".into()),
-        ("proto-max-bulk-len", limits.max_bulk_len.to_string()),
-        ("timeout", "0".into()),
-        ("io-threads", "1".into()),
-    ];
-    let mut found = Vec::new();
-    for pattern in &args[2..] {
-        for (name, value) in &params {
-            if crate::glob::matches(&pattern.to_ascii_lowercase(), name.as_bytes())
-                && !found.iter().any(|(n, _)| n == name)
-            {
-                found.push((*name, value.clone()));
+}
+
+/// HELLO [protover [AUTH user pass] [SETNAME name]]: RESP2 only, so `3` is refused with
+/// Redis's NOPROTO error and the client stays on RESP2.
+fn hello(conn: &mut Conn, args: &[Vec<u8>], out: &mut Vec<u8>) {
+    if let Some(version) = args.get(1) {
+        match crate::resp::parse_int(version) {
+            Some(2) => {}
+            Some(_) => return resp::error(out, "NOPROTO unsupported protocol version"),
+            None => {
+                return resp::error(
+                    out,
+                    "ERR Protocol version is not an integer or out of range",
+                );
             }
         }
     }
-    resp::array(out, found.len() * 2);
-    for (name, value) in found {
-        resp::bulk(out, name.as_bytes());
+    let mut i = 2;
+    while i < args.len() {
+        match args[i].to_ascii_uppercase().as_slice() {
+            b"SETNAME" if i + 1 < args.len() => {
+                conn.name = (!args[i + 1].is_empty()).then(|| args[i + 1].clone());
+                i += 2;
+            }
+            b"AUTH" if i + 2 < args.len() => {
+                return resp::error(
+                    out,
+                    "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+                );
+            }
+            _ => {
+                return resp::error(
+                    out,
+                    &format!(
+                        "ERR Syntax error in HELLO option '{}'",
+                        String::from_utf8_lossy(&args[i])
+                    ),
+                );
+            }
+        }
+    }
+    conn.resp = 2;
+    resp::array(out, 14);
+    for (field, value) in [("server", "redis"), ("version", "7.0.0")] {
+        resp::bulk(out, field.as_bytes());
         resp::bulk(out, value.as_bytes());
+    }
+    resp::bulk(out, b"proto");
+    resp::integer(out, 2);
+    resp::bulk(out, b"id");
+    resp::integer(out, conn.id as i64);
+    for (field, value) in [("mode", "standalone"), ("role", "master")] {
+        resp::bulk(out, field.as_bytes());
+        resp::bulk(out, value.as_bytes());
+    }
+    resp::bulk(out, b"modules");
+    resp::array(out, 0);
+}
+
+/// TIME: Unix seconds and microseconds.
+fn time(out: &mut Vec<u8>) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    resp::array(out, 2);
+    resp::bulk_int(out, now.as_secs() as i64);
+    resp::bulk_int(out, i64::from(now.subsec_micros()));
+}
+
+/// DEBUG: the subcommands clients and test suites use that mean something here.
+/// RELOAD saves and loads nothing (there is no persistence, so the data after it is the
+/// data before); SET-ACTIVE-EXPIRE turns the active expiry sweep off and on.
+fn debug(args: &[Vec<u8>], out: &mut Vec<u8>) {
+    let sub = args[1].to_ascii_uppercase();
+    match (sub.as_slice(), args.len()) {
+        (b"SET-ACTIVE-EXPIRE", 3) => match args[2].as_slice() {
+            b"0" | b"1" => {
+                params::set_active_expire(args[2] == b"1");
+                resp::ok(out)
+            }
+            _ => resp::error(out, NOT_INTEGER),
+        },
+        (b"RELOAD", _) | (b"QUICKLIST-PACKED-THRESHOLD", 3) | (b"CHANGE-REPL-ID", 2) => {
+            resp::ok(out)
+        }
+        (b"SLEEP", 3) if args[2] == b"0" => resp::ok(out),
+        _ => resp::error(
+            out,
+            &format!(
+                "ERR unknown subcommand '{}'. Try DEBUG HELP.",
+                String::from_utf8_lossy(&args[1])
+            ),
+        ),
+    }
+}
+
+/// FUNCTION FLUSH (there are no functions: nothing to flush).
+fn function(args: &[Vec<u8>], out: &mut Vec<u8>) {
+    match args[1].to_ascii_uppercase().as_slice() {
+        b"FLUSH" if args.len() <= 3 => resp::ok(out),
+        _ => unknown_subcommand(out, &args[1], "FUNCTION"),
     }
 }
 
@@ -190,6 +297,8 @@ fn config(conn: &Conn, args: &[Vec<u8>], out: &mut Vec<u8>) {
 struct ShardFigures {
     keys: usize,
     expires: usize,
+    /// Keys and keys with an expiry time per database.
+    per_db: [(usize, usize); DATABASES],
     used_bytes: usize,
     clients: usize,
     connections: u64,
@@ -219,18 +328,26 @@ pub async fn info(conn: &Conn, args: &[Vec<u8>], out: &mut Vec<u8>) {
             let config = conn.state.config.clone();
             Box::pin(submit_to(target, move || {
                 let state = shard::init(&config);
-                let store = state.store.borrow();
+                let dbs = state.dbs.borrow();
                 let (channels, patterns) = state.pubsub.borrow().counts();
+                let mut per_db = [(0, 0); DATABASES];
+                for (i, db) in dbs.iter() {
+                    per_db[i] = (db.len(), db.expires());
+                }
+                let total = |f: &dyn Fn(&crate::store::Store) -> u64| {
+                    dbs.iter().map(|(_, db)| f(db)).sum::<u64>()
+                };
                 ShardFigures {
-                    keys: store.len(),
-                    expires: store.expires(),
-                    used_bytes: store.used_bytes(),
+                    keys: per_db.iter().map(|d| d.0).sum(),
+                    expires: per_db.iter().map(|d| d.1).sum(),
+                    per_db,
+                    used_bytes: total(&|db| db.used_bytes() as u64) as usize,
                     clients: state.clients.get(),
                     connections: state.total_connections.get(),
-                    commands: state.commands.get() + store.stats.commands,
-                    hits: store.stats.keyspace_hits,
-                    misses: store.stats.keyspace_misses,
-                    expired: store.stats.expired_keys,
+                    commands: state.commands.get() + total(&|db| db.stats.commands),
+                    hits: total(&|db| db.stats.keyspace_hits),
+                    misses: total(&|db| db.stats.keyspace_misses),
+                    expired: total(&|db| db.stats.expired_keys),
                     channels,
                     patterns,
                     kernel: percore::stats(),
@@ -282,13 +399,15 @@ pub async fn info(conn: &Conn, args: &[Vec<u8>], out: &mut Vec<u8>) {
     }
     if want("keyspace") {
         text.push_str("# Keyspace\r\n");
-        let keys = sum(&|f| f.keys as u64);
-        if keys > 0 {
-            let _ = write!(
-                text,
-                "db0:keys={keys},expires={},avg_ttl=0\r\n",
-                sum(&|f| f.expires as u64)
-            );
+        for db in 0..DATABASES {
+            let keys = sum(&|f| f.per_db[db].0 as u64);
+            if keys > 0 {
+                let _ = write!(
+                    text,
+                    "db{db}:keys={keys},expires={},avg_ttl=0\r\n",
+                    sum(&|f| f.per_db[db].1 as u64)
+                );
+            }
         }
         text.push_str("\r\n");
     }

@@ -49,6 +49,10 @@ pub struct Conn {
     pub name: Option<Vec<u8>>,
     pub addr: String,
     pub subs: Subscriptions,
+    /// The selected database (SELECT).
+    pub db: usize,
+    /// The protocol version the client chose with HELLO (2 or 3).
+    pub resp: u8,
     /// QUIT, a protocol error or a drain: answer what was read, then close.
     pub closing: bool,
 }
@@ -95,6 +99,8 @@ pub async fn handle(mut stream: TcpStream, config: Config) {
             .peer_addr()
             .map_or_else(|_| "?".into(), |a| a.to_string()),
         subs: Subscriptions::default(),
+        db: 0,
+        resp: 2,
         closing: false,
     };
     let ending = serve(&mut stream, &mut conn).await;
@@ -293,17 +299,21 @@ fn run_here(
             .iter()
             .step_by(step)
             .all(|key| owner(key, conn.shards) == conn.shard),
+        Route::Multi => matches!(
+            route::multi_owner(conn, spec, &args),
+            route::MultiOwner::One(shard) if shard == conn.shard
+        ),
         Route::Conn => spec.cmd != Cmd::Info,
         Route::PubSub => spec.cmd != Cmd::Publish,
-        Route::All => false,
+        Route::All | Route::Blocking => false,
     };
     if !local {
         return Some(args);
     }
     match spec.route {
-        Route::Key | Route::Keys { .. } => {
-            let mut store = conn.state.store.borrow_mut();
-            commands::run(&mut store, spec, &args, now_ms(), out);
+        Route::Key | Route::Keys { .. } | Route::Multi => {
+            let mut dbs = conn.state.dbs.borrow_mut();
+            commands::run_in(&mut dbs, conn.db, spec, &args, now_ms(), out);
         }
         Route::PubSub => subscription(conn, spec, &args, out),
         _ => admin::connection_command(conn, spec, &args, out),

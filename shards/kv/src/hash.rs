@@ -65,6 +65,9 @@ pub type FxBuild = BuildHasherDefault<FxHasher>;
 /// A `HashMap` with FxHash.
 pub type FxHashMap<K, V> = std::collections::HashMap<K, V, FxBuild>;
 
+/// A `HashSet` with [`FxHasher`].
+pub type FxHashSet<T> = std::collections::HashSet<T, FxBuild>;
+
 /// The shard that owns `key` among `shards` shards: the finished hash of its bytes modulo
 /// the count.
 pub fn owner(key: &[u8], shards: usize) -> usize {

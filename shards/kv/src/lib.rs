@@ -31,11 +31,13 @@
 #![forbid(unsafe_code)]
 
 mod admin;
+mod blocking;
 pub mod commands;
 mod conn;
 mod fanout;
 pub mod glob;
 pub mod hash;
+mod params;
 pub mod pubsub;
 pub mod resp;
 mod route;

@@ -25,24 +25,24 @@ use percore::{
 };
 
 use crate::{
-    admin,
+    admin, blocking,
     commands::{
         self,
-        table::{Cmd, Route, Spec},
+        table::{Cmd, Route, Spec, key_positions},
     },
     conn::{Checked, Conn, Deferred, check, subscription},
     fanout,
     hash::owner,
     resp,
-    shard::{now_ms, with_store},
+    shard::{now_ms, with_dbs},
 };
 
 /// Replies of one connection's batch: all replies back to back, and where each ends; or,
 /// when a command of the batch panicked on the owner, the panic's message.
 pub type BatchReply = Result<(Vec<u8>, Vec<usize>), String>;
 
-/// One connection's commands for one shard: each command's arguments and entry.
-pub type Batch = Vec<(Vec<Vec<u8>>, &'static Spec)>;
+/// One connection's commands for one shard: each command's database, arguments and entry.
+pub type Batch = Vec<(usize, Vec<Vec<u8>>, &'static Spec)>;
 
 type Call = Pin<Box<dyn Future<Output = Result<BatchReply, MeshError>>>>;
 
@@ -55,7 +55,7 @@ type ShardReplies = Result<((Vec<u8>, Vec<usize>), usize, usize), String>;
 pub fn batcher(config: &crate::Config) -> CallBatcher<Batch, BatchReply> {
     let config = config.clone();
     CallBatcher::new(move |batches: Vec<Batch>| {
-        with_store(&config, |store| {
+        with_dbs(&config, |dbs| {
             let now = now_ms();
             batches
                 .iter()
@@ -65,8 +65,8 @@ pub fn batcher(config: &crate::Config) -> CallBatcher<Batch, BatchReply> {
                     catch_unwind(AssertUnwindSafe(|| {
                         let mut out = Vec::new();
                         let mut ends = Vec::with_capacity(batch.len());
-                        for (args, spec) in batch {
-                            commands::run(store, spec, args, now, &mut out);
+                        for (db, args, spec) in batch {
+                            commands::run_in(dbs, *db, spec, args, now, &mut out);
                             ends.push(out.len());
                         }
                         (out, ends)
@@ -88,7 +88,7 @@ pub fn batcher(config: &crate::Config) -> CallBatcher<Batch, BatchReply> {
 /// One deferred command of a segment.
 enum Item {
     /// A keyed command for the shard that owns its keys.
-    Shard(usize, Vec<Vec<u8>>, &'static Spec),
+    Shard(usize, usize, Vec<Vec<u8>>, &'static Spec),
     /// A connection command, run here when the segment's replies are merged.
     Here(Vec<Vec<u8>>, &'static Spec),
     /// A reply known already (an error found by the checks).
@@ -108,12 +108,20 @@ pub async fn run(stream: &mut TcpStream, conn: &mut Conn, deferred: Deferred) {
             }
             Checked::Run(spec) => spec,
         };
+        if spec.cmd == Cmd::Select {
+            // Chooses the database of the commands after it, which are put in batches
+            // before this segment's connection commands run: run now.
+            let mut reply = Vec::new();
+            admin::connection_command(conn, spec, &args, &mut reply);
+            segment.push(Item::Reply(reply));
+            continue;
+        }
         match batch_target(conn, spec, &args) {
-            Some(Some(shard)) => segment.push(Item::Shard(shard, args, spec)),
+            Some(Some(shard)) => segment.push(Item::Shard(shard, conn.db, args, spec)),
             Some(None) => segment.push(Item::Here(args, spec)),
             None => {
                 run_segment(conn, std::mem::take(&mut segment), &mut out).await;
-                barrier(conn, spec, &args, &mut out).await;
+                barrier(stream, conn, spec, &args, &mut out).await;
             }
         }
     }
@@ -137,9 +145,40 @@ fn batch_target(conn: &Conn, spec: &Spec, args: &[Vec<u8>]) -> Option<Option<usi
                 .all(|key| owner(key, conn.shards) == first);
             same.then_some(Some(first))
         }
+        Route::Multi => match multi_owner(conn, spec, args) {
+            MultiOwner::One(shard) => Some(Some(shard)),
+            MultiOwner::Several => None,
+        },
         Route::Conn if spec.cmd != Cmd::Info => Some(None),
         Route::PubSub if spec.cmd != Cmd::Publish => Some(None),
         _ => None,
+    }
+}
+
+/// Where the keys of a `Route::Multi` command live.
+pub enum MultiOwner {
+    /// On one shard (or malformed key positions: run on the connection's shard, which
+    /// answers the command's own error).
+    One(usize),
+    /// On several.
+    Several,
+}
+
+pub fn multi_owner(conn: &Conn, spec: &Spec, args: &[Vec<u8>]) -> MultiOwner {
+    let Some(positions) = key_positions(spec, args) else {
+        return MultiOwner::One(conn.shard);
+    };
+    let Some(&first) = positions.first() else {
+        return MultiOwner::One(conn.shard);
+    };
+    let shard = owner(&args[first], conn.shards);
+    if positions
+        .iter()
+        .all(|&i| owner(&args[i], conn.shards) == shard)
+    {
+        MultiOwner::One(shard)
+    } else {
+        MultiOwner::Several
     }
 }
 
@@ -152,9 +191,9 @@ async fn run_segment(conn: &mut Conn, segment: Vec<Item>, out: &mut Vec<u8>) {
     let mut order = Vec::with_capacity(segment.len());
     for item in segment {
         match item {
-            Item::Shard(shard, args, spec) => {
-                batches[shard].push((args, spec));
-                order.push(Item::Shard(shard, Vec::new(), spec));
+            Item::Shard(shard, db, args, spec) => {
+                batches[shard].push((db, args, spec));
+                order.push(Item::Shard(shard, db, Vec::new(), spec));
             }
             other => order.push(other),
         }
@@ -184,7 +223,7 @@ async fn run_segment(conn: &mut Conn, segment: Vec<Item>, out: &mut Vec<u8>) {
                 Route::PubSub => subscription(conn, spec, &args, out),
                 _ => admin::connection_command(conn, spec, &args, out),
             },
-            Item::Shard(shard, _, _) => match &mut replies[shard] {
+            Item::Shard(shard, _, _, _) => match &mut replies[shard] {
                 Ok(((bytes, ends), next, start)) => {
                     let end = ends[*next];
                     out.extend_from_slice(&bytes[*start..end]);
@@ -207,11 +246,24 @@ fn panic_text(payload: &(dyn Any + Send)) -> String {
 }
 
 /// A command that touches several shards, run alone.
-async fn barrier(conn: &mut Conn, spec: &'static Spec, args: &[Vec<u8>], out: &mut Vec<u8>) {
-    conn.count_command();
+async fn barrier(
+    stream: &mut TcpStream,
+    conn: &mut Conn,
+    spec: &'static Spec,
+    args: &[Vec<u8>],
+    out: &mut Vec<u8>,
+) {
+    if !matches!(spec.route, Route::Blocking | Route::Multi) {
+        conn.count_command();
+    }
     match spec.cmd {
         Cmd::Info => admin::info(conn, args, out).await,
         Cmd::Publish => fanout::publish(conn, args, out).await,
+        _ if spec.route == Route::Blocking => blocking::run(stream, conn, spec, args, out).await,
+        _ if spec.route == Route::Multi => {
+            let positions = key_positions(spec, args).unwrap_or_default();
+            fanout::gathered(conn, spec, args, &positions, out).await
+        }
         _ if matches!(spec.route, Route::Keys { .. }) => {
             fanout::multi_key(conn, spec, args, out).await
         }

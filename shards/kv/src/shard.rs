@@ -17,7 +17,7 @@ use crate::{
     Config,
     pubsub::Registry,
     route::{self, Batch, BatchReply},
-    store::Store,
+    store::Databases,
 };
 
 /// Keys the active sweep looks at per tick (bounded work per loop iteration).
@@ -25,7 +25,8 @@ pub const SWEEP_BUDGET: usize = 1_000;
 
 /// One shard's service state.
 pub struct ShardState {
-    pub store: RefCell<Store>,
+    /// The shard's part of every database.
+    pub dbs: RefCell<Databases>,
     pub pubsub: RefCell<Registry>,
     pub clients: Cell<usize>,
     pub total_connections: Cell<u64>,
@@ -48,7 +49,7 @@ pub fn init(config: &Config) -> Rc<ShardState> {
     }
     let shards = percore::mesh::shard_count().max(1);
     let state = Rc::new(ShardState {
-        store: RefCell::new(Store::new(config.max_memory.map(|m| m / shards))),
+        dbs: RefCell::new(Databases::new(config.max_memory.map(|m| m / shards))),
         pubsub: RefCell::new(Registry::default()),
         clients: Cell::new(0),
         total_connections: Cell::new(0),
@@ -62,11 +63,11 @@ pub fn init(config: &Config) -> Rc<ShardState> {
     state
 }
 
-/// Runs `f` on the current shard's store (made on first use with the server's config).
-pub fn with_store<R>(config: &Config, f: impl FnOnce(&mut Store) -> R) -> R {
+/// Runs `f` on the current shard's databases (made on first use with the server's config).
+pub fn with_dbs<R>(config: &Config, f: impl FnOnce(&mut Databases) -> R) -> R {
     let state = init(config);
-    let mut store = state.store.borrow_mut();
-    f(&mut store)
+    let mut dbs = state.dbs.borrow_mut();
+    f(&mut dbs)
 }
 
 /// Unix time in milliseconds, the clock of expiry times: the wall clock read once, at the
@@ -91,7 +92,13 @@ async fn sweep(state: Rc<ShardState>, period: Duration) {
         let mut ticks = interval(period);
         loop {
             ticks.tick().await;
-            state.store.borrow_mut().sweep(now_ms(), SWEEP_BUDGET);
+            if !crate::params::active_expire() {
+                continue;
+            }
+            let now = now_ms();
+            for db in state.dbs.borrow_mut().iter_mut() {
+                db.sweep(now, SWEEP_BUDGET);
+            }
         }
     };
     let _ = select(ticks, shutdown_signal()).await;

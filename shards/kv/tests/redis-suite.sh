@@ -127,8 +127,10 @@ start_server() {
     local server=$1 unit=$2
     case $server in
         redis)
+            # Its files (tests turn appendonly on) go to a directory of its own.
+            mkdir -p "$OUT/redis-dir"
             redis-server --port "${PORT[redis]}" --bind 127.0.0.1 --save '' --appendonly no \
-                --daemonize no --loglevel warning >>"$OUT/redis.log" 2>&1 &
+                --dir "$OUT/redis-dir" --daemonize no --loglevel warning >>"$OUT/redis.log" 2>&1 &
             ;;
         percore)
             "$PERCORE" kv --unpinned "$SHARDS" --quiet --listen "127.0.0.1:${PORT[percore]}" \
