@@ -295,6 +295,7 @@ fn function(args: &[Vec<u8>], out: &mut Vec<u8>) {
 
 /// One shard's figures for INFO.
 struct ShardFigures {
+    blocked: usize,
     keys: usize,
     expires: usize,
     /// Keys and keys with an expiry time per database.
@@ -338,6 +339,7 @@ pub async fn info(conn: &Conn, args: &[Vec<u8>], out: &mut Vec<u8>) {
                     dbs.iter().map(|(_, db)| f(db)).sum::<u64>()
                 };
                 ShardFigures {
+                    blocked: state.blocked_clients.get(),
                     keys: per_db.iter().map(|d| d.0).sum(),
                     expires: per_db.iter().map(|d| d.1).sum(),
                     per_db,
@@ -370,8 +372,9 @@ pub async fn info(conn: &Conn, args: &[Vec<u8>], out: &mut Vec<u8>) {
     if want("clients") {
         let _ = write!(
             text,
-            "# Clients\r\nconnected_clients:{}\r\npubsub_clients_shard_local:{}\r\n\r\n",
+            "# Clients\r\nconnected_clients:{}\r\nblocked_clients:{}\r\npubsub_clients_shard_local:{}\r\n\r\n",
             sum(&|f| f.clients as u64),
+            sum(&|f| f.blocked as u64),
             conn.state.pubsub.borrow().counts().0
         );
     }

@@ -22,6 +22,7 @@
 use std::{
     cell::RefCell,
     collections::VecDeque,
+    rc::Rc,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -45,6 +46,7 @@ use crate::{
     fanout,
     hash::{FxHashMap, owner},
     resp,
+    shard::ShardState,
     store::{Store, Value},
 };
 
@@ -157,6 +159,7 @@ pub async fn run(
     // A malformed timeout: the step answers the error.
     let wait_ms = timeout_ms(timeout_arg(spec, args)).unwrap_or_default();
     let deadline = (wait_ms > 0).then(|| Instant::now() + Duration::from_millis(wait_ms));
+    let mut blocked: Option<Blocked> = None;
     // Whether the peer may still be watched for a disconnect (not once input is pending).
     let mut watch_peer = true;
     loop {
@@ -166,6 +169,7 @@ pub async fn run(
             out.extend_from_slice(&reply);
             return;
         }
+        blocked.get_or_insert_with(|| Blocked::new(conn.state.clone()));
         let (tx, rx) = flume::bounded(1);
         let waiter = Arc::new(Waiter {
             done: AtomicBool::new(false),
@@ -199,6 +203,22 @@ pub async fn run(
                 return;
             }
         }
+    }
+}
+
+/// Counts the connection in INFO's `blocked_clients` while it waits.
+struct Blocked(Rc<ShardState>);
+
+impl Blocked {
+    fn new(state: Rc<ShardState>) -> Self {
+        state.blocked_clients.set(state.blocked_clients.get() + 1);
+        Blocked(state)
+    }
+}
+
+impl Drop for Blocked {
+    fn drop(&mut self) {
+        self.0.blocked_clients.set(self.0.blocked_clients.get() - 1);
     }
 }
 

@@ -29,6 +29,8 @@ pub struct ShardState {
     pub dbs: RefCell<Databases>,
     pub pubsub: RefCell<Registry>,
     pub clients: Cell<usize>,
+    /// Connections waiting in a blocking command.
+    pub blocked_clients: Cell<usize>,
     pub total_connections: Cell<u64>,
     pub commands: Cell<u64>,
     pub next_client: Cell<u64>,
@@ -52,6 +54,7 @@ pub fn init(config: &Config) -> Rc<ShardState> {
         dbs: RefCell::new(Databases::new(config.max_memory.map(|m| m / shards))),
         pubsub: RefCell::new(Registry::default()),
         clients: Cell::new(0),
+        blocked_clients: Cell::new(0),
         total_connections: Cell::new(0),
         commands: Cell::new(0),
         next_client: Cell::new(0),
