@@ -165,7 +165,7 @@ fn config(args: &[Vec<u8>], out: &mut Vec<u8>) {
     match sub.as_slice() {
         b"GET" if args.len() >= 3 => {
             let found = params::get(&args[2..]);
-            resp::array(out, found.len() * 2);
+            resp::map(out, found.len());
             for (name, value) in found {
                 resp::bulk(out, name.as_bytes());
                 resp::bulk(out, value.as_bytes());
@@ -191,12 +191,13 @@ fn config(args: &[Vec<u8>], out: &mut Vec<u8>) {
     }
 }
 
-/// HELLO [protover [AUTH user pass] [SETNAME name]]: RESP2 only, so `3` is refused with
-/// Redis's NOPROTO error and the client stays on RESP2.
+/// HELLO [protover [AUTH user pass] [SETNAME name]]: switches the connection to RESP2 or
+/// RESP3 and answers the server's description (a map).
 fn hello(conn: &mut Conn, args: &[Vec<u8>], out: &mut Vec<u8>) {
-    if let Some(version) = args.get(1) {
-        match crate::resp::parse_int(version) {
-            Some(2) => {}
+    let mut version = conn.resp;
+    if let Some(arg) = args.get(1) {
+        match crate::resp::parse_int(arg) {
+            Some(v @ (2 | 3)) => version = v as u8,
             Some(_) => return resp::error(out, "NOPROTO unsupported protocol version"),
             None => {
                 return resp::error(
@@ -230,14 +231,15 @@ fn hello(conn: &mut Conn, args: &[Vec<u8>], out: &mut Vec<u8>) {
             }
         }
     }
-    conn.resp = 2;
-    resp::array(out, 14);
+    conn.resp = version;
+    conn.speak();
+    resp::map(out, 7);
     for (field, value) in [("server", "redis"), ("version", "7.0.0")] {
         resp::bulk(out, field.as_bytes());
         resp::bulk(out, value.as_bytes());
     }
     resp::bulk(out, b"proto");
-    resp::integer(out, 2);
+    resp::integer(out, i64::from(version));
     resp::bulk(out, b"id");
     resp::integer(out, conn.id as i64);
     for (field, value) in [("mode", "standalone"), ("role", "master")] {

@@ -197,7 +197,10 @@ pub async fn run(
         forget(conn, db, &keys);
         match woken {
             Wait::Woken => continue,
-            Wait::TimedOut => return timed_out(spec, out),
+            Wait::TimedOut => {
+                conn.speak();
+                return timed_out(spec, out);
+            }
             Wait::Disconnected => {
                 conn.closing = true;
                 return;

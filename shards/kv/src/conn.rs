@@ -58,6 +58,12 @@ pub struct Conn {
 }
 
 impl Conn {
+    /// Encodes the next replies in this connection's protocol (see `resp::set_protocol`);
+    /// called before replies are written after an `await`.
+    pub fn speak(&self) {
+        resp::set_protocol(self.resp == 3);
+    }
+
     /// Counts a command that does not run on a store (those count themselves).
     pub fn count_command(&self) {
         self.state.commands.set(self.state.commands.get() + 1);
@@ -195,6 +201,7 @@ pub struct Deferred {
 fn serve_input(conn: &mut Conn, input: &[u8], out: &mut Vec<u8>) -> (usize, Deferred) {
     let mut consumed = 0;
     let mut deferred = Deferred::default();
+    conn.speak();
     while consumed < input.len()
         && deferred.commands.len() < MAX_DEFERRED
         && out.len() < MAX_PASS_OUTPUT

@@ -87,10 +87,12 @@ pub async fn multi_key(conn: &Conn, spec: &'static Spec, args: &[Vec<u8>], out: 
             })
         })));
     }
+    let results = join_all(calls).await;
+    conn.speak();
     let mut total = 0;
     let mut values: Vec<Option<Vec<u8>>> = vec![None; (args.len() - 1) / step];
     let mut oom = false;
-    for (result, indices) in join_all(calls).await.into_iter().zip(placed) {
+    for (result, indices) in results.into_iter().zip(placed) {
         match result {
             Ok((counts, found, refused)) => {
                 total += counts.iter().sum::<i64>();
@@ -297,6 +299,7 @@ pub async fn gathered(
     out: &mut Vec<u8>,
 ) {
     let db = conn.db;
+    let resp3 = conn.resp == 3;
     let config = conn.state.config.clone();
     let shards = conn.shards;
     let mut per_shard: Vec<Vec<Vec<u8>>> = vec![Vec::new(); shards];
@@ -313,7 +316,9 @@ pub async fn gathered(
         let result = submit_to(shard, move || {
             with_dbs(&config, |dbs| {
                 let mut reply = Vec::new();
+                resp::set_protocol(resp3);
                 commands::run_in(dbs, db, spec, &args, now_ms(), &mut reply);
+                resp::set_protocol(false);
                 reply
             })
         })
@@ -356,8 +361,18 @@ pub async fn gathered(
         }
     }
     conn.count_command();
+    conn.speak();
     commands::run_in(&mut scratch, db, spec, args, now, out);
     let mut writes: Vec<Vec<(Vec<u8>, Option<Entry>)>> = vec![Vec::new(); shards];
+    // COPY ... DB n writes into another database: what landed there is written as is.
+    let mut other_dbs: Vec<Vec<(usize, Vec<u8>, Entry)>> = vec![Vec::new(); shards];
+    for (index, other) in scratch.iter().filter(|(i, _)| *i != db) {
+        for (shard, key, _) in &before {
+            if let Some(entry) = other.peek(key, now) {
+                other_dbs[*shard].push((index, key.clone(), entry.clone()));
+            }
+        }
+    }
     for (shard, key, old) in before {
         let new = scratch.db(db).get(&key, now).cloned();
         if new != old {
@@ -367,11 +382,15 @@ pub async fn gathered(
     let calls: Vec<Call<()>> = writes
         .into_iter()
         .enumerate()
-        .filter(|(_, w)| !w.is_empty())
-        .map(|(shard, writes)| {
+        .zip(other_dbs)
+        .filter(|((_, w), o)| !w.is_empty() || !o.is_empty())
+        .map(|((shard, writes), other_dbs)| {
             let config = config.clone();
             Box::pin(submit_to(shard, move || {
                 with_dbs(&config, |dbs| {
+                    for (index, key, entry) in other_dbs {
+                        dbs.db(index).insert(&key, entry);
+                    }
                     let store = dbs.db(db);
                     let now = now_ms();
                     for (key, entry) in &writes {
@@ -427,6 +446,7 @@ async fn random_key(conn: &Conn, out: &mut Vec<u8>) {
         with_dbs(&config, |dbs| dbs.db(db).random_key(now_ms()))
     })
     .await;
+    conn.speak();
     match found {
         Ok(Some(key)) => resp::bulk(out, &key),
         Ok(None) => resp::null(out),

@@ -41,8 +41,9 @@ use crate::{
 /// when a command of the batch panicked on the owner, the panic's message.
 pub type BatchReply = Result<(Vec<u8>, Vec<usize>), String>;
 
-/// One connection's commands for one shard: each command's database, arguments and entry.
-pub type Batch = Vec<(usize, Vec<Vec<u8>>, &'static Spec)>;
+/// One connection's commands for one shard: each command's database, whether its reply is
+/// RESP3, its arguments and its entry.
+pub type Batch = Vec<(usize, bool, Vec<Vec<u8>>, &'static Spec)>;
 
 type Call = Pin<Box<dyn Future<Output = Result<BatchReply, MeshError>>>>;
 
@@ -57,7 +58,7 @@ pub fn batcher(config: &crate::Config) -> CallBatcher<Batch, BatchReply> {
     CallBatcher::new(move |batches: Vec<Batch>| {
         with_dbs(&config, |dbs| {
             let now = now_ms();
-            batches
+            let replies = batches
                 .iter()
                 .map(|batch| {
                     // One connection's failure stays its own: the other connections whose
@@ -65,7 +66,8 @@ pub fn batcher(config: &crate::Config) -> CallBatcher<Batch, BatchReply> {
                     catch_unwind(AssertUnwindSafe(|| {
                         let mut out = Vec::new();
                         let mut ends = Vec::with_capacity(batch.len());
-                        for (db, args, spec) in batch {
+                        for (db, resp3, args, spec) in batch {
+                            resp::set_protocol(*resp3);
                             commands::run_in(dbs, *db, spec, args, now, &mut out);
                             ends.push(out.len());
                         }
@@ -80,7 +82,9 @@ pub fn batcher(config: &crate::Config) -> CallBatcher<Batch, BatchReply> {
                         text
                     })
                 })
-                .collect()
+                .collect();
+            resp::set_protocol(false);
+            replies
         })
     })
 }
@@ -88,7 +92,7 @@ pub fn batcher(config: &crate::Config) -> CallBatcher<Batch, BatchReply> {
 /// One deferred command of a segment.
 enum Item {
     /// A keyed command for the shard that owns its keys.
-    Shard(usize, usize, Vec<Vec<u8>>, &'static Spec),
+    Shard(usize, usize, bool, Vec<Vec<u8>>, &'static Spec),
     /// A connection command, run here when the segment's replies are merged.
     Here(Vec<Vec<u8>>, &'static Spec),
     /// A reply known already (an error found by the checks).
@@ -117,15 +121,19 @@ pub async fn run(stream: &mut TcpStream, conn: &mut Conn, deferred: Deferred) {
             continue;
         }
         match batch_target(conn, spec, &args) {
-            Some(Some(shard)) => segment.push(Item::Shard(shard, conn.db, args, spec)),
+            Some(Some(shard)) => {
+                segment.push(Item::Shard(shard, conn.db, conn.resp == 3, args, spec))
+            }
             Some(None) => segment.push(Item::Here(args, spec)),
             None => {
                 run_segment(conn, std::mem::take(&mut segment), &mut out).await;
                 barrier(stream, conn, spec, &args, &mut out).await;
+                conn.speak();
             }
         }
     }
     run_segment(conn, segment, &mut out).await;
+    conn.speak();
     if let Some(error) = deferred.protocol_error {
         resp::error(&mut out, &error);
     }
@@ -191,9 +199,9 @@ async fn run_segment(conn: &mut Conn, segment: Vec<Item>, out: &mut Vec<u8>) {
     let mut order = Vec::with_capacity(segment.len());
     for item in segment {
         match item {
-            Item::Shard(shard, db, args, spec) => {
-                batches[shard].push((db, args, spec));
-                order.push(Item::Shard(shard, db, Vec::new(), spec));
+            Item::Shard(shard, db, resp3, args, spec) => {
+                batches[shard].push((db, resp3, args, spec));
+                order.push(Item::Shard(shard, db, resp3, Vec::new(), spec));
             }
             other => order.push(other),
         }
@@ -208,6 +216,7 @@ async fn run_segment(conn: &mut Conn, segment: Vec<Item>, out: &mut Vec<u8>) {
         calls.push(Box::pin(conn.state.batcher.call(shard, batch)));
     }
     let results = join_all(calls).await;
+    conn.speak();
     let mut replies: Vec<ShardReplies> = (0..conn.shards).map(|_| Err(String::new())).collect();
     for (shard, result) in shard_of_call.into_iter().zip(results) {
         replies[shard] = match result {
@@ -223,7 +232,7 @@ async fn run_segment(conn: &mut Conn, segment: Vec<Item>, out: &mut Vec<u8>) {
                 Route::PubSub => subscription(conn, spec, &args, out),
                 _ => admin::connection_command(conn, spec, &args, out),
             },
-            Item::Shard(shard, _, _, _) => match &mut replies[shard] {
+            Item::Shard(shard, _, _, _, _) => match &mut replies[shard] {
                 Ok(((bytes, ends), next, start)) => {
                     let end = ends[*next];
                     out.extend_from_slice(&bytes[*start..end]);
@@ -256,6 +265,7 @@ async fn barrier(
     if !matches!(spec.route, Route::Blocking | Route::Multi) {
         conn.count_command();
     }
+    conn.speak();
     match spec.cmd {
         Cmd::Info => admin::info(conn, args, out).await,
         Cmd::Publish => fanout::publish(conn, args, out).await,

@@ -77,14 +77,16 @@ pub fn with_dbs<R>(config: &Config, f: impl FnOnce(&mut Databases) -> R) -> R {
 /// first call, plus the monotonic time since. A step of the wall clock (NTP, a VM resumed)
 /// then neither expires keys early nor keeps them late.
 pub fn now_ms() -> u64 {
+    // Microseconds on both sides, so the two truncations do not put the clock up to 2 ms
+    // behind the wall clock a client computes absolute times with (PXAT, EXPIREAT).
     static ANCHOR: OnceLock<(Instant, u64)> = OnceLock::new();
-    let (at, unix_ms) = *ANCHOR.get_or_init(|| {
-        let unix_ms = SystemTime::now()
+    let (at, unix_us) = *ANCHOR.get_or_init(|| {
+        let unix_us = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        (Instant::now(), unix_ms)
+            .map_or(0, |d| d.as_micros() as u64);
+        (Instant::now(), unix_us)
     });
-    unix_ms + at.elapsed().as_millis() as u64
+    (unix_us + at.elapsed().as_micros() as u64) / 1000
 }
 
 /// The active expiry sweep: every `period`, up to [`SWEEP_BUDGET`] keys are examined

@@ -65,10 +65,11 @@ fn a_timeout_answers_null_and_bad_timeouts_are_refused() {
         r.cmd(&["BLPOP", "str", "1"]),
         "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"
     );
-    assert!(r.cmd(&["INFO", "clients"]).contains(
-        "blocked_clients:0
-"
-    ));
+    assert!(
+        r.cmd(&["INFO", "clients"])
+            .contains("blocked_clients:0\r\n"),
+        "no client stays blocked"
+    );
 }
 
 #[test]

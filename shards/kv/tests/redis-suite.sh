@@ -14,6 +14,7 @@
 #
 # Usage: shards/kv/tests/redis-suite.sh [--src DIR] [--units "type/string keyspace ..."]
 #            [--servers "redis percore"] [--percore PATH] [--shards N] [--out DIR]
+#            [--port-offset N]
 #            [-- EXTRA RUNTEST ARGS...]   (e.g. `-- --singledb`, given to runtest for both servers)
 # Not part of `cargo test`: a full run takes several minutes per server.
 set -euo pipefail
@@ -28,6 +29,7 @@ SHARDS=${SHARDS:-2}
 OUT=${OUT:-/tmp/redis-suite}
 TEST_TIMEOUT=${TEST_TIMEOUT:-120}
 EXTRA=()
+PORT_OFFSET=${PORT_OFFSET:-0}
 while [[ $# -gt 0 ]]; do
     case $1 in
         --src) SRC=$2; shift 2 ;;
@@ -36,6 +38,7 @@ while [[ $# -gt 0 ]]; do
         --percore) PERCORE=$2; shift 2 ;;
         --shards) SHARDS=$2; shift 2 ;;
         --out) OUT=$2; shift 2 ;;
+        --port-offset) PORT_OFFSET=$2; shift 2 ;;
         --) shift; EXTRA=("$@"); break ;;
         -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
@@ -107,9 +110,10 @@ wait_port() {
 
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
-declare -A PORT=([redis]=16479 [percore]=16480)
-# The test server's own ports (runtest --baseport), apart so two runs can share a machine.
-declare -A BASEPORT=([redis]=21111 [percore]=23111)
+# --port-offset N moves every port, so two runs of this script can share a machine.
+declare -A PORT=([redis]=$((16479 + PORT_OFFSET)) [percore]=$((16480 + PORT_OFFSET)))
+# The test server's own ports (runtest --baseport), apart for the two servers.
+declare -A BASEPORT=([redis]=$((21111 + PORT_OFFSET)) [percore]=$((23111 + PORT_OFFSET)))
 for server in $SERVERS; do
     case $server in
         redis) command -v redis-server >/dev/null || die "redis-server is missing: install the redis-server package" ;;

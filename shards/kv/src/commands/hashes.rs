@@ -98,7 +98,7 @@ pub fn hgetall(store: &mut Store, args: &[Vec<u8>], now_ms: u64, out: &mut Vec<u
     match store.get(&args[1], now_ms).map(|e| &e.value) {
         None => resp::array(out, 0),
         Some(Value::Hash(h)) => {
-            resp::array(out, h.len() * 2);
+            resp::map(out, h.len());
             for (field, value) in h {
                 resp::bulk(out, field);
                 resp::bulk(out, value);
@@ -295,8 +295,15 @@ pub fn hrandfield(store: &mut Store, args: &[Vec<u8>], now_ms: u64, out: &mut Ve
     if count.is_none() {
         return resp::bulk(out, pairs[picks[0]].0);
     }
-    resp::array(out, picks.len() * if with_values { 2 } else { 1 });
+    let nested = with_values && resp::resp3();
+    resp::array(
+        out,
+        picks.len() * if with_values && !nested { 2 } else { 1 },
+    );
     for i in picks {
+        if nested {
+            resp::array(out, 2);
+        }
         resp::bulk(out, pairs[i].0);
         if with_values {
             resp::bulk(out, pairs[i].1);

@@ -250,6 +250,29 @@ pub fn object(store: &mut Store, args: &[Vec<u8>], now_ms: u64, out: &mut Vec<u8
     }
 }
 
+/// MEMORY USAGE key [SAMPLES n]: the bytes the key counts for (see `store::memory`).
+pub fn memory(store: &mut Store, args: &[Vec<u8>], now_ms: u64, out: &mut Vec<u8>) {
+    let usage = args[1].eq_ignore_ascii_case(b"USAGE");
+    let samples_ok = match &args[2.min(args.len())..] {
+        [_] => true,
+        [_, opt, n] => opt.eq_ignore_ascii_case(b"SAMPLES") && parse_int(n).is_some(),
+        _ => false,
+    };
+    if !usage || !samples_ok {
+        return resp::error(
+            out,
+            &format!(
+                "ERR unknown subcommand or wrong number of arguments for '{}'. Try MEMORY HELP.",
+                String::from_utf8_lossy(&args[1])
+            ),
+        );
+    }
+    match store.get(&args[2], now_ms) {
+        Some(entry) => resp::integer(out, crate::store::entry_size(&args[2], entry) as i64),
+        None => resp::null(out),
+    }
+}
+
 /// The encoding Redis 7.0 would use for `value` under the current thresholds (percore
 /// keeps one representation per type; this is what a Redis client expects to read).
 pub fn encoding(value: &Value) -> &'static str {

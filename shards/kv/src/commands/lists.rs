@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 
 use super::{
-    strings::clamp_range,
+    strings::list_range,
     table::{NOT_INTEGER, SYNTAX, WRONGTYPE},
 };
 use crate::{
@@ -251,7 +251,7 @@ pub fn ltrim(store: &mut Store, args: &[Vec<u8>], now_ms: u64, out: &mut Vec<u8>
         Ok(None) => return resp::ok(out),
         Ok(Some(list)) => {
             let before: usize = list.iter().map(|v| v.len() + ELEMENT_OVERHEAD).sum();
-            match clamp_range(start, stop, list.len()) {
+            match list_range(start, stop, list.len()) {
                 Some((a, b)) => {
                     list.truncate(b + 1);
                     list.drain(..a);

@@ -89,11 +89,19 @@ fn write_members<'a>(out: &mut Vec<u8>, members: impl ExactSizeIterator<Item = &
     }
 }
 
+/// A whole set's members: a RESP3 set (SMEMBERS, SINTER, SUNION, SDIFF).
+fn write_set<'a>(out: &mut Vec<u8>, members: impl ExactSizeIterator<Item = &'a Vec<u8>>) {
+    resp::set(out, members.len());
+    for m in members {
+        resp::bulk(out, m);
+    }
+}
+
 pub fn smembers(store: &mut Store, args: &[Vec<u8>], now_ms: u64, out: &mut Vec<u8>) {
     match set_mut(store, &args[1], now_ms) {
         Err(()) => resp::error(out, WRONGTYPE),
-        Ok(None) => resp::array(out, 0),
-        Ok(Some(set)) => write_members(out, set.iter()),
+        Ok(None) => resp::set(out, 0),
+        Ok(Some(set)) => write_set(out, set.iter()),
     }
 }
 
@@ -248,7 +256,7 @@ fn combine(store: &mut Store, keys: &[Vec<u8>], op: Op, now_ms: u64) -> Result<S
 fn reply_combined(store: &mut Store, args: &[Vec<u8>], op: Op, now_ms: u64, out: &mut Vec<u8>) {
     match combine(store, &args[1..], op, now_ms) {
         Err(()) => resp::error(out, WRONGTYPE),
-        Ok(set) => write_members(out, set.iter()),
+        Ok(set) => write_set(out, set.iter()),
     }
 }
 

@@ -330,6 +330,20 @@ pub fn clamp_range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
     (start <= end && start < len).then_some((start as usize, end as usize))
 }
 
+/// Redis's range arithmetic for lists and sorted sets (LRANGE, LTRIM, ZRANGE): negative
+/// indices count from the end, a start before the first element is the first, and an end
+/// still negative after that makes the range empty.
+pub fn list_range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
+    let len = len as i64;
+    let start = if start < 0 {
+        (len + start).max(0)
+    } else {
+        start
+    };
+    let end = if end < 0 { len + end } else { end.min(len - 1) };
+    (start <= end && start < len && end >= 0).then_some((start as usize, end as usize))
+}
+
 pub fn getrange(store: &mut Store, args: &[Vec<u8>], now_ms: u64, out: &mut Vec<u8>) {
     let (Some(start), Some(end)) = (parse_int(&args[2]), parse_int(&args[3])) else {
         return resp::error(out, NOT_INTEGER);

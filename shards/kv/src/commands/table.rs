@@ -333,6 +333,18 @@ pub static COMMANDS: &[Spec] = &[
         key_count: Fixed,
         run: Some(k::object),
     },
+    Spec {
+        name: "memory",
+        cmd: Cmd::Run,
+        arity: -2,
+        flags: RSLOW,
+        first_key: 2,
+        last_key: 2,
+        step: 1,
+        route: Route::Multi,
+        key_count: Fixed,
+        run: Some(k::memory),
+    },
     // Hashes.
     key!("hmset", -4, W, h::hmset),
     key!("hsetnx", 4, W, h::hsetnx),

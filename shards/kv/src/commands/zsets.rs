@@ -73,7 +73,7 @@ pub fn format_score(value: f64) -> String {
 }
 
 fn bulk_score(out: &mut Vec<u8>, score: f64) {
-    resp::bulk(out, format_score(score).as_bytes());
+    resp::double_text(out, &format_score(score));
 }
 
 pub fn zadd(store: &mut Store, args: &[Vec<u8>], now_ms: u64, out: &mut Vec<u8>) {
@@ -401,7 +401,7 @@ fn select(
             let (Some(a), Some(b)) = (parse_int(min), parse_int(max)) else {
                 return Err(NOT_INTEGER);
             };
-            let Some((a, b)) = super::strings::clamp_range(a, b, len) else {
+            let Some((a, b)) = super::strings::list_range(a, b, len) else {
                 return Ok(Vec::new());
             };
             if req.rev {
@@ -442,9 +442,14 @@ fn select(
     Ok(found)
 }
 
+/// Members, with their scores when asked: flat in RESP2, `[member, score]` pairs in RESP3.
 fn write_elements(out: &mut Vec<u8>, found: &[(Vec<u8>, f64)], with_scores: bool) {
-    resp::array(out, found.len() * if with_scores { 2 } else { 1 });
+    let pairs = with_scores && resp::resp3();
+    resp::array(out, found.len() * if with_scores && !pairs { 2 } else { 1 });
     for (member, score) in found {
+        if pairs {
+            resp::array(out, 2);
+        }
         resp::bulk(out, member);
         if with_scores {
             bulk_score(out, *score);
@@ -694,6 +699,14 @@ fn zpop(store: &mut Store, args: &[Vec<u8>], max: bool, now_ms: u64, out: &mut V
     match pop_from(store, &args[1..2], max, count, now_ms) {
         Err(()) => resp::error(out, WRONGTYPE),
         Ok(None) => resp::array(out, 0),
+        // Without a count: one flat `[member, score]`, in RESP3 too.
+        Ok(Some((_, popped))) if args.len() == 2 => {
+            resp::array(out, 2 * popped.len());
+            for (member, score) in &popped {
+                resp::bulk(out, member);
+                bulk_score(out, *score);
+            }
+        }
         Ok(Some((_, popped))) => write_elements(out, &popped, true),
     }
 }
