@@ -40,7 +40,17 @@ pub fn connection_command(conn: &mut Conn, spec: &Spec, args: &[Vec<u8>], out: &
         Cmd::Time => time(out),
         Cmd::Debug => debug(args, out),
         Cmd::Function => function(args, out),
+        Cmd::Multi if conn.multi.is_some() => resp::error(out, "ERR MULTI calls can not be nested"),
+        Cmd::Multi => {
+            conn.multi = Some(crate::conn::Multi::default());
+            resp::ok(out)
+        }
+        Cmd::Discard => match conn.multi.take() {
+            Some(_) => resp::ok(out),
+            None => resp::error(out, "ERR DISCARD without MULTI"),
+        },
         Cmd::Reset => {
+            conn.multi = None;
             conn.db = 0;
             conn.name = None;
             conn.resp = 2;

@@ -139,7 +139,7 @@ fn timeout_arg<'a>(spec: &Spec, args: &'a [Vec<u8>]) -> &'a [u8] {
 }
 
 /// The reply when the time runs out: a null bulk for the moves, a null array otherwise.
-fn timed_out(spec: &Spec, out: &mut Vec<u8>) {
+pub fn timed_out(spec: &Spec, out: &mut Vec<u8>) {
     match spec.name {
         "brpoplpush" | "blmove" => resp::null(out),
         _ => resp::null_array(out),

@@ -53,6 +53,8 @@ pub struct Conn {
     pub db: usize,
     /// The protocol version the client chose with HELLO (2 or 3).
     pub resp: u8,
+    /// Between MULTI and EXEC: the queued commands.
+    pub multi: Option<Multi>,
     /// QUIT, a protocol error or a drain: answer what was read, then close.
     pub closing: bool,
 }
@@ -107,6 +109,7 @@ pub async fn handle(mut stream: TcpStream, config: Config) {
         subs: Subscriptions::default(),
         db: 0,
         resp: 2,
+        multi: None,
         closing: false,
     };
     let ending = serve(&mut stream, &mut conn).await;
@@ -188,6 +191,14 @@ async fn serve(stream: &mut TcpStream, conn: &mut Conn) -> Ending {
     }
 }
 
+/// A transaction being queued.
+#[derive(Default)]
+pub struct Multi {
+    pub commands: Vec<Vec<Vec<u8>>>,
+    /// A command was refused while queueing: EXEC answers EXECABORT.
+    pub failed: bool,
+}
+
 /// The commands of one read that must run elsewhere, in order, and the protocol error
 /// that ended the read, if any (answered after them).
 #[derive(Default)]
@@ -247,23 +258,39 @@ pub enum Checked {
 
 /// Looks the command up and checks its arity and the subscribe-mode rule, writing the
 /// error if any.
-pub fn check(conn: &Conn, args: &[Vec<u8>], out: &mut Vec<u8>) -> Checked {
+pub fn check(conn: &mut Conn, args: &[Vec<u8>], out: &mut Vec<u8>) -> Checked {
     check_spec(conn, lookup(&args[0]), args, out)
 }
 
 /// [`check`] for a command already looked up (`spec`: what `args[0]` named, if anything).
 fn check_spec(
-    conn: &Conn,
+    conn: &mut Conn,
     spec: Option<&'static Spec>,
     args: &[Vec<u8>],
     out: &mut Vec<u8>,
 ) -> Checked {
     let Some(spec) = spec else {
         resp::error(out, &unknown_command(args));
+        if let Some(multi) = &mut conn.multi {
+            multi.failed = true;
+        }
         return Checked::Answered;
     };
     if !spec.arity_ok(args.len()) {
         resp::error(out, &wrong_arity(spec.name));
+        if let Some(multi) = &mut conn.multi {
+            multi.failed = true;
+        }
+        return Checked::Answered;
+    }
+    if let Some(multi) = &mut conn.multi
+        && !matches!(
+            spec.cmd,
+            Cmd::Exec | Cmd::Discard | Cmd::Multi | Cmd::Quit | Cmd::Reset
+        )
+    {
+        multi.commands.push(args.to_vec());
+        resp::simple(out, "QUEUED");
         return Checked::Answered;
     }
     if conn.subs.active()
@@ -310,7 +337,7 @@ fn run_here(
             route::multi_owner(conn, spec, &args),
             route::MultiOwner::One(shard) if shard == conn.shard
         ),
-        Route::Conn => spec.cmd != Cmd::Info,
+        Route::Conn => !matches!(spec.cmd, Cmd::Info | Cmd::Exec),
         Route::PubSub => spec.cmd != Cmd::Publish,
         Route::All | Route::Blocking => false,
     };

@@ -102,8 +102,24 @@ enum Item {
 /// Runs `commands` (in order) and writes every reply, in order, in one write.
 pub async fn run(stream: &mut TcpStream, conn: &mut Conn, deferred: Deferred) {
     let mut out = Vec::new();
+    run_commands(stream, conn, deferred.commands, false, &mut out).await;
+    if let Some(error) = deferred.protocol_error {
+        resp::error(&mut out, &error);
+    }
+    let _ = stream.write_with(|o| o.extend_from_slice(&out));
+}
+
+/// Runs `commands` in order, their replies into `out`. In a transaction's EXEC
+/// (`in_exec`), blocking commands do not wait.
+async fn run_commands(
+    stream: &mut TcpStream,
+    conn: &mut Conn,
+    commands: Vec<Vec<Vec<u8>>>,
+    in_exec: bool,
+    out: &mut Vec<u8>,
+) {
     let mut segment: Vec<Item> = Vec::new();
-    for args in deferred.commands {
+    for args in commands {
         let mut reply = Vec::new();
         let spec = match check(conn, &args, &mut reply) {
             Checked::Answered => {
@@ -112,9 +128,10 @@ pub async fn run(stream: &mut TcpStream, conn: &mut Conn, deferred: Deferred) {
             }
             Checked::Run(spec) => spec,
         };
-        if spec.cmd == Cmd::Select {
-            // Chooses the database of the commands after it, which are put in batches
-            // before this segment's connection commands run: run now.
+        if matches!(spec.cmd, Cmd::Select | Cmd::Multi | Cmd::Discard) {
+            // They change how the commands after them run (database, queueing), and
+            // those are put in batches before this segment's connection commands run:
+            // run now.
             let mut reply = Vec::new();
             admin::connection_command(conn, spec, &args, &mut reply);
             segment.push(Item::Reply(reply));
@@ -126,18 +143,77 @@ pub async fn run(stream: &mut TcpStream, conn: &mut Conn, deferred: Deferred) {
             }
             Some(None) => segment.push(Item::Here(args, spec)),
             None => {
-                run_segment(conn, std::mem::take(&mut segment), &mut out).await;
-                barrier(stream, conn, spec, &args, &mut out).await;
+                run_segment(conn, std::mem::take(&mut segment), out).await;
+                if spec.cmd == Cmd::Exec {
+                    exec(stream, conn, out).await;
+                } else if in_exec && spec.route == Route::Blocking {
+                    // In a transaction a blocking pop does not wait: it answers what is
+                    // there, or the null of its timeout.
+                    let positions = key_positions(spec, &args).unwrap_or_default();
+                    let mut reply = Vec::new();
+                    fanout::gathered(conn, spec, &args, &positions, &mut reply).await;
+                    conn.speak();
+                    if reply.is_empty() {
+                        blocking::timed_out(spec, &mut reply);
+                    }
+                    out.extend_from_slice(&reply);
+                } else {
+                    barrier(stream, conn, spec, &args, out).await;
+                }
                 conn.speak();
             }
         }
     }
-    run_segment(conn, segment, &mut out).await;
+    run_segment(conn, segment, out).await;
     conn.speak();
-    if let Some(error) = deferred.protocol_error {
-        resp::error(&mut out, &error);
+}
+
+/// EXEC: runs the queued commands and answers them as one array. The keyed commands of a
+/// transaction must all live on one shard (hash tags put related keys there); they then
+/// go to it as one batch, which the shard runs without running anything else in between,
+/// so no other client sees part of the transaction. Keys on several shards are refused
+/// before anything runs, with Redis Cluster's CROSSSLOT error. Commands that touch every
+/// shard (FLUSHALL, KEYS, PUBLISH, ...) run in order but are not isolated.
+async fn exec(stream: &mut TcpStream, conn: &mut Conn, out: &mut Vec<u8>) {
+    let Some(multi) = conn.multi.take() else {
+        return resp::error(out, "ERR EXEC without MULTI");
+    };
+    if multi.failed {
+        return resp::error(
+            out,
+            "EXECABORT Transaction discarded because of previous errors.",
+        );
     }
-    let _ = stream.write_with(|o| o.extend_from_slice(&out));
+    let mut owner_shard: Option<usize> = None;
+    for args in &multi.commands {
+        let Some(spec) = crate::commands::table::lookup(&args[0]) else {
+            continue;
+        };
+        let positions = match spec.route {
+            Route::Key | Route::Keys { .. } | Route::Multi | Route::Blocking => {
+                key_positions(spec, args).unwrap_or_default()
+            }
+            _ => Vec::new(),
+        };
+        for i in positions {
+            let shard = owner(&args[i], conn.shards);
+            if *owner_shard.get_or_insert(shard) != shard {
+                return resp::error(out, "CROSSSLOT Keys in request don't hash to the same slot");
+            }
+        }
+    }
+    let count = multi.commands.len();
+    let mut replies = Vec::new();
+    Box::pin(run_commands(
+        stream,
+        conn,
+        multi.commands,
+        true,
+        &mut replies,
+    ))
+    .await;
+    resp::array(out, count);
+    out.extend_from_slice(&replies);
 }
 
 /// The shard a command can be batched to (`Some(None)`: runs here, touching no key), or
@@ -157,7 +233,7 @@ fn batch_target(conn: &Conn, spec: &Spec, args: &[Vec<u8>]) -> Option<Option<usi
             MultiOwner::One(shard) => Some(Some(shard)),
             MultiOwner::Several => None,
         },
-        Route::Conn if spec.cmd != Cmd::Info => Some(None),
+        Route::Conn if !matches!(spec.cmd, Cmd::Info | Cmd::Exec) => Some(None),
         Route::PubSub if spec.cmd != Cmd::Publish => Some(None),
         _ => None,
     }

@@ -446,3 +446,47 @@ fn a_large_sorted_set_keeps_ranks_exact() {
         assert_eq!(at, [member]);
     }
 }
+
+#[test]
+fn transactions_on_one_shard_run_whole_and_across_shards_are_refused() {
+    let server = KvServer::start();
+    let mut r = server.raw();
+    let mut other = server.raw();
+    assert_eq!(r.cmd(&["MULTI"]), "+OK\r\n");
+    assert_eq!(r.cmd(&["MULTI"]), "-ERR MULTI calls can not be nested\r\n");
+    assert_eq!(r.cmd(&["SET", "acct:{7}:a", "10"]), "+QUEUED\r\n");
+    assert_eq!(r.cmd(&["INCRBY", "acct:{7}:b", "5"]), "+QUEUED\r\n");
+    assert_eq!(r.cmd(&["BLPOP", "acct:{7}:q", "0"]), "+QUEUED\r\n");
+    // Nothing runs before EXEC.
+    assert_eq!(other.cmd(&["EXISTS", "acct:{7}:a"]), ":0\r\n");
+    assert_eq!(
+        r.cmd(&["EXEC"]),
+        "*3\r\n+OK\r\n:5\r\n*-1\r\n",
+        "a blocking pop in a transaction does not wait"
+    );
+    assert_eq!(other.cmd(&["GET", "acct:{7}:a"]), bulk("10"));
+    let a = key_on(0, "spread");
+    let b = key_on(1, "spread");
+    assert_eq!(r.cmd(&["MULTI"]), "+OK\r\n");
+    assert_eq!(r.cmd(&["SET", &a, "1"]), "+QUEUED\r\n");
+    assert_eq!(r.cmd(&["SET", &b, "1"]), "+QUEUED\r\n");
+    assert_eq!(
+        r.cmd(&["EXEC"]),
+        "-CROSSSLOT Keys in request don't hash to the same slot\r\n"
+    );
+    assert_eq!(r.cmd(&["EXISTS", &a, &b]), ":0\r\n", "nothing of it ran");
+    assert_eq!(r.cmd(&["MULTI"]), "+OK\r\n");
+    assert_eq!(
+        r.cmd(&["NOSUCH"]),
+        "-ERR unknown command 'NOSUCH', with args beginning with: \r\n"
+    );
+    assert_eq!(
+        r.cmd(&["EXEC"]),
+        "-EXECABORT Transaction discarded because of previous errors.\r\n"
+    );
+    assert_eq!(r.cmd(&["EXEC"]), "-ERR EXEC without MULTI\r\n");
+    assert_eq!(r.cmd(&["MULTI"]), "+OK\r\n");
+    assert_eq!(r.cmd(&["SET", "x", "1"]), "+QUEUED\r\n");
+    assert_eq!(r.cmd(&["DISCARD"]), "+OK\r\n");
+    assert_eq!(r.cmd(&["EXISTS", "x"]), ":0\r\n");
+}
