@@ -162,9 +162,16 @@ pub async fn run(
     let mut blocked: Option<Blocked> = None;
     // Whether the peer may still be watched for a disconnect (not once input is pending).
     let mut watch_peer = true;
+    let mut first = true;
     loop {
         let mut reply = Vec::new();
         fanout::gathered(conn, spec, args, &positions, &mut reply).await;
+        // A key that held another type when the command came answers WRONGTYPE; one that
+        // took another type while the client waited leaves it waiting, as in Redis.
+        if !first && reply.starts_with(b"-WRONGTYPE") {
+            reply.clear();
+        }
+        first = false;
         if !reply.is_empty() {
             out.extend_from_slice(&reply);
             return;
@@ -176,7 +183,13 @@ pub async fn run(
             wake: tx,
         });
         let guard = DoneOnDrop(waiter.clone());
-        let keys: Vec<Vec<u8>> = positions.iter().map(|&i| args[i].clone()).collect();
+        // The keys waited on: a move waits on its source only (its destination may well
+        // hold elements, which its step does not take).
+        let waited = match spec.name {
+            "brpoplpush" | "blmove" => &positions[..1.min(positions.len())],
+            _ => &positions[..],
+        };
+        let keys: Vec<Vec<u8>> = waited.iter().map(|&i| args[i].clone()).collect();
         let db = conn.db;
         for key in &keys {
             let (key, waiter) = (key.clone(), waiter.clone());
@@ -185,6 +198,9 @@ pub async fn run(
         // A push between the first try and the registration.
         let mut reply = Vec::new();
         fanout::gathered(conn, spec, args, &positions, &mut reply).await;
+        if reply.starts_with(b"-WRONGTYPE") {
+            reply.clear();
+        }
         if !reply.is_empty() {
             drop(guard);
             forget(conn, db, &keys);

@@ -167,6 +167,7 @@ pub async fn all_shards(conn: &Conn, spec: &'static Spec, args: &[Vec<u8>], out:
         }
         Cmd::Scan => scan(conn, args, out).await,
         Cmd::RandomKey => random_key(conn, out).await,
+        Cmd::PubSubInfo => pubsub_info(conn, args, out).await,
         Cmd::SwapDb => {
             let index = |arg: &[u8], which: &str| match crate::resp::parse_int(arg) {
                 None => Err(format!("ERR invalid {which} DB index")),
@@ -451,5 +452,82 @@ async fn random_key(conn: &Conn, out: &mut Vec<u8>) {
         Ok(Some(key)) => resp::bulk(out, &key),
         Ok(None) => resp::null(out),
         Err(e) => mesh_error(out, &e),
+    }
+}
+
+/// PUBSUB CHANNELS [pattern] | NUMSUB [channel ...] | NUMPAT, over every shard's
+/// subscribers.
+async fn pubsub_info(conn: &Conn, args: &[Vec<u8>], out: &mut Vec<u8>) {
+    let sub = args[1].to_ascii_uppercase();
+    let valid = match sub.as_slice() {
+        b"CHANNELS" => args.len() <= 3,
+        b"NUMSUB" => true,
+        b"NUMPAT" => args.len() == 2,
+        _ => false,
+    };
+    if !valid {
+        return resp::error(
+            out,
+            &format!(
+                "ERR unknown subcommand or wrong number of arguments for '{}'. Try PUBSUB HELP.",
+                String::from_utf8_lossy(&args[1])
+            ),
+        );
+    }
+    let args = args.to_vec();
+    let config = conn.state.config.clone();
+    // Per shard: channel or pattern names, and subscriber counts.
+    type Answer = (Vec<Vec<u8>>, Vec<usize>);
+    let calls: Vec<Call<Answer>> = (0..conn.shards)
+        .map(|shard| {
+            let (args, config, sub) = (args.clone(), config.clone(), sub.clone());
+            Box::pin(submit_to(shard, move || {
+                let state = shard::init(&config);
+                let registry = state.pubsub.borrow();
+                match sub.as_slice() {
+                    b"CHANNELS" => (
+                        registry.channel_names(args.get(2).map(Vec::as_slice)),
+                        Vec::new(),
+                    ),
+                    b"NUMSUB" => (
+                        Vec::new(),
+                        args[2..].iter().map(|c| registry.numsub(c)).collect(),
+                    ),
+                    _ => (registry.pattern_names(), Vec::new()),
+                }
+            })) as Call<_>
+        })
+        .collect();
+    let mut names: Vec<Vec<u8>> = Vec::new();
+    let mut counts = vec![0usize; args.len().saturating_sub(2)];
+    for result in join_all(calls).await {
+        match result {
+            Ok((n, c)) => {
+                names.extend(n);
+                for (total, c) in counts.iter_mut().zip(c) {
+                    *total += c;
+                }
+            }
+            Err(e) => return mesh_error(out, &e),
+        }
+    }
+    conn.speak();
+    names.sort();
+    names.dedup();
+    match sub.as_slice() {
+        b"CHANNELS" => {
+            resp::array(out, names.len());
+            for name in &names {
+                resp::bulk(out, name);
+            }
+        }
+        b"NUMSUB" => {
+            resp::map(out, counts.len());
+            for (channel, n) in args[2..].iter().zip(counts) {
+                resp::bulk(out, channel);
+                resp::integer(out, n as i64);
+            }
+        }
+        _ => resp::integer(out, names.len() as i64),
     }
 }

@@ -113,11 +113,16 @@ fn blocking_moves_and_sorted_set_pops_wake_too() {
     let zkey = key_on(1, "zq");
     let mut control = server.raw_on(1);
     let mut mover = server.raw_on(0);
+    // The destination already holds elements: the move still waits for its source.
+    assert_eq!(control.cmd(&["RPUSH", &dst, "old"]), ":1\r\n");
     mover.send_bytes(&Raw::encode(&["BLMOVE", &src, &dst, "LEFT", "RIGHT", "5"]));
     wait_blocked(&mut control, 1);
     assert_eq!(control.cmd(&["LPUSH", &src, "item"]), ":1\r\n");
     assert_eq!(mover.reply(), bulk("item"));
-    assert_eq!(control.cmd(&["LRANGE", &dst, "0", "-1"]), bulks(&["item"]));
+    assert_eq!(
+        control.cmd(&["LRANGE", &dst, "0", "-1"]),
+        bulks(&["old", "item"])
+    );
     mover.send_bytes(&Raw::encode(&["BZPOPMIN", &zkey, "5"]));
     wait_blocked(&mut control, 1);
     assert_eq!(control.cmd(&["ZADD", &zkey, "2", "b", "1", "a"]), ":2\r\n");

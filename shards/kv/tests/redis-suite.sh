@@ -138,6 +138,7 @@ start_server() {
             ;;
         percore)
             "$PERCORE" kv --unpinned "$SHARDS" --quiet --listen "127.0.0.1:${PORT[percore]}" \
+                --drain-timeout-secs 2 \
                 >>"$OUT/percore-${unit//\//_}.server.log" 2>&1 &
             ;;
     esac

@@ -100,6 +100,7 @@ pub enum Cmd {
     PSubscribe,
     PUnsubscribe,
     Publish,
+    PubSubInfo,
 }
 
 /// One command's entry.
@@ -488,6 +489,7 @@ pub static COMMANDS: &[Spec] = &[
         Route::PubSub
     ),
     spec!("publish", Publish, 3, PUBSUB, 0, 0, 0, Route::PubSub),
+    spec!("pubsub", PubSubInfo, -2, PUBSUB, 0, 0, 0, Route::All),
 ];
 
 /// The command named `name` (any case).
