@@ -49,6 +49,17 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("loglevel", "notice"),
     ("protected-mode", "no"),
     ("active-expire-enabled", "yes"),
+    ("repl-ping-replica-period", "10"),
+    ("repl-backlog-size", "1048576"),
+    ("busy-reply-threshold", "5000"),
+    ("lua-time-limit", "5000"),
+    ("maxclients", "10000"),
+    ("close-on-replica-write", "yes"),
+    ("lfu-log-factor", "10"),
+    ("lfu-decay-time", "1"),
+    ("activedefrag", "no"),
+    ("stream-node-max-entries", "100"),
+    ("stream-node-max-bytes", "4096"),
 ];
 
 /// Older names Redis still takes for a parameter.

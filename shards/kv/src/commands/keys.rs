@@ -241,7 +241,16 @@ pub fn object(store: &mut Store, args: &[Vec<u8>], now_ms: u64, out: &mut Vec<u8
     };
     match sub.as_slice() {
         b"ENCODING" => resp::bulk(out, encoding(&entry.value).as_bytes()),
-        b"REFCOUNT" => resp::integer(out, 1),
+        // Redis shares the objects of the integers 0..10000 and reports them so.
+        b"REFCOUNT" => match &entry.value {
+            Value::Str(s)
+                if parse_int(s).is_some_and(|n| (0..10_000).contains(&n))
+                    && encoding(&entry.value) == "int" =>
+            {
+                resp::integer(out, i64::from(i32::MAX))
+            }
+            _ => resp::integer(out, 1),
+        },
         b"IDLETIME" => resp::integer(out, 0),
         _ => resp::error(
             out,
