@@ -46,14 +46,33 @@ use crate::{
     fanout,
     hash::{FxHashMap, owner},
     resp,
-    shard::ShardState,
+    shard::{ShardState, now_ms, with_dbs},
     store::{Store, Value},
 };
 
 /// One waiting connection, as the shards holding its keys see it.
 pub struct Waiter {
+    /// Set by the connection when its wait ends, or by a shard that claims it to serve it.
     done: AtomicBool,
-    wake: flume::Sender<()>,
+    wake: flume::Sender<Wake>,
+    /// The command, when all its keys live on the shard it waits on: that shard then
+    /// serves it in place, in queue order, right after the write that fed the key.
+    step: Option<Step>,
+}
+
+/// A waiting command a shard can run for its connection.
+pub struct Step {
+    spec: &'static Spec,
+    args: Vec<Vec<u8>>,
+    resp3: bool,
+}
+
+/// What a shard tells a waiting connection.
+enum Wake {
+    /// Try the command again (a key it waits on was fed).
+    Retry,
+    /// The command ran: its reply.
+    Served(Vec<u8>),
 }
 
 /// Per (database, key), the waiters in arrival order.
@@ -91,32 +110,72 @@ fn purge(db: usize, key: &[u8]) {
     });
 }
 
-/// After a write to `key` in `db` of `store`: wakes the first live waiter of the key when
-/// it now holds a list or a sorted set with elements.
-pub fn fed(store: &Store, db: usize, key: &[u8], now_ms: u64) {
-    let has_elements = match store.peek(key, now_ms).map(|e| &e.value) {
+fn has_elements(store: &Store, key: &[u8], now_ms: u64) -> bool {
+    match store.peek(key, now_ms).map(|e| &e.value) {
         Some(Value::List(l)) => !l.is_empty(),
         Some(Value::ZSet(z)) => !z.is_empty(),
         _ => false,
-    };
-    if !has_elements {
-        return;
     }
-    WAITERS.with(|w| {
-        let mut waiters = w.borrow_mut();
-        let id = (db, key.to_vec());
-        let Some(queue) = waiters.get_mut(&id) else {
-            return;
-        };
-        while let Some(waiter) = queue.pop_front() {
-            if !waiter.done.load(Ordering::Acquire) && waiter.wake.try_send(()).is_ok() {
+}
+
+/// After a write to `key` in `db` of `store`: while the key holds a list or a sorted set
+/// with elements, serves its waiters in arrival order (as Redis serves blocked clients
+/// after each command): a waiter whose keys all live here runs its command here and gets
+/// the reply; any other is woken to try again, and serving stops there. A served move
+/// feeds its destination in turn.
+pub fn fed(store: &mut Store, db: usize, key: &[u8], now_ms: u64) {
+    let mut work = vec![key.to_vec()];
+    // Bounded: each round serves a waiter (removing it) or stops with this key.
+    while let Some(key) = work.pop() {
+        while has_elements(store, &key, now_ms) {
+            let id = (db, key.clone());
+            let next = WAITERS.with(|w| {
+                let mut waiters = w.borrow_mut();
+                let queue = waiters.get_mut(&id)?;
+                let found = loop {
+                    match queue.pop_front() {
+                        None => break None,
+                        Some(w) if w.done.load(Ordering::Acquire) => continue,
+                        Some(w) => break Some(w),
+                    }
+                };
+                if queue.is_empty() {
+                    waiters.remove(&id);
+                }
+                found
+            });
+            let Some(waiter) = next else {
+                break;
+            };
+            let Some(step) = &waiter.step else {
+                let _ = waiter.wake.try_send(Wake::Retry);
+                break;
+            };
+            // Claim it: a connection that timed out at this moment keeps it.
+            if waiter
+                .done
+                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+            {
+                continue;
+            }
+            let protocol = resp::resp3();
+            resp::set_protocol(step.resp3);
+            let mut reply = Vec::new();
+            if let Some(run) = step.spec.run {
+                run(store, &step.args, now_ms, &mut reply);
+            }
+            resp::set_protocol(protocol);
+            if reply.is_empty() || reply.starts_with(b"-WRONGTYPE") {
+                let _ = waiter.wake.try_send(Wake::Retry);
                 break;
             }
+            let _ = waiter.wake.try_send(Wake::Served(reply));
+            if matches!(step.spec.name, "brpoplpush" | "blmove") {
+                work.push(step.args[2].clone());
+            }
         }
-        if queue.is_empty() {
-            waiters.remove(&id);
-        }
-    });
+    }
 }
 
 /// Marks the waiter done when its wait ends, however it ends.
@@ -178,9 +237,18 @@ pub async fn run(
         }
         blocked.get_or_insert_with(|| Blocked::new(conn.state.clone()));
         let (tx, rx) = flume::bounded(1);
+        let home = positions.first().map(|&i| owner(&args[i], conn.shards));
+        let local = positions
+            .iter()
+            .all(|&i| Some(owner(&args[i], conn.shards)) == home);
         let waiter = Arc::new(Waiter {
             done: AtomicBool::new(false),
             wake: tx,
+            step: local.then(|| Step {
+                spec,
+                args: args.to_vec(),
+                resp3: conn.resp == 3,
+            }),
         });
         let guard = DoneOnDrop(waiter.clone());
         // The keys waited on: a move waits on its source only (its destination may well
@@ -192,27 +260,52 @@ pub async fn run(
         let keys: Vec<Vec<u8>> = waited.iter().map(|&i| args[i].clone()).collect();
         let db = conn.db;
         for key in &keys {
-            let (key, waiter) = (key.clone(), waiter.clone());
-            let _ = submit_to(owner(&key, conn.shards), move || register(db, key, waiter)).await;
+            let (key, waiter, config) = (key.clone(), waiter.clone(), conn.state.config.clone());
+            let _ = submit_to(owner(&key, conn.shards), move || {
+                let served_here = waiter.step.is_some();
+                register(db, key.clone(), waiter);
+                // A push between the first try and the registration: the queue, this
+                // waiter now included, is served as a push would serve it.
+                if served_here {
+                    with_dbs(&config, |dbs| fed(dbs.db(db), db, &key, now_ms()));
+                }
+            })
+            .await;
         }
-        // A push between the first try and the registration.
-        let mut reply = Vec::new();
-        fanout::gathered(conn, spec, args, &positions, &mut reply).await;
-        if reply.starts_with(b"-WRONGTYPE") {
-            reply.clear();
-        }
-        if !reply.is_empty() {
-            drop(guard);
-            forget(conn, db, &keys);
-            out.extend_from_slice(&reply);
-            return;
+        if local {
+            // Served (or woken) by its shard, from the registration on.
+        } else {
+            // A push between the first try and the registration: try once more.
+            let mut reply = Vec::new();
+            fanout::gathered(conn, spec, args, &positions, &mut reply).await;
+            if reply.starts_with(b"-WRONGTYPE") {
+                reply.clear();
+            }
+            if !reply.is_empty() {
+                drop(guard);
+                forget(conn, db, &keys);
+                out.extend_from_slice(&reply);
+                return;
+            }
         }
         let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        let woken = wait(stream, &rx, remaining, &mut watch_peer).await;
+        let mut woken = wait(stream, &rx, remaining, &mut watch_peer).await;
+        // Ending the wait: a shard that claimed the waiter first is serving it and sends
+        // its reply (or a retry) at once; that answer wins over the timeout.
+        if !matches!(woken, Wait::Woken(_))
+            && waiter.done.swap(true, Ordering::AcqRel)
+            && let Ok(Wake::Served(reply)) = rx.recv_async().await
+        {
+            woken = Wait::Woken(Wake::Served(reply));
+        }
         drop(guard);
         forget(conn, db, &keys);
         match woken {
-            Wait::Woken => continue,
+            Wait::Woken(Wake::Served(reply)) => {
+                out.extend_from_slice(&reply);
+                return;
+            }
+            Wait::Woken(Wake::Retry) => continue,
             Wait::TimedOut => {
                 conn.speak();
                 return timed_out(spec, out);
@@ -242,26 +335,26 @@ impl Drop for Blocked {
 }
 
 enum Wait {
-    Woken,
+    Woken(Wake),
     TimedOut,
     Disconnected,
 }
 
 async fn wait(
     stream: &mut TcpStream,
-    rx: &flume::Receiver<()>,
+    rx: &flume::Receiver<Wake>,
     remaining: Option<Duration>,
     watch_peer: &mut bool,
 ) -> Wait {
     let woken = async {
         loop {
             if !*watch_peer {
-                return rx.recv_async().await.is_ok();
+                return rx.recv_async().await.ok();
             }
             match select(rx.recv_async(), stream.readable()).await {
-                Either::Left(r) => return r.is_ok(),
+                Either::Left(r) => return r.ok(),
                 Either::Right(Ok(true)) => *watch_peer = false,
-                Either::Right(_) => return false,
+                Either::Right(_) => return None,
             }
         }
     };
@@ -272,8 +365,8 @@ async fn wait(
     };
     match result {
         None => Wait::TimedOut,
-        Some(true) => Wait::Woken,
-        Some(false) => Wait::Disconnected,
+        Some(Some(wake)) => Wait::Woken(wake),
+        Some(None) => Wait::Disconnected,
     }
 }
 

@@ -137,3 +137,46 @@ fn blocking_moves_and_sorted_set_pops_wake_too() {
         format!("*2\r\n{}{}", bulk(&src), bulks(&["3", "2"]))
     );
 }
+
+#[test]
+fn a_fed_key_serves_its_waiters_in_order_after_each_write() {
+    let server = KvServer::start();
+    let mut control = server.raw_on(0);
+    let mut waiters: Vec<Raw> = (0..4).map(|i| server.raw_on(i % 2)).collect();
+    let pops = [
+        ("LEFT", "1"),
+        ("RIGHT", "10"),
+        ("LEFT", "10"),
+        ("RIGHT", "1"),
+    ];
+    for (n, (waiter, (side, count))) in waiters.iter_mut().zip(pops).enumerate() {
+        waiter.send_bytes(&Raw::encode(&[
+            "BLMPOP", "0", "2", "b1{t}", "b2{t}", side, "COUNT", count,
+        ]));
+        wait_blocked(&mut control, n + 1);
+    }
+    assert_eq!(control.cmd(&["MULTI"]), "+OK\r\n");
+    assert_eq!(
+        control.cmd(&["LPUSH", "b1{t}", "a", "b", "c", "d", "e"]),
+        "+QUEUED\r\n"
+    );
+    assert_eq!(
+        control.cmd(&["LPUSH", "b2{t}", "1", "2", "3", "4", "5"]),
+        "+QUEUED\r\n"
+    );
+    assert_eq!(control.cmd(&["EXEC"]), "*2\r\n:5\r\n:5\r\n");
+    let expect = |key: &str, items: &[&str]| format!("*2\r\n{}{}", bulk(key), bulks(items));
+    assert_eq!(waiters[0].reply(), expect("b1{t}", &["e"]));
+    assert_eq!(waiters[1].reply(), expect("b1{t}", &["a", "b", "c", "d"]));
+    assert_eq!(
+        waiters[2].reply(),
+        expect("b2{t}", &["5", "4", "3", "2", "1"])
+    );
+    wait_blocked(&mut control, 1);
+    assert_eq!(control.cmd(&["LPUSH", "b2{t}", "1", "2", "3"]), ":3\r\n");
+    assert_eq!(waiters[3].reply(), expect("b2{t}", &["1"]));
+    assert_eq!(
+        control.cmd(&["LRANGE", "b2{t}", "0", "-1"]),
+        bulks(&["3", "2"])
+    );
+}
