@@ -38,6 +38,7 @@ use percore::{
 };
 
 use crate::{
+    clients::{self, Unblock},
     commands::{
         lists::timeout_ms,
         table::{Spec, key_positions},
@@ -289,7 +290,10 @@ pub async fn run(
             }
         }
         let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        let mut woken = wait(stream, &rx, remaining, &mut watch_peer).await;
+        let (unblock_tx, unblock_rx) = flume::bounded(1);
+        clients::update(conn.id, |e| e.unblock = Some(unblock_tx));
+        let mut woken = wait(stream, &rx, &unblock_rx, remaining, &mut watch_peer).await;
+        clients::update(conn.id, |e| e.unblock = None);
         // Ending the wait: a shard that claimed the waiter first is serving it and sends
         // its reply (or a retry) at once; that answer wins over the timeout.
         if !matches!(woken, Wait::Woken(_))
@@ -310,9 +314,16 @@ pub async fn run(
                 conn.speak();
                 return timed_out(spec, out);
             }
-            Wait::Disconnected => {
+            Wait::Disconnected | Wait::Unblocked(Unblock::Killed) => {
                 conn.closing = true;
                 return;
+            }
+            Wait::Unblocked(Unblock::Timeout) => {
+                conn.speak();
+                return timed_out(spec, out);
+            }
+            Wait::Unblocked(Unblock::Error) => {
+                return resp::error(out, "UNBLOCKED client unblocked via CLIENT UNBLOCK");
             }
         }
     }
@@ -338,24 +349,36 @@ enum Wait {
     Woken(Wake),
     TimedOut,
     Disconnected,
+    Unblocked(Unblock),
 }
 
 async fn wait(
     stream: &mut TcpStream,
     rx: &flume::Receiver<Wake>,
+    unblock: &flume::Receiver<Unblock>,
     remaining: Option<Duration>,
     watch_peer: &mut bool,
 ) -> Wait {
     let woken = async {
         loop {
-            if !*watch_peer {
-                return rx.recv_async().await.ok();
-            }
-            match select(rx.recv_async(), stream.readable()).await {
-                Either::Left(r) => return r.ok(),
-                Either::Right(Ok(true)) => *watch_peer = false,
-                Either::Right(_) => return None,
-            }
+            let waking = select(rx.recv_async(), unblock.recv_async());
+            let event = if *watch_peer {
+                match select(waking, stream.readable()).await {
+                    Either::Left(event) => event,
+                    Either::Right(Ok(true)) => {
+                        *watch_peer = false;
+                        continue;
+                    }
+                    Either::Right(_) => return Wait::Disconnected,
+                }
+            } else {
+                waking.await
+            };
+            return match event {
+                Either::Left(Ok(wake)) => Wait::Woken(wake),
+                Either::Right(Ok(how)) => Wait::Unblocked(how),
+                Either::Left(Err(_)) | Either::Right(Err(_)) => Wait::Disconnected,
+            };
         }
     };
     let result = match remaining {
@@ -363,11 +386,7 @@ async fn wait(
         Some(left) => timeout(left, woken).await.ok(),
         None => Some(woken.await),
     };
-    match result {
-        None => Wait::TimedOut,
-        Some(Some(wake)) => Wait::Woken(wake),
-        Some(None) => Wait::Disconnected,
-    }
+    result.unwrap_or(Wait::TimedOut)
 }
 
 /// Asks the owners of `keys` to drop the done waiters of those keys (best effort: a full

@@ -20,7 +20,7 @@ use percore::{
 };
 
 use crate::{
-    Config, admin,
+    Config, admin, clients,
     commands::{
         self,
         table::{Cmd, Route, Spec, lookup, unknown_command, wrong_arity},
@@ -66,6 +66,25 @@ impl Conn {
         resp::set_protocol(self.resp == 3);
     }
 
+    /// Copies what CLIENT LIST shows of this connection into this shard's registry.
+    pub fn publish_state(&self) {
+        clients::update(self.id, |e| {
+            e.db = self.db;
+            e.name.clone_from(&self.name);
+            e.resp = self.resp;
+            e.subscriptions = (self.subs.channels.len(), self.subs.patterns.len());
+        });
+    }
+
+    /// Whether a CLIENT command must reach every shard (LIST, KILL, UNBLOCK).
+    pub fn client_fanout(spec: &Spec, args: &[Vec<u8>]) -> bool {
+        spec.cmd == Cmd::Client
+            && matches!(
+                args[1].to_ascii_uppercase().as_slice(),
+                b"LIST" | b"KILL" | b"UNBLOCK"
+            )
+    }
+
     /// Counts a command that does not run on a store (those count themselves).
     pub fn count_command(&self) {
         self.state.commands.set(self.state.commands.get() + 1);
@@ -74,6 +93,7 @@ impl Conn {
 
 impl Drop for Conn {
     fn drop(&mut self) {
+        clients::unregister(self.id);
         let mut registry = self.state.pubsub.borrow_mut();
         for channel in &self.subs.channels {
             registry.unsubscribe(channel, self.id);
@@ -96,6 +116,7 @@ pub async fn handle(mut stream: TcpStream, config: Config) {
     state
         .total_connections
         .set(state.total_connections.get() + 1);
+    let kill = Rc::new(clients::KillSwitch::default());
     let mut conn = Conn {
         parser: Parser::new(config.limits.clone()),
         state,
@@ -112,7 +133,27 @@ pub async fn handle(mut stream: TcpStream, config: Config) {
         multi: None,
         closing: false,
     };
-    let ending = serve(&mut stream, &mut conn).await;
+    clients::register(
+        conn.id,
+        clients::Entry {
+            addr: conn.addr.clone(),
+            laddr: stream
+                .local_addr()
+                .map_or_else(|_| "?".into(), |a| a.to_string()),
+            name: None,
+            db: 0,
+            since: Instant::now(),
+            subscriptions: (0, 0),
+            resp: 2,
+            kill: kill.clone(),
+            unblock: None,
+        },
+    );
+    let ending = match select(serve(&mut stream, &mut conn), kill.killed()).await {
+        Either::Left(ending) => ending,
+        // CLIENT KILL.
+        Either::Right(()) => Ending::Abort,
+    };
     // Subscriptions end with the connection's service, not after its last bytes leave.
     drop(conn);
     match ending {
@@ -337,7 +378,9 @@ fn run_here(
             route::multi_owner(conn, spec, &args),
             route::MultiOwner::One(shard) if shard == conn.shard
         ),
-        Route::Conn => !matches!(spec.cmd, Cmd::Info | Cmd::Exec),
+        Route::Conn => {
+            !matches!(spec.cmd, Cmd::Info | Cmd::Exec) && !Conn::client_fanout(spec, &args)
+        }
         Route::PubSub => spec.cmd != Cmd::Publish,
         Route::All | Route::Blocking => false,
     };
@@ -418,6 +461,7 @@ pub fn subscription(conn: &mut Conn, spec: &Spec, args: &[Vec<u8>], out: &mut Ve
         }
         _ => {}
     }
+    conn.publish_state();
 }
 
 /// The reply of PING: `+PONG`, its argument, or in subscribe mode `[pong, arg]`.

@@ -52,6 +52,7 @@
 
 mod admin;
 mod blocking;
+mod clients;
 pub mod commands;
 mod conn;
 mod fanout;

@@ -233,7 +233,11 @@ fn batch_target(conn: &Conn, spec: &Spec, args: &[Vec<u8>]) -> Option<Option<usi
             MultiOwner::One(shard) => Some(Some(shard)),
             MultiOwner::Several => None,
         },
-        Route::Conn if !matches!(spec.cmd, Cmd::Info | Cmd::Exec) => Some(None),
+        Route::Conn
+            if !matches!(spec.cmd, Cmd::Info | Cmd::Exec) && !Conn::client_fanout(spec, args) =>
+        {
+            Some(None)
+        }
         Route::PubSub if spec.cmd != Cmd::Publish => Some(None),
         _ => None,
     }
@@ -344,6 +348,7 @@ async fn barrier(
     conn.speak();
     match spec.cmd {
         Cmd::Info => admin::info(conn, args, out).await,
+        Cmd::Client => admin::client_fanout(conn, args, out).await,
         Cmd::Publish => fanout::publish(conn, args, out).await,
         _ if spec.route == Route::Blocking => blocking::run(stream, conn, spec, args, out).await,
         _ if spec.route == Route::Multi => {
