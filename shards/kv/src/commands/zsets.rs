@@ -899,19 +899,13 @@ fn set_operation(
     let name = String::from_utf8_lossy(&args[0]).to_lowercase();
     let numkeys = parse_int(&args[at]).ok_or(NOT_INTEGER)?;
     if numkeys < 1 {
-        return Err(if card {
-            "ERR numkeys should be greater than 0".into()
-        } else {
-            format!("ERR at least 1 input key is needed for '{name}' command")
-        });
+        return Err(format!(
+            "ERR at least 1 input key is needed for '{name}' command"
+        ));
     }
     let numkeys = numkeys as usize;
     if numkeys > args.len() - at - 1 {
-        return Err(if card {
-            "ERR Number of keys can't be greater than number of args".into()
-        } else {
-            SYNTAX.into()
-        });
+        return Err(SYNTAX.into());
     }
     let keys = &args[at + 1..at + 1 + numkeys];
     let mut weights = vec![1.0; numkeys];
