@@ -48,7 +48,7 @@ use crate::{
     hash::{FxHashMap, owner},
     resp,
     shard::{ShardState, now_ms, with_dbs},
-    store::{Store, Value},
+    store::{Databases, Store, Value},
 };
 
 /// One waiting connection, as the shards holding its keys see it.
@@ -109,6 +109,29 @@ fn purge(db: usize, key: &[u8]) {
             }
         }
     });
+}
+
+thread_local! {
+    /// Keys with waiters written since the waiters were last served here.
+    static READY: RefCell<Vec<(usize, Vec<u8>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Notes that a write touched `key` in `db`; its waiters are served by [`serve_ready`]
+/// once the command (or the transaction, or the batch it came in) is done, as Redis serves
+/// blocked clients after a command or an EXEC, never inside one.
+pub fn note_written(db: usize, key: &[u8]) {
+    let waited = WAITERS.with(|w| w.borrow().contains_key(&(db, key.to_vec())));
+    if waited {
+        READY.with(|r| r.borrow_mut().push((db, key.to_vec())));
+    }
+}
+
+/// Serves the waiters of the keys noted since the last call (see [`fed`]).
+pub fn serve_ready(dbs: &mut Databases, now_ms: u64) {
+    let ready = READY.with(|r| std::mem::take(&mut *r.borrow_mut()));
+    for (db, key) in ready {
+        fed(dbs.db(db), db, &key, now_ms);
+    }
 }
 
 fn has_elements(store: &Store, key: &[u8], now_ms: u64) -> bool {

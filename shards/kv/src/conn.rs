@@ -390,7 +390,9 @@ fn run_here(
     match spec.route {
         Route::Key | Route::Keys { .. } | Route::Multi => {
             let mut dbs = conn.state.dbs.borrow_mut();
-            commands::run_in(&mut dbs, conn.db, spec, &args, now_ms(), out);
+            let now = now_ms();
+            commands::run_in(&mut dbs, conn.db, spec, &args, now, out);
+            crate::blocking::serve_ready(&mut dbs, now);
         }
         Route::PubSub => subscription(conn, spec, &args, out),
         _ => admin::connection_command(conn, spec, &args, out),

@@ -318,8 +318,10 @@ pub async fn gathered(
             with_dbs(&config, |dbs| {
                 let mut reply = Vec::new();
                 resp::set_protocol(resp3);
-                commands::run_in(dbs, db, spec, &args, now_ms(), &mut reply);
+                let now = now_ms();
+                commands::run_in(dbs, db, spec, &args, now, &mut reply);
                 resp::set_protocol(false);
+                blocking::serve_ready(dbs, now);
                 reply
             })
         })

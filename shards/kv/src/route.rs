@@ -71,6 +71,8 @@ pub fn batcher(config: &crate::Config) -> CallBatcher<Batch, BatchReply> {
                             commands::run_in(dbs, *db, spec, args, now, &mut out);
                             ends.push(out.len());
                         }
+                        // After the connection's batch (a transaction runs as one).
+                        blocking::serve_ready(dbs, now);
                         (out, ends)
                     }))
                     .map_err(|payload| {

@@ -180,3 +180,25 @@ fn a_fed_key_serves_its_waiters_in_order_after_each_write() {
         bulks(&["3", "2"])
     );
 }
+
+#[test]
+fn a_transaction_feeds_waiters_only_with_what_it_leaves() {
+    let server = KvServer::start();
+    let mut control = server.raw_on(0);
+    let mut waiter = server.raw_on(1);
+    let key = key_on(1, "txq");
+    waiter.send_bytes(&Raw::encode(&["BLPOP", &key, "5"]));
+    wait_blocked(&mut control, 1);
+    assert_eq!(control.cmd(&["MULTI"]), "+OK\r\n");
+    assert_eq!(control.cmd(&["LPUSH", &key, "a"]), "+QUEUED\r\n");
+    assert_eq!(control.cmd(&["DEL", &key]), "+QUEUED\r\n");
+    assert_eq!(control.cmd(&["SET", &key, "now a string"]), "+QUEUED\r\n");
+    assert_eq!(control.cmd(&["EXEC"]), "*3\r\n:1\r\n:1\r\n+OK\r\n");
+    assert_eq!(control.cmd(&["DEL", &key]), ":1\r\n");
+    assert_eq!(control.cmd(&["LPUSH", &key, "b"]), ":1\r\n");
+    assert_eq!(
+        waiter.reply(),
+        bulks(&[&key, "b"]),
+        "the waiter never saw `a`"
+    );
+}

@@ -37,9 +37,8 @@ pub fn run_in(
         _ => run(dbs.db(db), spec, args, now_ms, out),
     }
     if crate::blocking::any_waiters() && spec.flags.contains(&"write") {
-        let store = dbs.db(db);
         for i in table::key_positions(spec, args).unwrap_or_default() {
-            crate::blocking::fed(store, db, &args[i], now_ms);
+            crate::blocking::note_written(db, &args[i]);
         }
     }
 }
