@@ -240,6 +240,9 @@ pub fn hincrbyfloat(store: &mut Store, args: &[Vec<u8>], now_ms: u64, out: &mut 
     let Some(by) = parse_float(&args[3]) else {
         return resp::error(out, NOT_FLOAT);
     };
+    if by.is_infinite() {
+        return resp::error(out, "ERR value is NaN or Infinity");
+    }
     let current = match hash_ref(store, &args[1], now_ms) {
         Err(()) => return resp::error(out, WRONGTYPE),
         Ok(h) => match h.and_then(|h| h.get(&args[2])) {
