@@ -190,7 +190,9 @@ pub fn fed(store: &mut Store, db: usize, key: &[u8], now_ms: u64) {
                 run(store, &step.args, now_ms, &mut reply);
             }
             resp::set_protocol(protocol);
-            if reply.is_empty() || reply.starts_with(b"-WRONGTYPE") {
+            // The fed key holds what the command pops, so an error here is about another
+            // of its keys (a move's destination of the wrong type): the client gets it.
+            if reply.is_empty() {
                 let _ = waiter.wake.try_send(Wake::Retry);
                 break;
             }

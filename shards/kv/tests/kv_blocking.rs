@@ -202,3 +202,23 @@ fn a_transaction_feeds_waiters_only_with_what_it_leaves() {
         "the waiter never saw `a`"
     );
 }
+
+#[test]
+fn a_move_to_a_destination_of_another_type_answers_wrongtype_when_fed() {
+    let server = KvServer::start();
+    let mut control = server.raw_on(0);
+    let mut waiter = server.raw_on(1);
+    assert_eq!(control.cmd(&["SET", "dst{m}", "not a list"]), "+OK\r\n");
+    waiter.send_bytes(&Raw::encode(&["BRPOPLPUSH", "src{m}", "dst{m}", "0"]));
+    wait_blocked(&mut control, 1);
+    assert_eq!(control.cmd(&["RPUSH", "src{m}", "foo"]), ":1\r\n");
+    assert_eq!(
+        waiter.reply(),
+        "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"
+    );
+    assert_eq!(
+        control.cmd(&["LRANGE", "src{m}", "0", "-1"]),
+        bulks(&["foo"])
+    );
+    wait_blocked(&mut control, 0);
+}

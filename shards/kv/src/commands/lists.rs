@@ -395,6 +395,15 @@ fn move_element(
     now_ms: u64,
     out: &mut Vec<u8>,
 ) {
+    // As Redis checks them: the source first; the destination only when there is
+    // something to move (a blocking move with an empty source waits whatever the
+    // destination holds).
+    match list_mut(store, source, now_ms) {
+        Err(()) => return resp::error(out, WRONGTYPE),
+        Ok(None) => return resp::null(out),
+        Ok(Some(list)) if list.is_empty() => return resp::null(out),
+        Ok(Some(_)) => {}
+    }
     if list_mut(store, destination, now_ms).is_err() {
         return resp::error(out, WRONGTYPE);
     }
