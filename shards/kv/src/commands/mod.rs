@@ -109,10 +109,16 @@ pub fn run(store: &mut Store, spec: &Spec, args: &[Vec<u8>], now_ms: u64, out: &
     }
 }
 
+/// The most elements SRANDMEMBER, HRANDFIELD and ZRANDMEMBER return with a negative count
+/// (repeats allowed): the reply is built in memory, so it is bounded; past it the count is
+/// refused as out of range.
+pub const MAX_RANDOM_PICKS: u64 = 10_000_000;
+
 /// Random indices below `len` as SRANDMEMBER, HRANDFIELD and ZRANDMEMBER pick them:
 /// `None` one index; `Some(n)`, n ≥ 0, up to n distinct ones; `Some(-n)` n, repeats allowed.
 /// `len` must be at least 1 unless `count` is `Some(_)`.
 pub fn random_picks(len: usize, count: Option<i64>) -> Vec<usize> {
+    debug_assert!(count.is_none_or(|c| c >= 0 || c.unsigned_abs() <= MAX_RANDOM_PICKS));
     let mut rng = Rng::new();
     match count {
         _ if len == 0 => Vec::new(),

@@ -167,7 +167,7 @@ pub fn srandmember(store: &mut Store, args: &[Vec<u8>], now_ms: u64, out: &mut V
     let count = match args.len() {
         2 => None,
         3 => match parse_int(&args[2]) {
-            Some(n) if n.unsigned_abs() <= i64::MAX as u64 / 2 => Some(n),
+            Some(n) if n >= 0 || n.unsigned_abs() <= super::MAX_RANDOM_PICKS => Some(n),
             Some(_) => return resp::error(out, "ERR value is out of range"),
             None => return resp::error(out, NOT_INTEGER),
         },

@@ -614,7 +614,8 @@ pub fn lcs(store: &mut Store, args: &[Vec<u8>], now_ms: u64, out: &mut Vec<u8>) 
         );
     }
     let (alen, blen) = (a.len(), b.len());
-    if (alen + 1).saturating_mul(blen + 1) > MAX_STRING {
+    // The table holds a u32 per pair of positions, bounded as Redis bounds it.
+    if (alen + 1).saturating_mul(blen + 1).saturating_mul(4) > MAX_STRING {
         return resp::error(
             out,
             "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",

@@ -814,7 +814,7 @@ pub fn zrandmember(store: &mut Store, args: &[Vec<u8>], now_ms: u64, out: &mut V
     let count = match args.get(2).map(|c| parse_int(c)) {
         None => None,
         Some(None) => return resp::error(out, NOT_INTEGER),
-        Some(Some(n)) if n.unsigned_abs() > i64::MAX as u64 / 2 => {
+        Some(Some(n)) if n < 0 && n.unsigned_abs() > super::MAX_RANDOM_PICKS => {
             return resp::error(out, "ERR value is out of range");
         }
         Some(Some(n)) => Some(n),
