@@ -2,11 +2,15 @@
 //! appends its reply, in Redis's shape and wording, to the output. Nothing here knows about
 //! shards or sockets: routing is `route`'s, connection state is `conn`'s.
 
+mod bits;
 mod hashes;
 pub mod keys;
+mod lcs;
 pub mod lists;
 mod sets;
 pub mod strings;
+mod zpops;
+mod zsetops;
 mod zsets;
 
 pub use self::strings::{mget, mset};

@@ -1,5 +1,7 @@
-//! String commands: GET, SET (EX/PX/EXAT/PXAT/NX/XX/KEEPTTL/GET), GETDEL, INCR family,
-//! APPEND, STRLEN, and the per-shard halves of MGET and MSET.
+//! String commands: GET, SET (EX/PX/EXAT/PXAT/NX/XX/KEEPTTL/GET), SETNX, SETEX, PSETEX,
+//! GETSET, GETEX, GETDEL, GETRANGE, SETRANGE, the INCR family and INCRBYFLOAT, APPEND,
+//! STRLEN, MSETNX, and the per-shard halves of MGET and MSET. Bits are in `bits`, LCS in
+//! `lcs`.
 
 use super::table::{NOT_INTEGER, OVERFLOW, SYNTAX, WRONGTYPE};
 use crate::{
@@ -214,7 +216,11 @@ pub fn mset(store: &mut Store, pairs: &[Vec<u8>]) {
 }
 
 /// The string at `key`: `Ok(None)` when missing, `Err` when another type.
-fn string_of<'a>(store: &'a mut Store, key: &[u8], now_ms: u64) -> Result<Option<&'a [u8]>, ()> {
+pub(super) fn string_of<'a>(
+    store: &'a mut Store,
+    key: &[u8],
+    now_ms: u64,
+) -> Result<Option<&'a [u8]>, ()> {
     match store.get(key, now_ms).map(|e| &e.value) {
         None => Ok(None),
         Some(Value::Str(s)) => Ok(Some(s)),
@@ -223,7 +229,7 @@ fn string_of<'a>(store: &'a mut Store, key: &[u8], now_ms: u64) -> Result<Option
 }
 
 /// Stores `value` at `key` as a string with expiry `expires_at_ms`.
-fn put(store: &mut Store, key: &[u8], value: &[u8], expires_at_ms: Option<u64>) {
+pub(super) fn put(store: &mut Store, key: &[u8], value: &[u8], expires_at_ms: Option<u64>) {
     store.insert(
         key,
         Entry {
@@ -364,7 +370,7 @@ pub fn getrange(store: &mut Store, args: &[Vec<u8>], now_ms: u64, out: &mut Vec<
 }
 
 /// The largest string SETRANGE, SETBIT and APPEND may make (Redis's proto-max-bulk-len).
-const MAX_STRING: usize = 512 * 1024 * 1024;
+pub(super) const MAX_STRING: usize = 512 * 1024 * 1024;
 
 pub fn setrange(store: &mut Store, args: &[Vec<u8>], now_ms: u64, out: &mut Vec<u8>) {
     let Some(offset) = parse_int(&args[2]) else {
@@ -420,33 +426,6 @@ pub fn parse_float(arg: &[u8]) -> Option<f64> {
     (!value.is_nan()).then_some(value)
 }
 
-/// A float as Redis writes it in replies: the shortest form that reads back the same,
-/// `inf`/`-inf` for infinities.
-pub fn format_float(value: f64) -> String {
-    if value.is_infinite() {
-        return if value > 0.0 {
-            "inf".into()
-        } else {
-            "-inf".into()
-        };
-    }
-    if value == 0.0 {
-        return "0".into();
-    }
-    let abs = value.abs();
-    if !(1e-5..1e17).contains(&abs) {
-        // Exponent notation, as %.17g switches to: 1e+20, 1.5e-07.
-        let text = format!("{value:e}");
-        if let Some((mantissa, exp)) = text.split_once('e') {
-            let exp: i32 = exp.parse().unwrap_or(0);
-            let sign = if exp < 0 { '-' } else { '+' };
-            return format!("{mantissa}e{sign}{:02}", exp.abs());
-        }
-        return text;
-    }
-    format!("{value}")
-}
-
 pub fn incrbyfloat(store: &mut Store, args: &[Vec<u8>], now_ms: u64, out: &mut Vec<u8>) {
     let (current, ttl) = match store.get(&args[1], now_ms) {
         None => (0.0, None),
@@ -471,100 +450,6 @@ pub fn incrbyfloat(store: &mut Store, args: &[Vec<u8>], now_ms: u64, out: &mut V
     resp::bulk(out, text.as_bytes());
 }
 
-const BIT_OFFSET: &str = "ERR bit offset is not an integer or out of range";
-
-fn bit_offset(arg: &[u8]) -> Option<usize> {
-    let n = parse_int(arg)?;
-    (0..(MAX_STRING as i64) * 8)
-        .contains(&n)
-        .then_some(n as usize)
-}
-
-pub fn setbit(store: &mut Store, args: &[Vec<u8>], now_ms: u64, out: &mut Vec<u8>) {
-    let Some(offset) = bit_offset(&args[2]) else {
-        return resp::error(out, BIT_OFFSET);
-    };
-    let on = match args[3].as_slice() {
-        b"1" => true,
-        b"0" => false,
-        _ => return resp::error(out, "ERR bit is not an integer or out of range"),
-    };
-    let (mut bytes, ttl) = match store.get(&args[1], now_ms) {
-        None => (Vec::new(), None),
-        Some(Entry {
-            value: Value::Str(s),
-            expires_at_ms,
-        }) => (s.to_vec(), *expires_at_ms),
-        Some(_) => return resp::error(out, WRONGTYPE),
-    };
-    let byte = offset / 8;
-    if bytes.len() <= byte {
-        bytes.resize(byte + 1, 0);
-    }
-    let mask = 0x80 >> (offset % 8);
-    let old = bytes[byte] & mask != 0;
-    if on {
-        bytes[byte] |= mask;
-    } else {
-        bytes[byte] &= !mask;
-    }
-    put(store, &args[1], &bytes, ttl);
-    resp::integer(out, i64::from(old));
-}
-
-pub fn getbit(store: &mut Store, args: &[Vec<u8>], now_ms: u64, out: &mut Vec<u8>) {
-    let Some(offset) = bit_offset(&args[2]) else {
-        return resp::error(out, BIT_OFFSET);
-    };
-    match string_of(store, &args[1], now_ms) {
-        Err(()) => resp::error(out, WRONGTYPE),
-        Ok(value) => {
-            let bit = value
-                .and_then(|s| s.get(offset / 8))
-                .is_some_and(|b| b & (0x80 >> (offset % 8)) != 0);
-            resp::integer(out, i64::from(bit));
-        }
-    }
-}
-
-pub fn bitcount(store: &mut Store, args: &[Vec<u8>], now_ms: u64, out: &mut Vec<u8>) {
-    let range = match args.len() {
-        2 => None,
-        4 | 5 => {
-            let (Some(start), Some(end)) = (parse_int(&args[2]), parse_int(&args[3])) else {
-                return resp::error(out, NOT_INTEGER);
-            };
-            let bits = match args.get(4).map(|a| a.to_ascii_uppercase()) {
-                None => false,
-                Some(u) if u == b"BYTE" => false,
-                Some(u) if u == b"BIT" => true,
-                Some(_) => return resp::error(out, SYNTAX),
-            };
-            Some((start, end, bits))
-        }
-        _ => return resp::error(out, SYNTAX),
-    };
-    let value = match string_of(store, &args[1], now_ms) {
-        Err(()) => return resp::error(out, WRONGTYPE),
-        Ok(None) => return resp::integer(out, 0),
-        Ok(Some(v)) => v,
-    };
-    let count = match range {
-        None => value.iter().map(|b| b.count_ones() as i64).sum(),
-        Some((start, end, false)) => match clamp_range(start, end, value.len()) {
-            Some((a, b)) => value[a..=b].iter().map(|b| b.count_ones() as i64).sum(),
-            None => 0,
-        },
-        Some((start, end, true)) => match clamp_range(start, end, value.len() * 8) {
-            Some((a, b)) => (a..=b)
-                .filter(|&i| value[i / 8] & (0x80 >> (i % 8)) != 0)
-                .count() as i64,
-            None => 0,
-        },
-    };
-    resp::integer(out, count);
-}
-
 /// MSETNX: sets every pair only when none of the keys exists.
 pub fn msetnx(store: &mut Store, args: &[Vec<u8>], now_ms: u64, out: &mut Vec<u8>) {
     if args.len().is_multiple_of(2) {
@@ -579,122 +464,4 @@ pub fn msetnx(store: &mut Store, args: &[Vec<u8>], now_ms: u64, out: &mut Vec<u8
     }
     mset(store, &args[1..]);
     resp::integer(out, 1);
-}
-
-pub fn lcs(store: &mut Store, args: &[Vec<u8>], now_ms: u64, out: &mut Vec<u8>) {
-    let (a, b) = match (
-        string_of(store, &args[1], now_ms).map(|v| v.map(<[u8]>::to_vec)),
-        string_of(store, &args[2], now_ms).map(|v| v.map(<[u8]>::to_vec)),
-    ) {
-        (Ok(a), Ok(b)) => (a.unwrap_or_default(), b.unwrap_or_default()),
-        _ => return resp::error(out, "ERR The specified keys must contain string values"),
-    };
-    let (mut len_only, mut idx, mut with_len, mut min_len) = (false, false, false, 0i64);
-    let mut i = 3;
-    while i < args.len() {
-        match args[i].to_ascii_uppercase().as_slice() {
-            b"IDX" => idx = true,
-            b"LEN" => len_only = true,
-            b"WITHMATCHLEN" => with_len = true,
-            b"MINMATCHLEN" if i + 1 < args.len() => {
-                let Some(n) = parse_int(&args[i + 1]) else {
-                    return resp::error(out, NOT_INTEGER);
-                };
-                min_len = n.max(0);
-                i += 1;
-            }
-            _ => return resp::error(out, SYNTAX),
-        }
-        i += 1;
-    }
-    if len_only && idx {
-        return resp::error(
-            out,
-            "ERR If you want both the length and indexes, please just use IDX.",
-        );
-    }
-    let (alen, blen) = (a.len(), b.len());
-    // The table holds a u32 per pair of positions, bounded as Redis bounds it.
-    if (alen + 1).saturating_mul(blen + 1).saturating_mul(4) > MAX_STRING {
-        return resp::error(
-            out,
-            "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",
-        );
-    }
-    let width = blen + 1;
-    let mut table = vec![0u32; (alen + 1) * width];
-    for i in 1..=alen {
-        for j in 1..=blen {
-            table[i * width + j] = if a[i - 1] == b[j - 1] {
-                table[(i - 1) * width + j - 1] + 1
-            } else {
-                table[(i - 1) * width + j].max(table[i * width + j - 1])
-            };
-        }
-    }
-    let total = table[alen * width + blen] as usize;
-    if len_only {
-        return resp::integer(out, total as i64);
-    }
-    let mut result = vec![0u8; total];
-    let mut matches: Vec<[usize; 5]> = Vec::new();
-    let (mut i, mut j, mut k) = (alen, blen, total);
-    let mut range: Option<[usize; 4]> = None;
-    while i > 0 && j > 0 {
-        let mut emit = false;
-        if a[i - 1] == b[j - 1] {
-            result[k - 1] = a[i - 1];
-            match &mut range {
-                None => range = Some([i - 1, i - 1, j - 1, j - 1]),
-                Some(r) if r[0] == i && r[2] == j => {
-                    r[0] -= 1;
-                    r[2] -= 1;
-                }
-                Some(_) => emit = true,
-            }
-            if range.is_some_and(|r| r[0] == 0 || r[2] == 0) {
-                emit = true;
-            }
-            k -= 1;
-            i -= 1;
-            j -= 1;
-        } else {
-            if table[(i - 1) * width + j] > table[i * width + j - 1] {
-                i -= 1;
-            } else {
-                j -= 1;
-            }
-            if range.is_some() {
-                emit = true;
-            }
-        }
-        if emit && let Some(r) = range {
-            let match_len = r[1] - r[0] + 1;
-            if min_len == 0 || match_len as i64 >= min_len {
-                matches.push([r[0], r[1], r[2], r[3], match_len]);
-            }
-            // As Redis does: the next range starts at the next match.
-            range = None;
-        }
-    }
-    if !idx {
-        return resp::bulk(out, &result);
-    }
-    resp::array(out, 4);
-    resp::bulk(out, b"matches");
-    resp::array(out, matches.len());
-    for m in &matches {
-        resp::array(out, 2 + usize::from(with_len));
-        resp::array(out, 2);
-        resp::integer(out, m[0] as i64);
-        resp::integer(out, m[1] as i64);
-        resp::array(out, 2);
-        resp::integer(out, m[2] as i64);
-        resp::integer(out, m[3] as i64);
-        if with_len {
-            resp::integer(out, m[4] as i64);
-        }
-    }
-    resp::bulk(out, b"len");
-    resp::integer(out, total as i64);
 }

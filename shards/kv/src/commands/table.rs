@@ -255,7 +255,10 @@ macro_rules! blocking {
     };
 }
 
-use super::{hashes as h, keys as k, lists as l, sets as s, strings as st, zsets as z};
+use super::{
+    bits as b, hashes as h, keys as k, lcs as lc, lists as l, sets as s, strings as st,
+    zpops as zp, zsetops as zo, zsets as z,
+};
 use crate::store::Store;
 use KeyCount::{DestNumKeys, Fixed, NumKeysAt};
 
@@ -313,11 +316,11 @@ pub static COMMANDS: &[Spec] = &[
     key!("substr", 4, RSLOW, st::getrange),
     key!("setrange", 4, WD, st::setrange),
     key!("incrbyfloat", 3, W, st::incrbyfloat),
-    key!("setbit", 4, WD, st::setbit),
-    key!("getbit", 3, R, st::getbit),
-    key!("bitcount", -2, RSLOW, st::bitcount),
+    key!("setbit", 4, WD, b::setbit),
+    key!("getbit", 3, R, b::getbit),
+    key!("bitcount", -2, RSLOW, b::bitcount),
     multi!("msetnx", -3, WD, 1, -1, 2, Fixed, st::msetnx),
-    multi!("lcs", -3, RSLOW, 1, 2, 1, Fixed, st::lcs),
+    multi!("lcs", -3, RSLOW, 1, 2, 1, Fixed, lc::lcs),
     // Keys.
     multi!("rename", 3, WSLOW, 1, 2, 1, Fixed, k::rename),
     multi!("renamenx", 3, WS, 1, 2, 1, Fixed, k::renamenx),
@@ -425,17 +428,17 @@ pub static COMMANDS: &[Spec] = &[
     key!("zremrangebyrank", 4, WSLOW, z::zremrangebyrank),
     key!("zremrangebyscore", 4, WSLOW, z::zremrangebyscore),
     key!("zremrangebylex", 4, WSLOW, z::zremrangebylex),
-    key!("zpopmin", -2, WS, z::zpopmin),
-    key!("zpopmax", -2, WS, z::zpopmax),
+    key!("zpopmin", -2, WS, zp::zpopmin),
+    key!("zpopmax", -2, WS, zp::zpopmax),
     key!("zrandmember", -2, RSLOW, z::zrandmember),
     key!("zscan", -3, RSLOW, z::zscan),
     multi!("zrangestore", -5, WD, 1, 2, 1, Fixed, z::zrangestore),
-    multi!("zunionstore", -4, WD, 0, 0, 0, DestNumKeys, z::zunionstore),
-    multi!("zinterstore", -4, WD, 0, 0, 0, DestNumKeys, z::zinterstore),
-    multi!("zdiffstore", -4, WD, 0, 0, 0, DestNumKeys, z::zdiffstore),
-    multi!("zunion", -3, RSLOW, 0, 0, 0, NumKeysAt(1), z::zunion),
-    multi!("zinter", -3, RSLOW, 0, 0, 0, NumKeysAt(1), z::zinter),
-    multi!("zdiff", -3, RSLOW, 0, 0, 0, NumKeysAt(1), z::zdiff),
+    multi!("zunionstore", -4, WD, 0, 0, 0, DestNumKeys, zo::zunionstore),
+    multi!("zinterstore", -4, WD, 0, 0, 0, DestNumKeys, zo::zinterstore),
+    multi!("zdiffstore", -4, WD, 0, 0, 0, DestNumKeys, zo::zdiffstore),
+    multi!("zunion", -3, RSLOW, 0, 0, 0, NumKeysAt(1), zo::zunion),
+    multi!("zinter", -3, RSLOW, 0, 0, 0, NumKeysAt(1), zo::zinter),
+    multi!("zdiff", -3, RSLOW, 0, 0, 0, NumKeysAt(1), zo::zdiff),
     multi!(
         "zintercard",
         -3,
@@ -444,12 +447,12 @@ pub static COMMANDS: &[Spec] = &[
         0,
         0,
         NumKeysAt(1),
-        z::zintercard
+        zo::zintercard
     ),
-    multi!("zmpop", -4, WSLOW, 0, 0, 0, NumKeysAt(1), z::zmpop),
-    blocking!("bzpopmin", -3, 1, -2, Fixed, z::bzpopmin),
-    blocking!("bzpopmax", -3, 1, -2, Fixed, z::bzpopmax),
-    blocking!("bzmpop", -5, 0, 0, NumKeysAt(2), z::bzmpop),
+    multi!("zmpop", -4, WSLOW, 0, 0, 0, NumKeysAt(1), zp::zmpop),
+    blocking!("bzpopmin", -3, 1, -2, Fixed, zp::bzpopmin),
+    blocking!("bzpopmax", -3, 1, -2, Fixed, zp::bzpopmax),
+    blocking!("bzmpop", -5, 0, 0, NumKeysAt(2), zp::bzmpop),
     // Connection and server.
     spec!("echo", Echo, 2, CONN, 0, 0, 0, Route::Conn),
     spec!("quit", Quit, -1, CONN, 0, 0, 0, Route::Conn),

@@ -1,8 +1,7 @@
 //! Sorted-set commands on [`ZSet`]: ZADD (NX/XX/GT/LT/CH/INCR), ZINCRBY, ZREM, ZCARD,
 //! ZSCORE, ZMSCORE, ZRANK, ZREVRANK, ZCOUNT, ZLEXCOUNT, the ZRANGE family (rank, BYSCORE,
 //! BYLEX, REV, LIMIT, WITHSCORES, ZRANGESTORE), ZREMRANGEBY*, ZPOPMIN/MAX, ZMPOP,
-//! ZRANDMEMBER, ZSCAN, ZUNION/ZINTER/ZDIFF (and STORE), ZINTERCARD, and the non-blocking
-//! step of BZPOPMIN/BZPOPMAX/BZMPOP.
+//! ZRANDMEMBER, ZSCAN. The pops are in `zpops`, the set operations in `zsetops`.
 
 use super::{
     random_picks,
@@ -11,16 +10,19 @@ use super::{
 };
 use crate::{
     glob,
-    hash::FxHashMap,
     resp::{self, parse_int},
     store::{Entry, Store, Value, ZSet, memory::ELEMENT_OVERHEAD},
 };
 
 /// Members with their scores.
-type Elements = Vec<(Vec<u8>, f64)>;
+pub(super) type Elements = Vec<(Vec<u8>, f64)>;
 
 /// The sorted set at `key`: `Ok(None)` when missing, `Err` when another type.
-fn zset_mut<'a>(store: &'a mut Store, key: &[u8], now_ms: u64) -> Result<Option<&'a mut ZSet>, ()> {
+pub(super) fn zset_mut<'a>(
+    store: &'a mut Store,
+    key: &[u8],
+    now_ms: u64,
+) -> Result<Option<&'a mut ZSet>, ()> {
     match store.get_mut(key, now_ms).map(|e| &mut e.value) {
         None => Ok(None),
         Some(Value::ZSet(z)) => Ok(Some(z)),
@@ -28,13 +30,13 @@ fn zset_mut<'a>(store: &'a mut Store, key: &[u8], now_ms: u64) -> Result<Option<
     }
 }
 
-fn drop_if_empty(store: &mut Store, key: &[u8], now_ms: u64) {
+pub(super) fn drop_if_empty(store: &mut Store, key: &[u8], now_ms: u64) {
     if matches!(zset_mut(store, key, now_ms), Ok(Some(z)) if z.is_empty()) {
         store.remove(key);
     }
 }
 
-fn element_size(member: &[u8]) -> usize {
+pub(super) fn element_size(member: &[u8]) -> usize {
     member.len() + 8 + ELEMENT_OVERHEAD
 }
 
@@ -72,7 +74,7 @@ pub fn format_score(value: f64) -> String {
     }
 }
 
-fn bulk_score(out: &mut Vec<u8>, score: f64) {
+pub(super) fn bulk_score(out: &mut Vec<u8>, score: f64) {
     resp::double_text(out, &format_score(score));
 }
 
@@ -443,7 +445,7 @@ fn select(
 }
 
 /// Members, with their scores when asked: flat in RESP2, `[member, score]` pairs in RESP3.
-fn write_elements(out: &mut Vec<u8>, found: &[(Vec<u8>, f64)], with_scores: bool) {
+pub(super) fn write_elements(out: &mut Vec<u8>, found: &[(Vec<u8>, f64)], with_scores: bool) {
     let pairs = with_scores && resp::resp3();
     resp::array(out, found.len() * if with_scores && !pairs { 2 } else { 1 });
     for (member, score) in found {
@@ -556,7 +558,7 @@ pub fn zrevrangebylex(store: &mut Store, args: &[Vec<u8>], now_ms: u64, out: &mu
 }
 
 /// Replaces whatever is at `key` with the sorted set of `elements` (nothing when empty).
-fn store_elements(
+pub(super) fn store_elements(
     store: &mut Store,
     key: &[u8],
     elements: impl IntoIterator<Item = (Vec<u8>, f64)>,
@@ -652,159 +654,6 @@ pub fn zremrangebylex(store: &mut Store, args: &[Vec<u8>], now_ms: u64, out: &mu
     remove_range(store, args, By::Lex, now_ms, out);
 }
 
-/// Pops up to `count` elements from the low (`max` false) or high end of the first
-/// non-empty sorted set of `keys`: the key and the elements; `None` when all are empty.
-fn pop_from(
-    store: &mut Store,
-    keys: &[Vec<u8>],
-    max: bool,
-    count: usize,
-    now_ms: u64,
-) -> Result<Option<(Vec<u8>, Elements)>, ()> {
-    for key in keys {
-        let popped = match zset_mut(store, key, now_ms)? {
-            None => continue,
-            Some(z) => {
-                let n = count.min(z.len());
-                let mut found = if max {
-                    z.range(z.len() - n, z.len())
-                } else {
-                    z.range(0, n)
-                };
-                if max {
-                    found.reverse();
-                }
-                for (member, _) in &found {
-                    z.remove(member);
-                }
-                found
-            }
-        };
-        store.refund(popped.iter().map(|(m, _)| element_size(m)).sum());
-        drop_if_empty(store, key, now_ms);
-        return Ok(Some((key.clone(), popped)));
-    }
-    Ok(None)
-}
-
-fn zpop(store: &mut Store, args: &[Vec<u8>], max: bool, now_ms: u64, out: &mut Vec<u8>) {
-    let count = match args.len() {
-        2 => 1,
-        3 => match parse_int(&args[2]) {
-            Some(n) if n >= 0 => n as usize,
-            _ => return resp::error(out, "ERR value is out of range, must be positive"),
-        },
-        _ => return resp::error(out, SYNTAX),
-    };
-    match pop_from(store, &args[1..2], max, count, now_ms) {
-        Err(()) => resp::error(out, WRONGTYPE),
-        Ok(None) => resp::array(out, 0),
-        // Without a count: one flat `[member, score]`, in RESP3 too.
-        Ok(Some((_, popped))) if args.len() == 2 => {
-            resp::array(out, 2 * popped.len());
-            for (member, score) in &popped {
-                resp::bulk(out, member);
-                bulk_score(out, *score);
-            }
-        }
-        Ok(Some((_, popped))) => write_elements(out, &popped, true),
-    }
-}
-
-pub fn zpopmin(store: &mut Store, args: &[Vec<u8>], now_ms: u64, out: &mut Vec<u8>) {
-    zpop(store, args, false, now_ms, out);
-}
-
-pub fn zpopmax(store: &mut Store, args: &[Vec<u8>], now_ms: u64, out: &mut Vec<u8>) {
-    zpop(store, args, true, now_ms, out);
-}
-
-/// ZMPOP's and BZMPOP's arguments from the key count at `at`: (keys, max, count).
-fn mpop_args(args: &[Vec<u8>], at: usize) -> Result<(&[Vec<u8>], bool, usize), &'static str> {
-    let numkeys = match parse_int(&args[at]) {
-        Some(n) if n > 0 => n as usize,
-        _ => return Err("ERR numkeys should be greater than 0"),
-    };
-    let side_at = at + numkeys + 1;
-    let max = match args.get(side_at).map(|a| a.to_ascii_uppercase()) {
-        Some(s) if s == b"MIN" => false,
-        Some(s) if s == b"MAX" => true,
-        _ => return Err(SYNTAX),
-    };
-    let count = match &args[side_at + 1..] {
-        [] => 1,
-        [opt, n] if opt.eq_ignore_ascii_case(b"COUNT") => match parse_int(n) {
-            Some(c) if c > 0 => c as usize,
-            _ => return Err("ERR count should be greater than 0"),
-        },
-        _ => return Err(SYNTAX),
-    };
-    Ok((&args[at + 1..side_at], max, count))
-}
-
-fn write_mpop(out: &mut Vec<u8>, key: &[u8], popped: &[(Vec<u8>, f64)]) {
-    resp::array(out, 2);
-    resp::bulk(out, key);
-    resp::array(out, popped.len());
-    for (member, score) in popped {
-        resp::array(out, 2);
-        resp::bulk(out, member);
-        bulk_score(out, *score);
-    }
-}
-
-pub fn zmpop(store: &mut Store, args: &[Vec<u8>], now_ms: u64, out: &mut Vec<u8>) {
-    let (keys, max, count) = match mpop_args(args, 1) {
-        Ok(parsed) => parsed,
-        Err(e) => return resp::error(out, e),
-    };
-    match pop_from(store, keys, max, count, now_ms) {
-        Err(()) => resp::error(out, WRONGTYPE),
-        Ok(None) => resp::null_array(out),
-        Ok(Some((key, popped))) => write_mpop(out, &key, &popped),
-    }
-}
-
-/// The non-blocking step of BZPOPMIN/BZPOPMAX: `[key, member, score]`, or nothing written.
-fn bzpop(store: &mut Store, args: &[Vec<u8>], max: bool, now_ms: u64, out: &mut Vec<u8>) {
-    if let Err(e) = super::lists::timeout_ms(&args[args.len() - 1]) {
-        return resp::error(out, e);
-    }
-    match pop_from(store, &args[1..args.len() - 1], max, 1, now_ms) {
-        Err(()) => resp::error(out, WRONGTYPE),
-        Ok(None) => {}
-        Ok(Some((key, popped))) => {
-            resp::array(out, 3);
-            resp::bulk(out, &key);
-            resp::bulk(out, &popped[0].0);
-            bulk_score(out, popped[0].1);
-        }
-    }
-}
-
-pub fn bzpopmin(store: &mut Store, args: &[Vec<u8>], now_ms: u64, out: &mut Vec<u8>) {
-    bzpop(store, args, false, now_ms, out);
-}
-
-pub fn bzpopmax(store: &mut Store, args: &[Vec<u8>], now_ms: u64, out: &mut Vec<u8>) {
-    bzpop(store, args, true, now_ms, out);
-}
-
-pub fn bzmpop(store: &mut Store, args: &[Vec<u8>], now_ms: u64, out: &mut Vec<u8>) {
-    if let Err(e) = super::lists::timeout_ms(&args[1]) {
-        return resp::error(out, e);
-    }
-    let (keys, max, count) = match mpop_args(args, 2) {
-        Ok(parsed) => parsed,
-        Err(e) => return resp::error(out, e),
-    };
-    match pop_from(store, keys, max, count, now_ms) {
-        Err(()) => resp::error(out, WRONGTYPE),
-        Ok(None) => {}
-        Ok(Some((key, popped))) => write_mpop(out, &key, &popped),
-    }
-}
-
 pub fn zrandmember(store: &mut Store, args: &[Vec<u8>], now_ms: u64, out: &mut Vec<u8>) {
     let with_scores = match args.len() {
         2 | 3 => false,
@@ -853,212 +702,6 @@ pub fn zscan(store: &mut Store, args: &[Vec<u8>], now_ms: u64, out: &mut Vec<u8>
             resp::array(out, 2);
             resp::bulk(out, b"0");
             write_elements(out, &found, true);
-        }
-    }
-}
-
-#[derive(Clone, Copy, PartialEq)]
-enum SetOp {
-    Union,
-    Inter,
-    Diff,
-}
-
-#[derive(Clone, Copy)]
-enum Aggregate {
-    Sum,
-    Min,
-    Max,
-}
-
-/// The members and scores of a sorted set or (scores 1) a set at `key`.
-fn members_of(
-    store: &mut Store,
-    key: &[u8],
-    now_ms: u64,
-) -> Result<Option<FxHashMap<Vec<u8>, f64>>, ()> {
-    match store.get(key, now_ms).map(|e| &e.value) {
-        None => Ok(None),
-        Some(Value::ZSet(z)) => Ok(Some(z.iter().map(|(m, s)| (m.clone(), s)).collect())),
-        Some(Value::Set(s)) => Ok(Some(s.iter().map(|m| (m.clone(), 1.0)).collect())),
-        Some(_) => Err(()),
-    }
-}
-
-/// ZUNION/ZINTER/ZDIFF and their STORE and CARD forms: `at` is the key count's position.
-/// Returns the result, ordered, and whether WITHSCORES was given (and the LIMIT of CARD).
-fn set_operation(
-    store: &mut Store,
-    args: &[Vec<u8>],
-    at: usize,
-    op: SetOp,
-    store_form: bool,
-    card: bool,
-    now_ms: u64,
-) -> Result<(Elements, bool, usize), String> {
-    let name = String::from_utf8_lossy(&args[0]).to_lowercase();
-    let numkeys = parse_int(&args[at]).ok_or(NOT_INTEGER)?;
-    if numkeys < 1 {
-        return Err(format!(
-            "ERR at least 1 input key is needed for '{name}' command"
-        ));
-    }
-    let numkeys = numkeys as usize;
-    if numkeys > args.len() - at - 1 {
-        return Err(SYNTAX.into());
-    }
-    let keys = &args[at + 1..at + 1 + numkeys];
-    let mut weights = vec![1.0; numkeys];
-    let mut aggregate = Aggregate::Sum;
-    let (mut with_scores, mut limit) = (false, 0usize);
-    let mut i = at + 1 + numkeys;
-    while i < args.len() {
-        let opt = args[i].to_ascii_uppercase();
-        let left = args.len() - i - 1;
-        match opt.as_slice() {
-            b"WEIGHTS" if op != SetOp::Diff && !card && left >= numkeys => {
-                for (w, arg) in weights.iter_mut().zip(&args[i + 1..]) {
-                    *w = parse_float(arg).ok_or("ERR weight value is not a float")?;
-                }
-                i += numkeys;
-            }
-            b"AGGREGATE" if op != SetOp::Diff && !card && left >= 1 => {
-                aggregate = match args[i + 1].to_ascii_uppercase().as_slice() {
-                    b"SUM" => Aggregate::Sum,
-                    b"MIN" => Aggregate::Min,
-                    b"MAX" => Aggregate::Max,
-                    _ => return Err(SYNTAX.into()),
-                };
-                i += 1;
-            }
-            b"WITHSCORES" if !store_form && !card => with_scores = true,
-            b"LIMIT" if card && left >= 1 => {
-                limit = match parse_int(&args[i + 1]) {
-                    Some(l) if l >= 0 => l as usize,
-                    _ => return Err("ERR LIMIT can't be negative".into()),
-                };
-                i += 1;
-            }
-            _ => return Err(SYNTAX.into()),
-        }
-        i += 1;
-    }
-    let mut inputs = Vec::with_capacity(numkeys);
-    for key in keys {
-        inputs.push(members_of(store, key, now_ms).map_err(|()| WRONGTYPE.to_string())?);
-    }
-    let combine = |a: f64, b: f64| {
-        let r = match aggregate {
-            Aggregate::Sum => a + b,
-            Aggregate::Min => a.min(b),
-            Aggregate::Max => a.max(b),
-        };
-        if r.is_nan() { 0.0 } else { r }
-    };
-    let weigh = |score: f64, weight: f64| {
-        let r = score * weight;
-        if r.is_nan() { 0.0 } else { r }
-    };
-    let mut result: FxHashMap<Vec<u8>, f64> = FxHashMap::default();
-    match op {
-        SetOp::Union => {
-            for (input, w) in inputs.iter().zip(&weights) {
-                for (m, s) in input.iter().flatten() {
-                    let s = weigh(*s, *w);
-                    result
-                        .entry(m.clone())
-                        .and_modify(|cur| *cur = combine(*cur, s))
-                        .or_insert(s);
-                }
-            }
-        }
-        SetOp::Inter => {
-            if let Some(first) = &inputs[0] {
-                'members: for (m, s) in first {
-                    let mut acc = weigh(*s, weights[0]);
-                    for (input, w) in inputs[1..].iter().zip(&weights[1..]) {
-                        match input.as_ref().and_then(|i| i.get(m)) {
-                            Some(s) => acc = combine(acc, weigh(*s, *w)),
-                            None => continue 'members,
-                        }
-                    }
-                    result.insert(m.clone(), acc);
-                    if card && limit > 0 && result.len() >= limit {
-                        break;
-                    }
-                }
-            }
-        }
-        SetOp::Diff => {
-            if let Some(first) = &inputs[0] {
-                for (m, s) in first {
-                    if !inputs[1..].iter().flatten().any(|i| i.contains_key(m)) {
-                        result.insert(m.clone(), *s);
-                    }
-                }
-            }
-        }
-    }
-    let mut ordered: Vec<(Vec<u8>, f64)> = result.into_iter().collect();
-    ordered.sort_by(|a, b| {
-        a.1.partial_cmp(&b.1)
-            .unwrap_or(std::cmp::Ordering::Equal)
-            .then_with(|| a.0.cmp(&b.0))
-    });
-    Ok((ordered, with_scores, limit))
-}
-
-fn op_reply(store: &mut Store, args: &[Vec<u8>], op: SetOp, now_ms: u64, out: &mut Vec<u8>) {
-    match set_operation(store, args, 1, op, false, false, now_ms) {
-        Err(e) => resp::error(out, &e),
-        Ok((found, with_scores, _)) => write_elements(out, &found, with_scores),
-    }
-}
-
-fn op_store(store: &mut Store, args: &[Vec<u8>], op: SetOp, now_ms: u64, out: &mut Vec<u8>) {
-    match set_operation(store, args, 2, op, true, false, now_ms) {
-        Err(e) => resp::error(out, &e),
-        Ok((found, _, _)) => {
-            let n = store_elements(store, &args[1], found);
-            resp::integer(out, n as i64);
-        }
-    }
-}
-
-pub fn zunion(store: &mut Store, args: &[Vec<u8>], now_ms: u64, out: &mut Vec<u8>) {
-    op_reply(store, args, SetOp::Union, now_ms, out);
-}
-
-pub fn zinter(store: &mut Store, args: &[Vec<u8>], now_ms: u64, out: &mut Vec<u8>) {
-    op_reply(store, args, SetOp::Inter, now_ms, out);
-}
-
-pub fn zdiff(store: &mut Store, args: &[Vec<u8>], now_ms: u64, out: &mut Vec<u8>) {
-    op_reply(store, args, SetOp::Diff, now_ms, out);
-}
-
-pub fn zunionstore(store: &mut Store, args: &[Vec<u8>], now_ms: u64, out: &mut Vec<u8>) {
-    op_store(store, args, SetOp::Union, now_ms, out);
-}
-
-pub fn zinterstore(store: &mut Store, args: &[Vec<u8>], now_ms: u64, out: &mut Vec<u8>) {
-    op_store(store, args, SetOp::Inter, now_ms, out);
-}
-
-pub fn zdiffstore(store: &mut Store, args: &[Vec<u8>], now_ms: u64, out: &mut Vec<u8>) {
-    op_store(store, args, SetOp::Diff, now_ms, out);
-}
-
-pub fn zintercard(store: &mut Store, args: &[Vec<u8>], now_ms: u64, out: &mut Vec<u8>) {
-    match set_operation(store, args, 1, SetOp::Inter, false, true, now_ms) {
-        Err(e) => resp::error(out, &e),
-        Ok((found, _, limit)) => {
-            let n = if limit > 0 {
-                found.len().min(limit)
-            } else {
-                found.len()
-            };
-            resp::integer(out, n as i64);
         }
     }
 }
