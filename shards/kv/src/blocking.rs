@@ -84,12 +84,20 @@ thread_local! {
         RefCell::new(FxHashMap::default());
 }
 
+thread_local! {
+    /// Whether `WAITERS` or `READY` may hold anything: the one check every command makes
+    /// (usually false), a plain cell rather than a borrow of the maps.
+    static ACTIVE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// True when this shard has waiters (the check every write makes; usually false).
+#[inline]
 pub fn any_waiters() -> bool {
-    WAITERS.with(|w| !w.borrow().is_empty())
+    ACTIVE.with(std::cell::Cell::get)
 }
 
 fn register(db: usize, key: Vec<u8>, waiter: Arc<Waiter>) {
+    ACTIVE.with(|a| a.set(true));
     WAITERS.with(|w| {
         let mut waiters = w.borrow_mut();
         let queue = waiters.entry((db, key)).or_default();
@@ -127,10 +135,21 @@ pub fn note_written(db: usize, key: &[u8]) {
 }
 
 /// Serves the waiters of the keys noted since the last call (see [`fed`]).
+#[inline]
 pub fn serve_ready(dbs: &mut Databases, now_ms: u64) {
+    if any_waiters() {
+        serve_noted(dbs, now_ms);
+    }
+}
+
+fn serve_noted(dbs: &mut Databases, now_ms: u64) {
     let ready = READY.with(|r| std::mem::take(&mut *r.borrow_mut()));
     for (db, key) in ready {
         fed(dbs.db(db), db, &key, now_ms);
+    }
+    // Idle again once no key has waiters (nothing can be noted then either).
+    if WAITERS.with(|w| w.borrow().is_empty()) {
+        ACTIVE.with(|a| a.set(false));
     }
 }
 

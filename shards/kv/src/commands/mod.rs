@@ -31,7 +31,8 @@ pub fn run_in(
     now_ms: u64,
     out: &mut Vec<u8>,
 ) {
-    if spec.deny_oom() && dbs.over_limit() {
+    // The limit first: without one (the common case) no flag is looked at.
+    if dbs.over_limit() && spec.deny_oom() {
         dbs.db(db).stats.commands += 1;
         return resp::error(out, OOM);
     }
@@ -50,7 +51,7 @@ pub fn run_in(
 /// Runs a keyed command (one key, or several keys that all live on this shard) on `store`.
 pub fn run(store: &mut Store, spec: &Spec, args: &[Vec<u8>], now_ms: u64, out: &mut Vec<u8>) {
     store.stats.commands += 1;
-    if spec.deny_oom() && store.over_limit() {
+    if store.over_limit() && spec.deny_oom() {
         return resp::error(out, OOM);
     }
     match spec.cmd {
