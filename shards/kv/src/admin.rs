@@ -6,11 +6,13 @@ use std::fmt::Write as _;
 use percore::mesh::submit_to;
 
 use crate::{
-    commands::table::{COMMANDS, Cmd, NOT_INTEGER, Spec, lookup, wrong_arity},
+    clients,
+    commands::table::{COMMANDS, Cmd, NOT_INTEGER, SYNTAX, Spec, lookup, wrong_arity},
     conn::{Conn, ping},
-    resp,
+    params, resp,
     route::join_all,
     shard,
+    store::DATABASES,
 };
 
 /// A command about the connection or the server, answered on this shard.
@@ -25,15 +27,213 @@ pub fn connection_command(conn: &mut Conn, spec: &Spec, args: &[Vec<u8>], out: &
             conn.closing = true;
         }
         Cmd::Select => match crate::resp::parse_int(&args[1]) {
-            Some(0) => resp::ok(out),
+            Some(db) if (0..DATABASES as i64).contains(&db) => {
+                conn.db = db as usize;
+                resp::ok(out)
+            }
             Some(_) => resp::error(out, "ERR DB index is out of range"),
             None => resp::error(out, NOT_INTEGER),
         },
         Cmd::Client => client(conn, args, out),
         Cmd::Command => command(args, out),
-        Cmd::Config => config(conn, args, out),
+        Cmd::Config => config(args, out),
+        Cmd::Hello => hello(conn, args, out),
+        Cmd::Time => time(out),
+        Cmd::Debug => debug(args, out),
+        Cmd::Function => function(args, out),
+        Cmd::Multi if conn.multi.is_some() => resp::error(out, "ERR MULTI calls can not be nested"),
+        Cmd::Multi => {
+            conn.multi = Some(crate::conn::Multi::default());
+            resp::ok(out)
+        }
+        Cmd::Discard => match conn.multi.take() {
+            Some(_) => resp::ok(out),
+            None => resp::error(out, "ERR DISCARD without MULTI"),
+        },
+        Cmd::Reset => {
+            conn.multi = None;
+            conn.db = 0;
+            conn.name = None;
+            conn.resp = 2;
+            resp::simple(out, "RESET");
+        }
         _ => resp::error(out, "ERR internal: not a connection command"),
     }
+    if matches!(
+        spec.cmd,
+        Cmd::Select | Cmd::Client | Cmd::Hello | Cmd::Reset
+    ) {
+        conn.publish_state();
+    }
+}
+
+/// CLIENT LIST [TYPE t] [ID id ...], CLIENT KILL (the old `addr` form, or filters ID, ADDR,
+/// LADDR, TYPE, SKIPME), CLIENT UNBLOCK id [TIMEOUT|ERROR]: over every shard's connections.
+pub async fn client_fanout(conn: &Conn, args: &[Vec<u8>], out: &mut Vec<u8>) {
+    let sub = args[1].to_ascii_uppercase();
+    match sub.as_slice() {
+        b"LIST" => client_list(conn, args, out).await,
+        b"KILL" => client_kill(conn, args, out).await,
+        _ => client_unblock(conn, args, out).await,
+    }
+}
+
+fn text(arg: &[u8]) -> String {
+    String::from_utf8_lossy(arg).into_owned()
+}
+
+async fn client_list(conn: &Conn, args: &[Vec<u8>], out: &mut Vec<u8>) {
+    let (mut ids, mut pubsub): (Option<Vec<u64>>, Option<bool>) = (None, None);
+    let mut i = 2;
+    while i < args.len() {
+        match args[i].to_ascii_uppercase().as_slice() {
+            b"TYPE" if i + 1 < args.len() => {
+                pubsub = match args[i + 1].to_ascii_lowercase().as_slice() {
+                    b"normal" => Some(false),
+                    b"pubsub" => Some(true),
+                    b"master" | b"replica" | b"slave" => {
+                        resp::bulk(out, b"");
+                        return;
+                    }
+                    _ => {
+                        return resp::error(
+                            out,
+                            &format!("ERR Unknown client type '{}'", text(&args[i + 1])),
+                        );
+                    }
+                };
+                i += 2;
+            }
+            b"ID" if i + 1 < args.len() => {
+                let mut wanted = Vec::new();
+                for arg in &args[i + 1..] {
+                    match crate::resp::parse_int(arg) {
+                        Some(id) if id > 0 => wanted.push(id as u64),
+                        _ => return resp::error(out, "ERR Invalid client ID"),
+                    }
+                }
+                ids = Some(wanted);
+                i = args.len();
+            }
+            _ => return resp::error(out, SYNTAX),
+        }
+    }
+    let calls = (0..conn.shards)
+        .map(|target| {
+            let (ids, config) = (ids.clone(), conn.state.config.clone());
+            Box::pin(submit_to(target, move || {
+                let _ = shard::init(&config);
+                clients::lines(target, |id, e| {
+                    ids.as_ref().is_none_or(|ids| ids.contains(&id))
+                        && pubsub.is_none_or(|p| p == (e.subscriptions.0 + e.subscriptions.1 > 0))
+                })
+            })) as std::pin::Pin<Box<dyn std::future::Future<Output = _>>>
+        })
+        .collect();
+    let mut lines: Vec<(u64, String)> = join_all(calls)
+        .await
+        .into_iter()
+        .flatten()
+        .flatten()
+        .collect();
+    lines.sort();
+    let mut listing = String::new();
+    for (_, line) in lines {
+        listing.push_str(&line);
+        listing.push('\n');
+    }
+    conn.speak();
+    resp::bulk(out, listing.as_bytes());
+}
+
+async fn client_kill(conn: &Conn, args: &[Vec<u8>], out: &mut Vec<u8>) {
+    let mut filter = clients::KillFilter {
+        skip: Some(conn.id),
+        ..clients::KillFilter::default()
+    };
+    let old_form = args.len() == 3;
+    if old_form {
+        filter = clients::KillFilter {
+            addr: Some(text(&args[2])),
+            ..clients::KillFilter::default()
+        };
+    } else {
+        if args.len() < 4 || !args.len().is_multiple_of(2) {
+            return resp::error(out, SYNTAX);
+        }
+        for pair in args[2..].chunks_exact(2) {
+            let value = text(&pair[1]);
+            match pair[0].to_ascii_uppercase().as_slice() {
+                b"ID" => match value.parse::<u64>() {
+                    Ok(id) if id > 0 => filter.id = Some(id),
+                    _ => {
+                        return resp::error(out, "ERR client-id should be greater than 0");
+                    }
+                },
+                b"ADDR" => filter.addr = Some(value),
+                b"LADDR" => filter.laddr = Some(value),
+                b"TYPE" => {
+                    filter.pubsub = match value.to_lowercase().as_str() {
+                        "normal" => Some(false),
+                        "pubsub" => Some(true),
+                        _ => {
+                            return resp::error(out, &format!("ERR Unknown client type '{value}'"));
+                        }
+                    }
+                }
+                b"SKIPME" => match value.to_lowercase().as_str() {
+                    "yes" => filter.skip = Some(conn.id),
+                    "no" => filter.skip = None,
+                    _ => return resp::error(out, SYNTAX),
+                },
+                b"USER" => {}
+                _ => return resp::error(out, SYNTAX),
+            }
+        }
+    }
+    let calls = (0..conn.shards)
+        .map(|target| {
+            let (filter, config) = (filter.clone(), conn.state.config.clone());
+            Box::pin(submit_to(target, move || {
+                let _ = shard::init(&config);
+                clients::kill(&filter)
+            })) as std::pin::Pin<Box<dyn std::future::Future<Output = _>>>
+        })
+        .collect();
+    let killed: usize = join_all(calls).await.into_iter().flatten().sum();
+    conn.speak();
+    match (old_form, killed) {
+        (true, 0) => resp::error(out, "ERR No such client"),
+        (true, _) => resp::ok(out),
+        (false, n) => resp::integer(out, n as i64),
+    }
+}
+
+async fn client_unblock(conn: &Conn, args: &[Vec<u8>], out: &mut Vec<u8>) {
+    let Some(id) = crate::resp::parse_int(&args[2]).filter(|&id| id > 0) else {
+        return resp::error(out, NOT_INTEGER);
+    };
+    let how = match args.get(3).map(|a| a.to_ascii_uppercase()) {
+        None => clients::Unblock::Timeout,
+        Some(a) if a == b"TIMEOUT" => clients::Unblock::Timeout,
+        Some(a) if a == b"ERROR" => clients::Unblock::Error,
+        Some(_) => {
+            return resp::error(out, "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR");
+        }
+    };
+    if args.len() > 4 {
+        return resp::error(out, &wrong_arity("client|unblock"));
+    }
+    // A connection's id names its shard: id = sequence × shards + shard + 1.
+    let target = ((id as u64 - 1) % conn.shards as u64) as usize;
+    let config = conn.state.config.clone();
+    let done = submit_to(target, move || {
+        let _ = shard::init(&config);
+        clients::unblock(id as u64, how)
+    })
+    .await;
+    conn.speak();
+    resp::integer(out, i64::from(done.unwrap_or(false)));
 }
 
 fn unknown_subcommand(out: &mut Vec<u8>, sub: &[u8], command: &str) {
@@ -145,51 +345,149 @@ fn command(args: &[Vec<u8>], out: &mut Vec<u8>) {
     }
 }
 
-/// CONFIG GET: the few parameters clients ask about (redis-benchmark reads `save` and
-/// `appendonly`); other subcommands are not supported.
-fn config(conn: &Conn, args: &[Vec<u8>], out: &mut Vec<u8>) {
-    if !args[1].eq_ignore_ascii_case(b"GET") {
-        if args[1].eq_ignore_ascii_case(b"RESETSTAT") {
-            return resp::ok(out);
+/// CONFIG GET, SET, RESETSTAT (see [`params`]).
+fn config(args: &[Vec<u8>], out: &mut Vec<u8>) {
+    let sub = args[1].to_ascii_uppercase();
+    match sub.as_slice() {
+        b"GET" if args.len() >= 3 => {
+            let found = params::get(&args[2..]);
+            resp::map(out, found.len());
+            for (name, value) in found {
+                resp::bulk(out, name.as_bytes());
+                resp::bulk(out, value.as_bytes());
+            }
         }
-        return unknown_subcommand(out, &args[1], "CONFIG");
+        b"SET" if args.len() >= 4 && args.len().is_multiple_of(2) => {
+            for pair in args[2..].chunks_exact(2) {
+                if let Err(e) = params::set(&pair[0], &pair[1]) {
+                    return resp::error(out, &e);
+                }
+            }
+            resp::ok(out);
+        }
+        b"RESETSTAT" if args.len() == 2 => resp::ok(out),
+        b"GET" | b"SET" | b"RESETSTAT" => {
+            let name = format!(
+                "config|{}",
+                String::from_utf8_lossy(&args[1]).to_lowercase()
+            );
+            resp::error(out, &wrong_arity(&name))
+        }
+        _ => unknown_subcommand(out, &args[1], "CONFIG"),
     }
-    if args.len() < 3 {
-        return resp::error(out, &wrong_arity("config|get"));
-    }
-    let limits = &conn.state.config.limits;
-    let max_memory = conn.state.config.max_memory.unwrap_or(0).to_string();
-    let params: [(&str, String); 8] = [
-        ("save", String::new()),
-        ("appendonly", "no".into()),
-        ("maxmemory", max_memory),
-        ("maxmemory-policy", "noeviction".into()),
-        ("databases", "1".into()),
-        ("proto-max-bulk-len", limits.max_bulk_len.to_string()),
-        ("timeout", "0".into()),
-        ("io-threads", "1".into()),
-    ];
-    let mut found = Vec::new();
-    for pattern in &args[2..] {
-        for (name, value) in &params {
-            if crate::glob::matches(&pattern.to_ascii_lowercase(), name.as_bytes())
-                && !found.iter().any(|(n, _)| n == name)
-            {
-                found.push((*name, value.clone()));
+}
+
+/// HELLO [protover [AUTH user pass] [SETNAME name]]: switches the connection to RESP2 or
+/// RESP3 and answers the server's description (a map).
+fn hello(conn: &mut Conn, args: &[Vec<u8>], out: &mut Vec<u8>) {
+    let mut version = conn.resp;
+    if let Some(arg) = args.get(1) {
+        match crate::resp::parse_int(arg) {
+            Some(v @ (2 | 3)) => version = v as u8,
+            Some(_) => return resp::error(out, "NOPROTO unsupported protocol version"),
+            None => {
+                return resp::error(
+                    out,
+                    "ERR Protocol version is not an integer or out of range",
+                );
             }
         }
     }
-    resp::array(out, found.len() * 2);
-    for (name, value) in found {
-        resp::bulk(out, name.as_bytes());
+    let mut i = 2;
+    while i < args.len() {
+        match args[i].to_ascii_uppercase().as_slice() {
+            b"SETNAME" if i + 1 < args.len() => {
+                conn.name = (!args[i + 1].is_empty()).then(|| args[i + 1].clone());
+                i += 2;
+            }
+            b"AUTH" if i + 2 < args.len() => {
+                return resp::error(
+                    out,
+                    "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+                );
+            }
+            _ => {
+                return resp::error(
+                    out,
+                    &format!(
+                        "ERR Syntax error in HELLO option '{}'",
+                        String::from_utf8_lossy(&args[i])
+                    ),
+                );
+            }
+        }
+    }
+    conn.resp = version;
+    conn.speak();
+    resp::map(out, 7);
+    for (field, value) in [("server", "redis"), ("version", "7.0.0")] {
+        resp::bulk(out, field.as_bytes());
         resp::bulk(out, value.as_bytes());
+    }
+    resp::bulk(out, b"proto");
+    resp::integer(out, i64::from(version));
+    resp::bulk(out, b"id");
+    resp::integer(out, conn.id as i64);
+    for (field, value) in [("mode", "standalone"), ("role", "master")] {
+        resp::bulk(out, field.as_bytes());
+        resp::bulk(out, value.as_bytes());
+    }
+    resp::bulk(out, b"modules");
+    resp::array(out, 0);
+}
+
+/// TIME: Unix seconds and microseconds.
+fn time(out: &mut Vec<u8>) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    resp::array(out, 2);
+    resp::bulk_int(out, now.as_secs() as i64);
+    resp::bulk_int(out, i64::from(now.subsec_micros()));
+}
+
+/// DEBUG: the subcommands clients and test suites use that mean something here.
+/// RELOAD saves and loads nothing (there is no persistence, so the data after it is the
+/// data before); SET-ACTIVE-EXPIRE turns the active expiry sweep off and on.
+fn debug(args: &[Vec<u8>], out: &mut Vec<u8>) {
+    let sub = args[1].to_ascii_uppercase();
+    match (sub.as_slice(), args.len()) {
+        (b"SET-ACTIVE-EXPIRE", 3) => match args[2].as_slice() {
+            b"0" | b"1" => {
+                params::set_active_expire(args[2] == b"1");
+                resp::ok(out)
+            }
+            _ => resp::error(out, NOT_INTEGER),
+        },
+        (b"RELOAD", _) | (b"QUICKLIST-PACKED-THRESHOLD", 3) | (b"CHANGE-REPL-ID", 2) => {
+            resp::ok(out)
+        }
+        (b"SLEEP", 3) if args[2] == b"0" => resp::ok(out),
+        _ => resp::error(
+            out,
+            &format!(
+                "ERR unknown subcommand '{}'. Try DEBUG HELP.",
+                String::from_utf8_lossy(&args[1])
+            ),
+        ),
+    }
+}
+
+/// FUNCTION FLUSH (there are no functions: nothing to flush).
+fn function(args: &[Vec<u8>], out: &mut Vec<u8>) {
+    match args[1].to_ascii_uppercase().as_slice() {
+        b"FLUSH" if args.len() <= 3 => resp::ok(out),
+        _ => unknown_subcommand(out, &args[1], "FUNCTION"),
     }
 }
 
 /// One shard's figures for INFO.
 struct ShardFigures {
+    blocked: usize,
     keys: usize,
     expires: usize,
+    /// Keys and keys with an expiry time per database.
+    per_db: [(usize, usize); DATABASES],
     used_bytes: usize,
     clients: usize,
     connections: u64,
@@ -219,18 +517,27 @@ pub async fn info(conn: &Conn, args: &[Vec<u8>], out: &mut Vec<u8>) {
             let config = conn.state.config.clone();
             Box::pin(submit_to(target, move || {
                 let state = shard::init(&config);
-                let store = state.store.borrow();
+                let dbs = state.dbs.borrow();
                 let (channels, patterns) = state.pubsub.borrow().counts();
+                let mut per_db = [(0, 0); DATABASES];
+                for (i, db) in dbs.iter() {
+                    per_db[i] = (db.len(), db.expires());
+                }
+                let total = |f: &dyn Fn(&crate::store::Store) -> u64| {
+                    dbs.iter().map(|(_, db)| f(db)).sum::<u64>()
+                };
                 ShardFigures {
-                    keys: store.len(),
-                    expires: store.expires(),
-                    used_bytes: store.used_bytes(),
+                    blocked: state.blocked_clients.get(),
+                    keys: per_db.iter().map(|d| d.0).sum(),
+                    expires: per_db.iter().map(|d| d.1).sum(),
+                    per_db,
+                    used_bytes: total(&|db| db.used_bytes() as u64) as usize,
                     clients: state.clients.get(),
                     connections: state.total_connections.get(),
-                    commands: state.commands.get() + store.stats.commands,
-                    hits: store.stats.keyspace_hits,
-                    misses: store.stats.keyspace_misses,
-                    expired: store.stats.expired_keys,
+                    commands: state.commands.get() + total(&|db| db.stats.commands),
+                    hits: total(&|db| db.stats.keyspace_hits),
+                    misses: total(&|db| db.stats.keyspace_misses),
+                    expired: total(&|db| db.stats.expired_keys),
                     channels,
                     patterns,
                     kernel: percore::stats(),
@@ -253,8 +560,9 @@ pub async fn info(conn: &Conn, args: &[Vec<u8>], out: &mut Vec<u8>) {
     if want("clients") {
         let _ = write!(
             text,
-            "# Clients\r\nconnected_clients:{}\r\npubsub_clients_shard_local:{}\r\n\r\n",
+            "# Clients\r\nconnected_clients:{}\r\nblocked_clients:{}\r\npubsub_clients_shard_local:{}\r\n\r\n",
             sum(&|f| f.clients as u64),
+            sum(&|f| f.blocked as u64),
             conn.state.pubsub.borrow().counts().0
         );
     }
@@ -282,13 +590,15 @@ pub async fn info(conn: &Conn, args: &[Vec<u8>], out: &mut Vec<u8>) {
     }
     if want("keyspace") {
         text.push_str("# Keyspace\r\n");
-        let keys = sum(&|f| f.keys as u64);
-        if keys > 0 {
-            let _ = write!(
-                text,
-                "db0:keys={keys},expires={},avg_ttl=0\r\n",
-                sum(&|f| f.expires as u64)
-            );
+        for db in 0..DATABASES {
+            let keys = sum(&|f| f.per_db[db].0 as u64);
+            if keys > 0 {
+                let _ = write!(
+                    text,
+                    "db{db}:keys={keys},expires={},avg_ttl=0\r\n",
+                    sum(&|f| f.per_db[db].1 as u64)
+                );
+            }
         }
         text.push_str("\r\n");
     }

@@ -20,7 +20,7 @@ use percore::{
 };
 
 use crate::{
-    Config, admin,
+    Config, admin, clients,
     commands::{
         self,
         table::{Cmd, Route, Spec, lookup, unknown_command, wrong_arity},
@@ -49,11 +49,42 @@ pub struct Conn {
     pub name: Option<Vec<u8>>,
     pub addr: String,
     pub subs: Subscriptions,
+    /// The selected database (SELECT).
+    pub db: usize,
+    /// The protocol version the client chose with HELLO (2 or 3).
+    pub resp: u8,
+    /// Between MULTI and EXEC: the queued commands.
+    pub multi: Option<Multi>,
     /// QUIT, a protocol error or a drain: answer what was read, then close.
     pub closing: bool,
 }
 
 impl Conn {
+    /// Encodes the next replies in this connection's protocol (see `resp::set_protocol`);
+    /// called before replies are written after an `await`.
+    pub fn speak(&self) {
+        resp::set_protocol(self.resp == 3);
+    }
+
+    /// Copies what CLIENT LIST shows of this connection into this shard's registry.
+    pub fn publish_state(&self) {
+        clients::update(self.id, |e| {
+            e.db = self.db;
+            e.name.clone_from(&self.name);
+            e.resp = self.resp;
+            e.subscriptions = (self.subs.channels.len(), self.subs.patterns.len());
+        });
+    }
+
+    /// Whether a CLIENT command must reach every shard (LIST, KILL, UNBLOCK).
+    pub fn client_fanout(spec: &Spec, args: &[Vec<u8>]) -> bool {
+        spec.cmd == Cmd::Client
+            && matches!(
+                args[1].to_ascii_uppercase().as_slice(),
+                b"LIST" | b"KILL" | b"UNBLOCK"
+            )
+    }
+
     /// Counts a command that does not run on a store (those count themselves).
     pub fn count_command(&self) {
         self.state.commands.set(self.state.commands.get() + 1);
@@ -62,6 +93,7 @@ impl Conn {
 
 impl Drop for Conn {
     fn drop(&mut self) {
+        clients::unregister(self.id);
         let mut registry = self.state.pubsub.borrow_mut();
         for channel in &self.subs.channels {
             registry.unsubscribe(channel, self.id);
@@ -84,6 +116,7 @@ pub async fn handle(mut stream: TcpStream, config: Config) {
     state
         .total_connections
         .set(state.total_connections.get() + 1);
+    let kill = Rc::new(clients::KillSwitch::default());
     let mut conn = Conn {
         parser: Parser::new(config.limits.clone()),
         state,
@@ -95,9 +128,32 @@ pub async fn handle(mut stream: TcpStream, config: Config) {
             .peer_addr()
             .map_or_else(|_| "?".into(), |a| a.to_string()),
         subs: Subscriptions::default(),
+        db: 0,
+        resp: 2,
+        multi: None,
         closing: false,
     };
-    let ending = serve(&mut stream, &mut conn).await;
+    clients::register(
+        conn.id,
+        clients::Entry {
+            addr: conn.addr.clone(),
+            laddr: stream
+                .local_addr()
+                .map_or_else(|_| "?".into(), |a| a.to_string()),
+            name: None,
+            db: 0,
+            since: Instant::now(),
+            subscriptions: (0, 0),
+            resp: 2,
+            kill: kill.clone(),
+            unblock: None,
+        },
+    );
+    let ending = match select(serve(&mut stream, &mut conn), kill.killed()).await {
+        Either::Left(ending) => ending,
+        // CLIENT KILL.
+        Either::Right(()) => Ending::Abort,
+    };
     // Subscriptions end with the connection's service, not after its last bytes leave.
     drop(conn);
     match ending {
@@ -176,6 +232,14 @@ async fn serve(stream: &mut TcpStream, conn: &mut Conn) -> Ending {
     }
 }
 
+/// A transaction being queued.
+#[derive(Default)]
+pub struct Multi {
+    pub commands: Vec<Vec<Vec<u8>>>,
+    /// A command was refused while queueing: EXEC answers EXECABORT.
+    pub failed: bool,
+}
+
 /// The commands of one read that must run elsewhere, in order, and the protocol error
 /// that ended the read, if any (answered after them).
 #[derive(Default)]
@@ -189,6 +253,7 @@ pub struct Deferred {
 fn serve_input(conn: &mut Conn, input: &[u8], out: &mut Vec<u8>) -> (usize, Deferred) {
     let mut consumed = 0;
     let mut deferred = Deferred::default();
+    conn.speak();
     while consumed < input.len()
         && deferred.commands.len() < MAX_DEFERRED
         && out.len() < MAX_PASS_OUTPUT
@@ -234,23 +299,39 @@ pub enum Checked {
 
 /// Looks the command up and checks its arity and the subscribe-mode rule, writing the
 /// error if any.
-pub fn check(conn: &Conn, args: &[Vec<u8>], out: &mut Vec<u8>) -> Checked {
+pub fn check(conn: &mut Conn, args: &[Vec<u8>], out: &mut Vec<u8>) -> Checked {
     check_spec(conn, lookup(&args[0]), args, out)
 }
 
 /// [`check`] for a command already looked up (`spec`: what `args[0]` named, if anything).
 fn check_spec(
-    conn: &Conn,
+    conn: &mut Conn,
     spec: Option<&'static Spec>,
     args: &[Vec<u8>],
     out: &mut Vec<u8>,
 ) -> Checked {
     let Some(spec) = spec else {
         resp::error(out, &unknown_command(args));
+        if let Some(multi) = &mut conn.multi {
+            multi.failed = true;
+        }
         return Checked::Answered;
     };
     if !spec.arity_ok(args.len()) {
         resp::error(out, &wrong_arity(spec.name));
+        if let Some(multi) = &mut conn.multi {
+            multi.failed = true;
+        }
+        return Checked::Answered;
+    }
+    if let Some(multi) = &mut conn.multi
+        && !matches!(
+            spec.cmd,
+            Cmd::Exec | Cmd::Discard | Cmd::Multi | Cmd::Quit | Cmd::Reset
+        )
+    {
+        multi.commands.push(args.to_vec());
+        resp::simple(out, "QUEUED");
         return Checked::Answered;
     }
     if conn.subs.active()
@@ -293,17 +374,25 @@ fn run_here(
             .iter()
             .step_by(step)
             .all(|key| owner(key, conn.shards) == conn.shard),
-        Route::Conn => spec.cmd != Cmd::Info,
+        Route::Multi => matches!(
+            route::multi_owner(conn, spec, &args),
+            route::MultiOwner::One(shard) if shard == conn.shard
+        ),
+        Route::Conn => {
+            !matches!(spec.cmd, Cmd::Info | Cmd::Exec) && !Conn::client_fanout(spec, &args)
+        }
         Route::PubSub => spec.cmd != Cmd::Publish,
-        Route::All => false,
+        Route::All | Route::Blocking => false,
     };
     if !local {
         return Some(args);
     }
     match spec.route {
-        Route::Key | Route::Keys { .. } => {
-            let mut store = conn.state.store.borrow_mut();
-            commands::run(&mut store, spec, &args, now_ms(), out);
+        Route::Key | Route::Keys { .. } | Route::Multi => {
+            let mut dbs = conn.state.dbs.borrow_mut();
+            let now = now_ms();
+            commands::run_in(&mut dbs, conn.db, spec, &args, now, out);
+            crate::blocking::serve_ready(&mut dbs, now);
         }
         Route::PubSub => subscription(conn, spec, &args, out),
         _ => admin::connection_command(conn, spec, &args, out),
@@ -374,6 +463,7 @@ pub fn subscription(conn: &mut Conn, spec: &Spec, args: &[Vec<u8>], out: &mut Ve
         }
         _ => {}
     }
+    conn.publish_state();
 }
 
 /// The reply of PING: `+PONG`, its argument, or in subscribe mode `[pong, arg]`.

@@ -7,16 +7,17 @@ use std::{future::Future, pin::Pin};
 use percore::mesh::{MeshError, submit_to};
 
 use crate::{
+    blocking,
     commands::{
-        keys,
+        self, keys,
         table::{Cmd, SYNTAX, Spec},
     },
     conn::Conn,
     hash::owner,
     resp,
     route::join_all,
-    shard::{self, now_ms, with_store},
-    store::SLOTS,
+    shard::{self, now_ms, with_dbs},
+    store::{Databases, Entry, SLOTS},
 };
 
 type Call<T> = Pin<Box<dyn Future<Output = Result<T, MeshError>>>>;
@@ -28,15 +29,13 @@ type Part = (Vec<i64>, Vec<Option<Vec<u8>>>, bool);
 async fn on_every_shard<T, F>(conn: &Conn, f: F) -> Result<Vec<T>, MeshError>
 where
     T: Send + 'static,
-    F: Fn(&mut crate::store::Store) -> T + Send + Sync + Clone + 'static,
+    F: Fn(&mut crate::store::Databases) -> T + Send + Sync + Clone + 'static,
 {
     let calls: Vec<Call<T>> = (0..conn.shards)
         .map(|shard| {
             let f = f.clone();
             let config = conn.state.config.clone();
-            Box::pin(submit_to(shard, move || {
-                with_store(&config, |store| f(store))
-            })) as Call<T>
+            Box::pin(submit_to(shard, move || with_dbs(&config, |dbs| f(dbs)))) as Call<T>
         })
         .collect();
     join_all(calls).await.into_iter().collect()
@@ -73,15 +72,18 @@ pub async fn multi_key(conn: &Conn, spec: &'static Spec, args: &[Vec<u8>], out: 
         }
         placed.push(indices);
         let config = conn.state.config.clone();
+        let db = conn.db;
         calls.push(Box::pin(submit_to(shard, move || {
-            with_store(&config, |store| {
+            with_dbs(&config, |dbs| {
                 let now = now_ms();
+                let over_limit = dbs.over_limit();
+                let store = dbs.db(db);
                 store.stats.commands += 1;
                 match cmd {
                     Cmd::Del => (vec![keys::del(store, &group, now)], Vec::new(), false),
                     Cmd::Exists => (vec![keys::exists(store, &group, now)], Vec::new(), false),
                     Cmd::Mget => (Vec::new(), crate::commands::mget(store, &group, now), false),
-                    _ if store.over_limit() => (Vec::new(), Vec::new(), true),
+                    _ if over_limit => (Vec::new(), Vec::new(), true),
                     _ => {
                         crate::commands::mset(store, &group);
                         (Vec::new(), Vec::new(), false)
@@ -90,10 +92,12 @@ pub async fn multi_key(conn: &Conn, spec: &'static Spec, args: &[Vec<u8>], out: 
             })
         })));
     }
+    let results = join_all(calls).await;
+    conn.speak();
     let mut total = 0;
     let mut values: Vec<Option<Vec<u8>>> = vec![None; (args.len() - 1) / step];
     let mut oom = false;
-    for (result, indices) in join_all(calls).await.into_iter().zip(placed) {
+    for (result, indices) in results.into_iter().zip(placed) {
         match result {
             Ok((counts, found, refused)) => {
                 total += counts.iter().sum::<i64>();
@@ -123,10 +127,13 @@ pub async fn multi_key(conn: &Conn, spec: &'static Spec, args: &[Vec<u8>], out: 
 
 /// KEYS, SCAN, DBSIZE, FLUSHALL/FLUSHDB on every shard.
 pub async fn all_shards(conn: &Conn, spec: &'static Spec, args: &[Vec<u8>], out: &mut Vec<u8>) {
+    let db = conn.db;
     match spec.cmd {
         Cmd::Keys => {
             let pattern = args[1].clone();
-            match on_every_shard(conn, move |store| keys::keys(store, &pattern, now_ms())).await {
+            let db = conn.db;
+            match on_every_shard(conn, move |dbs| keys::keys(dbs.db(db), &pattern, now_ms())).await
+            {
                 Ok(per_shard) => {
                     resp::array(out, per_shard.iter().map(Vec::len).sum());
                     for key in per_shard.iter().flatten() {
@@ -136,10 +143,12 @@ pub async fn all_shards(conn: &Conn, spec: &'static Spec, args: &[Vec<u8>], out:
                 Err(e) => mesh_error(out, &e),
             }
         }
-        Cmd::DbSize => match on_every_shard(conn, |store| store.len()).await {
-            Ok(sizes) => resp::integer(out, sizes.iter().sum::<usize>() as i64),
-            Err(e) => mesh_error(out, &e),
-        },
+        Cmd::DbSize => {
+            match on_every_shard(conn, move |dbs| dbs.existing(db).map_or(0, |s| s.len())).await {
+                Ok(sizes) => resp::integer(out, sizes.iter().sum::<usize>() as i64),
+                Err(e) => mesh_error(out, &e),
+            }
+        }
         Cmd::FlushAll | Cmd::FlushDb => {
             if args.len() > 2
                 || args.get(1).is_some_and(|a| {
@@ -148,12 +157,37 @@ pub async fn all_shards(conn: &Conn, spec: &'static Spec, args: &[Vec<u8>], out:
             {
                 return resp::error(out, SYNTAX);
             }
-            match on_every_shard(conn, |store| store.clear()).await {
+            let all = spec.cmd == Cmd::FlushAll;
+            let flushed = on_every_shard(conn, move |dbs| {
+                if all {
+                    dbs.iter_mut().for_each(|s| s.clear());
+                } else {
+                    dbs.db(db).clear();
+                }
+            });
+            match flushed.await {
                 Ok(_) => resp::ok(out),
                 Err(e) => mesh_error(out, &e),
             }
         }
         Cmd::Scan => scan(conn, args, out).await,
+        Cmd::RandomKey => random_key(conn, out).await,
+        Cmd::PubSubInfo => pubsub_info(conn, args, out).await,
+        Cmd::SwapDb => {
+            let index = |arg: &[u8], which: &str| match crate::resp::parse_int(arg) {
+                None => Err(format!("ERR invalid {which} DB index")),
+                Some(n) if (0..crate::store::DATABASES as i64).contains(&n) => Ok(n as usize),
+                Some(_) => Err("ERR DB index is out of range".to_string()),
+            };
+            let (a, b) = match (index(&args[1], "first"), index(&args[2], "second")) {
+                (Ok(a), Ok(b)) => (a, b),
+                (Err(e), _) | (_, Err(e)) => return resp::error(out, &e),
+            };
+            match on_every_shard(conn, move |dbs| dbs.swap(a, b)).await {
+                Ok(_) => resp::ok(out),
+                Err(e) => mesh_error(out, &e),
+            }
+        }
         _ => resp::error(out, "ERR internal: not a fan-out command"),
     }
 }
@@ -173,9 +207,10 @@ async fn scan(conn: &Conn, args: &[Vec<u8>], out: &mut Vec<u8>) {
     let shards = conn.shards as u64;
     let (shard, position) = ((cursor % shards) as usize, (cursor / shards) as usize);
     let config = conn.state.config.clone();
+    let db = conn.db;
     let result = submit_to(shard, move || {
-        with_store(&config, |store| {
-            keys::scan(store, position, &opts, now_ms())
+        with_dbs(&config, |dbs| {
+            keys::scan(dbs.db(db), position, &opts, now_ms())
         })
     })
     .await;
@@ -250,4 +285,256 @@ pub async fn publish(conn: &Conn, args: &[Vec<u8>], out: &mut Vec<u8>) {
         receivers += rx.recv_async().await.unwrap_or(0);
     }
     resp::integer(out, receivers as i64);
+}
+
+/// Keys and their entries (`None`: no such key).
+type KeyEntries = Vec<(Vec<u8>, Option<Entry>)>;
+
+/// A command over several keys (`Route::Multi`, and the steps of the blocking pops) with
+/// its keys at `positions`. On one shard it runs there, whole. Across shards it is
+/// gathered: the keys' entries are copied from their owners into a scratch store, the
+/// command runs there, and every entry it changed is written back to its owner. Not
+/// atomic: another client may see the source of a cross-shard RENAME gone before the
+/// destination is there, and a write to one of the keys between the copy and the write
+/// back is lost.
+pub async fn gathered(
+    conn: &Conn,
+    spec: &'static Spec,
+    args: &[Vec<u8>],
+    positions: &[usize],
+    out: &mut Vec<u8>,
+) {
+    let db = conn.db;
+    let resp3 = conn.resp == 3;
+    let config = conn.state.config.clone();
+    let shards = conn.shards;
+    let mut per_shard: Vec<Vec<Vec<u8>>> = vec![Vec::new(); shards];
+    for &i in positions {
+        let shard = owner(&args[i], shards);
+        if !per_shard[shard].contains(&args[i]) {
+            per_shard[shard].push(args[i].clone());
+        }
+    }
+    let used: Vec<usize> = (0..shards).filter(|&s| !per_shard[s].is_empty()).collect();
+    if used.len() <= 1 {
+        let shard = used.first().copied().unwrap_or(conn.shard);
+        let args = args.to_vec();
+        let result = submit_to(shard, move || {
+            with_dbs(&config, |dbs| {
+                let mut reply = Vec::new();
+                resp::set_protocol(resp3);
+                let now = now_ms();
+                commands::run_in(dbs, db, spec, &args, now, &mut reply);
+                resp::set_protocol(false);
+                blocking::serve_ready(dbs, now);
+                reply
+            })
+        })
+        .await;
+        return match result {
+            Ok(reply) => out.extend_from_slice(&reply),
+            Err(e) => mesh_error(out, &e),
+        };
+    }
+    let now = now_ms();
+    let calls: Vec<Call<KeyEntries>> = used
+        .iter()
+        .map(|&shard| {
+            let keys = std::mem::take(&mut per_shard[shard]);
+            let config = config.clone();
+            Box::pin(submit_to(shard, move || {
+                with_dbs(&config, |dbs| {
+                    let store = dbs.db(db);
+                    keys.into_iter()
+                        .map(|k| {
+                            let entry = store.get(&k, now).cloned();
+                            (k, entry)
+                        })
+                        .collect()
+                })
+            })) as Call<_>
+        })
+        .collect();
+    let mut before = Vec::new();
+    for (result, &shard) in join_all(calls).await.into_iter().zip(&used) {
+        match result {
+            Ok(entries) => before.extend(entries.into_iter().map(|(k, e)| (shard, k, e))),
+            Err(e) => return mesh_error(out, &e),
+        }
+    }
+    let mut scratch = Databases::new(None);
+    for (_, key, entry) in &before {
+        if let Some(entry) = entry {
+            scratch.db(db).insert(key, entry.clone());
+        }
+    }
+    conn.count_command();
+    conn.speak();
+    commands::run_in(&mut scratch, db, spec, args, now, out);
+    let mut writes: Vec<Vec<(Vec<u8>, Option<Entry>)>> = vec![Vec::new(); shards];
+    // COPY ... DB n writes into another database: what landed there is written as is.
+    let mut other_dbs: Vec<Vec<(usize, Vec<u8>, Entry)>> = vec![Vec::new(); shards];
+    for (index, other) in scratch.iter().filter(|(i, _)| *i != db) {
+        for (shard, key, _) in &before {
+            if let Some(entry) = other.peek(key, now) {
+                other_dbs[*shard].push((index, key.clone(), entry.clone()));
+            }
+        }
+    }
+    for (shard, key, old) in before {
+        let new = scratch.db(db).get(&key, now).cloned();
+        if new != old {
+            writes[shard].push((key, new));
+        }
+    }
+    let calls: Vec<Call<()>> = writes
+        .into_iter()
+        .enumerate()
+        .zip(other_dbs)
+        .filter(|((_, w), o)| !w.is_empty() || !o.is_empty())
+        .map(|((shard, writes), other_dbs)| {
+            let config = config.clone();
+            Box::pin(submit_to(shard, move || {
+                with_dbs(&config, |dbs| {
+                    for (index, key, entry) in other_dbs {
+                        dbs.db(index).insert(&key, entry);
+                    }
+                    let store = dbs.db(db);
+                    let now = now_ms();
+                    for (key, entry) in &writes {
+                        store.remove(key);
+                        if let Some(entry) = entry {
+                            store.insert(key, entry.clone());
+                        }
+                    }
+                    if blocking::any_waiters() {
+                        for (key, _) in &writes {
+                            blocking::fed(store, db, key, now);
+                        }
+                    }
+                })
+            })) as Call<()>
+        })
+        .collect();
+    for result in join_all(calls).await {
+        if let Err(e) = result {
+            tracing::warn!("a cross-shard command's write back failed: {e}");
+        }
+    }
+}
+
+/// RANDOMKEY: a random key of a random shard that has keys in the database (null when
+/// the database is empty); tries each shard at most once.
+async fn random_key(conn: &Conn, out: &mut Vec<u8>) {
+    let db = conn.db;
+    let counts =
+        match on_every_shard(conn, move |dbs| dbs.existing(db).map_or(0, |s| s.len())).await {
+            Ok(c) => c,
+            Err(e) => return mesh_error(out, &e),
+        };
+    let total: usize = counts.iter().sum();
+    if total == 0 {
+        return resp::null(out);
+    }
+    // A shard picked in proportion to its keys, so every key is about equally likely.
+    let mut pick = commands::random_below(total);
+    let shard = counts
+        .iter()
+        .position(|&n| {
+            if pick < n {
+                true
+            } else {
+                pick -= n;
+                false
+            }
+        })
+        .unwrap_or(0);
+    let config = conn.state.config.clone();
+    let found = submit_to(shard, move || {
+        with_dbs(&config, |dbs| dbs.db(db).random_key(now_ms()))
+    })
+    .await;
+    conn.speak();
+    match found {
+        Ok(Some(key)) => resp::bulk(out, &key),
+        Ok(None) => resp::null(out),
+        Err(e) => mesh_error(out, &e),
+    }
+}
+
+/// PUBSUB CHANNELS [pattern] | NUMSUB [channel ...] | NUMPAT, over every shard's
+/// subscribers.
+async fn pubsub_info(conn: &Conn, args: &[Vec<u8>], out: &mut Vec<u8>) {
+    let sub = args[1].to_ascii_uppercase();
+    let valid = match sub.as_slice() {
+        b"CHANNELS" => args.len() <= 3,
+        b"NUMSUB" => true,
+        b"NUMPAT" => args.len() == 2,
+        _ => false,
+    };
+    if !valid {
+        return resp::error(
+            out,
+            &format!(
+                "ERR unknown subcommand or wrong number of arguments for '{}'. Try PUBSUB HELP.",
+                String::from_utf8_lossy(&args[1])
+            ),
+        );
+    }
+    let args = args.to_vec();
+    let config = conn.state.config.clone();
+    // Per shard: channel or pattern names, and subscriber counts.
+    type Answer = (Vec<Vec<u8>>, Vec<usize>);
+    let calls: Vec<Call<Answer>> = (0..conn.shards)
+        .map(|shard| {
+            let (args, config, sub) = (args.clone(), config.clone(), sub.clone());
+            Box::pin(submit_to(shard, move || {
+                let state = shard::init(&config);
+                let registry = state.pubsub.borrow();
+                match sub.as_slice() {
+                    b"CHANNELS" => (
+                        registry.channel_names(args.get(2).map(Vec::as_slice)),
+                        Vec::new(),
+                    ),
+                    b"NUMSUB" => (
+                        Vec::new(),
+                        args[2..].iter().map(|c| registry.numsub(c)).collect(),
+                    ),
+                    _ => (registry.pattern_names(), Vec::new()),
+                }
+            })) as Call<_>
+        })
+        .collect();
+    let mut names: Vec<Vec<u8>> = Vec::new();
+    let mut counts = vec![0usize; args.len().saturating_sub(2)];
+    for result in join_all(calls).await {
+        match result {
+            Ok((n, c)) => {
+                names.extend(n);
+                for (total, c) in counts.iter_mut().zip(c) {
+                    *total += c;
+                }
+            }
+            Err(e) => return mesh_error(out, &e),
+        }
+    }
+    conn.speak();
+    names.sort();
+    names.dedup();
+    match sub.as_slice() {
+        b"CHANNELS" => {
+            resp::array(out, names.len());
+            for name in &names {
+                resp::bulk(out, name);
+            }
+        }
+        b"NUMSUB" => {
+            resp::map(out, counts.len());
+            for (channel, n) in args[2..].iter().zip(counts) {
+                resp::bulk(out, channel);
+                resp::integer(out, n as i64);
+            }
+        }
+        _ => resp::integer(out, names.len() as i64),
+    }
 }

@@ -2,8 +2,20 @@
 //! PSUBSCRIBE: `*`, `?`, `[abc]`, `[^a]`, `[a-z]` and `\` escapes. Bounded: recursion on
 //! `*` is replaced by backtracking to the last star, so matching is O(pattern × string).
 
+/// Redis's matcher recurses once per `*` and gives up (no match) past this depth; a
+/// pattern with more stars than this never matches there, nor here.
+const MAX_STARS: usize = 1000;
+
 /// True when `string` matches `pattern`.
 pub fn matches(pattern: &[u8], string: &[u8]) -> bool {
+    let stars = pattern
+        .iter()
+        .zip(pattern.iter().skip(1).chain(std::iter::once(&0)))
+        .filter(|&(&a, &b)| a == b'*' && b != b'*')
+        .count();
+    if stars > MAX_STARS {
+        return false;
+    }
     let (mut p, mut s) = (0, 0);
     // Where to resume after the last `*`: (pattern index after it, string index).
     let mut star: Option<(usize, usize)> = None;
@@ -89,6 +101,14 @@ fn match_class(pattern: &[u8], mut p: usize, c: u8) -> (usize, bool) {
 #[cfg(test)]
 mod tests {
     use super::matches;
+
+    #[test]
+    fn patterns_with_more_stars_than_redis_recurses_through_never_match() {
+        let long = vec![b'a'; 2000];
+        assert!(matches(&b"*?".repeat(3), b"aaa"));
+        assert!(matches(&b"*?".repeat(1000), &long));
+        assert!(!matches(&b"*?".repeat(1001), &long));
+    }
 
     #[test]
     fn globs_match_as_redis() {

@@ -65,21 +65,56 @@ pub type FxBuild = BuildHasherDefault<FxHasher>;
 /// A `HashMap` with FxHash.
 pub type FxHashMap<K, V> = std::collections::HashMap<K, V, FxBuild>;
 
+/// A `HashSet` with [`FxHasher`].
+pub type FxHashSet<T> = std::collections::HashSet<T, FxBuild>;
+
 /// The shard that owns `key` among `shards` shards: the finished hash of its bytes modulo
-/// the count.
+/// the count. A key with a *hash tag* (Redis Cluster's rule: the bytes between the first
+/// `{` and the first `}` after it, when not empty) is owned by its tag's shard, so keys
+/// such as `user:{42}:name` and `user:{42}:mail` share an owner and a command over both
+/// runs on that shard alone.
 pub fn owner(key: &[u8], shards: usize) -> usize {
     if shards <= 1 {
         return 0;
     }
+    let key = hash_tag(key).unwrap_or(key);
     let mut hasher = FxHasher::default();
     hasher.write(key);
     hasher.write_usize(key.len());
     (hasher.finish() % shards as u64) as usize
 }
 
+/// The hash tag of `key`, if it has one.
+#[inline]
+fn hash_tag(key: &[u8]) -> Option<&[u8]> {
+    let open = key.iter().position(|&b| b == b'{')?;
+    let len = key[open + 1..].iter().position(|&b| b == b'}')?;
+    (len > 0).then(|| &key[open + 1..open + 1 + len])
+}
+
 #[cfg(test)]
 mod tests {
     use super::owner;
+
+    #[test]
+    fn keys_with_one_hash_tag_share_an_owner() {
+        for shards in [2, 3, 8] {
+            let tagged = owner(b"{user7}", shards);
+            for key in ["a{user7}", "{user7}:b", "x{user7}{other}", "user7"] {
+                assert_eq!(
+                    owner(key.as_bytes(), shards),
+                    owner(b"user7", shards),
+                    "{key}"
+                );
+            }
+            assert_eq!(tagged, owner(b"user7", shards));
+        }
+        // An empty tag is no tag: the whole key is hashed.
+        let spread: std::collections::HashSet<usize> = (0..64)
+            .map(|i| owner(format!("{{}}{i}").as_bytes(), 4))
+            .collect();
+        assert!(spread.len() > 1);
+    }
 
     #[test]
     fn ownership_is_stable_and_spread() {

@@ -1,6 +1,6 @@
 //! # percore-kv
 //!
-//! A shared-nothing key-value service on percore that speaks RESP2, the Redis protocol,
+//! A shared-nothing key-value service on percore that speaks RESP2 and RESP3, the Redis protocol,
 //! so redis-cli, redis-benchmark and every Redis client library talk to it.
 //!
 //! - **Ownership.** Each key belongs to one shard: FxHash of the key (fixed, no random
@@ -18,24 +18,47 @@
 //! - **Memory.** `max_memory` is split evenly across shards; a shard past its share refuses
 //!   writes that may grow memory with Redis's OOM error.
 //!
-//! Not (yet) like Redis: one database (SELECT 0 only); no persistence, transactions,
-//! scripting, eviction or RESP3; MSET across shards is applied shard by shard (not atomic,
-//! and a shard past its memory share refuses its part); SCAN examines whole segments of a
-//! shard's keys (at most 512 keys each), so a call may return more keys than COUNT (Redis
-//! treats COUNT as a hint too), and a key present for a whole scan is returned exactly once;
-//! PUBLISH
-//! keeps per-channel order except when a shard's mesh inbox is full (the message then waits
-//! in a task); replies of a read's local commands that come before its first command for
-//! another shard are sent in one send, the rest in a second.
+//! - **Hash tags.** A key with a `{tag}` is owned by its tag's shard (Redis Cluster's rule),
+//!   so related keys can share a shard.
+//! - **Commands over several keys** (RENAME, LMOVE, SINTERSTORE, ZUNIONSTORE, ...) run on the
+//!   keys' owner when they share one; otherwise (`fanout::gathered`) the entries are copied
+//!   from their owners into a scratch store, the command runs there, and what it changed is
+//!   written back to the owners. That is not atomic: a reader may see the source of a
+//!   cross-shard RENAME gone before the destination appears, and a write to one of the keys
+//!   between the copy and the write back is lost.
+//! - **Blocking pops** wait in a first-come queue on each key's owner shard (see `blocking`).
+//! - **Transactions** (MULTI/EXEC/DISCARD) whose keys share a shard run there as one batch,
+//!   so no other client sees part of one; keys on several shards are refused with
+//!   `-CROSSSLOT`, as Redis Cluster does. No WATCH.
+//! - **Databases.** SELECT 0..15; each shard holds its part of every database in use.
+//! - **RESP3** after HELLO 3: nulls, maps, sets, doubles and score pairs as Redis 7.0 sends
+//!   them (pub/sub messages stay RESP2 arrays).
+//!
+//! Not (yet) like Redis: no persistence, scripting, streams, WATCH or eviction; MSET across
+//! shards is applied shard by shard (not atomic, and a shard past its memory share refuses
+//! its part); SCAN examines whole segments of a shard's keys (at most 512 keys each), so a
+//! call may return more keys than COUNT (Redis treats COUNT as a hint too), and a key
+//! present for a whole scan is returned exactly once; HSCAN, SSCAN and ZSCAN answer the
+//! whole collection in one call; OBJECT ENCODING reports the encoding Redis 7.0 would use
+//! for the value under the current thresholds, while the store keeps one representation per
+//! type; PUBLISH keeps per-channel order except when a shard's mesh inbox is full (the
+//! message then waits in a task); commands from different connections are not ordered
+//! with one another across shards (a PUBLISH may reach a shard before an UNSUBSCRIBE sent
+//! earlier on another connection is handled there); replies of a read's local commands
+//! that come before its first command for another shard are sent in one send, the rest in
+//! a second.
 
 #![forbid(unsafe_code)]
 
 mod admin;
+mod blocking;
+mod clients;
 pub mod commands;
 mod conn;
 mod fanout;
 pub mod glob;
 pub mod hash;
+mod params;
 pub mod pubsub;
 pub mod resp;
 mod route;

@@ -138,6 +138,28 @@ impl Registry {
         receivers
     }
 
+    /// The channels with subscribers here matching `pattern` (all with `None`).
+    pub fn channel_names(&self, pattern: Option<&[u8]>) -> Vec<Vec<u8>> {
+        self.channels
+            .keys()
+            .filter(|c| pattern.is_none_or(|p| glob::matches(p, c)))
+            .cloned()
+            .collect()
+    }
+
+    /// Subscribers of `channel` here.
+    pub fn numsub(&self, channel: &[u8]) -> usize {
+        self.channels.get(channel).map_or(0, Vec::len)
+    }
+
+    /// The patterns subscribed to here, each once.
+    pub fn pattern_names(&self) -> Vec<Vec<u8>> {
+        let mut names: Vec<Vec<u8>> = self.patterns.iter().map(|(p, _, _)| p.clone()).collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
     /// Channels with at least one subscriber, and pattern subscriptions (for INFO).
     pub fn counts(&self) -> (usize, usize) {
         (self.channels.len(), self.patterns.len())

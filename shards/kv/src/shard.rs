@@ -17,7 +17,7 @@ use crate::{
     Config,
     pubsub::Registry,
     route::{self, Batch, BatchReply},
-    store::Store,
+    store::Databases,
 };
 
 /// Keys the active sweep looks at per tick (bounded work per loop iteration).
@@ -25,9 +25,12 @@ pub const SWEEP_BUDGET: usize = 1_000;
 
 /// One shard's service state.
 pub struct ShardState {
-    pub store: RefCell<Store>,
+    /// The shard's part of every database.
+    pub dbs: RefCell<Databases>,
     pub pubsub: RefCell<Registry>,
     pub clients: Cell<usize>,
+    /// Connections waiting in a blocking command.
+    pub blocked_clients: Cell<usize>,
     pub total_connections: Cell<u64>,
     pub commands: Cell<u64>,
     pub next_client: Cell<u64>,
@@ -48,9 +51,10 @@ pub fn init(config: &Config) -> Rc<ShardState> {
     }
     let shards = percore::mesh::shard_count().max(1);
     let state = Rc::new(ShardState {
-        store: RefCell::new(Store::new(config.max_memory.map(|m| m / shards))),
+        dbs: RefCell::new(Databases::new(config.max_memory.map(|m| m / shards))),
         pubsub: RefCell::new(Registry::default()),
         clients: Cell::new(0),
+        blocked_clients: Cell::new(0),
         total_connections: Cell::new(0),
         commands: Cell::new(0),
         next_client: Cell::new(0),
@@ -62,25 +66,27 @@ pub fn init(config: &Config) -> Rc<ShardState> {
     state
 }
 
-/// Runs `f` on the current shard's store (made on first use with the server's config).
-pub fn with_store<R>(config: &Config, f: impl FnOnce(&mut Store) -> R) -> R {
+/// Runs `f` on the current shard's databases (made on first use with the server's config).
+pub fn with_dbs<R>(config: &Config, f: impl FnOnce(&mut Databases) -> R) -> R {
     let state = init(config);
-    let mut store = state.store.borrow_mut();
-    f(&mut store)
+    let mut dbs = state.dbs.borrow_mut();
+    f(&mut dbs)
 }
 
 /// Unix time in milliseconds, the clock of expiry times: the wall clock read once, at the
 /// first call, plus the monotonic time since. A step of the wall clock (NTP, a VM resumed)
 /// then neither expires keys early nor keeps them late.
 pub fn now_ms() -> u64 {
+    // Microseconds on both sides, so the two truncations do not put the clock up to 2 ms
+    // behind the wall clock a client computes absolute times with (PXAT, EXPIREAT).
     static ANCHOR: OnceLock<(Instant, u64)> = OnceLock::new();
-    let (at, unix_ms) = *ANCHOR.get_or_init(|| {
-        let unix_ms = SystemTime::now()
+    let (at, unix_us) = *ANCHOR.get_or_init(|| {
+        let unix_us = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        (Instant::now(), unix_ms)
+            .map_or(0, |d| d.as_micros() as u64);
+        (Instant::now(), unix_us)
     });
-    unix_ms + at.elapsed().as_millis() as u64
+    (unix_us + at.elapsed().as_micros() as u64) / 1000
 }
 
 /// The active expiry sweep: every `period`, up to [`SWEEP_BUDGET`] keys are examined
@@ -91,7 +97,13 @@ async fn sweep(state: Rc<ShardState>, period: Duration) {
         let mut ticks = interval(period);
         loop {
             ticks.tick().await;
-            state.store.borrow_mut().sweep(now_ms(), SWEEP_BUDGET);
+            if !crate::params::active_expire() {
+                continue;
+            }
+            let now = now_ms();
+            for db in state.dbs.borrow_mut().iter_mut() {
+                db.sweep(now, SWEEP_BUDGET);
+            }
         }
     };
     let _ = select(ticks, shutdown_signal()).await;

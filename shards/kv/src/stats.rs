@@ -16,7 +16,7 @@ const NAME: &str = "percore_kv_commands_total";
 const HELP: &str = "RESP commands received, by command name";
 
 struct Counters {
-    /// Indexed by `Cmd as usize`.
+    /// Indexed by the command's position in the table.
     by_command: Vec<Option<Counter>>,
     unknown: Counter,
 }
@@ -28,12 +28,10 @@ thread_local! {
 fn with_counters(f: impl FnOnce(&Counters)) {
     COUNTERS.with(|cell| {
         f(cell.get_or_init(|| {
-            let size = COMMANDS.iter().map(|s| s.cmd as usize).max().unwrap_or(0) + 1;
-            let mut by_command = vec![None; size];
-            for spec in COMMANDS {
-                by_command[spec.cmd as usize]
-                    .get_or_insert_with(|| counter(NAME, HELP, &[("command", spec.name)]));
-            }
+            let by_command = COMMANDS
+                .iter()
+                .map(|spec| Some(counter(NAME, HELP, &[("command", spec.name)])))
+                .collect();
             Counters {
                 by_command,
                 unknown: counter(NAME, HELP, &[("command", "unknown")]),
@@ -44,12 +42,10 @@ fn with_counters(f: impl FnOnce(&Counters)) {
 
 /// Counts one command received on this shard: `spec` is what its name looked up to
 /// (`None`: an unknown command).
-pub fn received(spec: Option<&Spec>) {
-    let cmd = spec.map(|spec| spec.cmd);
-    with_counters(
-        |c| match cmd.and_then(|cmd| c.by_command[cmd as usize].as_ref()) {
-            Some(counter) => counter.inc(),
-            None => c.unknown.inc(),
-        },
-    );
+pub fn received(spec: Option<&'static Spec>) {
+    let index = spec.map(Spec::index);
+    with_counters(|c| match index.and_then(|i| c.by_command[i].as_ref()) {
+        Some(counter) => counter.inc(),
+        None => c.unknown.inc(),
+    });
 }

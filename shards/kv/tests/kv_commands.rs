@@ -295,7 +295,12 @@ fn connection_and_server_commands() {
     );
     assert_eq!(r.cmd(&["ECHO", "x y"]), bulk("x y"));
     assert_eq!(r.cmd(&["SELECT", "0"]), "+OK\r\n");
-    assert_eq!(r.cmd(&["SELECT", "1"]), "-ERR DB index is out of range\r\n");
+    assert_eq!(r.cmd(&["SELECT", "15"]), "+OK\r\n");
+    assert_eq!(
+        r.cmd(&["SELECT", "16"]),
+        "-ERR DB index is out of range\r\n"
+    );
+    assert_eq!(r.cmd(&["SELECT", "0"]), "+OK\r\n");
     assert_eq!(r.cmd(&["SELECT", "x"]), NOT_INT);
     assert_eq!(r.cmd(&["CLIENT", "GETNAME"]), "$-1\r\n");
     assert_eq!(r.cmd(&["CLIENT", "SETNAME", "worker-1"]), "+OK\r\n");

@@ -2,10 +2,16 @@
 //! appends its reply, in Redis's shape and wording, to the output. Nothing here knows about
 //! shards or sockets: routing is `route`'s, connection state is `conn`'s.
 
+mod bits;
 mod hashes;
 pub mod keys;
-mod lists;
-mod strings;
+mod lcs;
+pub mod lists;
+mod sets;
+pub mod strings;
+mod zpops;
+mod zsetops;
+mod zsets;
 
 pub use self::strings::{mget, mset};
 pub mod table;
@@ -13,13 +19,39 @@ pub mod table;
 use self::table::{Cmd, OOM, Spec};
 use crate::{
     resp::{self, parse_int},
-    store::Store,
+    store::{Databases, Store},
 };
+
+/// Runs a keyed command in database `db` of a shard's databases.
+pub fn run_in(
+    dbs: &mut Databases,
+    db: usize,
+    spec: &Spec,
+    args: &[Vec<u8>],
+    now_ms: u64,
+    out: &mut Vec<u8>,
+) {
+    // The limit first: without one (the common case) no flag is looked at.
+    if dbs.over_limit() && spec.deny_oom() {
+        dbs.db(db).stats.commands += 1;
+        return resp::error(out, OOM);
+    }
+    match spec.cmd {
+        Cmd::Move => keys::move_key(dbs, db, args, now_ms, out),
+        Cmd::Copy => keys::copy(dbs, db, args, now_ms, out),
+        _ => run(dbs.db(db), spec, args, now_ms, out),
+    }
+    if crate::blocking::any_waiters() && spec.flags.contains(&"write") {
+        for i in table::key_positions(spec, args).unwrap_or_default() {
+            crate::blocking::note_written(db, &args[i]);
+        }
+    }
+}
 
 /// Runs a keyed command (one key, or several keys that all live on this shard) on `store`.
 pub fn run(store: &mut Store, spec: &Spec, args: &[Vec<u8>], now_ms: u64, out: &mut Vec<u8>) {
     store.stats.commands += 1;
-    if spec.deny_oom() && store.over_limit() {
+    if store.over_limit() && spec.deny_oom() {
         return resp::error(out, OOM);
     }
     match spec.cmd {
@@ -73,9 +105,86 @@ pub fn run(store: &mut Store, spec: &Spec, args: &[Vec<u8>], now_ms: u64, out: &
         Cmd::RPop => lists::pop(store, args, false, now_ms, out),
         Cmd::LRange => lists::lrange(store, args, now_ms, out),
         Cmd::LLen => lists::llen(store, args, now_ms, out),
+        Cmd::Run => match spec.run {
+            Some(run) => run(store, args, now_ms, out),
+            None => resp::error(out, "ERR internal: a command without its function"),
+        },
         // Routed elsewhere (connection, fan-out, pub/sub); never sent here.
         _ => resp::error(out, "ERR command not runnable on a shard store"),
     }
+}
+
+/// The most elements SRANDMEMBER, HRANDFIELD and ZRANDMEMBER return with a negative count
+/// (repeats allowed): the reply is built in memory, so it is bounded; past it the count is
+/// refused as out of range.
+pub const MAX_RANDOM_PICKS: u64 = 10_000_000;
+
+/// Random indices below `len` as SRANDMEMBER, HRANDFIELD and ZRANDMEMBER pick them:
+/// `None` one index; `Some(n)`, n ≥ 0, up to n distinct ones; `Some(-n)` n, repeats allowed.
+/// `len` must be at least 1 unless `count` is `Some(_)`.
+pub fn random_picks(len: usize, count: Option<i64>) -> Vec<usize> {
+    debug_assert!(count.is_none_or(|c| c >= 0 || c.unsigned_abs() <= MAX_RANDOM_PICKS));
+    let mut rng = Rng::new();
+    match count {
+        _ if len == 0 => Vec::new(),
+        None => vec![rng.below(len)],
+        Some(n) if n < 0 => (0..n.unsigned_abs() as usize)
+            .map(|_| rng.below(len))
+            .collect(),
+        Some(n) => {
+            let n = (n as usize).min(len);
+            // A partial Fisher-Yates shuffle: n distinct indices, uniformly.
+            let mut all: Vec<usize> = (0..len).collect();
+            for i in 0..n {
+                let j = i + rng.below(len - i);
+                all.swap(i, j);
+            }
+            all.truncate(n);
+            all
+        }
+    }
+}
+
+/// A small per-thread random source (xorshift64*), seeded from the clock once per thread.
+struct Rng;
+
+thread_local! {
+    static RNG_STATE: std::cell::Cell<u64> = std::cell::Cell::new(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0x2545_f491, |d| d.as_nanos() as u64)
+            | 1,
+    );
+}
+
+impl Rng {
+    fn new() -> Self {
+        Rng
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        RNG_STATE.with(|state| {
+            let mut x = state.get();
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            state.set(x);
+            (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as usize % n.max(1)
+        })
+    }
+}
+
+/// A random index below `n` (RANDOMKEY's pick of a shard and a key).
+pub fn random_below(n: usize) -> usize {
+    Rng::new().below(n)
+}
+
+/// HSCAN/SSCAN/ZSCAN `key cursor [MATCH p] [COUNT n]`: the pattern. The whole collection
+/// is answered in one call with cursor 0 (as Redis does for its small encodings), which a
+/// client iterating to cursor 0 handles the same way.
+pub fn collection_scan_options(args: &[Vec<u8>]) -> Result<Option<Vec<u8>>, String> {
+    let (_, opts) = keys::scan_options(&args[1..])?;
+    Ok(opts.pattern)
 }
 
 #[cfg(test)]

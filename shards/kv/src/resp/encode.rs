@@ -1,4 +1,59 @@
-//! Reply encoders: each appends one RESP2 value to an output buffer, without allocating.
+//! Reply encoders: each appends one value to an output buffer, without allocating.
+//!
+//! Most values are spelt the same in RESP2 and RESP3. The ones that differ (null, map,
+//! set, double) follow the protocol of the connection whose command is being answered:
+//! a flag of the shard thread, set with [`set_protocol`] right before a command runs or
+//! its reply is written (the code between is synchronous, so no other connection's
+//! command runs in between), and back to RESP2 after each batch.
+
+use std::cell::Cell;
+
+thread_local! {
+    static RESP3: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Encodes the next replies for a RESP3 (`true`) or a RESP2 connection.
+pub fn set_protocol(resp3: bool) {
+    RESP3.with(|r| r.set(resp3));
+}
+
+/// Whether replies are being encoded for a RESP3 connection.
+pub fn resp3() -> bool {
+    RESP3.with(Cell::get)
+}
+
+/// A map header of `len` pairs: `%len` (RESP3) or an array of `2 × len` (RESP2).
+pub fn map(out: &mut Vec<u8>, len: usize) {
+    if resp3() {
+        out.push(b'%');
+        push_int(out, len as i64);
+        out.extend_from_slice(b"\r\n");
+    } else {
+        array(out, len * 2);
+    }
+}
+
+/// A set header: `~len` (RESP3) or an array (RESP2).
+pub fn set(out: &mut Vec<u8>, len: usize) {
+    if resp3() {
+        out.push(b'~');
+        push_int(out, len as i64);
+        out.extend_from_slice(b"\r\n");
+    } else {
+        array(out, len);
+    }
+}
+
+/// A double already formatted (`text`): `,text` (RESP3) or a bulk string (RESP2).
+pub fn double_text(out: &mut Vec<u8>, text: &str) {
+    if resp3() {
+        out.push(b',');
+        out.extend_from_slice(text.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    } else {
+        bulk(out, text.as_bytes());
+    }
+}
 
 /// `+OK`.
 pub fn ok(out: &mut Vec<u8>) {
@@ -47,14 +102,22 @@ pub fn bulk_int(out: &mut Vec<u8>, n: i64) {
     bulk(out, &digits);
 }
 
-/// The null bulk string: `$-1`.
+/// The null bulk string: `$-1` (RESP3: `_`).
 pub fn null(out: &mut Vec<u8>) {
-    out.extend_from_slice(b"$-1\r\n");
+    if resp3() {
+        out.extend_from_slice(b"_\r\n");
+    } else {
+        out.extend_from_slice(b"$-1\r\n");
+    }
 }
 
-/// The null array: `*-1`.
+/// The null array: `*-1` (RESP3: `_`).
 pub fn null_array(out: &mut Vec<u8>) {
-    out.extend_from_slice(b"*-1\r\n");
+    if resp3() {
+        out.extend_from_slice(b"_\r\n");
+    } else {
+        out.extend_from_slice(b"*-1\r\n");
+    }
 }
 
 /// An array header: `*<len>`; the caller appends `len` values.

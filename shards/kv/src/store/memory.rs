@@ -32,5 +32,7 @@ pub fn entry_size(key: &[u8], entry: &Entry) -> usize {
                 .map(|(f, v)| f.len() + v.len() + ELEMENT_OVERHEAD)
                 .sum(),
             Value::List(l) => l.iter().map(|v| v.len() + ELEMENT_OVERHEAD).sum(),
+            Value::Set(s) => s.iter().map(|v| v.len() + ELEMENT_OVERHEAD).sum(),
+            Value::ZSet(z) => z.iter().map(|(m, _)| m.len() + 8 + ELEMENT_OVERHEAD).sum(),
         }
 }

@@ -23,13 +23,16 @@
 //! Segments of a few hundred keys keep the control bytes about as dense as one map's.
 
 pub mod bytes;
+pub mod dbs;
 pub mod memory;
+pub mod zset;
 
 use std::{collections::VecDeque, hash::BuildHasher};
 
 pub use self::bytes::{Key, Str};
-pub use self::memory::entry_size;
-use crate::hash::{FxBuild, FxHashMap};
+pub use self::dbs::{DATABASES, Databases};
+pub use self::{memory::entry_size, zset::ZSet};
+use crate::hash::{FxBuild, FxHashMap, FxHashSet};
 
 /// How many slots the keys are spread over (a power of two): the most segments a store
 /// splits into, and the bound of a shard's SCAN position.
@@ -74,6 +77,8 @@ pub enum Value {
     Str(Str),
     Hash(FxHashMap<Vec<u8>, Vec<u8>>),
     List(VecDeque<Vec<u8>>),
+    Set(FxHashSet<Vec<u8>>),
+    ZSet(Box<ZSet>),
 }
 
 impl Value {
@@ -83,6 +88,8 @@ impl Value {
             Value::Str(_) => "string",
             Value::Hash(_) => "hash",
             Value::List(_) => "list",
+            Value::Set(_) => "set",
+            Value::ZSet(_) => "zset",
         }
     }
 }
@@ -197,6 +204,14 @@ impl Store {
         let segment = self.segment_of(key);
         self.expire_if_due(segment, key, now_ms);
         self.segments[segment].map.get(key)
+    }
+
+    /// The live entry of `key`, without removing it when it has expired.
+    pub fn peek(&self, key: &[u8], now_ms: u64) -> Option<&Entry> {
+        self.segments[self.segment_of(key)]
+            .map
+            .get(key)
+            .filter(|e| !e.is_expired(now_ms))
     }
 
     /// The live entry of `key` for a change; the caller reports size changes with
@@ -356,6 +371,28 @@ impl Store {
             slot = segment.end as usize;
         }
         (keys, if slot >= SLOTS { 0 } else { slot })
+    }
+
+    /// A random live key (a random non-empty segment, a random key of it), `None` when
+    /// there is none; tries a bounded number of picks before walking every segment.
+    pub fn random_key(&self, now_ms: u64) -> Option<Vec<u8>> {
+        let live: Vec<&Segment> = self.segments.iter().filter(|s| !s.map.is_empty()).collect();
+        if live.is_empty() {
+            return None;
+        }
+        for _ in 0..16 {
+            let segment = live[crate::commands::random_below(live.len())];
+            let skip = crate::commands::random_below(segment.map.len());
+            if let Some((key, entry)) = segment.map.iter().nth(skip)
+                && !entry.is_expired(now_ms)
+            {
+                return Some(key.to_vec());
+            }
+        }
+        live.iter()
+            .flat_map(|s| s.map.iter())
+            .find(|(_, e)| !e.is_expired(now_ms))
+            .map(|(k, _)| k.to_vec())
     }
 
     /// The active sweep: removes the expired keys of whole segments from where the last
