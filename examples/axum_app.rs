@@ -111,6 +111,7 @@ pub fn app(request_timeout: Duration) -> Router {
         .route("/stream", get(stream))
         .route("/slow", get(slow))
         .route("/big", get(big))
+        .route("/healthz", get(percore::compat::healthz))
         .with_state(Arc::new(AppState::default()))
         .layer(TimeoutLayer::new(request_timeout))
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
@@ -232,6 +233,15 @@ pub fn serve(
     if shards > 0 {
         builder = builder.shards(shards);
     }
+    serve_on(builder, addr, request_timeout)
+}
+
+/// Serves [`app`] on `addr` with the server `builder` describes.
+pub fn serve_on(
+    builder: percore::ServerBuilder,
+    addr: SocketAddr,
+    request_timeout: Duration,
+) -> Result<percore::ServerHandle, percore::Error> {
     let app = app(request_timeout);
     HttpServer::new(builder).serve(addr, move || app.clone())
 }

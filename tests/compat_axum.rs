@@ -414,3 +414,66 @@ fn responses_are_counted_by_status_class() {
     assert_eq!(net, 1);
     stop_within(handle, Duration::from_secs(10));
 }
+
+/// One `GET /healthz` on a new connection: its status and body.
+fn healthz_once(addr: SocketAddr) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .expect("a whole response");
+    let status = response
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {response:?}"));
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn healthz_is_503_naming_a_stuck_shard_and_200_once_it_is_back() {
+    let builder = Server::builder()
+        .shards(2)
+        .unhealthy_after(Duration::from_millis(300));
+    let handle = axum_app::serve_on(
+        builder,
+        "127.0.0.1:0".parse().unwrap(),
+        Duration::from_secs(10),
+    )
+    .expect("serve the axum app");
+    let addr = handle.listen_addr().expect("a listen address");
+    assert_eq!(healthz_once(addr), (200, "ok\n".to_owned()));
+
+    // Shard 1 blocks for 2 s; new connections go to shard 0, which must report it.
+    assert!(handle.run_on_shard(1, || thread::sleep(Duration::from_secs(2))));
+    let deadline = Instant::now() + Duration::from_secs(4);
+    let stuck_body = loop {
+        let (status, body) = healthz_once(addr);
+        if status == 503 {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "no 503 while shard 1 was stuck");
+        thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        stuck_body.contains("\"shard\":1"),
+        "the 503 names the stuck shard: {stuck_body}"
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while healthz_once(addr).0 != 200 {
+        assert!(Instant::now() < deadline, "health did not recover");
+        thread::sleep(Duration::from_millis(50));
+    }
+    stop_within(handle, Duration::from_secs(10));
+}

@@ -24,9 +24,9 @@ use std::{
 
 use axum::{Router, extract::State, routing::get};
 use bytes::Bytes;
+use compat_client::{Client, curl};
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
-use compat_client::{Client, curl};
 use hyper::{
     rt::{Executor, Timer},
     service::service_fn,

@@ -20,6 +20,8 @@
 
 #[cfg(feature = "hyper")]
 pub mod client;
+#[cfg(feature = "hyper")]
+mod health;
 mod io;
 mod local;
 #[cfg(feature = "hyper")]
@@ -34,6 +36,7 @@ mod timeout;
 pub use self::local::{OnShard, on_shard};
 #[cfg(feature = "hyper")]
 pub use self::{
+    health::healthz,
     rt::{ShardExecutor, ShardSleep, ShardTimer},
     serve::{HttpConfig, HttpServer, serve},
     service::{Guarded, GuardedBody, Oneshot, TowerToHyper, tokio_runtime_hint},

@@ -97,6 +97,27 @@ impl TcpStream {
         poll_read(&self.net, &self.conn, cx, f)
     }
 
+    /// Waits until there is input not yet seen by a reader (`Ok(true)`) or the peer closed
+    /// (`Ok(false)`), without consuming anything: for a task that waits on something else
+    /// and must notice a disconnect (a blocked kv pop).
+    pub async fn readable(&mut self) -> io::Result<bool> {
+        poll_fn(|cx| {
+            let mut rx = self.conn.rx.borrow_mut();
+            if rx.buffered() > rx.seen_len {
+                return Poll::Ready(Ok(true));
+            }
+            if let Some(code) = rx.error {
+                return Poll::Ready(Err(errno(code)));
+            }
+            if rx.eof {
+                return Poll::Ready(Ok(false));
+            }
+            register(&mut rx.waker, cx.waker());
+            Poll::Pending
+        })
+        .await
+    }
+
     /// Waits for input, then lends all buffered input and the output buffer to `f` at once:
     /// the shape of a protocol server (parse requests, append responses, no copies). `f`
     /// returns how many input bytes it consumed; 0 means "need more" (it is called again when

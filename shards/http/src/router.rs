@@ -401,8 +401,6 @@ fn with_params<'a, 'p>(found: Found<'a>, raw: matchit::Params<'a, 'p>) -> Match<
     }
 }
 
-
-
 fn sync_handler<F, R>(handler: F) -> Handler
 where
     F: Fn(&Request<'_>) -> R + 'static,
