@@ -5,7 +5,7 @@ use std::{error::Error as StdError, io, net::SocketAddr};
 
 use hyper::client::conn::http1::{self, SendRequest};
 
-use crate::TcpStream;
+use crate::net::TcpStream;
 
 type BoxError = Box<dyn StdError + Send + Sync>;
 
@@ -43,7 +43,7 @@ where
     B::Error: Into<BoxError>,
 {
     let (sender, conn) = http1::Builder::new().handshake(stream).await?;
-    drop(crate::spawn(async move {
+    drop(crate::task::spawn(async move {
         if let Err(e) = conn.await {
             tracing::debug!("http client connection ended: {e}");
         }

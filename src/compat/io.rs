@@ -21,7 +21,7 @@ use std::{
     task::{Context, Poll, ready},
 };
 
-use crate::TcpStream;
+use crate::net::TcpStream;
 
 /// Reads into a buffer with `room` bytes free: `put` receives the bytes to copy (at most
 /// `room`). Returns 0 at end of stream.
@@ -98,7 +98,7 @@ mod tokio_io {
 
     use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-    use crate::TcpStream;
+    use crate::net::TcpStream;
 
     impl AsyncRead for TcpStream {
         fn poll_read(
@@ -153,7 +153,7 @@ mod futures_io {
 
     use futures_io::{AsyncRead, AsyncWrite};
 
-    use crate::TcpStream;
+    use crate::net::TcpStream;
 
     impl AsyncRead for TcpStream {
         fn poll_read(
@@ -205,7 +205,7 @@ mod hyper_io {
 
     use hyper::rt::{Read, ReadBufCursor, Write};
 
-    use crate::TcpStream;
+    use crate::net::TcpStream;
 
     impl Read for TcpStream {
         fn poll_read(

@@ -8,7 +8,7 @@ use std::{
     task::{Context, Poll},
 };
 
-use crate::JoinError;
+use crate::task::JoinError;
 
 /// Runs `future` as a task of the current shard and returns a `Send` handle to its output.
 /// The task starts at once and runs to its end even if the handle is dropped.
@@ -31,7 +31,7 @@ where
     F::Output: Send + 'static,
 {
     let (tx, rx) = flume::bounded(1);
-    drop(crate::spawn(async move {
+    drop(crate::task::spawn(async move {
         // The receiver may be gone (the caller gave up): the output is dropped then.
         let _ = tx.send(future.await);
     }));

@@ -24,7 +24,7 @@ where
 {
     fn execute(&self, future: F) {
         // Detached: the task runs to its end on this shard.
-        drop(crate::spawn(future));
+        drop(crate::task::spawn(future));
     }
 }
 

@@ -28,7 +28,11 @@ use super::{
     rt::ShardTimer,
     service::{Counters, Guard, TowerToHyper},
 };
-use crate::{Error, Server, ServerBuilder, ServerHandle, TcpStream, shutdown_signal};
+use crate::{
+    error::Error,
+    net::TcpStream,
+    server::{Server, ServerBuilder, ServerHandle, shutdown_signal},
+};
 
 type BoxError = Box<dyn StdError + Send + Sync>;
 

@@ -70,6 +70,22 @@ pub type AsyncHandler = Rc<dyn Fn(OwnedRequest) -> Pin<Box<dyn Future<Output = O
 pub type StreamHandler =
     Rc<dyn Fn(OwnedRequest, ResponseWriter) -> Pin<Box<dyn Future<Output = ()>>>>;
 
+/// A handler's future that names its route in the shard's label slot each time it runs.
+struct Labelled<T> {
+    slot: LabelSlot,
+    label: Label,
+    inner: Pin<Box<dyn Future<Output = T>>>,
+}
+
+impl<T> Future for Labelled<T> {
+    type Output = T;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<T> {
+        self.slot.set(self.label);
+        self.inner.as_mut().poll(cx)
+    }
+}
+
 /// A registered route: its handler and its name for the stall detector.
 #[derive(Clone)]
 struct Route {
@@ -290,10 +306,35 @@ impl Router {
 
     fn add(mut self, method: &str, path: &str, kind: Kind) -> Self {
         let key = RouteKey { method, path };
-        let route = Route {
-            kind,
-            label: Label::new(&format!("{method} {path}")),
+        let label = Label::new(&format!("{method} {path}"));
+        // An async or streaming handler runs over later iterations too (the loop clears the
+        // label at each iteration's end): its future names the route each time it runs.
+        let kind = match (kind, &self.slot) {
+            (Kind::Async(handler), Some(slot)) => {
+                let slot = slot.clone();
+                Kind::Async(Rc::new(move |request| {
+                    let inner = handler(request);
+                    Box::pin(Labelled {
+                        slot: slot.clone(),
+                        label,
+                        inner,
+                    })
+                }))
+            }
+            (Kind::Stream(handler), Some(slot)) => {
+                let slot = slot.clone();
+                Kind::Stream(Rc::new(move |request, writer| {
+                    let inner = handler(request, writer);
+                    Box::pin(Labelled {
+                        slot: slot.clone(),
+                        label,
+                        inner,
+                    })
+                }))
+            }
+            (kind, _) => kind,
         };
+        let route = Route { kind, label };
         if let Err(reason) = self.table.insert(key, route) {
             self.errors.push(RouteError {
                 route: format!("{method} {path}"),
