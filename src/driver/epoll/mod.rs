@@ -22,7 +22,7 @@
 //! - **cancel**: ends the target's wait with `-ECANCELED`; **close**: leaves the interest set
 //!   first (a listener's fd has a duplicate, which would keep a stale registration alive).
 //! - **wake**: the shard's eventfd is watched for input (there is no MSG_RING: other shards
-//!   write the eventfd, which the features report says).
+//!   write the eventfd).
 //!
 //! # Level-triggered, and why
 //!
@@ -201,12 +201,8 @@ impl Epoll {
             epoll,
             bufs,
             ops: Lifecycles::default(),
-            features: RingFeatures {
-                fallbacks: vec![
-                    "epoll driver: shards wake each other through eventfd (no MSG_RING)".into(),
-                ],
-                ..RingFeatures::default()
-            },
+            // No io_uring feature applies; shards wake this one through its eventfd.
+            features: RingFeatures::default(),
             stats: RingStats::default(),
             reaped: Vec::with_capacity(config.cq_entries as usize),
             queued: Vec::with_capacity(256),
