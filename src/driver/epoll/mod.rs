@@ -36,6 +36,8 @@
 //! it and is told at once if input is waiting: nothing is lost between the two.
 
 mod sys;
+#[cfg(test)]
+mod tests;
 
 use std::{
     cmp::Reverse,
@@ -530,10 +532,10 @@ impl Epoll {
     }
 
     fn set_reader(&mut self, fd: RawFd, reader: Reader) {
-        self.owners.insert(reader.token().user_data(), fd);
         if let Some(old) = self.interest(fd).reader.replace(reader) {
             self.owners.remove(&old.token().user_data());
         }
+        self.owners.insert(reader.token().user_data(), fd);
         self.mark_dirty(fd);
     }
 
