@@ -106,7 +106,7 @@ pub mod time;
 
 pub use crate::{
     blocking::spawn_blocking,
-    driver::{RingConfig, RingFeatures, RingStats},
+    driver::{DriverChoice, DriverKind, RingConfig, RingFeatures, RingStats},
     error::Error,
     metrics::{ShardStats, stats},
     net::{NetConfig, NetStats, ShardLoadStats, Steering, TcpListener, TcpStream},

@@ -45,8 +45,10 @@ fn this_host_gets_one_line_per_item_and_every_failure_has_a_fix() {
 #[test]
 fn this_hosts_ring_probe_agrees_with_the_server() {
     let facts = Facts::gather();
+    // The ring's features are the subject: io_uring strictly, whatever PERCORE_DRIVER says.
     let server = percore::Server::builder()
         .shards(1)
+        .driver(percore::DriverChoice::IoUring)
         .serve("127.0.0.1:0".parse().unwrap(), |_stream| async {});
     match (&facts.ring, server) {
         (RingFacts::Works(probe), Ok(server)) => {

@@ -109,11 +109,13 @@ fn eight_buffers_serve_256_connections_without_loss_or_spin() {
 
 /// A tiny submission queue (R5) and completion queue (R4): SQEs are submitted early when the
 /// SQ is full, completions beyond the CQ wait in the kernel's overflow list; nothing is lost.
+/// The queues are io_uring's, so this one runs on io_uring whatever `PERCORE_DRIVER` says.
 #[test]
 fn tiny_submission_and_completion_queues_lose_nothing() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let server = Server::builder()
         .shards(1)
+        .driver(percore::DriverChoice::IoUring)
         .ring(RingConfig {
             sq_entries: 4,
             cq_entries: 8,

@@ -11,25 +11,140 @@
 //! - **wake**: another shard's driver is woken with a message (`MSG_RING`) or an eventfd.
 //!
 //! The driver knows no tasks, connections or servers: a completion is routed by its token
-//! alone. Today the only implementation is io_uring ([`uring`]); a readiness (epoll) driver
-//! will implement the same surface, and [`Driver`] will then name an enum of the two, so
-//! every call stays statically dispatched.
+//! alone. Two implementations: io_uring ([`uring`]), and a readiness driver on epoll
+//! ([`epoll`]) for hosts where io_uring is blocked or missing. [`Driver`] is an enum of the
+//! two, so every call is statically dispatched (one match on two variants, no trait object).
 //!
 //! Unsafe code lives here and in `sys` only.
 
+pub(crate) mod epoll;
+pub(crate) mod select;
 pub(crate) mod token;
 pub(crate) mod uring;
 
 use std::{
-    os::fd::{FromRawFd, OwnedFd},
+    io,
+    os::fd::{FromRawFd, OwnedFd, RawFd},
     time::Duration,
 };
 
+pub use self::select::{DriverChoice, DriverKind};
 pub(crate) use self::token::{Kind, Token};
 pub use self::uring::{RingConfig, RingFeatures, RingStats};
+use self::{
+    epoll::{Epoll, Readiness},
+    uring::{
+        Ring,
+        buf_ring::BufRing,
+        lifecycle::{Lifecycles, Route},
+        op::{OwnedOp, Pointerless},
+    },
+};
 
-/// The driver of this build (static dispatch: no trait object on the I/O path).
-pub(crate) type Driver = uring::Ring;
+/// A shard's driver: io_uring or epoll, chosen at start (see [`select`]).
+pub(crate) enum Driver {
+    Uring(Ring),
+    Epoll(Epoll),
+}
+
+/// Runs `$body` with `$d` bound to whichever driver this is.
+macro_rules! each {
+    ($self:expr, $d:ident => $body:expr) => {
+        match $self {
+            Driver::Uring($d) => $body,
+            Driver::Epoll($d) => $body,
+        }
+    };
+}
+
+impl Driver {
+    /// Which of the two this is.
+    pub(crate) fn kind(&self) -> DriverKind {
+        match self {
+            Driver::Uring(_) => DriverKind::IoUring,
+            Driver::Epoll(_) => DriverKind::Epoll,
+        }
+    }
+
+    /// Submits an op that points at no memory; its completions carry `token`.
+    #[inline]
+    pub(crate) fn submit<T: Pointerless + Readiness>(&mut self, op: T, token: Token) {
+        each!(self, d => d.submit(op, token))
+    }
+
+    /// Submits an op that owns memory; the op table keeps it until its terminal completion.
+    #[inline]
+    pub(crate) fn submit_owned<T: OwnedOp>(&mut self, op: T, route: Route) -> Token {
+        each!(self, d => d.submit_owned(op, route))
+    }
+
+    /// Submits what is queued and waits as told: the loop's one kernel entry.
+    pub(crate) fn enter(&mut self, wait: Wait) -> io::Result<()> {
+        each!(self, d => d.enter(wait))
+    }
+
+    /// Submits queued work at once, outside the loop's enter (a MSG_RING wake-up; the
+    /// readiness driver has none, so nothing waits there).
+    pub(crate) fn submit_now(&mut self) -> io::Result<()> {
+        match self {
+            Driver::Uring(ring) => ring.submit_now(),
+            Driver::Epoll(_) => Ok(()),
+        }
+    }
+
+    /// Hands the reaped completions to the caller.
+    #[inline]
+    pub(crate) fn take_completions(&mut self, into: &mut Vec<Completion>) {
+        each!(self, d => d.take_completions(into))
+    }
+
+    #[inline]
+    pub(crate) fn has_reaped(&self) -> bool {
+        each!(self, d => d.has_reaped())
+    }
+
+    /// The op table (awaited and routed ops that own memory).
+    #[inline]
+    pub(crate) fn ops(&self) -> &Lifecycles {
+        each!(self, d => &d.ops)
+    }
+
+    #[inline]
+    pub(crate) fn ops_mut(&mut self) -> &mut Lifecycles {
+        each!(self, d => &mut d.ops)
+    }
+
+    /// The shard's receive buffers.
+    #[inline]
+    pub(crate) fn bufs(&self) -> &BufRing {
+        each!(self, d => &d.bufs)
+    }
+
+    #[inline]
+    pub(crate) fn bufs_mut(&mut self) -> &mut BufRing {
+        each!(self, d => &mut d.bufs)
+    }
+
+    pub(crate) fn features(&self) -> &RingFeatures {
+        each!(self, d => &d.features)
+    }
+
+    pub(crate) fn stats(&self) -> &RingStats {
+        each!(self, d => &d.stats)
+    }
+
+    pub(crate) fn stats_mut(&mut self) -> &mut RingStats {
+        each!(self, d => &mut d.stats)
+    }
+
+    /// The ring's fd, for other shards' MSG_RING wake-ups; `None` without MSG_RING.
+    pub(crate) fn msg_ring_fd(&self) -> Option<RawFd> {
+        match self {
+            Driver::Uring(ring) if ring.features.msg_ring => Some(ring.fd()),
+            _ => None,
+        }
+    }
+}
 
 /// One reaped completion, decoded: its token, the kernel's result (`-errno` on failure),
 /// whether more completions of the same multishot operation follow, and the provided

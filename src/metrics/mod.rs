@@ -21,7 +21,7 @@ pub mod histogram {
 }
 use crate::{
     blocking::{BlockingStats, POOL},
-    driver::RingStats,
+    driver::{DriverKind, RingStats},
     mesh::MESH,
     net::{NET, NetStats},
     task::CORE,
@@ -34,6 +34,8 @@ pub struct ShardStats {
     pub shard: usize,
     pub cpu: Option<usize>,
     pub ring: RingStats,
+    /// The driver this shard runs on.
+    pub driver: DriverKind,
     pub net: NetStats,
     pub loop_: LoopStats,
     /// Tasks alive on the shard.
@@ -72,13 +74,14 @@ pub fn stats() -> ShardStats {
     ShardStats {
         shard: core.id,
         cpu: core.cpu,
-        ring: driver.stats,
+        ring: *driver.stats(),
+        driver: driver.kind(),
         net: net.snapshot(),
         loop_: *core.stats.borrow(),
         tasks: core.tasks.borrow().live(),
-        ops_in_flight: driver.ops.in_flight(),
-        recv_buffers_lent: driver.bufs.lent(),
-        recv_buffers_total: u32::from(driver.bufs.count()),
+        ops_in_flight: driver.ops().in_flight(),
+        recv_buffers_lent: driver.bufs().lent(),
+        recv_buffers_total: u32::from(driver.bufs().count()),
         timers: TIMERS.current().armed(),
         mesh_inbox: MESH.current().inbox_len(),
         panics: core.panics.get(),

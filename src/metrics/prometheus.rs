@@ -256,6 +256,20 @@ pub fn render(shards: &[ShardStats], missing: &[usize], out: &mut String) {
     for id in missing {
         let _ = writeln!(out, "percore_shard_up{{shard=\"{id}\"}} 0");
     }
+    family_header(
+        out,
+        "percore_driver_info",
+        "gauge",
+        "The I/O driver the shard runs on (io_uring or epoll), as a label; always 1.",
+    );
+    for s in shards {
+        let _ = writeln!(
+            out,
+            "percore_driver_info{{shard=\"{}\",driver=\"{}\"}} 1",
+            s.shard,
+            s.driver.name()
+        );
+    }
     for family in FAMILIES {
         family_header(out, family.name, family.kind, family.help);
         for s in shards {
@@ -448,6 +462,7 @@ mod tests {
         });
         let b = ShardStats {
             shard: 1,
+            driver: crate::DriverKind::Epoll,
             ..Default::default()
         };
         let mut out = String::new();
@@ -455,6 +470,8 @@ mod tests {
         assert!(out.contains("percore_connections_accepted_total{shard=\"0\"} 5\n"));
         assert!(out.contains("percore_connections_accepted_total{shard=\"1\"} 0\n"));
         assert!(out.contains("percore_shard_up{shard=\"2\"} 0\n"));
+        assert!(out.contains("percore_driver_info{shard=\"0\",driver=\"io_uring\"} 1\n"));
+        assert!(out.contains("percore_driver_info{shard=\"1\",driver=\"epoll\"} 1\n"));
         assert!(out.contains("http_requests_total{class=\"2xx\",shard=\"0\"} 9\n"));
         assert!(out.contains("percore_iteration_seconds_bucket{shard=\"0\",le=\"0.000256\"} 1\n"));
         assert!(out.contains("percore_iteration_seconds_count{shard=\"0\"} 1\n"));

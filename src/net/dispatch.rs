@@ -29,8 +29,8 @@ pub(crate) fn on_recv(net: &NetShard, completion: Completion) {
         // A stale completion for a closed connection: only its buffer needs to go back.
         if let Some(bid) = completion.buffer_id() {
             let mut ring = net.core.driver.borrow_mut();
-            ring.bufs.mark_lent(bid);
-            ring.bufs.recycle(bid);
+            ring.bufs_mut().mark_lent(bid);
+            ring.bufs_mut().recycle(bid);
         }
         return;
     };
@@ -75,9 +75,9 @@ fn receive_data(net: &NetShard, conn: &Rc<Conn>, completion: &Completion) {
         );
         return;
     };
-    net.core.driver.borrow_mut().bufs.mark_lent(bid);
+    net.core.driver.borrow_mut().bufs_mut().mark_lent(bid);
     if conn.state().is_closing() {
-        net.core.driver.borrow_mut().bufs.recycle(bid);
+        net.core.driver.borrow_mut().bufs_mut().recycle(bid);
         return;
     }
     let buffered = {
@@ -290,8 +290,8 @@ fn settle_lent_buffers(net: &NetShard) {
         }
         while let Some(lent) = rx.lent.pop_front() {
             rx.spill
-                .extend_from_slice(ring.bufs.bytes(lent.bid, lent.start, lent.end));
-            ring.bufs.recycle(lent.bid);
+                .extend_from_slice(ring.bufs().bytes(lent.bid, lent.start, lent.end));
+            ring.bufs_mut().recycle(lent.bid);
         }
     }
     drop(ring);
@@ -308,7 +308,7 @@ fn settle_lent_buffers(net: &NetShard) {
 fn rearm_starved(net: &NetShard) {
     let free = {
         let ring = net.core.driver.borrow();
-        u32::from(ring.bufs.count()) - ring.bufs.lent()
+        u32::from(ring.bufs().count()) - ring.bufs().lent()
     };
     let mut starved = net.starved.borrow_mut();
     // Only receives actually re-armed count against the free buffers: closed or paused
@@ -377,7 +377,7 @@ pub(crate) fn close_phase(net: &NetShard) {
         let mut rx = conn.rx.borrow_mut();
         closed.count(conn, &rx, &conn.tx.borrow());
         for lent in rx.lent.drain(..) {
-            ring.bufs.recycle(lent.bid);
+            ring.bufs_mut().recycle(lent.bid);
         }
         *rx = Default::default();
         *conn.tx.borrow_mut() = Default::default();

@@ -329,8 +329,8 @@ fn consume<R>(net: &NetShard, conn: &Conn, f: &mut impl FnMut(&[u8]) -> (usize, 
         let mut ring = net.core.driver.borrow_mut();
         while let Some(lent) = rx.lent.pop_front() {
             rx.spill
-                .extend_from_slice(ring.bufs.bytes(lent.bid, lent.start, lent.end));
-            ring.bufs.recycle(lent.bid);
+                .extend_from_slice(ring.bufs().bytes(lent.bid, lent.start, lent.end));
+            ring.bufs_mut().recycle(lent.bid);
         }
         drop(ring);
         let (consumed, value) = f(&rx.spill[rx.spill_pos..]);
@@ -352,7 +352,7 @@ fn consume<R>(net: &NetShard, conn: &Conn, f: &mut impl FnMut(&[u8]) -> (usize, 
         return f(&[]);
     };
     let ring = net.core.driver.borrow();
-    let bytes = ring.bufs.bytes(lent.bid, lent.start, lent.end);
+    let bytes = ring.bufs().bytes(lent.bid, lent.start, lent.end);
     let (consumed, value) = f(bytes);
     let consumed = consumed.min(bytes.len()) as u32;
     drop(ring);
@@ -360,7 +360,7 @@ fn consume<R>(net: &NetShard, conn: &Conn, f: &mut impl FnMut(&[u8]) -> (usize, 
     if lent.start == lent.end {
         let bid = lent.bid;
         rx.lent.pop_front();
-        net.core.driver.borrow_mut().bufs.recycle(bid);
+        net.core.driver.borrow_mut().bufs_mut().recycle(bid);
     }
     if consumed > 0 {
         rx.seen_len = 0;

@@ -11,7 +11,7 @@ use std::{
 use super::{control::ServerControl, handle::ServerHandle, placement::Placement, shard_thread};
 use crate::{
     blocking::BlockingConfig,
-    driver::RingConfig,
+    driver::{DriverChoice, RingConfig},
     error::Error,
     net::{NetConfig, Steering, TcpListener, TcpStream, steer::cpu_program},
     sys,
@@ -40,6 +40,8 @@ pub struct ShardInfo {
 pub struct ServerBuilder {
     pub(crate) placement: Placement,
     pub(crate) ring: RingConfig,
+    /// `None`: `PERCORE_DRIVER`, else `auto`.
+    pub(crate) driver: Option<DriverChoice>,
     pub(crate) net: NetConfig,
     pub(crate) mesh_capacity: usize,
     pub(crate) blocking: Option<BlockingConfig>,
@@ -62,6 +64,7 @@ impl Default for ServerBuilder {
         ServerBuilder {
             placement: Placement::OnePerCpu,
             ring: RingConfig::default(),
+            driver: None,
             net: NetConfig::default(),
             mesh_capacity: 1024,
             blocking: None,
@@ -97,6 +100,21 @@ impl ServerBuilder {
     pub fn ring(mut self, ring: RingConfig) -> Self {
         self.ring = ring;
         self
+    }
+
+    /// The I/O driver (see [`DriverChoice`]). Default: `PERCORE_DRIVER` when set, else
+    /// `auto` (io_uring where it works, epoll otherwise, with the reason in the report).
+    pub fn driver(mut self, choice: DriverChoice) -> Self {
+        self.driver = Some(choice);
+        self
+    }
+
+    /// The driver choice in effect: the builder's, `PERCORE_DRIVER`'s, or `auto`.
+    pub(crate) fn driver_choice(&self) -> Result<DriverChoice, Error> {
+        match self.driver {
+            Some(choice) => Ok(choice),
+            None => Ok(DriverChoice::from_env()?.unwrap_or_default()),
+        }
     }
 
     /// Per-connection limits (see [`NetConfig`]).

@@ -2,12 +2,18 @@
 
 use std::fmt;
 
-use crate::{driver::RingFeatures, sys};
+use crate::{
+    driver::{DriverKind, RingFeatures},
+    sys,
+};
 
 pub(crate) struct ShardReport {
     pub(crate) id: usize,
     pub(crate) cpu: Option<usize>,
     pub(crate) features: RingFeatures,
+    pub(crate) driver: DriverKind,
+    /// Why `auto` did not get io_uring, with the fix.
+    pub(crate) driver_fallback: Option<String>,
     pub(crate) pin_error: Option<String>,
 }
 
@@ -18,6 +24,10 @@ pub struct StartupReport {
     /// `(shard, cpu)`; `None` for an unpinned shard.
     pub shard_cpus: Vec<(usize, Option<usize>)>,
     pub features: RingFeatures,
+    /// The driver the shards run on (the first shard's, when they differ: see `fallbacks`).
+    pub driver: DriverKind,
+    /// Why the driver is epoll although io_uring was allowed (`auto`), with the fix.
+    pub driver_reason: Option<String>,
     /// Every fallback and warning, once each.
     pub fallbacks: Vec<String>,
     /// Host problems the doctor would warn about (low limits...), one line each.
@@ -43,7 +53,14 @@ impl StartupReport {
             .first()
             .map(|s| s.features.clone())
             .unwrap_or_default();
+        let driver = shards.first().map_or(DriverKind::IoUring, |s| s.driver);
+        let driver_reason = shards.iter().find_map(|s| s.driver_fallback.clone());
         let mut fallbacks: Vec<String> = Vec::new();
+        if shards.iter().any(|s| s.driver != driver) {
+            fallbacks.push(
+                "shards run on different drivers (io_uring could not start on every shard)".into(),
+            );
+        }
         for shard in &shards {
             for line in shard
                 .features
@@ -62,6 +79,8 @@ impl StartupReport {
             shards: shards.len(),
             shard_cpus: shards.iter().map(|s| (s.id, s.cpu)).collect(),
             features,
+            driver,
+            driver_reason,
             fallbacks,
             warnings,
             nofile_limit: nofile.map(|l| l.soft),
@@ -98,7 +117,13 @@ impl fmt::Display for StartupReport {
             self.kernel,
             self.shards
         )?;
-        writeln!(f, "  io_uring: {}", in_use.join(", "))?;
+        match (self.driver, &self.driver_reason) {
+            (DriverKind::IoUring, _) => writeln!(f, "  io_uring: {}", in_use.join(", "))?,
+            (DriverKind::Epoll, Some(why)) => {
+                writeln!(f, "  driver: epoll (io_uring unavailable: {why})")?
+            }
+            (DriverKind::Epoll, None) => writeln!(f, "  driver: epoll (chosen)")?,
+        }
         if self.fallbacks.is_empty() {
             writeln!(f, "  fallbacks: none")?;
         } else {

@@ -102,7 +102,7 @@ impl Phases for ShardLoop {
         let finished = self.core.tasks.borrow().live() == 0
             && net::is_quiet(&self.net)
             && !self.mesh.has_pending()
-            && self.core.driver.borrow().ops.in_flight() == 0;
+            && self.core.driver.borrow().ops().in_flight() == 0;
         finished
             || self
                 .forced_at

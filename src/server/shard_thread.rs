@@ -228,18 +228,22 @@ where
             info.id
         ));
     }
-    let driver = match Driver::new(&builder.ring) {
-        Ok(driver) => driver,
+    let built = builder
+        .driver_choice()
+        .and_then(|choice| Driver::new(&builder.ring, choice));
+    let (driver, driver_fallback) = match built {
+        Ok(built) => built,
         Err(e) => {
             let _ = ready.send(Err(e));
             return Ok(());
         }
     };
-    if driver.features.msg_ring {
-        remote.set_ring_fd(driver.fd());
+    if let Some(fd) = driver.msg_ring_fd() {
+        remote.set_ring_fd(fd);
     }
     remote.set_tid(sys::cpu::current_tid());
-    let features = driver.features.clone();
+    let features = driver.features().clone();
+    let driver_kind = driver.kind();
     // Each layer's state, lowest first; the guards clear them in the reverse order.
     let core = Rc::new(Core::new(info.id, info.count, info.cpu, remote, driver));
     let _core = CORE.enter(core.clone());
@@ -271,6 +275,8 @@ where
         id: info.id,
         cpu: info.cpu,
         features,
+        driver: driver_kind,
+        driver_fallback,
         pin_error,
     }));
     drop(ready);

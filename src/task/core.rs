@@ -195,7 +195,7 @@ impl Core {
         let Ok(mut driver) = self.driver.try_borrow_mut() else {
             return false;
         };
-        if !driver.features.msg_ring {
+        if !driver.features().msg_ring {
             return false;
         }
         let delivered = Token::new(Kind::Wake, WAKE_MSG_RING, 0);
@@ -207,7 +207,7 @@ impl Core {
             },
             on_failure,
         );
-        driver.stats.msg_ring_wakes += 1;
+        driver.stats_mut().msg_ring_wakes += 1;
         if self.wakes_ride_the_enter.get() {
             // The loop enters the kernel right after this phase; a failed MSG_RING still
             // falls back to the eventfd through its failure CQE, a failed enter through

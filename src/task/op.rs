@@ -56,7 +56,7 @@ impl<T: OwnedOp> Future for Op<T> {
             .core
             .driver
             .borrow_mut()
-            .ops
+            .ops_mut()
             .poll::<T>(token, cx.waker())
             .expect("an awaited op stays in the op table until its future takes it");
         if polled.is_ready() {
@@ -76,7 +76,7 @@ impl<T: OwnedOp> Drop for Op<T> {
         let Ok(mut driver) = self.core.driver.try_borrow_mut() else {
             return;
         };
-        if driver.ops.park(token) {
+        if driver.ops_mut().park(token) {
             driver.submit(Cancel { target: token }, Token::IGNORE);
         }
     }

@@ -218,7 +218,7 @@ fn dispatch_completions<P: Phases>(core: &Core, phases: &mut P, state: &mut Loop
                 let done = core
                     .driver
                     .borrow_mut()
-                    .ops
+                    .ops_mut()
                     .complete(completion.token, completion.result);
                 match done {
                     Done::Wake(waker) => waker.wake(),
@@ -238,7 +238,7 @@ fn dispatch_completions<P: Phases>(core: &Core, phases: &mut P, state: &mut Loop
                         "MSG_RING wake failed ({}); using the eventfd",
                         std::io::Error::from_raw_os_error(-completion.result)
                     );
-                    core.driver.borrow_mut().stats.msg_ring_failures += 1;
+                    core.driver.borrow_mut().stats_mut().msg_ring_failures += 1;
                     phases.wake_by_eventfd(target);
                 }
             }

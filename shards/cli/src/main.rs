@@ -8,7 +8,7 @@ mod kv;
 use std::{net::SocketAddr, process::ExitCode, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
-use percore::{Placement, RingConfig, Server, ServerBuilder, Steering};
+use percore::{DriverChoice, Placement, RingConfig, Server, ServerBuilder, Steering};
 
 #[derive(Parser)]
 #[command(
@@ -142,6 +142,11 @@ struct ShardArgs {
     /// CPU that took the connection, a cBPF program) or `balanced` (the least-loaded shard).
     #[arg(long, default_value = "reuseport", value_parser = parse_steering)]
     steer: Steering,
+    /// The I/O driver: `auto` (io_uring where it works, else epoll, saying why in the
+    /// startup report), `io_uring` (io_uring or exit 3) or `epoll`. Default: the
+    /// `PERCORE_DRIVER` environment variable, else `auto`.
+    #[arg(long, value_parser = parse_driver)]
+    driver: Option<DriverChoice>,
     /// Do not print the startup report.
     #[arg(long)]
     quiet: bool,
@@ -178,6 +183,10 @@ impl ShardArgs {
             Some(addr) => builder.admin(addr),
             None => builder,
         };
+        let builder = match self.driver {
+            Some(choice) => builder.driver(choice),
+            None => builder,
+        };
         builder.handle_signals(true).print_report(!self.quiet)
     }
 }
@@ -192,6 +201,10 @@ fn parse_secs(s: &str) -> Result<Duration, String> {
         Ok(secs) if secs > 0.0 && secs <= 86_400.0 => Ok(Duration::from_secs_f64(secs)),
         _ => Err(format!("`{s}` is not a number of seconds in (0, 86400]")),
     }
+}
+
+fn parse_driver(s: &str) -> Result<DriverChoice, String> {
+    s.parse()
 }
 
 fn main() -> ExitCode {

@@ -104,8 +104,17 @@ fn the_seccomp_line_is_the_one_the_server_prints_at_start() {
         .trim_start_matches("io_uring.setup")
         .trim();
 
+    // `auto` would start on epoll: the strict choice stops with the line.
     let mut cmd = percore();
-    cmd.args(["echo", "--listen", "127.0.0.1:0", "--shards", "1"]);
+    cmd.args([
+        "echo",
+        "--listen",
+        "127.0.0.1:0",
+        "--shards",
+        "1",
+        "--driver",
+        "io_uring",
+    ]);
     // SAFETY: as above.
     unsafe {
         cmd.pre_exec(|| seccomp::deny_io_uring(libc::EPERM));
@@ -113,6 +122,25 @@ fn the_seccomp_line_is_the_one_the_server_prints_at_start() {
     let server = cmd.output().unwrap();
     let err = String::from_utf8_lossy(&server.stderr);
     assert_eq!(err.trim(), format!("percore: {cause}; {fix}"));
+}
+
+#[test]
+fn the_doctor_says_a_run_gets_epoll_where_io_uring_is_denied() {
+    let denied = stdout_of(&doctor_with_io_uring_denied(libc::EPERM));
+    let driver = line_of(&denied, "driver");
+    assert!(
+        driver.starts_with("WARN")
+            && driver.contains("epoll")
+            && driver.contains("docker-seccomp.json"),
+        "{driver}"
+    );
+    let here = stdout_of(&percore().arg("doctor").output().unwrap());
+    if line_of(&here, "io_uring.setup").starts_with("OK") {
+        assert!(
+            line_of(&here, "driver").contains("io_uring driver"),
+            "{here}"
+        );
+    }
 }
 
 #[test]

@@ -28,15 +28,95 @@ fn assert_no_panic(output: &Output) {
     );
 }
 
-fn run_with_io_uring_denied(errno: i32) -> Output {
+/// `percore` under a seccomp filter that fails every io_uring syscall with `errno`.
+fn with_io_uring_denied(errno: i32, args: &[&str]) -> Command {
     let mut cmd = percore();
-    cmd.args(["echo", "--listen", "127.0.0.1:0", "--shards", "1"]);
+    cmd.args(args);
     // SAFETY: the closure runs between fork and exec; `deny_io_uring` only builds a filter
     // on the stack and makes two prctl calls, which is async-signal-safe.
     unsafe {
         cmd.pre_exec(move || seccomp::deny_io_uring(errno));
     }
-    cmd.output().expect("percore runs")
+    cmd
+}
+
+/// The strict driver choice where io_uring is denied: the start must fail.
+fn run_with_io_uring_denied(errno: i32) -> Output {
+    with_io_uring_denied(
+        errno,
+        &[
+            "echo",
+            "--listen",
+            "127.0.0.1:0",
+            "--shards",
+            "1",
+            "--driver",
+            "io_uring",
+        ],
+    )
+    .output()
+    .expect("percore runs")
+}
+
+/// `--driver auto` where io_uring is denied with `errno`: the server starts on epoll, says
+/// why in its report, and serves HTTP. Returns the report.
+fn serves_http_on_epoll_when_io_uring_is_denied(errno: i32) -> String {
+    use std::io::{Read, Write};
+    let listen = free_addr();
+    let mut child = with_io_uring_denied(
+        errno,
+        &[
+            "serve", "--listen", &listen, "--shards", "2", "--driver", "auto",
+        ],
+    )
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("percore runs");
+    let report = wait_until_listening(&mut child);
+    let mut stream = std::net::TcpStream::connect(&listen).expect("connects");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("a response");
+    sigterm(&child);
+    let status = process::wait_exit(&mut child, std::time::Duration::from_secs(10));
+    assert!(
+        response.starts_with("HTTP/1.1 200 OK") && response.ends_with("Hello, World!"),
+        "{response}"
+    );
+    assert_eq!(status, Some(0), "SIGTERM stops it cleanly");
+    let driver_lines: Vec<&str> = report
+        .lines()
+        .filter(|l| l.contains("driver: epoll (io_uring unavailable:"))
+        .collect();
+    assert_eq!(
+        driver_lines.len(),
+        1,
+        "one line says which driver and why:\n{report}"
+    );
+    report
+}
+
+#[test]
+fn auto_serves_http_on_epoll_under_a_seccomp_eperm_and_names_the_fix() {
+    let report = serves_http_on_epoll_when_io_uring_is_denied(libc::EPERM);
+    assert!(
+        report.contains("io_uring is blocked") && report.contains("docker-seccomp.json"),
+        "the reason and the fix:\n{report}"
+    );
+}
+
+#[test]
+fn auto_serves_http_on_epoll_under_a_seccomp_enosys() {
+    let report = serves_http_on_epoll_when_io_uring_is_denied(libc::ENOSYS);
+    assert!(
+        report.contains("ENOSYS") && report.contains("CONFIG_IO_URING"),
+        "the reason:\n{report}"
+    );
 }
 
 #[test]
@@ -156,8 +236,15 @@ fn taskset_places_the_single_shard_on_the_allowed_cpu() {
         report.contains("shards: 0→cpu1"),
         "report shows shard 0 on CPU 1:\n{report}"
     );
+    // The feature line is the driver's: io_uring's flags, or epoll's line.
+    let epoll = std::env::var("PERCORE_DRIVER").is_ok_and(|d| d == "epoll");
+    let features = if epoll {
+        "driver: epoll"
+    } else {
+        "DEFER_TASKRUN"
+    };
     assert!(
-        report.contains("DEFER_TASKRUN"),
+        report.contains(features),
         "report lists features:\n{report}"
     );
     assert_eq!(status.code(), Some(0), "SIGTERM stops it cleanly");

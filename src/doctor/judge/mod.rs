@@ -23,6 +23,7 @@ pub(super) fn judge(facts: &Facts, config: &DoctorConfig) -> Vec<Check> {
         io_uring_group(facts),
         container(facts),
         uring::setup(&facts.ring),
+        uring::driver(&facts.ring),
     ];
     checks.extend(uring::features(&facts.ring, kernel.as_ref()));
     checks.push(limits::memlock(facts.memlock, kernel.as_ref(), config));

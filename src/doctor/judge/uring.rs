@@ -34,6 +34,26 @@ pub(super) fn setup(ring: &RingFacts) -> Check {
     }
 }
 
+/// Which driver a run gets with `--driver auto` (the default): io_uring where its setup
+/// works, else epoll, which serves the same services without io_uring.
+pub(super) fn driver(ring: &RingFacts) -> Check {
+    let name = "driver";
+    match ring {
+        RingFacts::Works(_) => Check::ok(
+            name,
+            "a run gets the io_uring driver (--driver auto); --driver epoll is there for comparison",
+        ),
+        RingFacts::SetupFailed { message, .. } => {
+            let (_, fix) = split_message(message);
+            Check::warn(
+                name,
+                "a run gets the epoll driver (--driver auto falls back; --driver io_uring exits 3)",
+                fix,
+            )
+        }
+    }
+}
+
 const FEATURES: [&str; 8] = [
     "io_uring.single_issuer",
     "io_uring.defer_taskrun",

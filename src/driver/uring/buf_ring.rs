@@ -32,6 +32,8 @@ pub(crate) struct BufRing {
     count: u16,
     buf_size: u32,
     tail: u16,
+    /// The consumer's position when no kernel consumes (readiness driver).
+    head: u16,
     lent: u32,
 }
 
@@ -43,6 +45,36 @@ impl BufRing {
         count: u16,
         buf_size: u32,
     ) -> io::Result<Self> {
+        let mut ring = Self::allocate(count, buf_size)?;
+        // SAFETY: the descriptor block is page aligned (mmap), holds `count` entries and stays
+        // mapped until `Drop`, which runs after the ring that uses it is gone (the shard drops
+        // its io_uring first; see `Ring`'s field order).
+        unsafe {
+            submitter.register_buf_ring_with_flags(
+                ring.descriptors.as_ptr() as u64,
+                count,
+                RECV_GROUP,
+                0,
+            )?;
+        }
+        for bid in 0..count {
+            ring.push(bid);
+        }
+        ring.publish();
+        Ok(ring)
+    }
+
+    /// The same buffers for a readiness driver, which is its own consumer: no kernel
+    /// registration; [`take`](Self::take) hands out what the kernel would have picked.
+    pub(crate) fn unregistered(count: u16, buf_size: u32) -> io::Result<Self> {
+        let mut ring = Self::allocate(count, buf_size)?;
+        for bid in 0..count {
+            ring.push(bid);
+        }
+        Ok(ring)
+    }
+
+    fn allocate(count: u16, buf_size: u32) -> io::Result<Self> {
         if count == 0 || !count.is_power_of_two() || count > 32768 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -86,7 +118,7 @@ impl BufRing {
                 "cannot allocate receive buffers",
             ));
         };
-        let mut ring = BufRing {
+        Ok(BufRing {
             descriptors,
             descriptors_len,
             data,
@@ -94,19 +126,45 @@ impl BufRing {
             count,
             buf_size,
             tail: 0,
+            head: 0,
             lent: 0,
-        };
-        // SAFETY: the descriptor block is page aligned (mmap), holds `count` entries and stays
-        // mapped until `Drop`, which runs after the ring that uses it is gone (the shard drops
-        // its io_uring first; see `Ring`'s field order).
+        })
+    }
+
+    /// The size of every buffer.
+    pub(crate) fn buf_size(&self) -> u32 {
+        self.buf_size
+    }
+
+    /// Readiness driver only: takes the next free buffer, as the kernel would for a
+    /// provided-buffer receive; `None` when every buffer is lent (the receive then ends with
+    /// `ENOBUFS`, like io_uring's). The caller fills it with [`fill`](Self::fill).
+    pub(crate) fn take(&mut self) -> Option<u16> {
+        if self.head == self.tail {
+            return None;
+        }
+        let slot = usize::from(self.head & (self.count - 1));
+        // SAFETY: `slot < count`, inside the mapped descriptor block; without a kernel
+        // consumer only this thread touches it.
+        let bid = unsafe { &*self.descriptors.as_ptr().add(slot) }.bid();
+        self.head = self.head.wrapping_add(1);
+        Some(bid)
+    }
+
+    /// Readiness driver only: returns a buffer taken and not filled (the read found nothing).
+    pub(crate) fn untake(&mut self, bid: u16) {
+        self.push(bid);
+    }
+
+    /// Readiness driver only: the whole of buffer `bid`, taken and not yet lent, to read into.
+    pub(crate) fn fill(&mut self, bid: u16) -> &mut [u8] {
+        assert!(bid < self.count, "buffer id out of range");
+        let offset = usize::from(bid) * self.buf_size as usize;
+        // SAFETY: buffer `bid` lies inside the data block; it was just taken from the free
+        // ring, so no lent slice refers to it, and `&mut self` excludes any other borrow.
         unsafe {
-            submitter.register_buf_ring_with_flags(map as u64, count, RECV_GROUP, 0)?;
+            std::slice::from_raw_parts_mut(self.data.as_ptr().add(offset), self.buf_size as usize)
         }
-        for bid in 0..count {
-            ring.push(bid);
-        }
-        ring.publish();
-        Ok(ring)
     }
 
     pub(crate) fn count(&self) -> u16 {

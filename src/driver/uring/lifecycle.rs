@@ -91,6 +91,14 @@ impl Lifecycles {
         route: Route,
     ) -> (Token, io_uring::squeue::Entry) {
         let sqe = op.sqe();
+        let token = self.insert_op(op, route);
+        (token, sqe.user_data(token.user_data()))
+    }
+
+    /// Keeps `op` until its terminal completion and returns its token (the readiness
+    /// driver, which builds no SQE, performs the op itself through [`op_mut`](Self::op_mut)).
+    #[inline]
+    pub(crate) fn insert_op<T: OwnedOp>(&mut self, op: T, route: Route) -> Token {
         let state = match route {
             Route::Await => {
                 self.awaited += 1;
@@ -98,12 +106,15 @@ impl Lifecycles {
             }
             Route::To(token) => State::Routed(token),
         };
-        let key = self.slots.insert(Slot {
+        token_of(self.slots.insert(Slot {
             state,
             op: op.into_owned(),
-        });
-        let token = token_of(key);
-        (token, sqe.user_data(token.user_data()))
+        }))
+    }
+
+    /// The op a token names, while it is in the table.
+    pub(crate) fn op_mut(&mut self, token: Token) -> Option<&mut Owned> {
+        self.slots.get_mut(key_of(token)).map(|slot| &mut slot.op)
     }
 
     /// Polls an awaited op: stores the waker, or hands back the result and the op and frees

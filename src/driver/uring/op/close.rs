@@ -14,6 +14,11 @@ impl Close {
     pub(crate) fn new(fd: OwnedFd) -> Self {
         Close { fd: Some(fd) }
     }
+
+    /// The fd to close, for a driver that closes it itself.
+    pub(crate) fn into_fd(mut self) -> Option<OwnedFd> {
+        self.fd.take()
+    }
 }
 
 // SAFETY: the entry names an fd only. Building it hands the fd to the kernel: after this

@@ -23,6 +23,11 @@ impl Connect {
             addr: Box::new(SockAddrBuf::from_socket_addr(addr)),
         }
     }
+
+    /// The address to connect to, for a driver that calls `connect` itself.
+    pub(crate) fn addr(&self) -> &SockAddrBuf {
+        &self.addr
+    }
 }
 
 // SAFETY: the address is on the heap, owned by the op; the socket is owned by the op too.

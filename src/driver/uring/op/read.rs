@@ -21,6 +21,11 @@ impl EventFdRead {
             target: Box::new(0),
         }
     }
+
+    /// The eventfd, for a driver that waits for it to become readable.
+    pub(crate) fn fd(&self) -> RawFd {
+        self.fd
+    }
 }
 
 // SAFETY: the 8-byte target is on the heap, owned by the op.

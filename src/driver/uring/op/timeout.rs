@@ -10,6 +10,7 @@ use super::OpCode;
 
 pub(crate) struct Timeout {
     timespec: Box<Timespec>,
+    after: Duration,
 }
 
 impl Timeout {
@@ -22,7 +23,13 @@ impl Timeout {
                     .sec(after.as_secs())
                     .nsec(after.subsec_nanos()),
             ),
+            after,
         }
+    }
+
+    /// How long after its submission the timeout fires.
+    pub(crate) fn after(&self) -> Duration {
+        self.after
     }
 }
 
