@@ -462,3 +462,36 @@ fn calls_to_a_shard_stuck_past_the_mesh_timeout_fail_instead_of_waiting() {
     );
     assert_eq!(after, Ok(1), "calls succeed again once the shard is back");
 }
+
+#[test]
+fn a_sender_waiting_on_a_stuck_shards_full_inbox_fails_instead_of_waiting() {
+    const MESH_TIMEOUT: Duration = Duration::from_millis(500);
+    let (filled, waiting, waited) = run_on(
+        two_shards().mesh_timeout(MESH_TIMEOUT).mesh_capacity(4),
+        0,
+        || async {
+            let release = hold_shard(1).await;
+            // Fill shard 1's inbox while it is not yet marked stuck.
+            let mut filled = 0;
+            while mesh::try_send_to(1, || {}).is_ok() {
+                filled += 1;
+                assert!(filled <= 64, "the inbox never filled");
+            }
+            let asked = Instant::now();
+            let waiting = timeout(Duration::from_secs(3), mesh::send_to(1, || {})).await;
+            let waited = asked.elapsed();
+            drop(release);
+            (filled, waiting, waited)
+        },
+    );
+    assert!(filled >= 1, "nothing was queued before the inbox filled");
+    assert_eq!(
+        waiting,
+        Ok(Err(MeshError::Unavailable(1))),
+        "a sender waiting for room fails once the target is stuck"
+    );
+    assert!(
+        waited < MESH_TIMEOUT + Duration::from_millis(700),
+        "failed after {waited:?}"
+    );
+}

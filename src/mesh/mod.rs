@@ -39,8 +39,11 @@ pub use self::{
     batch::{BatchedCall, CallBatcher, MAX_CALLS_PER_MESSAGE},
     channel::Channel,
 };
-use crate::task::{
-    self, CORE, Core, JoinError, join::panic_message, local::ShardLocal, remote::ShardRemote,
+use crate::{
+    future::Either,
+    task::{
+        self, CORE, Core, JoinError, join::panic_message, local::ShardLocal, remote::ShardRemote,
+    },
 };
 
 thread_local! {
@@ -287,14 +290,30 @@ pub fn shard_count() -> usize {
 async fn deliver(target: usize, message: Envelope) -> Result<(), MeshError> {
     let shared = MESH.current().shared.clone();
     shared.check_available(target)?;
-    shared
-        .sender(target)?
-        .send_async(message)
-        .await
-        .map_err(|_| MeshError::Closed)?;
+    let sender = shared.sender(target)?;
+    match sender.try_send(message) {
+        Ok(()) => {}
+        Err(flume::TrySendError::Disconnected(_)) => return Err(MeshError::Closed),
+        Err(flume::TrySendError::Full(message)) => wait_for_room(target, sender, message).await?,
+    }
     shared.notify(target);
     count_sent();
     Ok(())
+}
+
+/// `target`'s inbox is full: waits for room, or fails with [`MeshError::Unavailable`] once
+/// the stall detector marks `target` stuck (a stuck shard never makes room, and its callers
+/// must not wait on it without bound).
+async fn wait_for_room(
+    target: usize,
+    sender: &flume::Sender<Envelope>,
+    message: Envelope,
+) -> Result<(), MeshError> {
+    let (_registration, failed) = waiting::Waiting::for_room(target);
+    match crate::future::select(sender.send_async(message), failed.recv_async()).await {
+        Either::Left(sent) => sent.map_err(|_| MeshError::Closed),
+        Either::Right(failure) => Err(failure.unwrap_or(MeshError::Closed)),
+    }
 }
 
 fn count_sent() {

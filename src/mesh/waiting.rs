@@ -38,6 +38,21 @@ impl Waiting {
     }
 }
 
+impl Waiting {
+    /// Registers a sender waiting for room in `target`'s full inbox; the receiver gets
+    /// the error that fails it.
+    pub(super) fn for_room(target: usize) -> (Self, flume::Receiver<MeshError>) {
+        let (fail, failed) = flume::bounded(1);
+        let key = register_fail(
+            target,
+            Box::new(move |error| {
+                let _ = fail.try_send(error);
+            }),
+        );
+        (Waiting(key), failed)
+    }
+}
+
 impl Drop for Waiting {
     fn drop(&mut self) {
         unregister(self.0);
