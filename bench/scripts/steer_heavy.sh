@@ -8,7 +8,8 @@
 #   flock /tmp/percore-bench.lock bash bench/scripts/steer_heavy.sh
 #
 # Environment: ROUNDS (3), DURATION (10 s measured), WARMUP (1 s), RATE (light req/s, 400),
-# HEAVY_RATE (heavy req/s, 2), HEAVY_MS (200), ONLY (space-separated config names),
+# HEAVY_RATE (heavy req/s, 2; 0 gives the no-burn baseline), HEAVY_MS (200), ONLY
+# (space-separated config names),
 # LIGHT_CLOSE=1 (each light request on a new connection; default: a keep-alive pool that
 # opens a connection only when none is idle).
 set -u
@@ -85,7 +86,7 @@ rows = {}
 for line in open(sys.argv[1]):
     r = json.loads(line)
     rows.setdefault(r["config"], []).append(r["result"])
-keys = ["p50_ms", "p99_ms", "p999_ms", "max_ms", "light_errors", "light_ok", "light_conns_opened", "heavy_ok", "heavy_errors", "heavy_p50_ms"]
+keys = ["p50_ms", "p99_ms", "p999_ms", "max_ms", "light_errors", "light_ok", "light_conns_opened", "heavy_ok", "heavy_errors", "heavy_p50_ms", "slow_first_burn", "slow_after_first_burn"]
 print("| config | rounds | " + " | ".join(keys) + " |")
 print("|---" * (len(keys) + 2) + "|")
 for name, results in rows.items():

@@ -7,7 +7,11 @@ from its scheduled time, so a stalled server cannot slow the load down and hide 
 when none is idle (up to --max-conns), as a browser or a connection pool would: requests stuck
 on a stalled worker hold their connections, and new ones show where the server puts new
 connections. Heavy requests (`--heavy-path`, default /work?ms=200) go on their own connections
-(`Connection: close`) at --heavy-rate. Prints one JSON line.
+(`Connection: close`) at --heavy-rate. Prints one JSON line; besides the percentiles of the
+measured light requests (after --warmup), it counts the light requests over --slow-ms among
+all of them, warm-up included: `slow_first_burn` those scheduled before the first heavy
+response came back (what an unknown heavy route's first run costs), `slow_after_first_burn`
+the rest.
 """
 
 import argparse
@@ -37,6 +41,8 @@ def parse_args():
                    help="open this many light connections before the load starts (the pool "
                         "then uses them in turn, and opens more only up to --max-conns)")
     p.add_argument("--timeout", type=float, default=5.0)
+    p.add_argument("--slow-ms", type=float, default=100.0,
+                   help="a light request slower than this counts as slow")
     return p.parse_args()
 
 
@@ -67,6 +73,8 @@ class Light:
         self.open = 0
         self.opened = 0
         self.latencies = []
+        # (scheduled time, latency) of every answered light request, warm-up included.
+        self.samples = []
         self.errors = 0
 
     async def conn(self):
@@ -103,6 +111,8 @@ class Light:
             else:
                 self.give_back(conn)
             conn = None
+            if status == 200:
+                self.samples.append((scheduled, latency))
             if record:
                 if status == 200:
                     self.latencies.append(latency)
@@ -127,9 +137,12 @@ class Light:
                     writer.close()
             self.opened += 1
             status = await asyncio.wait_for(go(), self.args.timeout)
+            latency = loop.time() - scheduled
+            if status == 200:
+                self.samples.append((scheduled, latency))
             if record:
                 if status == 200:
-                    self.latencies.append(loop.time() - scheduled)
+                    self.latencies.append(latency)
                 else:
                     self.errors += 1
         except Exception:
@@ -144,6 +157,7 @@ async def heavy_one(args, host, port, out):
         status, _ = await asyncio.wait_for(exchange(reader, writer, args.heavy_path, True), 30)
         out["heavy_ok" if status == 200 else "heavy_errors"] += 1
         out["heavy_ms"].append((time.monotonic() - started) * 1000)
+        out["heavy_done"].append(asyncio.get_running_loop().time())
         writer.close()
     except Exception:
         out["heavy_errors"] += 1
@@ -175,7 +189,7 @@ async def main():
     port = int(port)
     loop = asyncio.get_running_loop()
     light = Light(args, host, port)
-    heavy = {"heavy_ok": 0, "heavy_errors": 0, "heavy_ms": []}
+    heavy = {"heavy_ok": 0, "heavy_errors": 0, "heavy_ms": [], "heavy_done": []}
     total = args.warmup + args.duration
     tasks = []
     if args.heavy_conns:
@@ -203,6 +217,9 @@ async def main():
             tasks.append(asyncio.ensure_future(heavy_one(args, host, port, heavy)))
     await asyncio.gather(*tasks)
     lat = sorted(x * 1000 for x in light.latencies)
+    # Without a heavy response (a no-burn baseline) every slow request counts as "after".
+    first_done = min(heavy["heavy_done"], default=-math.inf)
+    slow = [at for at, latency in light.samples if latency * 1000 > args.slow_ms]
     print(json.dumps({
         "light_ok": len(lat),
         "light_errors": light.errors,
@@ -214,6 +231,8 @@ async def main():
         "heavy_ok": heavy["heavy_ok"],
         "heavy_errors": heavy["heavy_errors"],
         "heavy_p50_ms": pct(sorted(heavy["heavy_ms"]), 0.5),
+        "slow_first_burn": sum(1 for at in slow if at < first_done),
+        "slow_after_first_burn": sum(1 for at in slow if at >= first_done),
     }))
 
 

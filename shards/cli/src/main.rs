@@ -25,7 +25,10 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// The HTTP/1.1 demo server (the default): GET / → Hello, World!, GET /json,
-    /// GET /healthz, POST /echo.
+    /// GET /healthz, POST /echo, GET /hello/{name}, GET /stream?chunks=N&size=S, and
+    /// GET /work?ms=N, N ms of CPU: on the shard until a run overruns --offload-after-ms,
+    /// then on the blocking pool (inline again after 8 fast runs there); &offload=1 forces
+    /// the pool, &inline=1 the shard.
     Serve {
         /// Address to listen on (every shard binds it with SO_REUSEPORT).
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -73,6 +76,10 @@ struct HttpArgs {
     /// Largest request body in bytes (larger → 413).
     #[arg(long, default_value_t = 1024 * 1024)]
     max_body: u64,
+    /// A CPU-heavy route (GET /work) whose run on the shard takes longer than this many
+    /// milliseconds runs on the blocking pool from its next call on.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    offload_after_ms: u64,
 }
 
 impl HttpArgs {
@@ -84,6 +91,10 @@ impl HttpArgs {
             max_body: self.max_body,
             ..percore_http::Limits::default()
         }
+    }
+
+    fn offload_budget(&self) -> Duration {
+        Duration::from_millis(self.offload_after_ms)
     }
 }
 
@@ -227,18 +238,18 @@ fn main() -> ExitCode {
             listen,
             http,
             shards,
-        } => percore_http::service::serve(
-            shards.builder(),
-            listen,
-            http.limits(),
-            percore_http::demo::router,
-        )
-        .and_then(|server| {
-            if !shards.quiet {
-                eprintln!("http listening on http://{listen}");
-            }
-            server.join()
-        }),
+        } => {
+            let budget = http.offload_budget();
+            percore_http::service::serve(shards.builder(), listen, http.limits(), move || {
+                percore_http::demo::router().offload_budget(budget)
+            })
+            .and_then(|server| {
+                if !shards.quiet {
+                    eprintln!("http listening on http://{listen}");
+                }
+                server.join()
+            })
+        }
         Command::Echo { listen, shards } => {
             percore_echo::serve(shards.builder(), listen).and_then(|server| {
                 if !shards.quiet {

@@ -21,6 +21,7 @@ const BYTES: &[(&str, &str)] = &[("Content-Type", "application/octet-stream")];
 /// rule says (see [`work`]), `&offload=1` on the blocking pool, `&inline=1` on the shard,
 /// `&block=1` sleeps N ms in a blocking syscall on the shard (a stall that does not compute);
 /// `GET /stream?chunks=N&size=S` streams a body in N parts (see [`stream`]).
+/// [`Router::offload_budget`] sets `/work`'s budget.
 pub fn router() -> Router {
     Router::new()
         .route("GET", "/", |_| Response {
@@ -43,6 +44,7 @@ pub fn router() -> Router {
             format!("Hello, {}!\n", request.param("name").unwrap_or_default())
         })
         .route_async("GET", "/work", work)
+        .track_offload(&WORK.with(Rc::clone))
         .route_stream("GET", "/stream", stream)
 }
 
@@ -116,8 +118,9 @@ pub async fn healthz(_: OwnedRequest) -> OwnedResponse {
 }
 
 /// `GET /work?ms=N`: N ms of CPU where the route's history says ([`Offload`]: inline until a
-/// burn overruns the 5 ms budget, then on the blocking pool); `&offload=1` forces the pool,
-/// `&inline=1` the shard; `&block=1` sleeps in a blocking syscall on the shard.
+/// burn overruns the budget, 5 ms unless [`Router::offload_budget`] says otherwise, then on
+/// the blocking pool); `&offload=1` forces the pool, `&inline=1` the shard; `&block=1` sleeps
+/// in a blocking syscall on the shard.
 pub async fn work(request: OwnedRequest) -> OwnedResponse {
     let Some(ms) = request
         .query_param("ms")

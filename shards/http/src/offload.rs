@@ -4,9 +4,10 @@
 //! Each [`Offload`] (one per route, per shard) keeps the route's state:
 //!
 //! - **Light** (the start): the work runs inline, on the shard, and is timed. A run over the
-//!   budget (default 5 ms) counts as an overrun and marks the route heavy. That first
-//!   overrun is paid in full by the shard's other connections: a running sync function
-//!   cannot be preempted.
+//!   budget (default 5 ms; [`Router::offload_budget`](crate::Router::offload_budget) sets
+//!   the router's, [`Offload::budget`] a route's own) counts as an overrun and marks the
+//!   route heavy. That first overrun is paid in full by the shard's other connections: a
+//!   running sync function cannot be preempted.
 //! - **Heavy**: the work runs on `percore::spawn_blocking`; its result comes back to the
 //!   shard that asked, and the shard serves its other connections meanwhile. Each pool run
 //!   is timed too: after [`RETRY_AFTER`] pool runs in a row under half the budget, the route
@@ -41,7 +42,10 @@ enum Policy {
 #[derive(Debug)]
 pub struct Offload {
     policy: Policy,
-    budget: Duration,
+    budget: Cell<Duration>,
+    /// Whether [`budget`](Self::budget) set this route's own, which the router's default
+    /// ([`Router::offload_budget`](crate::Router::offload_budget)) leaves alone.
+    own_budget: bool,
     label: String,
     heavy: Cell<bool>,
     fast_pool_runs: Cell<u32>,
@@ -86,7 +90,8 @@ impl Offload {
     fn with(policy: Policy) -> Self {
         Offload {
             policy,
-            budget: DEFAULT_BUDGET,
+            budget: Cell::new(DEFAULT_BUDGET),
+            own_budget: false,
             label: String::new(),
             heavy: Cell::new(policy == Policy::Heavy),
             fast_pool_runs: Cell::new(0),
@@ -94,10 +99,24 @@ impl Offload {
         }
     }
 
-    /// The inline run time over which a run is an overrun.
+    /// This route's own budget: the inline run time over which a run is an overrun (the
+    /// router's default does not replace it).
     pub fn budget(mut self, budget: Duration) -> Self {
-        self.budget = budget;
+        self.budget.set(budget);
+        self.own_budget = true;
         self
+    }
+
+    /// The budget in force.
+    pub fn current_budget(&self) -> Duration {
+        self.budget.get()
+    }
+
+    /// The router's default budget, taken unless the route has its own.
+    pub(crate) fn default_budget(&self, budget: Duration) {
+        if !self.own_budget {
+            self.budget.set(budget);
+        }
     }
 
     /// The `route` label of the counters (the router sets `METHOD /path`).
@@ -144,7 +163,7 @@ impl Offload {
         let took = started.elapsed();
         let counters = self.counters();
         counters.inline_runs.inc();
-        if took > self.budget {
+        if took > self.budget.get() {
             counters.overruns.inc();
             if self.policy == Policy::Adaptive {
                 self.heavy.set(true);
@@ -174,7 +193,7 @@ impl Offload {
             .add(u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
         if self.policy == Policy::Adaptive && self.heavy.get() {
             let fast = self.fast_pool_runs.get() + 1;
-            if took < self.budget / 2 {
+            if took < self.budget.get() / 2 {
                 self.fast_pool_runs.set(fast);
                 if fast >= RETRY_AFTER {
                     self.heavy.set(false);

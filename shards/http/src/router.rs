@@ -45,7 +45,7 @@
 mod owned;
 mod table;
 
-use std::{fmt, future::Future, pin::Pin, rc::Rc, sync::Arc};
+use std::{fmt, future::Future, pin::Pin, rc::Rc, sync::Arc, time::Duration};
 
 pub use owned::{OwnedRequest, query_param};
 use percore::task::label::{Label, LabelSlot, label_slot};
@@ -147,6 +147,11 @@ pub struct Router {
     errors: Vec<RouteError>,
     /// The label slot of the shard that made the router (`None` off a shard).
     slot: Option<LabelSlot>,
+    /// The offload state of every `route_blocking`/`route_offload` route, for
+    /// [`offload_budget`](Self::offload_budget).
+    offloads: Vec<Rc<Offload>>,
+    /// The default budget given by `offload_budget`, for routes registered after it.
+    offload_budget: Option<Duration>,
 }
 
 const TEXT: &[(&str, &str)] = &[("Content-Type", "text/plain")];
@@ -166,6 +171,8 @@ impl Default for Router {
             },
             errors: Vec::new(),
             slot: label_slot(),
+            offloads: Vec::new(),
+            offload_budget: None,
         }
     }
 }
@@ -207,8 +214,9 @@ impl Router {
     }
 
     /// Adds a sync route for CPU-heavy work, run where its history says ([`Offload`]:
-    /// inline until a run overruns the 5 ms budget, then on the blocking pool). The handler
-    /// gets an owned copy of the request, since it may run on another thread.
+    /// inline until a run overruns the budget, 5 ms unless
+    /// [`offload_budget`](Self::offload_budget) says otherwise, then on the blocking pool).
+    /// The handler gets an owned copy of the request, since it may run on another thread.
     pub fn route_blocking<F, R>(self, method: &str, path: &str, handler: F) -> Self
     where
         F: Fn(OwnedRequest) -> R + Send + Sync + 'static,
@@ -217,16 +225,18 @@ impl Router {
         self.route_offload(method, path, Offload::adaptive(), handler)
     }
 
-    /// [`route_blocking`](Self::route_blocking) with its policy given: another budget,
-    /// [`Offload::heavy`] or [`Offload::inline_only`].
+    /// [`route_blocking`](Self::route_blocking) with its policy given: its own budget
+    /// (`Offload::adaptive().budget(..)`, which [`offload_budget`](Self::offload_budget)
+    /// leaves alone), [`Offload::heavy`] or [`Offload::inline_only`].
     pub fn route_offload<F, R>(self, method: &str, path: &str, offload: Offload, handler: F) -> Self
     where
         F: Fn(OwnedRequest) -> R + Send + Sync + 'static,
         R: IntoResponse + Send + 'static,
     {
         let offload = Rc::new(offload.label(format!("{method} {path}")));
+        let this = self.track_offload(&offload);
         let handler = Arc::new(handler);
-        self.route_async(method, path, move |request| {
+        this.route_async(method, path, move |request| {
             let (offload, handler) = (offload.clone(), handler.clone());
             async move {
                 let result = offload.run(move || handler(request).into_response()).await;
@@ -235,6 +245,28 @@ impl Router {
                 })
             }
         })
+    }
+
+    /// The budget of every offloading route (`route_blocking`, and `route_offload` without
+    /// a budget of its own), registered before or after this call: an inline run longer
+    /// than this is an overrun and sends the route's next calls to the blocking pool
+    /// (default [`DEFAULT_BUDGET`](crate::DEFAULT_BUDGET), 5 ms).
+    pub fn offload_budget(mut self, budget: Duration) -> Self {
+        self.offload_budget = Some(budget);
+        for offload in &self.offloads {
+            offload.default_budget(budget);
+        }
+        self
+    }
+
+    /// Puts `offload` under [`offload_budget`](Self::offload_budget), for a route that runs
+    /// its work through an [`Offload`] of its own (the demo's `/work`).
+    pub(crate) fn track_offload(mut self, offload: &Rc<Offload>) -> Self {
+        if let Some(budget) = self.offload_budget {
+            offload.default_budget(budget);
+        }
+        self.offloads.push(offload.clone());
+        self
     }
 
     /// Adds a streaming route: `handler` gets an owned copy of the request and a

@@ -240,3 +240,19 @@ fn many_exact_paths_are_found_by_binary_search() {
     }
     assert_eq!(get(&router, "/p40").0, 404);
 }
+
+#[test]
+fn offload_budget_reaches_blocking_routes_registered_before_and_after_but_not_own_budgets() {
+    use std::time::Duration;
+    let ms = Duration::from_millis;
+    let router = Router::new()
+        .route_blocking("GET", "/before", |_| "b")
+        .route_offload("GET", "/own", Offload::adaptive().budget(ms(50)), |_| "o")
+        .offload_budget(ms(1))
+        .route_blocking("GET", "/after", |_| "a");
+    let budgets: Vec<Duration> = router.offloads.iter().map(|o| o.current_budget()).collect();
+    assert_eq!(budgets, [ms(1), ms(50), ms(1)]);
+    // Without the call, the default.
+    let router = Router::new().route_blocking("GET", "/x", |_| "x");
+    assert_eq!(router.offloads[0].current_budget(), crate::DEFAULT_BUDGET);
+}
