@@ -48,27 +48,31 @@ fn ping_pong_between_two_shards_checks_every_reply() {
     let handled = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
     let counted = handled.clone();
     // Both shards call each other at once, so each is caller and callee.
-    let bad_replies = run_on_each(two_shards(), move |info| {
-        let handled = handled.clone();
-        async move {
-            let peer = 1 - info.id;
-            let mut bad = Vec::new();
-            for round in 0..ROUND_TRIPS {
-                let handled = handled.clone();
-                let reply = mesh::submit_to(peer, move || {
-                    let here = mesh::shard_id();
-                    handled[here].fetch_add(1, Ordering::Relaxed);
-                    (here, round * 3 + here as u64)
-                })
-                .await;
-                if reply != Ok((peer, round * 3 + peer as u64)) && bad.len() < 5 {
-                    bad.push(format!("round {round}: {reply:?}"));
+    let bad_replies = run_on_each(
+        // It counts MSG_RING wake-ups: an io_uring test.
+        two_shards().driver(percore::DriverChoice::IoUring),
+        move |info| {
+            let handled = handled.clone();
+            async move {
+                let peer = 1 - info.id;
+                let mut bad = Vec::new();
+                for round in 0..ROUND_TRIPS {
+                    let handled = handled.clone();
+                    let reply = mesh::submit_to(peer, move || {
+                        let here = mesh::shard_id();
+                        handled[here].fetch_add(1, Ordering::Relaxed);
+                        (here, round * 3 + here as u64)
+                    })
+                    .await;
+                    if reply != Ok((peer, round * 3 + peer as u64)) && bad.len() < 5 {
+                        bad.push(format!("round {round}: {reply:?}"));
+                    }
                 }
+                let ring = percore::stats().ring;
+                (bad, ring.msg_ring_wakes, ring.msg_ring_failures)
             }
-            let ring = percore::stats().ring;
-            (bad, ring.msg_ring_wakes, ring.msg_ring_failures)
-        }
-    });
+        },
+    );
     let (bad_replies, wakes, failures): (Vec<_>, Vec<_>, Vec<_>) =
         bad_replies
             .into_iter()

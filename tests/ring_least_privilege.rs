@@ -64,7 +64,15 @@ fn an_unprivileged_server_has_no_sq_thread_and_few_io_wq_workers() {
     } else {
         Command::new(binary())
     };
-    let args = ["--shards", "2", "--max-requests", "100000000"];
+    // Rings and io-wq workers: an io_uring test on either test pass.
+    let args = [
+        "--shards",
+        "2",
+        "--max-requests",
+        "100000000",
+        "--driver",
+        "io_uring",
+    ];
     let server = match Server::start_with(command, "serve", free_addr(), &args) {
         Ok(server) => server,
         Err(e)
