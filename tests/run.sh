@@ -34,6 +34,10 @@ echo "== cargo clippy --all-targets -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --workspace
+# The same unit and integration suites on the readiness driver, so a behaviour that differs
+# between the drivers fails a test (tests that are about io_uring itself pin it).
+echo "== cargo test on the epoll driver (PERCORE_DRIVER=epoll)"
+PERCORE_DRIVER=epoll cargo test --workspace --tests
 echo "== percore-http with its serde feature (Json responses)"
 cargo clippy -p percore-http --features serde --all-targets -- -D warnings
 cargo test -p percore-http --features serde --lib --test http_router
@@ -44,10 +48,6 @@ echo "== soak, 2 minutes (tests/soak.sh; the full one is 10)"
 bash tests/soak.sh --minutes 2
 echo "== fuzz, every target for a short fixed time (tests/fuzz.sh)"
 bash tests/fuzz.sh
-# The same unit and integration suites on the readiness driver, so a behaviour that differs
-# between the drivers fails a test (tests that are about io_uring itself pin it).
-echo "== cargo test on the epoll driver (PERCORE_DRIVER=epoll)"
-PERCORE_DRIVER=epoll cargo test --workspace --tests
 echo "== peer harness, quick mode (raw-uring and percore, one round)"
 harness_out=$(mktemp -d /tmp/peers-quick.XXXXXX)
 bash bench/scripts/peers.sh --quick --servers raw-uring,percore --passes 100:1 --out "$harness_out"
