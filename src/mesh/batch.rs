@@ -26,13 +26,11 @@
 //! not yet sent and when the stall detector marks the target for one waiting for its reply.
 
 use std::{
-    any::Any,
     cell::{Cell, RefCell},
     future::Future,
-    marker::PhantomData,
     pin::Pin,
     rc::Rc,
-    sync::Arc,
+    sync::{Arc, Mutex},
     task::{Context, Poll, Waker},
 };
 
@@ -262,11 +260,12 @@ fn send_batch<Req: Send + 'static, Resp: Send + 'static>(
     if let Err(error) = shared.check_available(target) {
         return distribute(slots, Err(error));
     }
+    let reply: ReplyCell<Resp> = Arc::new(Mutex::new(None));
     let reply_to = ReplyTo::<Resp> {
         lane,
-        pending: register_pending(target, slots),
+        pending: register_pending(target, slots, reply.clone()),
+        reply,
         sent: false,
-        _response: PhantomData,
     };
     let handler = inner.handler.clone();
     let message: Envelope = Box::new(move || {
@@ -302,8 +301,9 @@ fn send_batch<Req: Send + 'static, Resp: Send + 'static>(
 struct ReplyTo<Resp: Send + 'static> {
     lane: ReplyLane,
     pending: Key,
+    /// Where the typed reply waits for the origin's reply lane to run the completion.
+    reply: ReplyCell<Resp>,
     sent: bool,
-    _response: PhantomData<fn() -> Resp>,
 }
 
 impl<Resp: Send + 'static> ReplyTo<Resp> {
@@ -313,11 +313,16 @@ impl<Resp: Send + 'static> ReplyTo<Resp> {
     }
 
     fn post(&self, result: BatchResult<Resp>) {
+        // Nobody else holds the lock but the completion, which runs after this post.
+        *self
+            .reply
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(result);
         let pending = self.pending;
         // False only when the origin has stopped: nobody is left to answer.
-        let _ = self.lane.post(Box::new(move || {
-            complete_pending(pending, Box::new(result))
-        }));
+        let _ = self
+            .lane
+            .post(Box::new(move || finish_pending(pending, None)));
     }
 }
 
@@ -329,8 +334,12 @@ impl<Resp: Send + 'static> Drop for ReplyTo<Resp> {
     }
 }
 
-/// Completes a batch's calls with its reply (a `BatchResult<Resp>`), or fails them.
-type Completion = Box<dyn FnOnce(Result<Box<dyn Any>, MeshError>)>;
+/// A batch's reply, written by the target and read by the origin's completion: typed, so
+/// nothing is downcast.
+type ReplyCell<Resp> = Arc<Mutex<Option<BatchResult<Resp>>>>;
+
+/// Completes a batch's calls with the reply in its cell (`None`), or fails them all.
+type Completion = Box<dyn FnOnce(Option<MeshError>)>;
 
 thread_local! {
     /// The batches this shard sent and awaits, by id: each completes its calls' slots.
@@ -340,14 +349,19 @@ thread_local! {
 /// Each batch's completion and its entry among the calls waiting for the target.
 type PendingBatches = Slab<(Completion, Key)>;
 
-fn register_pending<Resp: 'static>(target: usize, slots: Vec<Rc<Slot<Resp>>>) -> Key {
-    let completion: Completion = Box::new(move |result| {
-        let result = match result.map(|reply| reply.downcast::<BatchResult<Resp>>()) {
-            Ok(Ok(result)) => *result,
-            Ok(Err(_)) => Err(MeshError::Panicked(
-                "a batch reply of the wrong type (percore bug)".into(),
-            )),
-            Err(error) => Err(error),
+fn register_pending<Resp: 'static>(
+    target: usize,
+    slots: Vec<Rc<Slot<Resp>>>,
+    reply: ReplyCell<Resp>,
+) -> Key {
+    let completion: Completion = Box::new(move |failure| {
+        let result = match failure {
+            Some(error) => Err(error),
+            None => reply
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .take()
+                .unwrap_or(Err(MeshError::Closed)),
         };
         distribute(slots, result);
     });
@@ -355,24 +369,20 @@ fn register_pending<Resp: 'static>(target: usize, slots: Vec<Rc<Slot<Resp>>>) ->
         pending.borrow_mut().insert_with(|id| {
             let fail = waiting::register_fail(
                 target,
-                Box::new(move |error| finish_pending(id, Err(error))),
+                Box::new(move |error| finish_pending(id, Some(error))),
             );
             (completion, fail)
         })
     })
 }
 
-/// Runs on the origin shard (its reply lane): completes the batch `id`.
-fn complete_pending(id: Key, result: Box<dyn Any>) {
-    finish_pending(id, Ok(result));
-}
-
-/// Completes or fails the batch `id`; a no-op when it was already (a late reply).
-fn finish_pending(id: Key, result: Result<Box<dyn Any>, MeshError>) {
+/// Runs on the origin shard: completes the batch `id` with its reply (`None`) or fails it;
+/// a no-op when it already ended (a late reply).
+fn finish_pending(id: Key, failure: Option<MeshError>) {
     let entry = PENDING.with(|pending| pending.borrow_mut().remove(id));
     if let Some((completion, fail)) = entry {
         waiting::unregister(fail);
-        completion(result);
+        completion(failure);
     }
 }
 
