@@ -2,7 +2,6 @@
 //! the verdict and fix of the line that should notice.
 
 use super::*;
-use crate::DriverChoice;
 
 fn healthy() -> Facts {
     let opcodes = crate::driver::uring::probe::OPCODES

@@ -317,7 +317,7 @@ pub fn render(shards: &[ShardStats], missing: &[usize], out: &mut String) {
         family_header(out, family.name, family.kind, family.help);
         for s in shards
             .iter()
-            .filter(|s| !family.io_uring_only || s.driver == crate::DriverKind::IoUring)
+            .filter(|s| !family.io_uring_only || s.driver == crate::driver::DriverKind::IoUring)
         {
             let _ = writeln!(
                 out,
