@@ -1,7 +1,7 @@
 //! An axum application served by percore: one shard per CPU, each running hyper's HTTP/1
 //! on its own io_uring ring, with the extractors and tower layers people use.
 //!
-//!   cargo run --release --features examples --example axum_app -- --listen 127.0.0.1:3000
+//!   cargo run --release --example axum_app -- --listen 127.0.0.1:3000
 //!
 //! Routes:
 //! - `GET /` → `Hello, World!`

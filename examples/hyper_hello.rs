@@ -1,7 +1,7 @@
 //! hyper 1.x on percore, the smallest server: `GET /` (any path) → `Hello, World!`, one
 //! shard per CPU (or `--shards N`), each running hyper's HTTP/1 on its own io_uring ring.
 //!
-//!   cargo run --release --features hyper --example hyper_hello -- --listen 127.0.0.1:3000
+//!   cargo run --release --example hyper_hello -- --listen 127.0.0.1:3000
 
 use std::{convert::Infallible, net::SocketAddr};
 

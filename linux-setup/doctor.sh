@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Checks this host for percore: runs `percore doctor`, building it first when needed.
 #
-#   linux-setup/doctor.sh [--shards N] [--connections N] [--json]
+#   linux-setup/doctor.sh [--shards N] [--connections N] [--driver auto|io_uring|epoll] [--json]
 #
-# One line per item: OK / WARN / FAIL with the exact fix. Exit status 0 when percore can run
-# here, 3 when it cannot. Which binary: $PERCORE if set, else this checkout's release or debug
+# One line per item: OK / WARN / FAIL with the exact fix, and the driver a run would get.
+# Exit status 0 when percore can run here with that driver, 3 when it cannot. Which binary: $PERCORE if set, else this checkout's release or debug
 # build, else `percore` on PATH (the first that has the doctor), else `cargo run --release`. Without any of them it runs the few
 # checks a shell can do, so it is useful on a host that has no Rust toolchain yet.
 set -euo pipefail

@@ -8,11 +8,16 @@ use std::process::Command;
 
 use python::python;
 
-use percore::doctor::{self, Check, DoctorConfig, Facts, RingFacts, Verdict};
+use percore::{
+    DriverChoice,
+    doctor::{self, Check, DoctorConfig, Facts, RingFacts, Verdict},
+};
 
+/// The io_uring lines judged strictly: a run that must have io_uring.
 const CONFIG: DoctorConfig = DoctorConfig {
     shards: 1,
     expected_connections: 100,
+    driver: DriverChoice::IoUring,
 };
 
 fn setup_dir() -> String {

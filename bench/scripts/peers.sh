@@ -10,8 +10,10 @@
 #
 # Options:
 #   --servers LIST     comma-separated, from: raw-uring tokio-hyper monoio glommio nginx node
-#                      fastapi percore axum-percore hyper-percore axum-tokio axum-tokio-mt
-#                      (default: all). axum-*: one axum Router on percore's compat layer, on
+#                      fastapi percore percore-epoll axum-percore hyper-percore axum-tokio
+#                      axum-tokio-mt (default: all). percore-epoll: percore's HTTP service on
+#                      its epoll driver (`--driver epoll`); percore: the default driver
+#                      (auto: io_uring where it works; run-percore/server.log says which). axum-*: one axum Router on percore's compat layer, on
 #                      tokio current_thread per thread (SO_REUSEPORT) and on tokio's
 #                      multi-thread runtime; hyper-percore: a hyper service_fn on percore.
 #   --rounds N         rounds (default 3); --duration S measured seconds (10); --warmup S (2)
@@ -35,7 +37,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 
-ALL_SERVERS="raw-uring,tokio-hyper,monoio,glommio,nginx,node,fastapi,percore,axum-percore,hyper-percore,axum-tokio,axum-tokio-mt"
+ALL_SERVERS="raw-uring,tokio-hyper,monoio,glommio,nginx,node,fastapi,percore,percore-epoll,axum-percore,hyper-percore,axum-tokio,axum-tokio-mt"
 SERVERS=""
 ROUNDS=3
 DURATION=10
@@ -222,12 +224,16 @@ if ((${#rust_peers[@]})); then
         done
     fi
 fi
-if want percore; then
+if want percore || want percore-epoll; then
     log "cargo build --release -p percore-cli"
     if ! timeout 1500 cargo build --release -q -p percore-cli >"$OUT/cargo-percore.log" 2>&1; then
-        skip percore "cargo build -p percore-cli failed (see $OUT/cargo-percore.log)"
+        for s in percore percore-epoll; do
+            want "$s" && skip "$s" "cargo build -p percore-cli failed (see $OUT/cargo-percore.log)"
+        done
     elif ! timeout 10 target/release/percore serve --help >/dev/null 2>&1; then
-        skip percore "\`target/release/percore serve --help\` fails: percore has no HTTP serve command yet"
+        for s in percore percore-epoll; do
+            want "$s" && skip "$s" "\`target/release/percore serve --help\` fails: percore has no HTTP serve command yet"
+        done
     fi
 fi
 
@@ -244,7 +250,7 @@ probe() {
         node) have node || echo "node is not installed (apt-get install -y nodejs, or --install)" ;;
         fastapi) [[ -x $PEERS/fastapi/.venv/bin/uvicorn ]] ||
             echo "no FastAPI venv at $PEERS/fastapi/.venv (run with --install; needs python3 + pip)" ;;
-        percore) [[ -x target/release/percore ]] || echo "no target/release/percore" ;;
+        percore | percore-epoll) [[ -x target/release/percore ]] || echo "no target/release/percore" ;;
         *) echo "unknown server (known: $ALL_SERVERS)" ;;
     esac
 }
@@ -284,6 +290,8 @@ start_server() {
         # default 1000 wrk's pipelined requests behind each close count as errors).
         percore) cmd=(target/release/percore serve --listen "$listen" --shards "$workers"
             --max-requests 100000000) ;;
+        percore-epoll) cmd=(target/release/percore serve --listen "$listen" --shards "$workers"
+            --max-requests 100000000 --driver epoll) ;;
     esac
     echo "taskset -c $cpus ${cmd[*]}" >"$dir/command"
     timeout "$limit" taskset -c "$cpus" "${cmd[@]}" >>"$dir/server.log" 2>&1 &

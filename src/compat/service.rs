@@ -236,7 +236,7 @@ pub fn tokio_runtime_hint(panic_message: &str) -> Option<&'static str> {
         panic_message.contains("Tokio 1.x runtime") || panic_message.contains("no reactor running");
     from_tokio.then_some(
         "a tokio runtime API (tokio::spawn, tokio::time, tokio::net) was called on a percore \
-         shard, where no tokio runtime runs: use percore::spawn, percore::time (sleep, timeout) \
+         shard, where no tokio runtime runs: use percore::spawn, percore::time (sleep, timeout, SendSleep) \
          or percore::compat::TimeoutLayer instead",
     )
 }

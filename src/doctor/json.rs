@@ -78,6 +78,7 @@ mod tests {
         let config = DoctorConfig {
             shards: 2,
             expected_connections: 7,
+            driver: crate::DriverChoice::Auto,
         };
         let checks = [
             Check::ok("kernel.version", "Linux 6.18"),

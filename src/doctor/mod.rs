@@ -1,7 +1,10 @@
 //! `percore doctor`: can percore run on this host, and what to change if not.
 //!
 //! One [`Check`] per item (kernel, io_uring sysctls, seccomp, every io_uring feature percore
-//! uses, limits, network sysctls, CPUs), each OK, WARN or FAIL with the exact fix.
+//! uses, limits, network sysctls, CPUs), each OK, WARN or FAIL with the exact fix, and the
+//! `driver` line: which driver a run with the same `--driver` gets here (io_uring, or epoll
+//! with why and the fix that brings io_uring back). The exit status follows that driver:
+//! where `auto` would start on epoll, what only io_uring needs is WARN, not FAIL.
 //!
 //! Two halves: [`Facts::gather`] observes the host (it creates two tiny rings, reads sysctls,
 //! limits and sysfs), and [`judge`] turns facts into verdicts without touching the host, so
@@ -23,7 +26,11 @@ pub use self::{
     facts::{Facts, OpcodePresence, RingFacts, RingProbe, Rlimit},
     json::to_json,
 };
-use crate::{error::Error, sys};
+use crate::{
+    driver::{DriverChoice, DriverKind},
+    error::Error,
+    sys,
+};
 
 /// How one item stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,6 +126,9 @@ pub struct DoctorConfig {
     pub shards: usize,
     /// Connections the whole server should hold at once (default 10,000).
     pub expected_connections: usize,
+    /// The driver the run would be started with (`--driver`, `PERCORE_DRIVER`; default
+    /// auto): the io_uring lines only stop a run that would use io_uring.
+    pub driver: DriverChoice,
 }
 
 impl DoctorConfig {
@@ -130,6 +140,7 @@ impl Default for DoctorConfig {
         DoctorConfig {
             shards: sys::cpu::allowed_cpus().map_or(1, |cpus| cpus.len().max(1)),
             expected_connections: Self::DEFAULT_EXPECTED_CONNECTIONS,
+            driver: DriverChoice::Auto,
         }
     }
 }
@@ -144,8 +155,17 @@ pub fn judge(facts: &Facts, config: &DoctorConfig) -> Vec<Check> {
     judge::judge(facts, config)
 }
 
+/// The driver a run started with `choice` gets on the judged host: io_uring where its ring
+/// and buffer ring set up, epoll where asked for or where `auto` falls back; `None` when
+/// the run cannot start (`--driver io_uring` without a working io_uring).
+pub fn planned_driver(facts: &Facts, choice: DriverChoice) -> Option<DriverKind> {
+    judge::planned(&facts.ring, choice)
+}
+
 /// The process exit status: 0 when percore can run (everything OK or WARN); when any check
-/// FAILs, the status the server itself exits with when io_uring is unavailable (3).
+/// FAILs, the status the server itself exits with when io_uring is unavailable (3). A run
+/// that gets the epoll driver is not stopped by what only io_uring needs (those lines are
+/// WARN then), so the status is the one `serve` with the same `--driver` would meet.
 pub fn exit_code(checks: &[Check]) -> i32 {
     if checks.iter().any(|c| c.verdict == Verdict::Fail) {
         Error::IoUringUnavailable(String::new()).exit_code()

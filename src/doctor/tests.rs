@@ -47,9 +47,12 @@ fn healthy() -> Facts {
     }
 }
 
+/// The io_uring lines judged strictly (`--driver io_uring`): what a run that must have
+/// io_uring meets. The driver tests at the end judge `auto` and `epoll`.
 const CONFIG: DoctorConfig = DoctorConfig {
     shards: 2,
     expected_connections: 1000,
+    driver: DriverChoice::IoUring,
 };
 
 fn check(facts: &Facts, name: &str) -> Check {
@@ -331,4 +334,171 @@ fn startup_warnings_are_doctor_lines() {
     for line in startup_warnings(1) {
         assert!(line.contains("rlimit.nofile"), "{line}");
     }
+}
+
+fn with_driver(driver: DriverChoice) -> DoctorConfig {
+    DoctorConfig { driver, ..CONFIG }
+}
+
+fn seccomp_denied() -> Facts {
+    let errno = libc::EPERM;
+    Facts {
+        seccomp_mode: Some(2),
+        ring: RingFacts::SetupFailed {
+            errno,
+            message: crate::driver::uring::setup::unavailable(&std::io::Error::from_raw_os_error(
+                errno,
+            ))
+            .to_string(),
+        },
+        ..healthy()
+    }
+}
+
+fn driver_line(facts: &Facts, driver: DriverChoice) -> Check {
+    judge(facts, &with_driver(driver))
+        .into_iter()
+        .find(|c| c.name == "driver")
+        .expect("a driver line")
+}
+
+#[test]
+fn auto_on_a_healthy_host_plans_io_uring() {
+    let facts = healthy();
+    assert_eq!(
+        planned_driver(&facts, DriverChoice::Auto),
+        Some(DriverKind::IoUring)
+    );
+    let line = driver_line(&facts, DriverChoice::Auto);
+    assert_eq!(line.verdict, Verdict::Ok);
+    assert!(line.detail.starts_with("io_uring (--driver auto"), "{line}");
+    let epoll = driver_line(&facts, DriverChoice::Epoll);
+    assert_eq!(epoll.verdict, Verdict::Ok);
+    assert!(epoll.detail.starts_with("epoll (--driver epoll"), "{epoll}");
+    assert_eq!(
+        planned_driver(&facts, DriverChoice::Epoll),
+        Some(DriverKind::Epoll)
+    );
+}
+
+#[test]
+fn auto_where_io_uring_is_denied_plans_epoll_and_exits_0_as_serve_would_run() {
+    let facts = seccomp_denied();
+    assert_eq!(
+        planned_driver(&facts, DriverChoice::Auto),
+        Some(DriverKind::Epoll)
+    );
+    let checks = judge(&facts, &with_driver(DriverChoice::Auto));
+    let line = checks.iter().find(|c| c.name == "driver").unwrap();
+    assert_eq!(line.verdict, Verdict::Warn);
+    assert!(
+        line.detail
+            .starts_with("epoll (--driver auto falls back: io_uring is blocked"),
+        "{line}"
+    );
+    assert!(line.detail.contains("EPERM"), "{line}");
+    let fix = line.fix.as_deref().unwrap_or("");
+    assert!(
+        fix.starts_with("to run on io_uring: ") && fix.contains("docker-seccomp.json"),
+        "{line}"
+    );
+    // The io_uring lines still say what is wrong, as warnings: epoll does not need them.
+    let setup = checks.iter().find(|c| c.name == "io_uring.setup").unwrap();
+    assert_eq!(setup.verdict, Verdict::Warn, "{setup}");
+    assert!(setup.detail.contains("this run gets epoll"), "{setup}");
+    assert!(
+        setup
+            .fix
+            .as_deref()
+            .unwrap_or("")
+            .contains("docker-seccomp.json")
+    );
+    assert!(
+        checks.iter().all(|c| c.verdict != Verdict::Fail),
+        "{checks:#?}"
+    );
+    assert_eq!(exit_code(&checks), 0);
+    // --driver epoll: the same, with an OK driver line.
+    let checks = judge(&facts, &with_driver(DriverChoice::Epoll));
+    assert_eq!(exit_code(&checks), 0);
+    let line = checks.iter().find(|c| c.name == "driver").unwrap();
+    assert_eq!(line.verdict, Verdict::Ok, "{line}");
+    assert!(
+        line.detail.contains("io_uring would not start here"),
+        "{line}"
+    );
+}
+
+#[test]
+fn strict_io_uring_where_it_is_denied_fails_with_exit_3_as_serve_would() {
+    let facts = seccomp_denied();
+    assert_eq!(planned_driver(&facts, DriverChoice::IoUring), None);
+    let checks = judge(&facts, &CONFIG);
+    let line = checks.iter().find(|c| c.name == "driver").unwrap();
+    assert_eq!(line.verdict, Verdict::Fail);
+    assert!(
+        line.detail
+            .starts_with("none: --driver io_uring cannot start here"),
+        "{line}"
+    );
+    assert!(
+        line.fix
+            .as_deref()
+            .unwrap_or("")
+            .contains("docker-seccomp.json")
+    );
+    assert_eq!(check(&facts, "io_uring.setup").verdict, Verdict::Fail);
+    assert_eq!(exit_code(&checks), 3);
+}
+
+#[test]
+fn a_buffer_ring_or_build_failure_also_means_epoll_for_auto() {
+    // The server's ring setup fails after a plain ring worked: `auto` falls back.
+    let mut facts = healthy();
+    let RingFacts::Works(probe) = &mut facts.ring else {
+        unreachable!()
+    };
+    probe.buf_ring = Err(libc::EINVAL);
+    assert_eq!(
+        planned_driver(&facts, DriverChoice::Auto),
+        Some(DriverKind::Epoll)
+    );
+    let checks = judge(&facts, &with_driver(DriverChoice::Auto));
+    assert_eq!(exit_code(&checks), 0, "{checks:#?}");
+    assert_eq!(exit_code(&judge(&facts, &CONFIG)), 3);
+    // An old kernel whose rings fail to build: the kernel line is a warning on epoll.
+    let old = Facts {
+        kernel_release: Some("5.4.0".into()),
+        ring: RingFacts::Works(RingProbe {
+            build_error: Some("io_uring lacks IORING_FEAT_EXT_ARG; upgrade the kernel".into()),
+            ..match healthy().ring {
+                RingFacts::Works(p) => p,
+                RingFacts::SetupFailed { .. } => unreachable!(),
+            }
+        }),
+        ..healthy()
+    };
+    let checks = judge(&old, &with_driver(DriverChoice::Auto));
+    let kernel = checks.iter().find(|c| c.name == "kernel.version").unwrap();
+    assert_eq!(kernel.verdict, Verdict::Warn, "{kernel}");
+    assert_eq!(exit_code(&checks), 0);
+}
+
+#[test]
+fn what_epoll_needs_still_fails_on_epoll() {
+    // Open files are every driver's business: a limit too low to start fails on epoll too.
+    let facts = Facts {
+        nofile: Some(Rlimit { soft: 40, hard: 40 }),
+        ..seccomp_denied()
+    };
+    let checks = judge(&facts, &with_driver(DriverChoice::Auto));
+    assert_eq!(
+        checks
+            .iter()
+            .find(|c| c.name == "rlimit.nofile")
+            .unwrap()
+            .verdict,
+        Verdict::Fail
+    );
+    assert_eq!(exit_code(&checks), 3);
 }

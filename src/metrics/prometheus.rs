@@ -11,206 +11,249 @@ struct Family {
     kind: &'static str,
     help: &'static str,
     value: fn(&ShardStats) -> u64,
+    /// Counts io_uring's own machinery: only shards on the io_uring driver have a sample
+    /// (an epoll shard has no ring to count; its waits are `percore_driver_waits_total`).
+    io_uring_only: bool,
 }
 
 const FAMILIES: &[Family] = &[
     Family {
         name: "percore_loop_iterations_total",
         kind: "counter",
-        help: "Loop iterations (one io_uring_enter each).",
+        help: "Loop iterations (one io_uring_enter or epoll_wait each).",
         value: |s| s.loop_.iterations,
+        io_uring_only: false,
     },
     Family {
         name: "percore_tasks_polled_total",
         kind: "counter",
         help: "Task polls.",
         value: |s| s.loop_.tasks_polled,
+        io_uring_only: false,
     },
     Family {
         name: "percore_tasks",
         kind: "gauge",
         help: "Tasks alive.",
         value: |s| s.tasks as u64,
+        io_uring_only: false,
+    },
+    Family {
+        name: "percore_driver_waits_total",
+        kind: "counter",
+        help: "Calls of the loop into its driver's kernel wait: io_uring_enter on io_uring, epoll_wait on epoll (see percore_driver_info).",
+        value: |s| s.ring.enters,
+        io_uring_only: false,
     },
     Family {
         name: "percore_io_uring_enter_total",
         kind: "counter",
-        help: "io_uring_enter calls of the loop.",
+        help: "io_uring_enter calls of the loop (io_uring shards only).",
         value: |s| s.ring.enters,
+        io_uring_only: true,
     },
     Family {
         name: "percore_sqes_submitted_total",
         kind: "counter",
         help: "Submission queue entries handed to the kernel.",
         value: |s| s.ring.sqes_submitted,
+        io_uring_only: true,
     },
     Family {
         name: "percore_cqes_total",
         kind: "counter",
         help: "Completion queue entries reaped.",
         value: |s| s.ring.cqes,
+        io_uring_only: true,
     },
     Family {
         name: "percore_cq_overflows_total",
         kind: "counter",
         help: "Times the completion queue overflowed into the kernel's backlog.",
         value: |s| s.ring.cq_overflows,
+        io_uring_only: true,
     },
     Family {
         name: "percore_sq_full_total",
         kind: "counter",
         help: "Times the submission queue was full and submitted early.",
         value: |s| s.ring.sq_full,
+        io_uring_only: true,
     },
     Family {
         name: "percore_msg_ring_wakes_total",
         kind: "counter",
         help: "Wake-ups sent to other shards through MSG_RING.",
         value: |s| s.ring.msg_ring_wakes,
+        io_uring_only: true,
     },
     Family {
         name: "percore_msg_ring_failures_total",
         kind: "counter",
         help: "MSG_RING wake-ups that fell back to an eventfd.",
         value: |s| s.ring.msg_ring_failures,
+        io_uring_only: true,
     },
     Family {
         name: "percore_ops_in_flight",
         kind: "gauge",
-        help: "Generic io_uring operations in flight.",
+        help: "Generic driver operations in flight (sends, connects, timeouts, wake-ups).",
         value: |s| s.ops_in_flight as u64,
+        io_uring_only: false,
     },
     Family {
         name: "percore_recv_enobufs_total",
         kind: "counter",
         help: "Multishot receives ended by an empty buffer ring (ENOBUFS).",
         value: |s| s.net.enobufs,
+        io_uring_only: false,
     },
     Family {
         name: "percore_multishot_rearms_total",
         kind: "counter",
         help: "Multishot operations re-armed after ending without F_MORE.",
         value: |s| s.net.rearms,
+        io_uring_only: false,
     },
     Family {
         name: "percore_recv_paused_total",
         kind: "counter",
         help: "Receives paused because a connection's unread input hit its cap.",
         value: |s| s.net.recv_paused,
+        io_uring_only: false,
     },
     Family {
         name: "percore_recv_buffers_lent",
         kind: "gauge",
         help: "Provided receive buffers lent to connections.",
         value: |s| u64::from(s.recv_buffers_lent),
+        io_uring_only: false,
     },
     Family {
         name: "percore_recv_buffers",
         kind: "gauge",
         help: "Provided receive buffers in all.",
         value: |s| u64::from(s.recv_buffers_total),
+        io_uring_only: false,
     },
     Family {
         name: "percore_connections_accepted_total",
         kind: "counter",
         help: "Connections accepted.",
         value: |s| s.net.accepted,
+        io_uring_only: false,
     },
     Family {
         name: "percore_connections_connected_total",
         kind: "counter",
         help: "Outbound connections made.",
         value: |s| s.net.connected,
+        io_uring_only: false,
     },
     Family {
         name: "percore_connections_open",
         kind: "gauge",
         help: "Connections open.",
         value: |s| s.net.open as u64,
+        io_uring_only: false,
     },
     Family {
         name: "percore_accept_fd_exhausted_total",
         kind: "counter",
         help: "Accepts that failed for lack of file descriptors.",
         value: |s| s.net.accept_fd_exhausted,
+        io_uring_only: false,
     },
     Family {
         name: "percore_received_bytes_total",
         kind: "counter",
         help: "Bytes received.",
         value: |s| s.net.bytes_in,
+        io_uring_only: false,
     },
     Family {
         name: "percore_sent_bytes_total",
         kind: "counter",
         help: "Bytes sent.",
         value: |s| s.net.bytes_out,
+        io_uring_only: false,
     },
     Family {
         name: "percore_mesh_sent_total",
         kind: "counter",
         help: "Mesh messages sent by this shard.",
         value: |s| s.loop_.mesh_sent,
+        io_uring_only: false,
     },
     Family {
         name: "percore_mesh_received_total",
         kind: "counter",
         help: "Mesh messages run by this shard.",
         value: |s| s.loop_.mesh_received,
+        io_uring_only: false,
     },
     Family {
         name: "percore_mesh_inbox_depth",
         kind: "gauge",
         help: "Mesh messages waiting in the inbox.",
         value: |s| s.mesh_inbox as u64,
+        io_uring_only: false,
     },
     Family {
         name: "percore_timers",
         kind: "gauge",
         help: "Timers armed.",
         value: |s| s.timers as u64,
+        io_uring_only: false,
     },
     Family {
         name: "percore_panics_total",
         kind: "counter",
         help: "Task and mesh-handler panics contained.",
         value: |s| s.panics,
+        io_uring_only: false,
     },
     Family {
         name: "percore_stalls_total",
         kind: "counter",
         help: "Loop iterations that ran past the stall threshold.",
         value: |s| s.stalls,
+        io_uring_only: false,
     },
     Family {
         name: "percore_connections_handed_out_total",
         kind: "counter",
         help: "Accepted connections placed on another shard (balanced steering).",
         value: |s| s.net.handed_out,
+        io_uring_only: false,
     },
     Family {
         name: "percore_connections_handed_in_total",
         kind: "counter",
         help: "Connections placed on this shard by another shard or the stall detector.",
         value: |s| s.net.handed_in,
+        io_uring_only: false,
     },
     Family {
         name: "percore_connections_taken_over_total",
         kind: "counter",
         help: "Connections taken from this shard's listeners while it was stalled.",
         value: |s| s.load.taken_over,
+        io_uring_only: false,
     },
     Family {
         name: "percore_connections_placed",
         kind: "gauge",
         help: "Connections placed on this shard and not yet released (the steering load).",
         value: |s| s.load.connections,
+        io_uring_only: false,
     },
     Family {
         name: "percore_longest_iteration_microseconds",
         kind: "gauge",
         help: "Longest loop iteration seen.",
         value: |s| s.loop_.iteration_us.max_us(),
+        io_uring_only: false,
     },
 ];
 
@@ -272,7 +315,10 @@ pub fn render(shards: &[ShardStats], missing: &[usize], out: &mut String) {
     }
     for family in FAMILIES {
         family_header(out, family.name, family.kind, family.help);
-        for s in shards {
+        for s in shards
+            .iter()
+            .filter(|s| !family.io_uring_only || s.driver == crate::driver::DriverKind::IoUring)
+        {
             let _ = writeln!(
                 out,
                 "{}{{shard=\"{}\"}} {}",
@@ -460,11 +506,13 @@ mod tests {
             labels: "class=\"2xx\"".into(),
             value: 9,
         });
-        let b = ShardStats {
+        a.ring.enters = 7;
+        let mut b = ShardStats {
             shard: 1,
             driver: crate::DriverKind::Epoll,
             ..Default::default()
         };
+        b.ring.enters = 4;
         let mut out = String::new();
         render(&[a, b], &[2], &mut out);
         assert!(out.contains("percore_connections_accepted_total{shard=\"0\"} 5\n"));
@@ -472,6 +520,31 @@ mod tests {
         assert!(out.contains("percore_shard_up{shard=\"2\"} 0\n"));
         assert!(out.contains("percore_driver_info{shard=\"0\",driver=\"io_uring\"} 1\n"));
         assert!(out.contains("percore_driver_info{shard=\"1\",driver=\"epoll\"} 1\n"));
+        // The loop's waits on both drivers; io_uring's own counters only where there is a ring.
+        assert!(
+            out.contains("percore_driver_waits_total{shard=\"0\"} 7\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("percore_driver_waits_total{shard=\"1\"} 4\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("percore_io_uring_enter_total{shard=\"0\"} 7\n"),
+            "{out}"
+        );
+        assert!(
+            !out.contains("percore_io_uring_enter_total{shard=\"1\"}"),
+            "{out}"
+        );
+        assert!(
+            !out.contains("percore_sqes_submitted_total{shard=\"1\"}"),
+            "{out}"
+        );
+        assert!(
+            out.contains("percore_loop_iterations_total{shard=\"1\"} 0\n"),
+            "{out}"
+        );
         assert!(out.contains("http_requests_total{class=\"2xx\",shard=\"0\"} 9\n"));
         assert!(out.contains("percore_iteration_seconds_bucket{shard=\"0\",le=\"0.000256\"} 1\n"));
         assert!(out.contains("percore_iteration_seconds_count{shard=\"0\"} 1\n"));

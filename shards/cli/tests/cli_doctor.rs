@@ -31,9 +31,20 @@ fn verdict_of<'a>(out: &'a str, name: &str) -> &'a str {
     line_of(out, name).split_whitespace().next().unwrap_or("")
 }
 
-fn doctor_with_io_uring_denied(errno: i32) -> Output {
+/// `percore doctor` with io_uring denied by a seccomp filter; `driver` is its `--driver`.
+fn doctor_with_io_uring_denied(errno: i32, driver: &str) -> Output {
     let mut cmd = percore();
-    cmd.args(["doctor", "--shards", "1", "--connections", "10"]);
+    cmd.args([
+        "doctor",
+        "--shards",
+        "1",
+        "--connections",
+        "10",
+        "--driver",
+        driver,
+    ]);
+    // The flag decides, whatever the test pass's PERCORE_DRIVER says.
+    cmd.env_remove("PERCORE_DRIVER");
     // SAFETY: the closure runs between fork and exec; `deny_io_uring` only builds a filter
     // on the stack and makes two prctl calls, which is async-signal-safe.
     unsafe {
@@ -72,7 +83,7 @@ fn host_io_uring_blocked() -> Option<String> {
 
 #[test]
 fn io_uring_denied_by_seccomp_fails_naming_seccomp_with_exit_3() {
-    let output = doctor_with_io_uring_denied(libc::EPERM);
+    let output = doctor_with_io_uring_denied(libc::EPERM, "io_uring");
     let out = stdout_of(&output);
     assert_eq!(output.status.code(), Some(3), "{out}");
     let setup = line_of(&out, "io_uring.setup");
@@ -95,7 +106,7 @@ fn io_uring_denied_by_seccomp_fails_naming_seccomp_with_exit_3() {
 
 #[test]
 fn the_seccomp_line_is_the_one_the_server_prints_at_start() {
-    let doctor = stdout_of(&doctor_with_io_uring_denied(libc::EPERM));
+    let doctor = stdout_of(&doctor_with_io_uring_denied(libc::EPERM, "io_uring"));
     let setup = line_of(&doctor, "io_uring.setup");
     let (cause, fix) = setup.split_once(" — fix: ").expect("a fix");
     let cause = cause
@@ -125,27 +136,83 @@ fn the_seccomp_line_is_the_one_the_server_prints_at_start() {
 }
 
 #[test]
-fn the_doctor_says_a_run_gets_epoll_where_io_uring_is_denied() {
-    let denied = stdout_of(&doctor_with_io_uring_denied(libc::EPERM));
-    let driver = line_of(&denied, "driver");
-    assert!(
-        driver.starts_with("WARN")
-            && driver.contains("epoll")
-            && driver.contains("docker-seccomp.json"),
-        "{driver}"
-    );
-    let here = stdout_of(&percore().arg("doctor").output().unwrap());
-    if line_of(&here, "io_uring.setup").starts_with("OK") {
+fn the_doctor_says_a_run_gets_epoll_where_io_uring_is_denied_and_exits_0_as_serve_runs() {
+    for errno in [libc::EPERM, libc::ENOSYS] {
+        let output = doctor_with_io_uring_denied(errno, "auto");
+        let denied = stdout_of(&output);
+        // `serve --driver auto` runs here (on epoll): the doctor's status says the same.
+        assert_eq!(output.status.code(), Some(0), "{denied}");
+        assert!(!denied.lines().any(|l| l.starts_with("FAIL")), "{denied}");
+        let driver = line_of(&denied, "driver");
         assert!(
-            line_of(&here, "driver").contains("io_uring driver"),
+            driver.starts_with("WARN") && driver.contains("epoll (--driver auto falls back"),
+            "{driver}"
+        );
+        assert!(driver.contains("— fix: to run on io_uring: "), "{driver}");
+        let setup = line_of(&denied, "io_uring.setup");
+        assert!(
+            setup.starts_with("WARN") && setup.contains("this run gets epoll"),
+            "{setup}"
+        );
+        assert!(
+            denied.contains("percore can run here on the epoll driver"),
+            "{denied}"
+        );
+        if errno == libc::EPERM {
+            assert!(driver.contains("docker-seccomp.json"), "{driver}");
+        }
+    }
+    // PERCORE_DRIVER is the default of --driver, as for serve.
+    let mut cmd = percore();
+    cmd.args(["doctor", "--shards", "1"])
+        .env("PERCORE_DRIVER", "io_uring");
+    // SAFETY: as above.
+    unsafe {
+        cmd.pre_exec(|| seccomp::deny_io_uring(libc::EPERM));
+    }
+    let output = cmd.output().unwrap();
+    let out = stdout_of(&output);
+    assert_eq!(output.status.code(), Some(3), "{out}");
+    assert!(line_of(&out, "driver").starts_with("FAIL"), "{out}");
+    let bad = percore()
+        .args(["doctor"])
+        .env("PERCORE_DRIVER", "kqueue")
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("PERCORE_DRIVER: unknown driver `kqueue`"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    let here = stdout_of(
+        &percore()
+            .args(["doctor", "--driver", "auto"])
+            .output()
+            .unwrap(),
+    );
+    if line_of(&here, "io_uring.setup").starts_with("OK") {
+        assert!(line_of(&here, "driver").contains("OK   driver"), "{here}");
+        assert!(
+            line_of(&here, "driver").contains("io_uring (--driver auto"),
             "{here}"
         );
     }
+    let epoll = stdout_of(
+        &percore()
+            .args(["doctor", "--driver", "epoll"])
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        line_of(&epoll, "driver").contains("epoll (--driver epoll"),
+        "{epoll}"
+    );
 }
 
 #[test]
 fn io_uring_missing_enosys_names_the_kernel() {
-    let output = doctor_with_io_uring_denied(libc::ENOSYS);
+    let output = doctor_with_io_uring_denied(libc::ENOSYS, "io_uring");
     let out = stdout_of(&output);
     assert_eq!(output.status.code(), Some(3), "{out}");
     let setup = line_of(&out, "io_uring.setup");
@@ -283,7 +350,7 @@ fn json_has_the_documented_shape_and_matches_the_lines() {
 #[test]
 fn seccomp_denial_shows_in_json_too() {
     let mut cmd = percore();
-    cmd.args(["doctor", "--json"]);
+    cmd.args(["doctor", "--json", "--driver", "io_uring"]);
     // SAFETY: as above.
     unsafe {
         cmd.pre_exec(|| seccomp::deny_io_uring(libc::EPERM));

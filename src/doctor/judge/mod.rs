@@ -9,7 +9,8 @@ mod limits;
 mod uring;
 
 pub(super) use self::limits::nofile;
-use super::{Check, DoctorConfig, facts::Facts};
+use super::{Check, DoctorConfig, Verdict, facts::Facts};
+use crate::driver::DriverKind;
 use crate::sys::kernel::KernelVersion;
 
 pub(super) fn judge(facts: &Facts, config: &DoctorConfig) -> Vec<Check> {
@@ -23,14 +24,40 @@ pub(super) fn judge(facts: &Facts, config: &DoctorConfig) -> Vec<Check> {
         io_uring_group(facts),
         container(facts),
         uring::setup(&facts.ring),
-        uring::driver(&facts.ring),
+        uring::driver(&facts.ring, config.driver),
     ];
     checks.extend(uring::features(&facts.ring, kernel.as_ref()));
     checks.push(limits::memlock(facts.memlock, kernel.as_ref(), config));
     checks.push(limits::nofile(facts.nofile, config));
     checks.extend(limits::sysctls(facts, config));
     checks.extend(cpus::cpus(facts, config));
+    if uring::planned(&facts.ring, config.driver) == Some(DriverKind::Epoll) {
+        // What only the io_uring driver needs cannot stop a run on epoll: say it, keep the
+        // fix (it brings io_uring back), and exit 0 as the server would start.
+        for check in checks.iter_mut().filter(|c| io_uring_only(c.name)) {
+            if check.verdict == Verdict::Fail {
+                check.verdict = Verdict::Warn;
+                check
+                    .detail
+                    .push_str(" (only the io_uring driver needs this; this run gets epoll)");
+            }
+        }
+    }
     checks
+}
+
+pub(super) use self::uring::planned;
+
+/// Checks about io_uring alone: the epoll driver needs none of them.
+fn io_uring_only(name: &str) -> bool {
+    name.starts_with("io_uring.")
+        || matches!(
+            name,
+            "kernel.version"
+                | "kernel.io_uring_disabled"
+                | "kernel.io_uring_group"
+                | "rlimit.memlock"
+        )
 }
 
 fn kernel_version(kernel: Option<&KernelVersion>) -> Check {

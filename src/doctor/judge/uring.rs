@@ -6,6 +6,7 @@ use crate::{
         Check, Verdict,
         facts::{OpcodePresence, RingFacts, RingProbe},
     },
+    driver::{DriverChoice, DriverKind},
     sys::kernel::KernelVersion,
 };
 
@@ -34,21 +35,80 @@ pub(super) fn setup(ring: &RingFacts) -> Check {
     }
 }
 
-/// Which driver a run gets with `--driver auto` (the default): io_uring where its setup
-/// works, else epoll, which serves the same services without io_uring.
-pub(super) fn driver(ring: &RingFacts) -> Check {
-    let name = "driver";
+/// Whether the io_uring driver starts on this host, as `Ring::new` decides it: a ring can
+/// be set up with the server's own flags and its provided-buffer ring registers. `Err` is
+/// the line the server prints when it does not ("cause; fix").
+pub(crate) fn usable(ring: &RingFacts) -> Result<(), String> {
     match ring {
-        RingFacts::Works(_) => Check::ok(
+        RingFacts::SetupFailed { message, .. } => Err(message.clone()),
+        RingFacts::Works(probe) => {
+            if let Some(message) = &probe.build_error {
+                return Err(message.clone());
+            }
+            match probe.buf_ring {
+                Ok(()) => Ok(()),
+                Err(libc::ENOMEM) => Err(
+                    "cannot register the provided-buffer ring (ENOMEM); raise the locked-memory limit (`ulimit -l`)".into(),
+                ),
+                Err(errno) => Err(format!(
+                    "cannot register the provided-buffer ring ({}); percore needs Linux ≥ 6.0 (IORING_REGISTER_PBUF_RING): upgrade the kernel",
+                    std::io::Error::from_raw_os_error(errno)
+                )),
+            }
+        }
+    }
+}
+
+/// The driver a run with `choice` gets here; `None` when it cannot start (`--driver
+/// io_uring` where io_uring does not work: exit 3, as the server).
+pub(crate) fn planned(ring: &RingFacts, choice: DriverChoice) -> Option<DriverKind> {
+    match (choice, usable(ring)) {
+        (DriverChoice::Epoll, _) | (DriverChoice::Auto, Err(_)) => Some(DriverKind::Epoll),
+        (DriverChoice::Auto | DriverChoice::IoUring, Ok(())) => Some(DriverKind::IoUring),
+        (DriverChoice::IoUring, Err(_)) => None,
+    }
+}
+
+/// Which driver a run gets with `choice` (`--driver`, `PERCORE_DRIVER`; auto by default):
+/// `io_uring`, or `epoll` with why and the fix that brings io_uring back.
+pub(super) fn driver(ring: &RingFacts, choice: DriverChoice) -> Check {
+    let name = "driver";
+    let usable = usable(ring);
+    match (choice, usable) {
+        (DriverChoice::Auto, Ok(())) => Check::ok(
             name,
-            "a run gets the io_uring driver (--driver auto); --driver epoll is there for comparison",
+            "io_uring (--driver auto: io_uring works here; --driver epoll is there for comparison)",
         ),
-        RingFacts::SetupFailed { message, .. } => {
-            let (_, fix) = split_message(message);
+        (DriverChoice::IoUring, Ok(())) => Check::ok(name, "io_uring (--driver io_uring)"),
+        (DriverChoice::Auto, Err(message)) => {
+            let (cause, fix) = split_message(&message);
             Check::warn(
                 name,
-                "a run gets the epoll driver (--driver auto falls back; --driver io_uring exits 3)",
-                fix,
+                format!(
+                    "epoll (--driver auto falls back: {cause}; --driver io_uring would exit 3)"
+                ),
+                fix.map(|f| format!("to run on io_uring: {f}")),
+            )
+        }
+        (DriverChoice::Epoll, Ok(())) => Check::ok(
+            name,
+            "epoll (--driver epoll; io_uring works here too: --driver auto would take it)",
+        ),
+        (DriverChoice::Epoll, Err(message)) => {
+            let (cause, _) = split_message(&message);
+            Check::ok(
+                name,
+                format!("epoll (--driver epoll; io_uring would not start here: {cause})"),
+            )
+        }
+        (DriverChoice::IoUring, Err(message)) => {
+            let (cause, fix) = split_message(&message);
+            Check::fail(
+                name,
+                format!(
+                    "none: --driver io_uring cannot start here ({cause}); --driver auto would run on epoll"
+                ),
+                fix.unwrap_or_else(|| "run with --driver auto or --driver epoll".into()),
             )
         }
     }

@@ -32,7 +32,7 @@ use crate::error::Error;
 /// Counters of the ring, shard-local; read by metrics and tests.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RingStats {
-    /// `io_uring_enter` calls made by the loop.
+    /// The loop's kernel waits: `io_uring_enter` calls (on the epoll driver, `epoll_wait`).
     pub enters: u64,
     /// SQEs handed to the kernel.
     pub sqes_submitted: u64,
