@@ -237,6 +237,7 @@ fn gather(mesh: &MeshShared) -> String {
     let mut out = String::with_capacity(32 * 1024);
     prometheus::render(&answered, &missing, &mut out);
     prometheus::render_stalls(&health::health_of(mesh.remotes()), &mut out);
+    prometheus::render_stalls_by_route(&health::stalls_by_route(mesh.remotes()), &mut out);
     out
 }
 

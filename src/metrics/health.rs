@@ -77,6 +77,22 @@ pub(crate) fn health_of(remotes: &[Arc<ShardRemote>]) -> Vec<ShardHealth> {
         .collect()
 }
 
+/// Every shard's stalls by the route or task it ran (`None`: unlabelled), from the stall
+/// detector's shared counts (so a shard stuck now is counted too).
+pub(crate) fn stalls_by_route(
+    remotes: &[Arc<ShardRemote>],
+) -> Vec<(usize, Option<&'static str>, u64)> {
+    remotes
+        .iter()
+        .flat_map(|remote| {
+            remote
+                .stalls_by_label()
+                .into_iter()
+                .map(|(label, count)| (remote.id, label, count))
+        })
+        .collect()
+}
+
 pub(crate) fn check_of(remotes: &[Arc<ShardRemote>]) -> (u16, String) {
     // The common case reads one word per shard and formats nothing.
     if !remotes.iter().any(|remote| remote.stall.is_stuck()) {

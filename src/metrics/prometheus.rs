@@ -284,6 +284,24 @@ pub fn render_stalls(shards: &[super::ShardHealth], out: &mut String) {
     let _ = writeln!(out, "percore_shards_stuck {stuck}");
 }
 
+/// Renders the stalls counted by the route or task each shard ran (`unknown` when it named
+/// none), one sample per shard and route: `percore_stalls_by_route_total{route=..,shard=..}`.
+pub fn render_stalls_by_route(stalls: &[(usize, Option<&str>, u64)], out: &mut String) {
+    family_header(
+        out,
+        "percore_stalls_by_route_total",
+        "counter",
+        "Loop iterations that ran past the stall threshold, by the route or task the shard ran (unknown: unlabelled).",
+    );
+    for (shard, route, count) in stalls {
+        let route = super::counters::escape_label(route.unwrap_or("unknown"));
+        let _ = writeln!(
+            out,
+            "percore_stalls_by_route_total{{route=\"{route}\",shard=\"{shard}\"}} {count}"
+        );
+    }
+}
+
 /// Renders every shard's counters. `missing` lists shards that did not answer in time
 /// (reported with `percore_shard_up 0`).
 pub fn render(shards: &[ShardStats], missing: &[usize], out: &mut String) {

@@ -56,6 +56,10 @@ pub(crate) struct ShardRemote {
     busy_since_ns: AtomicU64,
     /// Iterations the watchdog saw run past the stall threshold.
     stalls: AtomicU64,
+    /// The same, by the label the shard ran when each stall was counted (label id, count;
+    /// bounded by the labels interned, a fixed set). Written by the watchdog alone, once
+    /// per stall; read by the metrics.
+    stalls_by_label: Mutex<Vec<(u32, u64)>>,
     /// The shard thread's kernel id (0 until it runs), for its scheduler statistics.
     tid: AtomicI32,
     /// What the shard runs now ([`super::label`]), cleared when its iteration ends.
@@ -108,6 +112,7 @@ impl ShardRemote {
             ring_fd: AtomicI32::new(-1),
             busy_since_ns: AtomicU64::new(0),
             stalls: AtomicU64::new(0),
+            stalls_by_label: Mutex::new(Vec::new()),
             tid: AtomicI32::new(0),
             label: LabelCell::default(),
             stall: StallState::default(),
@@ -176,8 +181,24 @@ impl ShardRemote {
         self.tid.load(Ordering::Relaxed)
     }
 
+    /// Counts a stall of the current iteration, under what the shard runs now.
     pub(crate) fn count_stall(&self) {
         self.stalls.fetch_add(1, Ordering::Relaxed);
+        let label = self.label.get();
+        let mut by_label = lock(&self.stalls_by_label);
+        match by_label.iter_mut().find(|(id, _)| *id == label) {
+            Some((_, count)) => *count += 1,
+            None => by_label.push((label, 1)),
+        }
+    }
+
+    /// The stalls counted so far by what the shard ran (`None`: nothing labelled).
+    pub(crate) fn stalls_by_label(&self) -> Vec<(Option<&'static str>, u64)> {
+        let by_label = lock(&self.stalls_by_label).clone();
+        by_label
+            .into_iter()
+            .map(|(id, count)| (super::label::name_of(id), count))
+            .collect()
     }
 
     pub(crate) fn stalls(&self) -> u64 {

@@ -1,15 +1,17 @@
 //! `percore serve --offload-after-ms`: the budget of the demo's `/work` route. A burn over
 //! a 1 ms budget sends the route's next call to the blocking pool (the response says where
 //! it ran, the per-route counters in /metrics agree); under a 1 s budget the same burns stay
-//! on the shard; a budget of 0 is refused with a message.
+//! on the shard; a budget of 0 is refused with a message. An async handler that blocks its
+//! shard is named in the stall warning and in `percore_stalls_by_route_total`.
 
 #[path = "support/process.rs"]
 mod process;
 
 use std::{
-    io::{Read, Write},
+    io::{BufRead, BufReader, Read, Write},
     net::TcpStream,
     process::{Child, Command, Stdio},
+    sync::mpsc,
     time::{Duration, Instant},
 };
 
@@ -147,4 +149,50 @@ fn a_zero_budget_is_refused_with_a_message() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--offload-after-ms"), "{stderr}");
+}
+
+#[test]
+fn a_blocking_async_handler_is_named_in_the_stall_warning_and_metric() {
+    let (addr, admin) = (free_addr(), free_addr());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_percore"))
+        .args([
+            "serve", "--listen", &addr, "--admin", &admin, "--shards", "2",
+        ])
+        .args(["--drain-timeout-secs", "1", "--stall-ms", "40"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Every line of stderr after the startup report, as it comes.
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        if line.unwrap().contains(" listening on ") {
+            break;
+        }
+    }
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    // `/work?block=1` is the demo's async route that sleeps in a syscall on the shard.
+    assert!(body(&get(&addr, "/work?ms=150&block=1")).starts_with("blocked the shard"));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let warning = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx.recv_timeout(left).expect("a stall warning within 5 s");
+        if line.contains("shard stalled") {
+            break line;
+        }
+    };
+    assert!(warning.contains("GET /work"), "{warning}");
+    let stalls = |m: &str| -> u64 {
+        m.lines()
+            .filter(|l| l.starts_with("percore_stalls_by_route_total{route=\"GET /work\","))
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<u64>().ok())
+            .sum()
+    };
+    let metrics = metrics_when(&admin, |m| stalls(m) >= 1);
+    assert_eq!(stalls(&metrics), 1, "{metrics}");
+    stop(&mut child);
 }

@@ -101,7 +101,8 @@ pub fn stream_body(chunks: u64, size: u64) -> Vec<u8> {
 }
 
 thread_local! {
-    /// `/work`'s offload state, one per shard (as a router's routes are).
+    /// `/work`'s offload state, one per shard (as a router's routes are); the heavy mark
+    /// inside is the server's, shared by its shards.
     static WORK: Rc<Offload> = Rc::new(Offload::adaptive().label("GET /work"));
 }
 

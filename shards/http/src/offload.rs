@@ -1,25 +1,41 @@
 //! Adaptive offload: CPU-heavy synchronous work moved to the blocking pool by the route's own
 //! history, without the handler saying so.
 //!
-//! Each [`Offload`] (one per route, per shard) keeps the route's state:
+//! Each [`Offload`] (one per route, per shard) follows the route's state, which the shards
+//! of one server share (a route is "heavy" for all of them or for none):
 //!
 //! - **Light** (the start): the work runs inline, on the shard, and is timed. A run over the
 //!   budget (default 5 ms; [`Router::offload_budget`](crate::Router::offload_budget) sets
 //!   the router's, [`Offload::budget`] a route's own) counts as an overrun and marks the
-//!   route heavy. That first overrun is paid in full by the shard's other connections: a
-//!   running sync function cannot be preempted.
+//!   route heavy **on every shard**: the mark is one atomic flag per route and server,
+//!   read with a relaxed load on each call and written only when the state changes. That
+//!   first overrun is paid in full by its shard's other connections: a running sync function
+//!   cannot be preempted. Until it ends nothing is known, so a call of the same route that
+//!   starts on another shard meanwhile runs inline too (at most one first burn per shard,
+//!   and only when they overlap).
 //! - **Heavy**: the work runs on `percore::spawn_blocking`; its result comes back to the
 //!   shard that asked, and the shard serves its other connections meanwhile. Each pool run
-//!   is timed too: after [`RETRY_AFTER`] pool runs in a row under half the budget, the route
-//!   is light again and its next call runs inline (work whose cost fell is not kept paying
-//!   the hand-off).
+//!   is timed too: after [`RETRY_AFTER`] pool runs in a row (counted over all shards) under
+//!   half the budget, the route is light again everywhere and its next call runs inline
+//!   (work whose cost fell is not kept paying the hand-off); a pool run at or over half the
+//!   budget starts the count again.
+//!
+//! The state is shared by the routes of one [`service::serve`](crate::service::serve) call
+//! that have the same label (the router labels each `METHOD /path`); an `Offload` without a
+//! label, or run outside `serve`, keeps its state to itself (its shard learns alone).
 //!
 //! [`Offload::heavy`] and [`Offload::inline_only`] fix the choice up front. Per-route
-//! counters (registered on first use, labelled `route`): inline runs, offloaded runs,
-//! overruns, and microseconds on the pool.
+//! counters (registered on first use, labelled `route`, per shard):
+//! `percore_http_offload_inline_runs_total`, `percore_http_offload_pool_runs_total`,
+//! `percore_http_offload_overruns_total` and `percore_http_offload_pool_time_us_total`.
 
 use std::{
-    cell::{Cell, OnceCell},
+    cell::{Cell, OnceCell, RefCell},
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU32, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -47,9 +63,52 @@ pub struct Offload {
     /// ([`Router::offload_budget`](crate::Router::offload_budget)) leaves alone.
     own_budget: bool,
     label: String,
-    heavy: Cell<bool>,
-    fast_pool_runs: Cell<u32>,
+    /// The route's state, shared with the other shards' `Offload` of the same route (found
+    /// on first use: see [`RouteStates`]).
+    state: OnceCell<Arc<RouteState>>,
     counters: OnceCell<Counters>,
+}
+
+/// What the shards of a server know of one route (see the module docs).
+#[derive(Debug, Default)]
+struct RouteState {
+    /// The next call goes to the pool.
+    heavy: AtomicBool,
+    /// Pool runs in a row under half the budget, since the route was marked heavy.
+    fast_pool_runs: AtomicU32,
+}
+
+/// The route states of one server, by label: made by [`service::serve`](crate::service::serve)
+/// and handed to each of its shards before the shard builds its router.
+#[derive(Debug, Default)]
+pub(crate) struct RouteStates(Mutex<HashMap<String, Arc<RouteState>>>);
+
+thread_local! {
+    /// The route states of the server this shard thread serves (`None` outside `serve`).
+    static SERVER_STATES: RefCell<Option<Arc<RouteStates>>> = const { RefCell::new(None) };
+}
+
+impl RouteStates {
+    /// Makes `states` the current shard thread's: its routes share their state through it.
+    pub(crate) fn enter(states: &Arc<RouteStates>) {
+        SERVER_STATES.with(|current| *current.borrow_mut() = Some(states.clone()));
+    }
+
+    /// The state of the route labelled `label`: the server's when this thread serves one and
+    /// the route has a label, else one of its own. Takes a lock: once per route and shard.
+    fn of(label: &str) -> Arc<RouteState> {
+        let server = SERVER_STATES.with(|current| current.borrow().clone());
+        match server {
+            Some(states) if !label.is_empty() => states
+                .0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(label.to_owned())
+                .or_default()
+                .clone(),
+            _ => Arc::default(),
+        }
+    }
 }
 
 /// A route's counts so far (this shard's).
@@ -93,8 +152,7 @@ impl Offload {
             budget: Cell::new(DEFAULT_BUDGET),
             own_budget: false,
             label: String::new(),
-            heavy: Cell::new(policy == Policy::Heavy),
-            fast_pool_runs: Cell::new(0),
+            state: OnceCell::new(),
             counters: OnceCell::new(),
         }
     }
@@ -127,7 +185,15 @@ impl Offload {
 
     /// Whether the next call goes to the pool.
     pub fn is_heavy(&self) -> bool {
-        self.heavy.get()
+        match self.policy {
+            Policy::Heavy => true,
+            Policy::InlineOnly => false,
+            Policy::Adaptive => self.state().heavy.load(Ordering::Relaxed),
+        }
+    }
+
+    fn state(&self) -> &RouteState {
+        self.state.get_or_init(|| RouteStates::of(&self.label))
     }
 
     /// This shard's counts (zero before the first run).
@@ -149,14 +215,15 @@ impl Offload {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        if self.policy == Policy::InlineOnly || !self.heavy.get() {
+        if !self.is_heavy() {
             Ok(self.run_inline(work))
         } else {
             self.run_on_pool(work).await
         }
     }
 
-    /// Runs `work` on the shard now, timed; an overrun marks an adaptive route heavy.
+    /// Runs `work` on the shard now, timed; an overrun marks an adaptive route heavy (on every
+    /// shard of the server).
     pub fn run_inline<T>(&self, work: impl FnOnce() -> T) -> T {
         let started = Instant::now();
         let value = work();
@@ -166,8 +233,9 @@ impl Offload {
         if took > self.budget.get() {
             counters.overruns.inc();
             if self.policy == Policy::Adaptive {
-                self.heavy.set(true);
-                self.fast_pool_runs.set(0);
+                let state = self.state();
+                state.fast_pool_runs.store(0, Ordering::Relaxed);
+                state.heavy.store(true, Ordering::Relaxed);
             }
         }
         value
@@ -191,16 +259,18 @@ impl Offload {
         counters
             .pool_time_us
             .add(u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
-        if self.policy == Policy::Adaptive && self.heavy.get() {
-            let fast = self.fast_pool_runs.get() + 1;
-            if took < self.budget.get() / 2 {
-                self.fast_pool_runs.set(fast);
-                if fast >= RETRY_AFTER {
-                    self.heavy.set(false);
-                    self.fast_pool_runs.set(0);
+        if self.policy == Policy::Adaptive {
+            let state = self.state();
+            if state.heavy.load(Ordering::Relaxed) {
+                if took < self.budget.get() / 2 {
+                    let fast = state.fast_pool_runs.fetch_add(1, Ordering::Relaxed) + 1;
+                    if fast >= RETRY_AFTER {
+                        state.heavy.store(false, Ordering::Relaxed);
+                        state.fast_pool_runs.store(0, Ordering::Relaxed);
+                    }
+                } else {
+                    state.fast_pool_runs.store(0, Ordering::Relaxed);
                 }
-            } else {
-                self.fast_pool_runs.set(0);
             }
         }
         Ok(value)

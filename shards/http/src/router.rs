@@ -35,7 +35,10 @@
 //!
 //! Each route is labelled "METHOD /path" for the stall detector: when the router dispatches a
 //! request it names the route in its shard's label slot (one relaxed store; the loop clears
-//! it when the iteration ends), so a shard stuck in a handler is reported with its route.
+//! it when the iteration ends), so a shard stuck in a handler is reported with its route (in
+//! the stall warning and in `percore_stalls_by_route_total{route=..}`). An async or streaming
+//! handler's future runs over later iterations too: the service names its route again each
+//! time it polls it (a wrapper spawned as it is, without an allocation of its own).
 //!
 //! CPU-heavy work belongs in `route_blocking` (or `route_offload`): it runs inline while it
 //! is fast and moves to the blocking pool once a run overruns its budget (see [`Offload`]);
@@ -70,19 +73,26 @@ pub type AsyncHandler = Rc<dyn Fn(OwnedRequest) -> Pin<Box<dyn Future<Output = O
 pub type StreamHandler =
     Rc<dyn Fn(OwnedRequest, ResponseWriter) -> Pin<Box<dyn Future<Output = ()>>>>;
 
-/// A handler's future that names its route in the shard's label slot each time it runs.
-struct Labelled<T> {
-    slot: LabelSlot,
+/// A handler's future that names its route in its shard's label slot each time it is polled
+/// (the service spawns it as it is: the label costs no allocation).
+pub(crate) struct Labelled<F> {
+    router: Rc<Router>,
     label: Label,
-    inner: Pin<Box<dyn Future<Output = T>>>,
+    inner: F,
 }
 
-impl<T> Future for Labelled<T> {
-    type Output = T;
+impl<F: Future + Unpin> Future for Labelled<F> {
+    type Output = F::Output;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<T> {
-        self.slot.set(self.label);
-        self.inner.as_mut().poll(cx)
+    #[inline]
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        if let Some(slot) = &self.router.slot {
+            slot.set(self.label);
+        }
+        Pin::new(&mut self.inner).poll(cx)
     }
 }
 
@@ -105,8 +115,10 @@ enum Kind {
 pub enum Found<'a> {
     Sync(&'a Handler),
     Ref(&'a RefHandler),
-    Async(&'a AsyncHandler),
-    Stream(&'a StreamHandler),
+    /// An async handler and its route's label (named again each time its future runs).
+    Async(&'a AsyncHandler, Label),
+    /// A streaming handler and its route's label.
+    Stream(&'a StreamHandler, Label),
     /// No route for the path, and no fallback: the 404 response.
     NotFound(&'a OwnedResponse),
     /// The path is known, not with this method: the 405 response and its `Allow` value.
@@ -339,33 +351,6 @@ impl Router {
     fn add(mut self, method: &str, path: &str, kind: Kind) -> Self {
         let key = RouteKey { method, path };
         let label = Label::new(&format!("{method} {path}"));
-        // An async or streaming handler runs over later iterations too (the loop clears the
-        // label at each iteration's end): its future names the route each time it runs.
-        let kind = match (kind, &self.slot) {
-            (Kind::Async(handler), Some(slot)) => {
-                let slot = slot.clone();
-                Kind::Async(Rc::new(move |request| {
-                    let inner = handler(request);
-                    Box::pin(Labelled {
-                        slot: slot.clone(),
-                        label,
-                        inner,
-                    })
-                }))
-            }
-            (Kind::Stream(handler), Some(slot)) => {
-                let slot = slot.clone();
-                Kind::Stream(Rc::new(move |request, writer| {
-                    let inner = handler(request, writer);
-                    Box::pin(Labelled {
-                        slot: slot.clone(),
-                        label,
-                        inner,
-                    })
-                }))
-            }
-            (kind, _) => kind,
-        };
         let route = Route { kind, label };
         if let Err(reason) = self.table.insert(key, route) {
             self.errors.push(RouteError {
@@ -397,6 +382,20 @@ impl Router {
         }
     }
 
+    /// `future`, a handler's for the route labelled `label`, naming the route in the shard's
+    /// label slot each time it is polled.
+    pub(crate) fn labelled<F: Future + Unpin>(
+        self: &Rc<Self>,
+        label: Label,
+        future: F,
+    ) -> Labelled<F> {
+        Labelled {
+            router: self.clone(),
+            label,
+            inner: future,
+        }
+    }
+
     /// The handler of `route`, named in the shard's label slot first.
     #[inline]
     fn found<'a>(&self, route: &'a Route) -> Found<'a> {
@@ -406,8 +405,8 @@ impl Router {
         match &route.kind {
             Kind::Sync(handler) => Found::Sync(handler),
             Kind::Ref(handler) => Found::Ref(handler),
-            Kind::Async(handler) => Found::Async(handler),
-            Kind::Stream(handler) => Found::Stream(handler),
+            Kind::Async(handler) => Found::Async(handler, route.label),
+            Kind::Stream(handler) => Found::Stream(handler, route.label),
         }
     }
 
@@ -542,7 +541,7 @@ pub(crate) fn answer_in_place(
             write_response(out, &response, date, framing);
             Some(error.status)
         }
-        Found::Async(_) | Found::Stream(_) => None,
+        Found::Async(..) | Found::Stream(..) => None,
     }
 }
 

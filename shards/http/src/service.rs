@@ -47,6 +47,7 @@ use std::{
     net::SocketAddr,
     pin::{Pin, pin},
     rc::Rc,
+    sync::Arc,
     task::{Context, Poll},
     time::{Duration, Instant},
 };
@@ -63,6 +64,8 @@ use percore::{
 
 use crate::{
     Connection, HttpError, Limits, ResponseFraming, Router,
+    offload::RouteStates,
+    router::Labelled,
     streaming::{self, StreamEnd},
     write_error_response,
 };
@@ -89,10 +92,15 @@ where
     make_router()
         .check()
         .map_err(|error| Error::Config(error.to_string()))?;
+    // What one shard learns of a route's cost (adaptive offload) the others know at once.
+    let route_states = Arc::new(RouteStates::default());
     builder.serve(addr, move |stream| {
         let router = ROUTER.with(|cell| {
             cell.borrow_mut()
-                .get_or_insert_with(|| Rc::new(make_router()))
+                .get_or_insert_with(|| {
+                    RouteStates::enter(&route_states);
+                    Rc::new(make_router())
+                })
                 .clone()
         });
         handle(stream, router, limits.clone())
@@ -335,8 +343,12 @@ impl<'d, D: Future<Output = ()>> HttpConn<'d, D> {
     async fn respond(&mut self, pending: Pending) -> Event {
         self.fresh = false;
         match pending {
-            Pending::Async(future, framing) => self.answer_async(future, framing).await,
-            Pending::Stream(future, shared, framing) => {
+            Pending::Async(future, framing, label) => {
+                let future = self.router.labelled(label, future);
+                self.answer_async(future, framing).await
+            }
+            Pending::Stream(future, shared, framing, label) => {
+                let future = self.router.labelled(label, future);
                 let counters = &self.counters;
                 let count = |status| counters.count(status);
                 let end = streaming::answer_stream(
@@ -358,7 +370,11 @@ impl<'d, D: Future<Output = ()>> HttpConn<'d, D> {
         }
     }
 
-    async fn answer_async(&mut self, future: PendingResponse, framing: ResponseFraming) -> Event {
+    async fn answer_async(
+        &mut self,
+        future: Labelled<PendingResponse>,
+        framing: ResponseFraming,
+    ) -> Event {
         let result = spawn(future).await;
         let date = date_at(Instant::now());
         let Ok(owned) = result else {

@@ -230,7 +230,7 @@ impl Drop for GoneOnDrop {
 /// writer sharing `shared`. `date_at` gives the `Date` value; `count` records the status.
 pub(crate) async fn answer_stream(
     stream: &mut TcpStream,
-    future: Pin<Box<dyn Future<Output = ()>>>,
+    future: impl Future<Output = ()> + 'static,
     shared: Rc<RefCell<Shared>>,
     framing: ResponseFraming,
     limits: &Limits,

@@ -1,12 +1,13 @@
 //! Adaptive offload over loopback: a sync route that overruns its budget runs on the
 //! blocking pool from its next call on, while the shard goes on serving its other
-//! connections; a heavy route fast again is retried inline; routes declared heavy or
-//! inline-only keep to it; the counters follow.
+//! connections; what one shard learned the other knows (its first call of the route goes to
+//! the pool); a heavy route fast again is retried inline; routes declared heavy or
+//! inline-only keep to it; the per-route counters follow, in the metrics exposition.
 
 mod server_support;
 
 use std::{
-    io::{Read, Write},
+    io::{BufRead, BufReader, Read, Write},
     net::{SocketAddr, TcpStream},
     thread,
     time::{Duration, Instant},
@@ -134,5 +135,186 @@ fn a_heavy_route_fast_again_is_retried_inline_and_declared_policies_hold() {
     assert_eq!(get(addr, "/heavy"), "pool");
     assert_eq!(get(addr, "/inline?ms=30"), "shard");
     assert_eq!(get(addr, "/inline?ms=30"), "shard");
+    stop(server);
+}
+
+/// A keep-alive client: its requests all go to the shard that took the connection.
+struct KeepAlive {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl KeepAlive {
+    fn connect(addr: SocketAddr) -> KeepAlive {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        KeepAlive {
+            reader: BufReader::new(stream.try_clone().unwrap()),
+            writer: stream,
+        }
+    }
+
+    /// `GET path`; the body (the response must say its `Content-Length`).
+    fn get(&mut self, path: &str) -> String {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: a\r\n\r\n");
+        self.writer.write_all(request.as_bytes()).unwrap();
+        let mut length = None;
+        let mut status = String::new();
+        self.reader.read_line(&mut status).unwrap();
+        assert!(status.starts_with("HTTP/1.1 200"), "{path}: {status}");
+        loop {
+            let mut line = String::new();
+            self.reader.read_line(&mut line).unwrap();
+            if line == "\r\n" {
+                break;
+            }
+            let lower = line.to_ascii_lowercase();
+            if let Some(value) = lower.strip_prefix("content-length:") {
+                length = Some(value.trim().parse::<usize>().unwrap());
+            }
+        }
+        let mut body = vec![0; length.expect("Content-Length")];
+        self.reader.read_exact(&mut body).unwrap();
+        String::from_utf8(body).unwrap()
+    }
+}
+
+/// One keep-alive connection on each of two shards (the kernel's hash decides: connect
+/// until both are covered).
+fn one_per_shard(addr: SocketAddr) -> [KeepAlive; 2] {
+    let mut found: [Option<KeepAlive>; 2] = [None, None];
+    for _ in 0..200 {
+        let mut client = KeepAlive::connect(addr);
+        let shard: usize = client.get("/shard").parse().unwrap();
+        if found[shard].is_none() {
+            found[shard] = Some(client);
+        }
+        if found.iter().all(Option::is_some) {
+            return found.map(Option::unwrap);
+        }
+    }
+    panic!("200 connections all landed on one shard");
+}
+
+fn two_shard_routes() -> Router {
+    Router::new()
+        .route("GET", "/shard", |_| percore::mesh::shard_id().to_string())
+        .route_offload(
+            "GET",
+            "/spin",
+            Offload::adaptive().budget(Duration::from_millis(20)),
+            spin_then_place,
+        )
+}
+
+/// The sum over shards of `name{route="GET /spin",shard="N"}` in `metrics`, and the value of
+/// shard `shard`'s sample (`None` when absent).
+fn spin_counter(metrics: &str, name: &str, shard: usize) -> Option<u64> {
+    let prefix = format!("{name}{{route=\"GET /spin\",shard=\"{shard}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix)?.parse().ok())
+}
+
+/// `GET /metrics` from the admin listener.
+fn scrape(admin: SocketAddr) -> String {
+    get(admin, "/metrics")
+}
+
+#[test]
+fn what_one_shard_learned_of_a_route_the_other_knows_and_the_counters_say_so() {
+    let server = service::serve(
+        Server::builder()
+            .shards(2)
+            .admin("127.0.0.1:0".parse().unwrap()),
+        "127.0.0.1:0".parse().unwrap(),
+        Limits::default(),
+        two_shard_routes,
+    )
+    .unwrap();
+    let addr = server.listen_addr().unwrap();
+    let admin = server.report().admin_addr.unwrap();
+    let [mut on0, mut on1] = one_per_shard(addr);
+    // Shard 0 runs the unknown route inline, and it overruns its 20 ms budget.
+    assert_eq!(on0.get("/spin?ms=60"), "shard");
+    // Shard 1 never ran it: its first call goes to the pool all the same. (30 ms is over half
+    // the budget: the pool run keeps the route heavy.)
+    assert_eq!(on1.get("/spin?ms=30"), "pool");
+    assert_eq!(on0.get("/spin?ms=30"), "pool");
+
+    let metrics = scrape(admin);
+    let count = |name: &str, shard| spin_counter(&metrics, name, shard);
+    let inline = "percore_http_offload_inline_runs_total";
+    let pool = "percore_http_offload_pool_runs_total";
+    let overruns = "percore_http_offload_overruns_total";
+    let pool_us = "percore_http_offload_pool_time_us_total";
+    assert_eq!(count(inline, 0), Some(1), "{metrics}");
+    assert_eq!(count(overruns, 0), Some(1), "{metrics}");
+    assert_eq!(count(pool, 0), Some(1), "{metrics}");
+    assert_eq!(count(inline, 1), Some(0), "{metrics}");
+    assert_eq!(count(overruns, 1), Some(0), "{metrics}");
+    assert_eq!(count(pool, 1), Some(1), "{metrics}");
+    for shard in [0, 1] {
+        let us = count(pool_us, shard).unwrap_or(0);
+        assert!(
+            us >= 30_000,
+            "shard {shard}: {us} us on the pool\n{metrics}"
+        );
+    }
+    stop(server);
+}
+
+/// `GET /block?ms=N`: an async handler that blocks its shard in a syscall for N ms (what a
+/// handler calling blocking I/O does).
+async fn block(request: OwnedRequest) -> String {
+    let ms: u64 = request
+        .query_param("ms")
+        .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
+        .unwrap_or(0);
+    percore::time::sleep(Duration::from_millis(1)).await; // Runs over a later iteration too.
+    thread::sleep(Duration::from_millis(ms));
+    "blocked".to_owned()
+}
+
+#[test]
+fn an_async_handler_that_blocks_is_named_in_the_stall_metric() {
+    let server = service::serve(
+        Server::builder()
+            .shards(2)
+            .stall_threshold(Duration::from_millis(30))
+            .admin("127.0.0.1:0".parse().unwrap()),
+        "127.0.0.1:0".parse().unwrap(),
+        Limits::default(),
+        || {
+            Router::new()
+                .route("GET", "/", |_| "light")
+                .route_async("GET", "/block", block)
+        },
+    )
+    .unwrap();
+    let addr = server.listen_addr().unwrap();
+    let admin = server.report().admin_addr.unwrap();
+    assert_eq!(get(addr, "/block?ms=120"), "blocked");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let stalls = |metrics: &str| -> u64 {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("percore_stalls_by_route_total{route=\"GET /block\","))
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<u64>().ok())
+            .sum()
+    };
+    let mut metrics = scrape(admin);
+    while stalls(&metrics) == 0 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+        metrics = scrape(admin);
+    }
+    assert_eq!(stalls(&metrics), 1, "{metrics}");
+    // Light requests do not stall: nothing else is blamed on the route.
+    for _ in 0..20 {
+        assert_eq!(get(addr, "/"), "light");
+    }
+    assert_eq!(stalls(&scrape(admin)), 1);
     stop(server);
 }

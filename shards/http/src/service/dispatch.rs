@@ -11,6 +11,8 @@ use std::{
     rc::Rc,
 };
 
+use percore::task::label::Label;
+
 use crate::{
     Connection, Found, HttpError, Match, OwnedRequest, OwnedResponse, Request, ResponseFraming,
     ResponseWriter, Router, connection::Responder, router::answer_in_place, streaming,
@@ -22,13 +24,15 @@ pub(super) type PendingResponse = Pin<Box<dyn Future<Output = OwnedResponse>>>;
 
 /// A response a task will produce; the connection answers nothing else until it is written.
 pub(super) enum Pending {
-    /// An async handler's future and the framing its response needs.
-    Async(PendingResponse, ResponseFraming),
-    /// A streaming handler's future, the state it shares with its writer, and the framing.
+    /// An async handler's future, the framing its response needs and its route's label.
+    Async(PendingResponse, ResponseFraming, Label),
+    /// A streaming handler's future, the state it shares with its writer, the framing and
+    /// the route's label.
     Stream(
         Pin<Box<dyn Future<Output = ()>>>,
         Rc<RefCell<streaming::Shared>>,
         ResponseFraming,
+        Label,
     ),
 }
 
@@ -56,16 +60,17 @@ impl<C: Fn(u16)> Responder for Dispatch<'_, C> {
     fn respond(&mut self, request: &Request<'_>, out: &mut Vec<u8>, date: &[u8; 29]) -> bool {
         let matched = self.router.find(request);
         match matched.found {
-            Found::Async(handler) => {
+            Found::Async(handler, label) => {
                 let future = handler(owned(request, &matched));
-                self.end = PassEnd::Handoff(Pending::Async(future, request.response_framing()));
+                let framing = request.response_framing();
+                self.end = PassEnd::Handoff(Pending::Async(future, framing, label));
                 false
             }
-            Found::Stream(handler) => {
+            Found::Stream(handler, label) => {
                 let (writer, shared) = ResponseWriter::new(self.max_output);
                 let future = handler(owned(request, &matched), writer);
                 let framing = request.response_framing();
-                self.end = PassEnd::Handoff(Pending::Stream(future, shared, framing));
+                self.end = PassEnd::Handoff(Pending::Stream(future, shared, framing, label));
                 false
             }
             _ => {
