@@ -108,13 +108,15 @@ pub use crate::{
     blocking::spawn_blocking,
     driver::{DriverChoice, DriverKind, RingConfig, RingFeatures, RingStats},
     error::Error,
+    future::{join, join_all},
     metrics::{ShardStats, stats},
     net::{NetConfig, NetStats, ShardLoadStats, Steering, TcpListener, TcpStream},
     server::{
         Placement, Server, ServerBuilder, ServerHandle, ShardInfo, StartupReport,
         shutdown_requested, shutdown_signal, stop_server,
     },
-    task::{JoinError, JoinHandle, spawn, yield_now},
+    task::{JoinError, JoinHandle, PerShard, spawn, spawn_background, yield_now},
+    time::{interval, sleep, timeout},
 };
 
 /// The README's example compiles as a doc test.

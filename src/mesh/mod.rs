@@ -278,11 +278,13 @@ fn run_contained<R>(f: impl FnOnce() -> R) -> Result<R, MeshError> {
 }
 
 /// This shard's id (0-based).
+#[track_caller]
 pub fn shard_id() -> usize {
     CORE.with_current(|core| core.id)
 }
 
 /// How many shards the server runs.
+#[track_caller]
 pub fn shard_count() -> usize {
     CORE.with_current(|core| core.count)
 }
@@ -330,6 +332,7 @@ where
 }
 
 /// Like [`send_to`], but fails with [`MeshError::Full`] instead of waiting.
+#[track_caller]
 pub fn try_send_to<F>(target: usize, f: F) -> Result<(), MeshError>
 where
     F: FnOnce() + Send + 'static,

@@ -33,7 +33,7 @@ use crate::{
         uring::op::{AcceptMulti, Cancel, Close},
     },
     slab::{Key, Slab},
-    sys::socket::{ListenOptions, local_addr, set_nodelay, tcp_listener},
+    sys::socket::{ListenOptions, local_addr, probe_unlistened, set_nodelay, tcp_listener},
     task::coop,
 };
 
@@ -91,9 +91,30 @@ pub struct TcpListener {
 
 impl TcpListener {
     /// Binds `addr` (SO_REUSEPORT, backlog from the shard's `NetConfig`) and starts accepting.
+    ///
+    /// The shards of one server share the address (each calls `bind`, the kernel spreads
+    /// connections over their sockets). The first shard's bind fails with `AddrInUse`,
+    /// naming the address, when a socket outside this server already listens on it,
+    /// unless [`NetConfig::reuse_port_shared`](super::NetConfig::reuse_port_shared) is on
+    /// (see [`bind_listeners`]).
+    ///
+    /// # Panics
+    /// Off a shard.
+    #[track_caller]
     pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
         let net = NET.current();
-        let fd = tcp_listener(addr, &listen_options(&net.config))?;
+        let _serial = net
+            .steer
+            .bind_lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let fd = if net.steer.listens_on(addr) {
+            tcp_listener(addr, &listen_options(&net.config))?
+        } else {
+            let (mut fds, _) = bind_listeners(addr, 1, &net.config)?;
+            fds.pop()
+                .ok_or_else(|| io::Error::other("no listener was bound"))?
+        };
         Self::from_listening(fd)
     }
 
@@ -176,6 +197,47 @@ impl Drop for TcpListener {
     fn drop(&mut self) {
         close_listener(&self.net, self.token);
     }
+}
+
+/// Binds `count` listening sockets of one `SO_REUSEPORT` group on `addr`, in order (a
+/// group numbers its sockets in the order they join; `cpu` steering needs socket `i` to be
+/// shard `i`'s). With port 0 the first picks the port and the rest join it. The one place
+/// percore binds a server's listening sockets: sockets handed over ready-made (socket
+/// activation, a hot restart) bypass it and go to `TcpListener::from_listening`.
+///
+/// **Exclusive by default.** Unless `config.reuse_port_shared` is on, a socket that
+/// already listens on `addr` (another process, an old instance left running, another
+/// server in this process) makes this fail with `AddrInUse` naming the address, instead of
+/// silently joining its group and taking part of its traffic. The check is a probe socket
+/// bound with `SO_REUSEADDR` and without `SO_REUSEPORT`
+/// ([`probe_unlistened`](crate::sys::socket::probe_unlistened)): Linux refuses that bind
+/// while anything listens on the port, and allows it past `TIME_WAIT` sockets, so a
+/// restart right after a `kill -9` still binds. The probe stays bound until the group
+/// listens. The window that remains is two servers starting in the same microseconds
+/// (both probe before either listens); a server started while another listens always
+/// fails.
+pub(crate) fn bind_listeners(
+    addr: SocketAddr,
+    count: usize,
+    config: &super::NetConfig,
+) -> io::Result<(Vec<OwnedFd>, SocketAddr)> {
+    let probe = if config.reuse_port_shared || addr.port() == 0 {
+        None
+    } else {
+        Some(probe_unlistened(addr)?)
+    };
+    let opts = listen_options(config);
+    let mut bound = addr;
+    let mut fds = Vec::with_capacity(count);
+    for _ in 0..count {
+        let fd = tcp_listener(bound, &opts)?;
+        if bound.port() == 0 {
+            bound = local_addr(fd.as_raw_fd())?;
+        }
+        fds.push(fd);
+    }
+    drop(probe);
+    Ok((fds, bound))
 }
 
 /// Listen options from the shard's network settings.

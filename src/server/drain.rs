@@ -81,6 +81,7 @@ impl Drain {
 }
 
 /// True once the server has begun a graceful stop.
+#[track_caller]
 pub fn shutdown_requested() -> bool {
     STOP.with_current(ShardStop::is_draining)
 }
@@ -113,6 +114,7 @@ pub async fn shutdown_signal() {
 }
 
 /// Asks the whole server to stop gracefully (from inside any shard).
+#[track_caller]
 pub fn stop_server() {
     STOP.with_current(|stop| stop.control.request_stop());
 }

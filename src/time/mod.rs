@@ -81,6 +81,7 @@ pub fn now() -> Instant {
 }
 
 /// Completes after `duration` (rounded up to the next millisecond).
+#[track_caller]
 pub fn sleep(duration: Duration) -> Sleep {
     let timers = TIMERS.current();
     let deadline_ms = timers.clock.deadline_ms_after(duration);
@@ -180,6 +181,7 @@ pub async fn timeout<F: Future>(duration: Duration, future: F) -> Result<F::Outp
 
 /// Ticks every `period`, without drift: each deadline is the previous one plus `period`.
 /// Missed ticks (a stalled shard) are skipped, not bunched.
+#[track_caller]
 pub fn interval(period: Duration) -> Interval {
     assert!(!period.is_zero(), "interval period must be > 0");
     let timers = TIMERS.current();
