@@ -40,7 +40,7 @@ echo "== cargo test on the epoll driver (PERCORE_DRIVER=epoll)"
 PERCORE_DRIVER=epoll cargo test --workspace --tests
 echo "== percore-http with its serde feature (Json responses)"
 cargo clippy -p percore-http --features serde --all-targets -- -D warnings
-cargo test -p percore-http --features serde --lib --test http_router
+cargo test -p percore-http --features serde --lib --test http_router --test example_users
 echo "== compat (hyper, axum, tokio/futures I/O traits): clippy and tests with the features"
 cargo clippy -p percore --features examples --all-targets -- -D warnings
 cargo test -p percore --features examples --lib --test compat_axum --test compat_hyper --test compat_io

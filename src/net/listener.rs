@@ -111,7 +111,8 @@ impl TcpListener {
         let fd = if net.steer.listens_on(addr) {
             tcp_listener(addr, &listen_options(&net.config))?
         } else {
-            let (mut fds, _) = bind_listeners(addr, 1, &net.config)?;
+            // No waiting on a shard: a listener still there is refused at once.
+            let (mut fds, _) = bind_listeners(addr, 1, &net.config, std::time::Duration::ZERO)?;
             fds.pop()
                 .ok_or_else(|| io::Error::other("no listener was bound"))?
         };
@@ -211,20 +212,26 @@ impl Drop for TcpListener {
 /// silently joining its group and taking part of its traffic. The check is a probe socket
 /// bound with `SO_REUSEADDR` and without `SO_REUSEPORT`
 /// ([`probe_unlistened`](crate::sys::socket::probe_unlistened)): Linux refuses that bind
-/// while anything listens on the port, and allows it past `TIME_WAIT` sockets, so a
-/// restart right after a `kill -9` still binds. The probe stays bound until the group
-/// listens. The window that remains is two servers starting in the same microseconds
-/// (both probe before either listens); a server started while another listens always
-/// fails.
+/// while anything listens on the port, and allows it past `TIME_WAIT` sockets. The probe
+/// stays bound until the group listens. The window that remains is two servers starting in
+/// the same microseconds (both probe before either listens); a server started while
+/// another listens always fails.
+///
+/// A process killed a moment ago (`kill -9`, then an immediate restart) leaves its
+/// listeners listening until the kernel has torn down its io_uring instance, which it does
+/// after the process is gone, in the background. So a refused probe is retried every 5 ms
+/// for up to `patience` (the server's start: [`RESTART_PATIENCE`]) before the bind fails;
+/// a live server's listener is still there then, a dead one's is gone.
 pub(crate) fn bind_listeners(
     addr: SocketAddr,
     count: usize,
     config: &super::NetConfig,
+    patience: std::time::Duration,
 ) -> io::Result<(Vec<OwnedFd>, SocketAddr)> {
     let probe = if config.reuse_port_shared || addr.port() == 0 {
         None
     } else {
-        Some(probe_unlistened(addr)?)
+        Some(probe_with_patience(addr, patience)?)
     };
     let opts = listen_options(config);
     let mut bound = addr;
@@ -238,6 +245,33 @@ pub(crate) fn bind_listeners(
     }
     drop(probe);
     Ok((fds, bound))
+}
+
+/// How long a server's start waits for a listener on its address to go away (see
+/// [`bind_listeners`]).
+pub(crate) const RESTART_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
+
+fn probe_with_patience(addr: SocketAddr, patience: std::time::Duration) -> io::Result<OwnedFd> {
+    let started = Instant::now();
+    loop {
+        match probe_unlistened(addr) {
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse && started.elapsed() < patience => {
+                // Polled: the kernel gives no event for "a dead process's ring was freed".
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(e) => return Err(e),
+            Ok(probe) => {
+                if started.elapsed() > std::time::Duration::from_millis(5) {
+                    tracing::info!(
+                        %addr,
+                        waited = ?started.elapsed(),
+                        "a listener on the address went away (a process that just ended)"
+                    );
+                }
+                return Ok(probe);
+            }
+        }
+    }
 }
 
 /// Listen options from the shard's network settings.

@@ -308,7 +308,9 @@ impl ServerBuilder {
     /// accepted connection, steering connections as [`steering`](Self::steering) says.
     /// Returns once every shard is listening. Port 0 picks one free port for all shards;
     /// [`ServerHandle::listen_addr`] tells which. A port another socket already listens on
-    /// is refused (see [`reuse_port_shared`](Self::reuse_port_shared)).
+    /// is refused (see [`reuse_port_shared`](Self::reuse_port_shared)), after waiting up to
+    /// 2 s for it to go away: the listener of a process killed a moment ago lives on until
+    /// the kernel has freed that process's io_uring.
     ///
     /// Per-shard state and tasks: [`on_shard_start`](Self::on_shard_start). On a graceful
     /// stop, the listeners close, background tasks are cancelled, `shutdown_signal`
@@ -323,8 +325,13 @@ impl ServerBuilder {
         Fut: Future<Output = ()> + 'static,
     {
         let cpus = super::placement::resolve(&self.placement)?;
-        let (fds, addr) = crate::net::listener::bind_listeners(addr, cpus.len(), &self.net)
-            .map_err(|source| Error::Bind { addr, source })?;
+        let (fds, addr) = crate::net::listener::bind_listeners(
+            addr,
+            cpus.len(),
+            &self.net,
+            crate::net::listener::RESTART_PATIENCE,
+        )
+        .map_err(|source| Error::Bind { addr, source })?;
         if self.steering == Steering::Cpu {
             let program = cpu_program(&cpus);
             if let Err(e) = sys::steer::attach_reuseport_cbpf(fds[0].as_raw_fd(), &program) {
