@@ -485,3 +485,94 @@ fn read_line_reads_lines_across_reads_and_refuses_one_over_its_limit() {
     );
     stop(server);
 }
+
+/// What one shard logs: a `tracing` subscriber set as the shard thread's default by the
+/// init hook (the thread's, so the other tests' servers do not write into it).
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        lock(&self.0).extend_from_slice(data);
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
+    type Writer = Capture;
+    fn make_writer(&'a self) -> Capture {
+        self.clone()
+    }
+}
+
+static LOG: PerShard<tracing::subscriber::DefaultGuard> = PerShard::new();
+
+/// Runs a one-shard server whose drain times out, with one client connection whose
+/// handler ignores the stop: it holds the connection (`hold`), or leaves a plain task that
+/// loops and closes the connection. Returns the shard's log.
+fn drain_log(hold: bool) -> String {
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let server = Server::builder()
+        .shards(1)
+        .drain_timeout(Duration::from_millis(200))
+        .on_shard_start(move |_| {
+            let subscriber = tracing_subscriber::fmt()
+                .with_ansi(false)
+                .with_writer(writer.clone())
+                .finish();
+            LOG.set(tracing::subscriber::set_default(subscriber));
+            Ok(())
+        })
+        .serve(local0(), move |stream: TcpStream| async move {
+            let forever = async {
+                loop {
+                    percore::sleep(Duration::from_millis(10)).await;
+                }
+            };
+            if hold {
+                forever.await;
+                drop(stream);
+            } else {
+                drop(spawn(forever));
+            }
+        })
+        .unwrap();
+    let client = StdStream::connect(server.listen_addr().unwrap()).unwrap();
+    // The handler's task (or the task it left) is alive, and the connection is open or not.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let stats = &server.shard_stats(WAIT)[0];
+        if stats.net.accepted == 1 && stats.net.open == usize::from(hold) && stats.tasks >= 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{stats:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    server.stop();
+    assert!(matches!(shards::join_within(server, WAIT), Some(Ok(()))));
+    drop(client);
+    String::from_utf8(lock(&capture.0).clone()).unwrap()
+}
+
+#[test]
+fn the_drain_log_tells_connections_from_tasks() {
+    let with_connection = drain_log(true);
+    assert!(
+        with_connection.contains("closing the remaining connections")
+            && with_connection.contains("connections=1"),
+        "{with_connection}"
+    );
+    let without = drain_log(false);
+    assert!(
+        without.contains("no connection is left") && without.contains("tasks="),
+        "{without}"
+    );
+    assert!(
+        !without.contains("closing the remaining connections"),
+        "{without}"
+    );
+}
