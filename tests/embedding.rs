@@ -154,6 +154,12 @@ fn shard_only_functions_panic_at_the_callers_line() {
         }),
         Box::new(|| drop(metrics::gauge("x", "x", &[]))),
         Box::new(|| drop(percore::TcpListener::bind(local0()))),
+        // Those returning a future check at the call.
+        Box::new(|| drop(percore::shutdown_signal())),
+        Box::new(|| drop(percore::mesh::submit_to(0, || ()))),
+        Box::new(|| drop(percore::mesh::send_to(0, || ()))),
+        Box::new(|| drop(TcpStream::connect(local0()))),
+        Box::new(|| drop(percore::timeout(Duration::from_millis(1), async {}))),
     ];
     let mut files = Vec::new();
     for call in &calls {

@@ -4,7 +4,7 @@
 
 use std::{
     cell::{Cell, RefCell},
-    future::poll_fn,
+    future::{Future, poll_fn},
     rc::Rc,
     sync::Arc,
     task::{Poll, Waker},
@@ -88,7 +88,11 @@ pub fn shutdown_requested() -> bool {
 
 /// Completes when the server begins a graceful stop; long-lived connection handlers select
 /// on it to finish their current work and close.
-pub async fn shutdown_signal() {
+///
+/// # Panics
+/// Off a shard (at the call, naming the caller's line).
+#[track_caller]
+pub fn shutdown_signal() -> impl Future<Output = ()> + 'static {
     /// Unregisters the waiter however the future ends.
     struct Waiter {
         stop: Rc<ShardStop>,
@@ -103,14 +107,16 @@ pub async fn shutdown_signal() {
         stop: STOP.current(),
         key: None,
     };
-    poll_fn(|cx| {
-        if waiter.stop.is_draining() {
-            return Poll::Ready(());
-        }
-        waiter.stop.drain.register(&mut waiter.key, cx.waker());
-        Poll::Pending
-    })
-    .await
+    async move {
+        poll_fn(|cx| {
+            if waiter.stop.is_draining() {
+                return Poll::Ready(());
+            }
+            waiter.stop.drain.register(&mut waiter.key, cx.waker());
+            Poll::Pending
+        })
+        .await
+    }
 }
 
 /// Asks the whole server to stop gracefully (from inside any shard).

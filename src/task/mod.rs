@@ -82,6 +82,14 @@ pub async fn yield_now() {
     .await
 }
 
+/// Panics, naming the caller's line, when this thread runs no shard: the eager check of
+/// the shard-only functions that return a future (an `async fn` cannot carry
+/// `#[track_caller]`).
+#[track_caller]
+pub(crate) fn expect_shard() {
+    CORE.with_current(|_| ());
+}
+
 /// The id of the shard this thread runs, if any.
 pub(crate) fn current_shard_id() -> Option<usize> {
     CORE.with(|core| core.id)
