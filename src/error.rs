@@ -51,7 +51,7 @@ impl fmt::Display for Error {
                 if source.kind() == io::ErrorKind::AddrInUse {
                     write!(
                         f,
-                        "cannot listen on {addr}: the address is already in use (another process is listening on it; stop it or choose another --listen address)"
+                        "cannot listen on {addr}: the address is already in use (another socket is listening on it; stop it, choose another --listen address, or share it on purpose with --reuse-port-shared / ServerBuilder::reuse_port_shared)"
                     )
                 } else if source.kind() == io::ErrorKind::PermissionDenied {
                     write!(
@@ -63,7 +63,19 @@ impl fmt::Display for Error {
                 }
             }
             Error::Shard { shard, source } => write!(f, "shard {shard} failed: {source}"),
+            Error::Io { context, source } if context.is_empty() => write!(f, "{source}"),
             Error::Io { context, source } => write!(f, "{context}: {source}"),
+        }
+    }
+}
+
+/// An application's I/O error in a setup function or init hook (`?` on an `io::Result`):
+/// an [`Error::Io`] with no context.
+impl From<io::Error> for Error {
+    fn from(source: io::Error) -> Self {
+        Error::Io {
+            context: String::new(),
+            source,
         }
     }
 }
@@ -76,5 +88,22 @@ impl std::error::Error for Error {
             }
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Error;
+
+    #[test]
+    fn io_errors_convert_with_question_mark() {
+        fn setup() -> Result<(), Error> {
+            std::fs::read("/nonexistent/percore-test")?;
+            Ok(())
+        }
+        let err = setup().unwrap_err();
+        assert!(matches!(err, Error::Io { .. }), "{err:?}");
+        assert_eq!(err.exit_code(), 1);
+        assert!(err.to_string().contains("No such file"), "{err}");
     }
 }

@@ -58,13 +58,29 @@
 //! net         listeners, connections, streams, steering
 //! time  mesh  blocking
 //!             timers; cross-shard messages; the blocking pool
-//! task        executor: tasks, wakers, run queue, budget, the loop's engine, ShardLocal
+//! task        executor: tasks, wakers, run queue, budget, the loop's engine, PerShard
 //! driver      the I/O boundary: typed ops, completions, buffers, wake (io_uring today)
 //! sys         syscall wrappers     (error, future, histogram, slab: leaves any layer uses)
 //! ```
 //!
 //! Each layer keeps its per-shard state to itself and finds it through one accessor,
-//! `task::local::ShardLocal`; handles made on a shard carry the state they use.
+//! `task::local::ShardLocal` (internal); handles made on a shard carry the state they use.
+//!
+//! ## Per-shard state, setup and stopping (for applications)
+//!
+//! - An application's per-shard state lives in a [`PerShard`] static (not `Send`, no lock);
+//!   the closure given to `serve`/`start` is shared by every shard thread, which is why an
+//!   `Rc` captured in it "cannot be sent between threads safely".
+//! - [`ServerBuilder::on_shard_start`] runs once on every shard before it serves: build
+//!   state, register metrics ([`metrics::gauge`], [`metrics::histogram`], ...), spawn
+//!   periodic tasks.
+//! - A graceful stop closes the listeners, **cancels background tasks** (spawned by the
+//!   init hook or with [`spawn_background`], and their children), completes
+//!   [`shutdown_signal`], and waits for every other task until the drain timeout; then it
+//!   closes the remaining connections and cancels the remaining tasks, logging how many of
+//!   each.
+//! - percore logs through `tracing`: install a subscriber (`tracing_subscriber::fmt::init()`)
+//!   to see the logs.
 //!
 //! ## io_uring use
 //!
@@ -108,13 +124,15 @@ pub use crate::{
     blocking::spawn_blocking,
     driver::{DriverChoice, DriverKind, RingConfig, RingFeatures, RingStats},
     error::Error,
+    future::{join, join_all},
     metrics::{ShardStats, stats},
     net::{NetConfig, NetStats, ShardLoadStats, Steering, TcpListener, TcpStream},
     server::{
         Placement, Server, ServerBuilder, ServerHandle, ShardInfo, StartupReport,
         shutdown_requested, shutdown_signal, stop_server,
     },
-    task::{JoinError, JoinHandle, spawn, yield_now},
+    task::{JoinError, JoinHandle, PerShard, spawn, spawn_background, yield_now},
+    time::{interval, sleep, timeout},
 };
 
 /// The README's example compiles as a doc test.

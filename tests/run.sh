@@ -40,7 +40,7 @@ echo "== cargo test on the epoll driver (PERCORE_DRIVER=epoll)"
 PERCORE_DRIVER=epoll cargo test --workspace --tests
 echo "== percore-http with its serde feature (Json responses)"
 cargo clippy -p percore-http --features serde --all-targets -- -D warnings
-cargo test -p percore-http --features serde --lib --test http_router
+cargo test -p percore-http --features serde --lib --test http_router --test example_users
 # compat (hyper, axum, tokio/futures I/O traits): its examples and tests are part of the
 # workspace passes above, on both drivers (percore's self dev-dependency turns on the
 # `examples` feature for tests and examples). The library alone with only `hyper` must build:

@@ -66,6 +66,7 @@ pub(crate) static POOL: ShardLocal<BlockingPool> = ShardLocal::new(&CURRENT);
 
 /// Runs `f` on the blocking pool and resumes this task on its shard with the result; the
 /// way to run CPU-heavy or blocking code without stalling the shard.
+#[track_caller]
 pub fn spawn_blocking<F, R>(f: F) -> Blocking<R>
 where
     F: FnOnce() -> R + Send + 'static,

@@ -177,6 +177,7 @@ impl<Req: Send + 'static, Resp: Send + 'static> CallBatcher<Req, Resp> {
     ///
     /// # Panics
     /// When called from a thread that runs no shard.
+    #[track_caller]
     pub fn new(handler: impl Fn(Vec<Req>) -> Vec<Resp> + Send + Sync + 'static) -> Self {
         let shards = CORE.current().count;
         CallBatcher {
@@ -197,6 +198,7 @@ impl<Req: Send + 'static, Resp: Send + 'static> CallBatcher<Req, Resp> {
     /// Calls shard `target` with `request`. On the current shard the handler runs at once,
     /// alone, with no trip through the mesh; otherwise the request joins this iteration's
     /// batch for `target`, sent when the iteration's ready tasks have all run.
+    #[track_caller]
     pub fn call(&self, target: usize, request: Req) -> BatchedCall<Resp> {
         let slot = Slot::new();
         let call = BatchedCall { slot: slot.clone() };

@@ -278,11 +278,13 @@ fn run_contained<R>(f: impl FnOnce() -> R) -> Result<R, MeshError> {
 }
 
 /// This shard's id (0-based).
+#[track_caller]
 pub fn shard_id() -> usize {
     CORE.with_current(|core| core.id)
 }
 
 /// How many shards the server runs.
+#[track_caller]
 pub fn shard_count() -> usize {
     CORE.with_current(|core| core.count)
 }
@@ -322,14 +324,20 @@ fn count_sent() {
 
 /// Runs `f` on shard `target` (in its mesh phase) without waiting for a result. Waits while
 /// the target's inbox is full.
-pub async fn send_to<F>(target: usize, f: F) -> Result<(), MeshError>
+///
+/// # Panics
+/// Off a shard (at the call, naming the caller's line).
+#[track_caller]
+pub fn send_to<F>(target: usize, f: F) -> impl Future<Output = Result<(), MeshError>>
 where
     F: FnOnce() + Send + 'static,
 {
-    deliver(target, Box::new(f)).await
+    task::expect_shard();
+    async move { deliver(target, Box::new(f)).await }
 }
 
 /// Like [`send_to`], but fails with [`MeshError::Full`] instead of waiting.
+#[track_caller]
 pub fn try_send_to<F>(target: usize, f: F) -> Result<(), MeshError>
 where
     F: FnOnce() + Send + 'static,
@@ -350,7 +358,20 @@ where
 
 /// Runs `f` on shard `target` and returns its result. On the current shard, `f` runs at
 /// once with no trip through the mesh.
-pub async fn submit_to<F, R>(target: usize, f: F) -> Result<R, MeshError>
+///
+/// # Panics
+/// Off a shard (at the call, naming the caller's line).
+#[track_caller]
+pub fn submit_to<F, R>(target: usize, f: F) -> impl Future<Output = Result<R, MeshError>>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    task::expect_shard();
+    submit_to_inner(target, f)
+}
+
+async fn submit_to_inner<F, R>(target: usize, f: F) -> Result<R, MeshError>
 where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
@@ -372,7 +393,21 @@ where
 
 /// Runs the future made by `f` as a task on shard `target` and returns its output; for
 /// handlers that need I/O or timers on the target.
-pub async fn submit_to_async<F, Fut, R>(target: usize, f: F) -> Result<R, MeshError>
+///
+/// # Panics
+/// Off a shard (at the call, naming the caller's line).
+#[track_caller]
+pub fn submit_to_async<F, Fut, R>(target: usize, f: F) -> impl Future<Output = Result<R, MeshError>>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = R> + 'static,
+    R: Send + 'static,
+{
+    task::expect_shard();
+    submit_to_async_inner(target, f)
+}
+
+async fn submit_to_async_inner<F, Fut, R>(target: usize, f: F) -> Result<R, MeshError>
 where
     F: FnOnce() -> Fut + Send + 'static,
     Fut: Future<Output = R> + 'static,
@@ -401,7 +436,19 @@ where
 }
 
 /// Runs `f` on every shard (this one included, at once) and waits until each has run it.
-pub async fn broadcast<F>(f: F) -> Result<(), MeshError>
+///
+/// # Panics
+/// Off a shard (at the call, naming the caller's line).
+#[track_caller]
+pub fn broadcast<F>(f: F) -> impl Future<Output = Result<(), MeshError>>
+where
+    F: Fn() + Send + Sync + 'static,
+{
+    task::expect_shard();
+    broadcast_inner(f)
+}
+
+async fn broadcast_inner<F>(f: F) -> Result<(), MeshError>
 where
     F: Fn() + Send + Sync + 'static,
 {

@@ -43,6 +43,7 @@ impl ShardHealth {
 ///
 /// # Panics
 /// When called from a thread that runs no shard.
+#[track_caller]
 pub fn health() -> Vec<ShardHealth> {
     health_of(MESH.current().shared.remotes())
 }
@@ -52,6 +53,7 @@ pub fn health() -> Vec<ShardHealth> {
 ///
 /// # Panics
 /// When called from a thread that runs no shard.
+#[track_caller]
 pub fn health_check() -> (u16, String) {
     check_of(MESH.current().shared.remotes())
 }

@@ -10,7 +10,10 @@ pub mod prometheus;
 
 pub(crate) use self::{admin::spawn_admin, counters::REGISTRY};
 pub use self::{
-    counters::{Counter, ServiceSample, counter},
+    counters::{
+        Counter, DEFAULT_BUCKETS, Gauge, GaugeSample, HistogramSample, ServiceHistogram,
+        ServiceSample, counter, gauge, histogram,
+    },
     health::{ShardHealth, health, health_check},
 };
 pub use crate::{histogram::Histogram, task::LoopStats};
@@ -61,12 +64,17 @@ pub struct ShardStats {
     pub blocking: BlockingStats,
     /// Counters registered by services on this shard.
     pub service: Vec<ServiceSample>,
+    /// Gauges registered by services on this shard.
+    pub service_gauges: Vec<GaugeSample>,
+    /// Histograms registered by services on this shard.
+    pub service_histograms: Vec<HistogramSample>,
 }
 
 /// The counters of the current shard.
 ///
 /// # Panics
 /// When called from a thread that runs no shard.
+#[track_caller]
 pub fn stats() -> ShardStats {
     let core = CORE.current();
     let net = NET.current();
@@ -94,5 +102,7 @@ pub fn stats() -> ShardStats {
             .unwrap_or_default(),
         blocking: POOL.current().stats(),
         service: REGISTRY.current().borrow().snapshot(),
+        service_gauges: REGISTRY.current().borrow().gauges(),
+        service_histograms: REGISTRY.current().borrow().histograms(),
     }
 }

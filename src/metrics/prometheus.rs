@@ -414,6 +414,67 @@ pub fn render(shards: &[ShardStats], missing: &[usize], out: &mut String) {
     }
     imbalance(shards, out);
     service_counters(shards, out);
+    service_gauges(shards, out);
+    service_histograms(shards, out);
+}
+
+/// `labels` then `shard="N"`, comma-separated.
+fn with_shard(labels: &str, shard: usize) -> String {
+    let sep = if labels.is_empty() { "" } else { "," };
+    format!("{labels}{sep}shard=\"{shard}\"")
+}
+
+/// Services' gauges, grouped by name.
+fn service_gauges(shards: &[ShardStats], out: &mut String) {
+    let mut names: Vec<(&str, &str)> = Vec::new();
+    for sample in shards.iter().flat_map(|s| &s.service_gauges) {
+        if !names.iter().any(|(n, _)| *n == sample.name) {
+            names.push((sample.name, sample.help));
+        }
+    }
+    for (name, help) in names {
+        family_header(out, name, "gauge", help);
+        for s in shards {
+            for sample in s.service_gauges.iter().filter(|x| x.name == name) {
+                let labels = with_shard(&sample.labels, s.shard);
+                let _ = writeln!(out, "{name}{{{labels}}} {}", sample.value);
+            }
+        }
+    }
+}
+
+/// Services' histograms, grouped by name: cumulative `_bucket`s, `_sum`, `_count`.
+fn service_histograms(shards: &[ShardStats], out: &mut String) {
+    let mut names: Vec<(&str, &str)> = Vec::new();
+    for sample in shards.iter().flat_map(|s| &s.service_histograms) {
+        if !names.iter().any(|(n, _)| *n == sample.name) {
+            names.push((sample.name, sample.help));
+        }
+    }
+    for (name, help) in names {
+        family_header(out, name, "histogram", help);
+        for s in shards {
+            for sample in s.service_histograms.iter().filter(|x| x.name == name) {
+                let labels = with_shard(&sample.labels, s.shard);
+                let mut running = 0;
+                for (i, count) in sample.counts.iter().enumerate() {
+                    running += count;
+                    match sample.bounds.get(i) {
+                        Some(bound) => {
+                            let _ =
+                                writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {running}");
+                        }
+                        None => {
+                            let _ =
+                                writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {running}");
+                        }
+                    }
+                }
+                let _ = writeln!(out, "{name}_sum{{{labels}}} {}", sample.sum);
+                let _ = writeln!(out, "{name}_count{{{labels}}} {}", sample.count);
+            }
+        }
+    }
 }
 
 /// Max / mean of the connections accepted per shard (1.0: perfectly even).
@@ -525,6 +586,21 @@ mod tests {
             value: 9,
         });
         a.ring.enters = 7;
+        a.service_gauges.push(crate::metrics::GaugeSample {
+            name: "app_items",
+            help: "Items held.",
+            labels: String::new(),
+            value: -3,
+        });
+        a.service_histograms.push(crate::metrics::HistogramSample {
+            name: "app_latency_seconds",
+            help: "Latency.",
+            labels: "route=\"/a\"".into(),
+            bounds: vec![0.1, 1.0],
+            counts: vec![2, 0, 1],
+            sum: 2.25,
+            count: 3,
+        });
         let mut b = ShardStats {
             shard: 1,
             driver: crate::DriverKind::Epoll,
@@ -533,6 +609,21 @@ mod tests {
         b.ring.enters = 4;
         let mut out = String::new();
         render(&[a, b], &[2], &mut out);
+        assert_eq!(out.matches("# TYPE app_items gauge").count(), 1, "{out}");
+        assert!(out.contains("app_items{shard=\"0\"} -3\n"), "{out}");
+        assert_eq!(
+            out.matches("# TYPE app_latency_seconds histogram").count(),
+            1
+        );
+        for line in [
+            "app_latency_seconds_bucket{route=\"/a\",shard=\"0\",le=\"0.1\"} 2\n",
+            "app_latency_seconds_bucket{route=\"/a\",shard=\"0\",le=\"1\"} 2\n",
+            "app_latency_seconds_bucket{route=\"/a\",shard=\"0\",le=\"+Inf\"} 3\n",
+            "app_latency_seconds_sum{route=\"/a\",shard=\"0\"} 2.25\n",
+            "app_latency_seconds_count{route=\"/a\",shard=\"0\"} 3\n",
+        ] {
+            assert!(out.contains(line), "{line} in {out}");
+        }
         assert!(out.contains("percore_connections_accepted_total{shard=\"0\"} 5\n"));
         assert!(out.contains("percore_connections_accepted_total{shard=\"1\"} 0\n"));
         assert!(out.contains("percore_shard_up{shard=\"2\"} 0\n"));

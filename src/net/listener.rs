@@ -33,7 +33,7 @@ use crate::{
         uring::op::{AcceptMulti, Cancel, Close},
     },
     slab::{Key, Slab},
-    sys::socket::{ListenOptions, local_addr, set_nodelay, tcp_listener},
+    sys::socket::{ListenOptions, local_addr, probe_unlistened, set_nodelay, tcp_listener},
     task::coop,
 };
 
@@ -91,9 +91,31 @@ pub struct TcpListener {
 
 impl TcpListener {
     /// Binds `addr` (SO_REUSEPORT, backlog from the shard's `NetConfig`) and starts accepting.
+    ///
+    /// The shards of one server share the address (each calls `bind`, the kernel spreads
+    /// connections over their sockets). The first shard's bind fails with `AddrInUse`,
+    /// naming the address, when a socket outside this server already listens on it,
+    /// unless [`NetConfig::reuse_port_shared`](super::NetConfig::reuse_port_shared) is on
+    /// (see [`bind_listeners`]).
+    ///
+    /// # Panics
+    /// Off a shard.
+    #[track_caller]
     pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
         let net = NET.current();
-        let fd = tcp_listener(addr, &listen_options(&net.config))?;
+        let _serial = net
+            .steer
+            .bind_lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let fd = if net.steer.listens_on(addr) {
+            tcp_listener(addr, &listen_options(&net.config))?
+        } else {
+            // No waiting on a shard: a listener still there is refused at once.
+            let (mut fds, _) = bind_listeners(addr, 1, &net.config, std::time::Duration::ZERO)?;
+            fds.pop()
+                .ok_or_else(|| io::Error::other("no listener was bound"))?
+        };
         Self::from_listening(fd)
     }
 
@@ -175,6 +197,80 @@ impl TcpListener {
 impl Drop for TcpListener {
     fn drop(&mut self) {
         close_listener(&self.net, self.token);
+    }
+}
+
+/// Binds `count` listening sockets of one `SO_REUSEPORT` group on `addr`, in order (a
+/// group numbers its sockets in the order they join; `cpu` steering needs socket `i` to be
+/// shard `i`'s). With port 0 the first picks the port and the rest join it. The one place
+/// percore binds a server's listening sockets: sockets handed over ready-made (socket
+/// activation, a hot restart) bypass it and go to `TcpListener::from_listening`.
+///
+/// **Exclusive by default.** Unless `config.reuse_port_shared` is on, a socket that
+/// already listens on `addr` (another process, an old instance left running, another
+/// server in this process) makes this fail with `AddrInUse` naming the address, instead of
+/// silently joining its group and taking part of its traffic. The check is a probe socket
+/// bound with `SO_REUSEADDR` and without `SO_REUSEPORT`
+/// ([`probe_unlistened`](crate::sys::socket::probe_unlistened)): Linux refuses that bind
+/// while anything listens on the port, and allows it past `TIME_WAIT` sockets. The probe
+/// stays bound until the group listens. The window that remains is two servers starting in
+/// the same microseconds (both probe before either listens); a server started while
+/// another listens always fails.
+///
+/// A process killed a moment ago (`kill -9`, then an immediate restart) leaves its
+/// listeners listening until the kernel has torn down its io_uring instance, which it does
+/// after the process is gone, in the background. So a refused probe is retried every 5 ms
+/// for up to `patience` (the server's start: [`RESTART_PATIENCE`]) before the bind fails;
+/// a live server's listener is still there then, a dead one's is gone.
+pub(crate) fn bind_listeners(
+    addr: SocketAddr,
+    count: usize,
+    config: &super::NetConfig,
+    patience: std::time::Duration,
+) -> io::Result<(Vec<OwnedFd>, SocketAddr)> {
+    let probe = if config.reuse_port_shared || addr.port() == 0 {
+        None
+    } else {
+        Some(probe_with_patience(addr, patience)?)
+    };
+    let opts = listen_options(config);
+    let mut bound = addr;
+    let mut fds = Vec::with_capacity(count);
+    for _ in 0..count {
+        let fd = tcp_listener(bound, &opts)?;
+        if bound.port() == 0 {
+            bound = local_addr(fd.as_raw_fd())?;
+        }
+        fds.push(fd);
+    }
+    drop(probe);
+    Ok((fds, bound))
+}
+
+/// How long a server's start waits for a listener on its address to go away (see
+/// [`bind_listeners`]).
+pub(crate) const RESTART_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
+
+fn probe_with_patience(addr: SocketAddr, patience: std::time::Duration) -> io::Result<OwnedFd> {
+    let started = Instant::now();
+    loop {
+        match probe_unlistened(addr) {
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse && started.elapsed() < patience => {
+                // Polled: the kernel gives no event for "a dead process's ring was freed".
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(e) => return Err(e),
+            Ok(probe) => {
+                if started.elapsed() > std::time::Duration::from_millis(5) {
+                    tracing::info!(
+                        %addr,
+                        waited = ?started.elapsed(),
+                        "a listener on the address went away (a process that just ended)"
+                    );
+                }
+                return Ok(probe);
+            }
+        }
     }
 }
 

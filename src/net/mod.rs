@@ -51,6 +51,11 @@ pub struct NetConfig {
     pub listen_backlog: i32,
     /// TCP_NODELAY on accepted and connected sockets. Default true.
     pub nodelay: bool,
+    /// Join a port another socket already listens on (`SO_REUSEPORT` sharing with another
+    /// process or server, which then takes part of the connections). Default false: binding
+    /// such a port fails with `EADDRINUSE` naming the address. The shards of one server
+    /// share their port either way.
+    pub reuse_port_shared: bool,
 }
 
 impl Default for NetConfig {
@@ -62,6 +67,7 @@ impl Default for NetConfig {
             accept_queue_max: 1024,
             listen_backlog: 4096,
             nodelay: true,
+            reuse_port_shared: false,
         }
     }
 }

@@ -170,6 +170,9 @@ pub(crate) struct SteerShared {
     pub(crate) mode: Steering,
     loads: Vec<ShardLoad>,
     listeners: Mutex<(u64, Vec<Registered>)>,
+    /// Held while a shard binds a listener (`TcpListener::bind`), so "does this server
+    /// listen on the address yet" and the bind are one step.
+    pub(crate) bind_lock: Mutex<()>,
 }
 
 /// A stalled shard's listener and where its connections should go.
@@ -185,6 +188,7 @@ impl SteerShared {
             mode,
             loads: (0..shards).map(|_| ShardLoad::default()).collect(),
             listeners: Mutex::new((0, Vec::new())),
+            bind_lock: Mutex::new(()),
         }
     }
 
@@ -232,6 +236,11 @@ impl SteerShared {
 
     pub(crate) fn unregister(&self, id: u64) {
         lock(&self.listeners).1.retain(|r| r.id != id);
+    }
+
+    /// Whether a shard of this server listens on `addr`.
+    pub(crate) fn listens_on(&self, addr: SocketAddr) -> bool {
+        lock(&self.listeners).1.iter().any(|r| r.addr == addr)
     }
 
     /// Whether `shard` has a listener on `addr` (so it can take a connection for it).

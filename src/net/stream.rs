@@ -74,6 +74,89 @@ impl TcpStream {
         Ok(read.unwrap_or(0))
     }
 
+    /// Reads until `delim` (included) or the end of the stream, appending to `buf`; returns
+    /// how many bytes were appended (0 at the end of the stream). A line of more than `limit`
+    /// bytes (delimiter included) fails with `InvalidData` after `limit` bytes were appended
+    /// and consumed: the rest of the line stays unread, so close the connection (or skip to
+    /// the next delimiter) after telling the peer. The bound keeps a peer that never sends
+    /// `delim` from growing `buf` without end.
+    pub async fn read_until(
+        &mut self,
+        delim: u8,
+        buf: &mut Vec<u8>,
+        limit: usize,
+    ) -> io::Result<usize> {
+        enum Step {
+            Done,
+            More,
+            TooLong,
+        }
+        if limit == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "read_until needs a limit of at least 1 byte",
+            ));
+        }
+        let mut appended = 0usize;
+        loop {
+            let step = self
+                .read_with(|data| {
+                    let room = limit - appended;
+                    let found = data.iter().position(|b| *b == delim);
+                    match found {
+                        Some(i) if i < room => {
+                            buf.extend_from_slice(&data[..=i]);
+                            appended += i + 1;
+                            (i + 1, Step::Done)
+                        }
+                        _ if data.len() >= room => {
+                            buf.extend_from_slice(&data[..room]);
+                            appended += room;
+                            (room, Step::TooLong)
+                        }
+                        _ => {
+                            buf.extend_from_slice(data);
+                            appended += data.len();
+                            (data.len(), Step::More)
+                        }
+                    }
+                })
+                .await?;
+            match step {
+                Some(Step::Done) => return Ok(appended),
+                Some(Step::More) => continue,
+                Some(Step::TooLong) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("line longer than {limit} bytes"),
+                    ));
+                }
+                // The end of the stream: what was appended is the last, unterminated line
+                // (any unconsumed bytes were appended by the steps before).
+                None => return Ok(appended),
+            }
+        }
+    }
+
+    /// Reads one line (up to `\n`, included) into `line`, appending; returns how many bytes
+    /// were read (0 at the end of the stream). At most `limit` bytes: a longer line fails
+    /// with `InvalidData`, as does a line that is not UTF-8 (see
+    /// [`read_until`](Self::read_until)).
+    pub async fn read_line(&mut self, line: &mut String, limit: usize) -> io::Result<usize> {
+        let mut bytes = Vec::new();
+        let n = self.read_until(b'\n', &mut bytes, limit).await?;
+        match String::from_utf8(bytes) {
+            Ok(text) => {
+                line.push_str(&text);
+                Ok(n)
+            }
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "line is not valid UTF-8",
+            )),
+        }
+    }
+
     /// Waits for input and lends all buffered bytes, as one contiguous slice, to `f`, which
     /// returns how many it consumed and a value. Consuming 0 means "not enough yet": the call
     /// then waits for more bytes and calls `f` again. Returns `Ok(None)` at end of stream,

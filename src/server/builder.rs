@@ -35,6 +35,23 @@ pub struct ShardInfo {
     pub cpu: Option<usize>,
 }
 
+/// The per-shard init hook (see [`ServerBuilder::on_shard_start`]).
+pub(crate) type InitFn = dyn Fn(ShardInfo) -> Result<(), Error> + Send + Sync;
+
+/// The init hook, if any (a newtype so the builder stays `Clone + Debug`).
+#[derive(Clone, Default)]
+pub(crate) struct InitHook(pub(crate) Option<Arc<InitFn>>);
+
+impl std::fmt::Debug for InitHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Some(<init hook>)"
+        } else {
+            "None"
+        })
+    }
+}
+
 /// Settings of a server. Every field has a documented default.
 #[derive(Clone, Debug)]
 pub struct ServerBuilder {
@@ -57,6 +74,7 @@ pub struct ServerBuilder {
     pub(crate) abort_after: Option<Duration>,
     /// Fallbacks found before the shards start (a refused cBPF program), for the report.
     pub(crate) early_fallbacks: Vec<String>,
+    pub(crate) on_shard_start: InitHook,
 }
 
 impl Default for ServerBuilder {
@@ -79,6 +97,7 @@ impl Default for ServerBuilder {
             mesh_timeout: Duration::from_secs(5),
             abort_after: None,
             early_fallbacks: Vec::new(),
+            on_shard_start: InitHook::default(),
         }
     }
 }
@@ -230,6 +249,34 @@ impl ServerBuilder {
             .min(self.stall_threshold)
     }
 
+    /// The per-shard init hook: runs exactly once on every shard, on the shard's thread,
+    /// before the shard serves anything (before `serve`'s listener accepts, before
+    /// `start`'s setup). It may build the shard's state ([`PerShard`](crate::PerShard)),
+    /// register metrics, and spawn tasks: what it spawns (and what those tasks spawn) are
+    /// the shard's **background tasks**, cancelled when the graceful stop begins (see
+    /// [`spawn_background`](crate::task::spawn_background)). An error stops the start and
+    /// is returned by `serve`/`start`. Works with every steering mode, with
+    /// [`serve`](Self::serve) (port 0 and `listen_addr()` included), with
+    /// [`start`](Self::start), and with services built on them (`percore_http::service::serve`).
+    /// Default: none.
+    pub fn on_shard_start<F>(mut self, init: F) -> Self
+    where
+        F: Fn(ShardInfo) -> Result<(), Error> + Send + Sync + 'static,
+    {
+        self.on_shard_start = InitHook(Some(Arc::new(init)));
+        self
+    }
+
+    /// Join a port that a socket outside this server already listens on (`SO_REUSEPORT`
+    /// sharing: both then take part of the connections). Default off: binding such a port
+    /// fails with [`Error::Bind`] (`AddrInUse`) naming the address. The shards of one
+    /// server share their port either way. Same as
+    /// [`NetConfig::reuse_port_shared`](crate::NetConfig::reuse_port_shared).
+    pub fn reuse_port_shared(mut self, on: bool) -> Self {
+        self.net.reuse_port_shared = on;
+        self
+    }
+
     /// Print the startup report to stderr. Default off.
     pub fn print_report(mut self, on: bool) -> Self {
         self.print_report = on;
@@ -260,7 +307,14 @@ impl ServerBuilder {
     /// Listens on `addr` on every shard (SO_REUSEPORT) and runs `handler` as a task for each
     /// accepted connection, steering connections as [`steering`](Self::steering) says.
     /// Returns once every shard is listening. Port 0 picks one free port for all shards;
-    /// [`ServerHandle::listen_addr`] tells which.
+    /// [`ServerHandle::listen_addr`] tells which. A port another socket already listens on
+    /// is refused (see [`reuse_port_shared`](Self::reuse_port_shared)), after waiting up to
+    /// 2 s for it to go away: the listener of a process killed a moment ago lives on until
+    /// the kernel has freed that process's io_uring.
+    ///
+    /// Per-shard state and tasks: [`on_shard_start`](Self::on_shard_start). On a graceful
+    /// stop, the listeners close, background tasks are cancelled, `shutdown_signal`
+    /// completes, and connection tasks are waited for until the drain timeout.
     ///
     /// The listeners are bound here, in shard order, before the shards start: a reuseport
     /// group numbers its sockets in the order they join, and the `cpu` program needs socket
@@ -271,7 +325,13 @@ impl ServerBuilder {
         Fut: Future<Output = ()> + 'static,
     {
         let cpus = super::placement::resolve(&self.placement)?;
-        let (fds, addr) = bind_group(addr, cpus.len(), &self.net)?;
+        let (fds, addr) = crate::net::listener::bind_listeners(
+            addr,
+            cpus.len(),
+            &self.net,
+            crate::net::listener::RESTART_PATIENCE,
+        )
+        .map_err(|source| Error::Bind { addr, source })?;
         if self.steering == Steering::Cpu {
             let program = cpu_program(&cpus);
             if let Err(e) = sys::steer::attach_reuseport_cbpf(fds[0].as_raw_fd(), &program) {
@@ -300,28 +360,6 @@ impl ServerBuilder {
         handle.set_listen_addr(addr);
         Ok(handle)
     }
-}
-
-/// Binds `count` listening sockets of one reuseport group on `addr`, in order; with port 0,
-/// the first picks the port and the rest join it.
-fn bind_group(
-    addr: SocketAddr,
-    count: usize,
-    net: &NetConfig,
-) -> Result<(Vec<OwnedFd>, SocketAddr), Error> {
-    let opts = crate::net::listener::listen_options(net);
-    let mut bound = addr;
-    let mut fds = Vec::with_capacity(count);
-    for _ in 0..count {
-        let fd = sys::socket::tcp_listener(bound, &opts)
-            .map_err(|source| Error::Bind { addr, source })?;
-        if bound.port() == 0 {
-            bound = sys::socket::local_addr(fd.as_raw_fd())
-                .map_err(|source| Error::Bind { addr, source })?;
-        }
-        fds.push(fd);
-    }
-    Ok((fds, bound))
 }
 
 /// Accepts until the listener stops (graceful stop), spawning one task per connection.

@@ -4,7 +4,7 @@
 
 use std::{
     cell::{Cell, RefCell},
-    future::poll_fn,
+    future::{Future, poll_fn},
     rc::Rc,
     sync::Arc,
     task::{Poll, Waker},
@@ -81,13 +81,18 @@ impl Drain {
 }
 
 /// True once the server has begun a graceful stop.
+#[track_caller]
 pub fn shutdown_requested() -> bool {
     STOP.with_current(ShardStop::is_draining)
 }
 
 /// Completes when the server begins a graceful stop; long-lived connection handlers select
 /// on it to finish their current work and close.
-pub async fn shutdown_signal() {
+///
+/// # Panics
+/// Off a shard (at the call, naming the caller's line).
+#[track_caller]
+pub fn shutdown_signal() -> impl Future<Output = ()> + 'static {
     /// Unregisters the waiter however the future ends.
     struct Waiter {
         stop: Rc<ShardStop>,
@@ -102,17 +107,20 @@ pub async fn shutdown_signal() {
         stop: STOP.current(),
         key: None,
     };
-    poll_fn(|cx| {
-        if waiter.stop.is_draining() {
-            return Poll::Ready(());
-        }
-        waiter.stop.drain.register(&mut waiter.key, cx.waker());
-        Poll::Pending
-    })
-    .await
+    async move {
+        poll_fn(|cx| {
+            if waiter.stop.is_draining() {
+                return Poll::Ready(());
+            }
+            waiter.stop.drain.register(&mut waiter.key, cx.waker());
+            Poll::Pending
+        })
+        .await
+    }
 }
 
 /// Asks the whole server to stop gracefully (from inside any shard).
+#[track_caller]
 pub fn stop_server() {
     STOP.with_current(|stop| stop.control.request_stop());
 }

@@ -48,9 +48,51 @@ pub(crate) fn resolve(placement: &Placement) -> Result<Vec<Option<usize>>, Error
     Ok(cpus)
 }
 
+/// The warning for more shards than allowed CPUs (shards sharing a CPU take turns on it,
+/// so one's loop waits while the other runs), or `None`.
+pub(crate) fn oversubscription(cpus: &[Option<usize>], allowed: usize) -> Option<String> {
+    let pinned: Vec<usize> = cpus.iter().flatten().copied().collect();
+    let mut distinct = pinned.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if pinned.len() > distinct.len() {
+        return Some(format!(
+            "{} shards are pinned to {} CPUs: shards sharing a CPU take turns on it (each one's latency includes the other's work); use at most {} shards, or Placement::Unpinned",
+            pinned.len(),
+            distinct.len(),
+            distinct.len()
+        ));
+    }
+    if cpus.len() > allowed {
+        return Some(format!(
+            "{} shards on {allowed} allowed CPUs: shards share CPUs and take turns on them; use at most {allowed} shards",
+            cpus.len()
+        ));
+    }
+    None
+}
+
+/// The CPUs this process may run on, counted (1 when the mask cannot be read).
+pub(crate) fn allowed_count() -> usize {
+    sys::cpu::allowed_cpus().map_or(1, |cpus| cpus.len().max(1))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn more_shards_than_cpus_is_warned_about() {
+        let warning = oversubscription(&[Some(0), Some(1), Some(0), Some(1)], 2).unwrap();
+        assert!(
+            warning.contains("4 shards are pinned to 2 CPUs"),
+            "{warning}"
+        );
+        assert!(oversubscription(&[Some(0), Some(1)], 2).is_none());
+        let warning = oversubscription(&[None, None, None], 2).unwrap();
+        assert!(warning.contains("3 shards on 2 allowed CPUs"), "{warning}");
+        assert!(oversubscription(&[None, None], 2).is_none());
+    }
 
     #[test]
     fn count_wraps_over_the_allowed_cpus() {

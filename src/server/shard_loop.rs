@@ -83,14 +83,34 @@ impl Phases for ShardLoop {
             self.stop.drain.draining.set(true);
             net::stop_listening(&self.net);
             self.stop.drain.wake_all();
+            let cancelled = self.core.cancel_background();
+            tracing::debug!(
+                shard = self.core.id,
+                background_tasks_cancelled = cancelled,
+                connections = self.net.conns.borrow().open(),
+                tasks = self.core.tasks.borrow().live(),
+                "drain started"
+            );
+        } else {
+            // A background task spawned during the drain is cancelled too (a counter check
+            // when there is none).
+            self.core.cancel_background();
         }
         if self.forced_at.is_none() && Instant::now() >= control.drain_deadline() {
             let tasks_live = self.core.tasks.borrow().live();
-            if tasks_live > 0 || !net::is_quiet(&self.net) {
+            let connections = self.net.conns.borrow().open();
+            if connections > 0 {
+                tracing::warn!(
+                    shard = self.core.id,
+                    connections,
+                    tasks = tasks_live,
+                    "drain deadline passed: closing the remaining connections and cancelling the remaining tasks"
+                );
+            } else if tasks_live > 0 {
                 tracing::warn!(
                     shard = self.core.id,
                     tasks = tasks_live,
-                    "drain deadline passed: closing remaining connections"
+                    "drain deadline passed: no connection is left; cancelling tasks that did not finish (a loop that should stop at the drain start belongs in spawn_background, or should select on shutdown_signal)"
                 );
             }
             let all = self.core.tasks.borrow_mut().drain_all();

@@ -140,6 +140,10 @@ where
     }
     shards.sort_by_key(|s| s.id);
     let mut report = StartupReport::new(shards, nofile, blocking_threads);
+    if let Some(line) = placement::oversubscription(&cpus, placement::allowed_count()) {
+        tracing::warn!("{line}");
+        report.warnings.push(line);
+    }
     report.admin_addr = admin_addr;
     report
         .fallbacks
@@ -258,7 +262,18 @@ where
     let stop = Rc::new(ShardStop::new(control.clone()));
     let _stop = STOP.enter(stop.clone());
     let mut shard = ShardLoop::new(core.clone(), timers, mesh.clone(), net, stop);
-    match setup(info) {
+    // The init hook first, so its state is in place before any connection is served; what
+    // it spawns is a background task.
+    let initialised = match &builder.on_shard_start.0 {
+        Some(hook) => {
+            core.in_background.set(true);
+            let result = hook(info);
+            core.in_background.set(false);
+            result
+        }
+        None => Ok(()),
+    };
+    match initialised.and_then(|()| setup(info)) {
         Ok(main) => {
             core.spawn(main);
         }

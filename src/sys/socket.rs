@@ -68,12 +68,39 @@ pub(crate) fn tcp_listener(addr: SocketAddr, opts: &ListenOptions) -> io::Result
     Ok(fd)
 }
 
+/// Checks that no socket listens on `addr` yet: binds a probe socket with `SO_REUSEADDR`
+/// but **without** `SO_REUSEPORT`. Linux refuses that bind (`EADDRINUSE`) while any socket
+/// listens on an overlapping address and port, whatever that socket's options; a socket
+/// that is merely bound with `SO_REUSEADDR`, or in `TIME_WAIT` (a server killed a moment
+/// ago), does not refuse it. The probe stays bound and never listens: keep it until the
+/// real listeners listen (they join past it, both having `SO_REUSEADDR`), then drop it.
+pub(crate) fn probe_unlistened(addr: SocketAddr) -> io::Result<OwnedFd> {
+    let fd = tcp_socket_for(&addr)?;
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+    set_bool_opt(raw, libc::SOL_SOCKET, libc::SO_REUSEADDR, true)
+        .map_err(|e| with_context(e, &format!("setsockopt SO_REUSEADDR on {addr}")))?;
+    if addr.is_ipv6() {
+        // The same dual-stack address space as the listeners will use.
+        set_bool_opt(raw, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, false)
+            .map_err(|e| with_context(e, &format!("setsockopt IPV6_V6ONLY on {addr}")))?;
+    }
+    let sa = SockAddrBuf::from_socket_addr(&addr);
+    // SAFETY: `sa` holds a valid sockaddr of `sa.len()` bytes for `addr`'s
+    // family, and it outlives the call.
+    let rc = unsafe { libc::bind(raw, sa.as_ptr(), sa.len()) };
+    if rc != 0 {
+        return Err(bind_error(io::Error::last_os_error(), addr));
+    }
+    Ok(fd)
+}
+
 /// Turns a `bind` failure into a message an operator can act on.
 fn bind_error(err: io::Error, addr: SocketAddr) -> io::Error {
     let msg = match err.raw_os_error() {
         Some(libc::EADDRINUSE) => format!(
-            "address {addr} is already in use (another process is listening on it; \
-             stop it or choose another --listen address)"
+            "address {addr} is already in use (another socket is listening on it; \
+             stop it, choose another --listen address, or share it on purpose with \
+             --reuse-port-shared / ServerBuilder::reuse_port_shared)"
         ),
         Some(libc::EACCES) => format!(
             "permission denied binding {addr} (ports below 1024 are privileged: \

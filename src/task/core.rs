@@ -62,6 +62,11 @@ pub(crate) struct Core {
     /// Task, message and end-of-run panics contained by the shard.
     pub(crate) panics: Cell<u64>,
     pub(crate) stats: RefCell<LoopStats>,
+    /// True while a background task is polled or the shard's init hook runs: what is
+    /// spawned then is a background task too.
+    pub(crate) in_background: Cell<bool>,
+    /// The application's per-shard values (see [`PerShard`](super::PerShard)).
+    pub(crate) per_shard: super::per_shard::PerShardValues,
 }
 
 impl Core {
@@ -86,11 +91,23 @@ impl Core {
             deferred_wakes: RefCell::default(),
             panics: Cell::new(0),
             stats: RefCell::default(),
+            in_background: Cell::new(false),
+            per_shard: Default::default(),
         }
     }
 
-    /// Spawns a task on this shard.
+    /// Spawns a task on this shard; it is a background task when spawned from one (or from
+    /// the init hook).
     pub(crate) fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        self.spawn_as(future, self.in_background.get())
+    }
+
+    /// Spawns a task on this shard, a background task or not.
+    pub(crate) fn spawn_as<F>(&self, future: F, background: bool) -> JoinHandle<F::Output>
     where
         F: Future + 'static,
         F::Output: 'static,
@@ -121,7 +138,10 @@ impl Core {
                 }
             }
         };
-        let task_ref = self.tasks.borrow_mut().insert(Box::pin(task), &self.remote);
+        let task_ref = self
+            .tasks
+            .borrow_mut()
+            .insert(Box::pin(task), &self.remote, background);
         self.push_local(task_ref);
         JoinHandle { slot }
     }
@@ -225,6 +245,19 @@ impl Core {
         drop(all);
         self.run_queue.borrow_mut().clear();
         self.end_of_run.borrow_mut().clear();
+        self.per_shard.clear();
+    }
+
+    /// Cancels the background tasks (the drain began): they are dropped at the await point
+    /// they wait at, and their `JoinHandle`s answer `Cancelled`. Returns how many.
+    pub(crate) fn cancel_background(&self) -> usize {
+        if self.tasks.borrow().background() == 0 {
+            return 0;
+        }
+        let background = self.tasks.borrow_mut().drain_background();
+        let count = background.len();
+        drop(background);
+        count
     }
 }
 

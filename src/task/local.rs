@@ -43,6 +43,7 @@ impl<T: 'static> ShardLocal<T> {
 
     /// This shard's state. Calling the shard API from a thread that runs no shard is a
     /// programming error.
+    #[track_caller]
     pub(crate) fn current(&self) -> Rc<T> {
         self.try_current()
             .expect("percore: this function must be called from a task running on a percore shard")
@@ -51,6 +52,7 @@ impl<T: 'static> ShardLocal<T> {
     /// Runs `f` with this shard's state without cloning the `Rc` (the per-request paths).
     /// Panics off a shard, like [`current`](Self::current).
     #[inline]
+    #[track_caller]
     pub(crate) fn with_current<R>(&self, f: impl FnOnce(&T) -> R) -> R {
         self.with(f)
             .expect("percore: this function must be called from a task running on a percore shard")

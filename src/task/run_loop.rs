@@ -171,7 +171,10 @@ fn run_tasks(core: &Core) {
         task.header.start_poll();
         coop::reset();
         let mut cx = Context::from_waker(&task.waker);
-        match catch_unwind(AssertUnwindSafe(|| task.future.as_mut().poll(&mut cx))) {
+        core.in_background.set(task.background);
+        let polled = catch_unwind(AssertUnwindSafe(|| task.future.as_mut().poll(&mut cx)));
+        core.in_background.set(false);
+        match polled {
             Ok(std::task::Poll::Pending) => core.tasks.borrow_mut().put_back(task_ref, task),
             Ok(std::task::Poll::Ready(())) => {
                 core.tasks.borrow_mut().finish(task_ref, &task);

@@ -59,6 +59,9 @@ pub(crate) struct Task {
     pub(crate) future: Pin<Box<dyn Future<Output = ()>>>,
     pub(crate) waker: Waker,
     pub(crate) header: Arc<TaskHeader>,
+    /// A background task of the shard (see [`spawn_background`](super::spawn_background)):
+    /// cancelled when the drain begins instead of waited for.
+    pub(crate) background: bool,
 }
 
 /// The shard's tasks. Only the shard's thread touches it. A task being polled is taken
@@ -66,6 +69,8 @@ pub(crate) struct Task {
 #[derive(Default)]
 pub(crate) struct Tasks {
     slots: Slab<Option<Task>>,
+    /// How many of the live tasks are background tasks.
+    background: usize,
 }
 
 impl Tasks {
@@ -74,7 +79,9 @@ impl Tasks {
         &mut self,
         future: Pin<Box<dyn Future<Output = ()>>>,
         remote: &Arc<ShardRemote>,
+        background: bool,
     ) -> TaskRef {
+        self.background += usize::from(background);
         self.slots.insert_with(|task| {
             let header = Arc::new(TaskHeader {
                 task,
@@ -87,6 +94,7 @@ impl Tasks {
                 future,
                 waker,
                 header,
+                background,
             })
         })
     }
@@ -111,6 +119,7 @@ impl Tasks {
     /// Frees the slot of a task that finished (its body was taken and is dropped by the caller).
     pub(crate) fn finish(&mut self, task: TaskRef, body: &Task) {
         body.header.done.store(true, Ordering::Release);
+        self.background -= usize::from(body.background);
         let freed = self.slots.remove(task);
         debug_assert!(
             matches!(freed, Some(None)),
@@ -122,19 +131,38 @@ impl Tasks {
         self.slots.len()
     }
 
+    /// Live background tasks.
+    pub(crate) fn background(&self) -> usize {
+        self.background
+    }
+
     /// Removes every task not being polled (forced stop); the caller drops them outside any
     /// borrow.
     pub(crate) fn drain_all(&mut self) -> Vec<Task> {
+        self.remove_where(|_| true)
+    }
+
+    /// Removes every background task not being polled (the drain began); the caller drops
+    /// them outside any borrow.
+    pub(crate) fn drain_background(&mut self) -> Vec<Task> {
+        self.remove_where(|task| task.background)
+    }
+
+    fn remove_where(&mut self, pick: impl Fn(&Task) -> bool) -> Vec<Task> {
         let waiting: Vec<TaskRef> = self
             .slots
             .iter()
-            .filter(|(_, task)| task.is_some())
+            .filter(|(_, task)| task.as_ref().is_some_and(&pick))
             .map(|(key, _)| key)
             .collect();
-        waiting
-            .into_iter()
-            .filter_map(|key| self.slots.remove(key).flatten())
-            .inspect(|task| task.header.done.store(true, Ordering::Release))
-            .collect()
+        let mut removed = Vec::with_capacity(waiting.len());
+        for key in waiting {
+            if let Some(task) = self.slots.remove(key).flatten() {
+                task.header.done.store(true, Ordering::Release);
+                self.background -= usize::from(task.background);
+                removed.push(task);
+            }
+        }
+        removed
     }
 }

@@ -81,6 +81,7 @@ pub fn now() -> Instant {
 }
 
 /// Completes after `duration` (rounded up to the next millisecond).
+#[track_caller]
 pub fn sleep(duration: Duration) -> Sleep {
     let timers = TIMERS.current();
     let deadline_ms = timers.clock.deadline_ms_after(duration);
@@ -162,24 +163,35 @@ impl std::fmt::Display for Elapsed {
 
 impl std::error::Error for Elapsed {}
 
-/// Runs `future` for at most `duration`; the future is dropped if the time runs out.
-pub async fn timeout<F: Future>(duration: Duration, future: F) -> Result<F::Output, Elapsed> {
-    let mut future = std::pin::pin!(future);
+/// Runs `future` for at most `duration` from this call; the future is dropped if the time
+/// runs out.
+///
+/// # Panics
+/// Off a shard (at the call, naming the caller's line).
+#[track_caller]
+pub fn timeout<F: Future>(
+    duration: Duration,
+    future: F,
+) -> impl Future<Output = Result<F::Output, Elapsed>> {
     let mut sleep = sleep(duration);
-    std::future::poll_fn(|cx| {
-        if let Poll::Ready(value) = future.as_mut().poll(cx) {
-            return Poll::Ready(Ok(value));
-        }
-        match Pin::new(&mut sleep).poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(Elapsed)),
-            Poll::Pending => Poll::Pending,
-        }
-    })
-    .await
+    async move {
+        let mut future = std::pin::pin!(future);
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(value) = future.as_mut().poll(cx) {
+                return Poll::Ready(Ok(value));
+            }
+            match Pin::new(&mut sleep).poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Err(Elapsed)),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await
+    }
 }
 
 /// Ticks every `period`, without drift: each deadline is the previous one plus `period`.
 /// Missed ticks (a stalled shard) are skipped, not bunched.
+#[track_caller]
 pub fn interval(period: Duration) -> Interval {
     assert!(!period.is_zero(), "interval period must be > 0");
     let timers = TIMERS.current();

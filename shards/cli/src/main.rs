@@ -30,7 +30,8 @@ enum Command {
     /// then on the blocking pool (inline again after 8 fast runs there); &offload=1 forces
     /// the pool, &inline=1 the shard.
     Serve {
-        /// Address to listen on (every shard binds it with SO_REUSEPORT).
+        /// Address to listen on (every shard binds it with SO_REUSEPORT; a port another
+        /// socket listens on is refused unless --reuse-port-shared).
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
         #[command(flatten)]
@@ -40,7 +41,8 @@ enum Command {
     },
     /// TCP echo: every byte sent comes back.
     Echo {
-        /// Address to listen on (every shard binds it with SO_REUSEPORT).
+        /// Address to listen on (every shard binds it with SO_REUSEPORT; a port another
+        /// socket listens on is refused unless --reuse-port-shared).
         #[arg(long, default_value = "127.0.0.1:7000")]
         listen: SocketAddr,
         #[command(flatten)]
@@ -48,7 +50,8 @@ enum Command {
     },
     /// The key-value service speaking RESP (the Redis protocol): use it with redis-cli.
     Kv {
-        /// Address to listen on (every shard binds it with SO_REUSEPORT).
+        /// Address to listen on (every shard binds it with SO_REUSEPORT; a port another
+        /// socket listens on is refused unless --reuse-port-shared).
         #[arg(long, default_value = "127.0.0.1:6380")]
         listen: SocketAddr,
         #[command(flatten)]
@@ -158,6 +161,11 @@ struct ShardArgs {
     /// `PERCORE_DRIVER` environment variable, else `auto`.
     #[arg(long, value_parser = parse_driver)]
     driver: Option<DriverChoice>,
+    /// Join the listen port even when another socket (another process, an old instance)
+    /// already listens on it: both then share the connections through SO_REUSEPORT.
+    /// Default: off, such a port is refused with "address ... already in use" (exit 4).
+    #[arg(long)]
+    reuse_port_shared: bool,
     /// Do not print the startup report.
     #[arg(long)]
     quiet: bool,
@@ -198,7 +206,10 @@ impl ShardArgs {
             Some(choice) => builder.driver(choice),
             None => builder,
         };
-        builder.handle_signals(true).print_report(!self.quiet)
+        builder
+            .reuse_port_shared(self.reuse_port_shared)
+            .handle_signals(true)
+            .print_report(!self.quiet)
     }
 }
 

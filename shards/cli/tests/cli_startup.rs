@@ -278,3 +278,52 @@ fn the_admin_flag_serves_prometheus_metrics_of_every_shard() {
     assert!(response.contains("percore_shard_up{shard=\"0\"} 1"));
     assert!(response.contains("percore_shard_up{shard=\"1\"} 1"));
 }
+
+/// A second `percore` on a port the first listens on is refused (exit 4, one line naming the
+/// address) instead of silently taking half the connections; `--reuse-port-shared` joins
+/// on purpose.
+#[test]
+fn a_second_server_on_a_listened_port_fails_unless_opted_in() {
+    let addr = free_addr();
+    let mut first = percore()
+        .args(["echo", "--listen", &addr, "--shards", "2"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until_listening(&mut first);
+
+    let output = percore()
+        .args(["echo", "--listen", &addr, "--shards", "1", "--quiet"])
+        .output()
+        .unwrap();
+    assert_no_panic(&output);
+    assert_eq!(output.status.code(), Some(4), "{}", stderr_of(&output));
+    let err = stderr_of(&output);
+    assert!(
+        err.contains("already in use")
+            && err.contains(&addr)
+            && err.contains("--reuse-port-shared"),
+        "{err}"
+    );
+
+    let mut shared = percore()
+        .args([
+            "echo",
+            "--listen",
+            &addr,
+            "--shards",
+            "1",
+            "--reuse-port-shared",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until_listening(&mut shared);
+    for child in [&mut shared, &mut first] {
+        sigterm(child);
+        assert_eq!(
+            process::wait_exit(child, std::time::Duration::from_secs(20)),
+            Some(0)
+        );
+    }
+}

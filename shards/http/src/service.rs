@@ -78,8 +78,13 @@ const LINGER: Duration = Duration::from_millis(500);
 ///
 /// `make_router` is called once first, here on the calling thread, to check the routes: a
 /// refused route ([`Router::check`]) is an [`Error::Config`] naming it, and nothing starts.
-/// So building a router must not need a shard: state that does (metrics counters, tasks) is
-/// created on first use, as the demo's `/work` does.
+/// So building a router must not need a shard: per-shard state, metrics and periodic tasks
+/// belong in the builder's init hook ([`ServerBuilder::on_shard_start`], run once on every
+/// shard before it serves; see [`percore::PerShard`]), or are created on first use.
+///
+/// On a graceful stop, idle connections close at once, a request in progress is answered
+/// with `Connection: close`, and the init hook's tasks are cancelled (see
+/// [`percore::spawn_background`]).
 pub fn serve<R>(
     builder: ServerBuilder,
     addr: SocketAddr,

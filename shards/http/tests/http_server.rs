@@ -547,3 +547,60 @@ fn async_handlers_answer_in_order_and_offloaded_work_leaves_the_shard_free() {
     assert!(String::from_utf8_lossy(&bytes).contains("burned"));
     stop(server);
 }
+
+/// The builder's init hook (issue 24) with the HTTP service: it runs once on every shard
+/// before the shard serves, its state is what that shard's routes see, and what it spawns
+/// is cancelled at the drain start (a loop that ignores the stop does not hold it).
+#[test]
+fn the_init_hook_builds_each_shards_state_for_the_http_service() {
+    use std::{
+        cell::Cell,
+        sync::{Arc, Mutex},
+    };
+
+    static TICKS: percore::PerShard<Cell<u64>> = percore::PerShard::new();
+    let ran: Arc<Mutex<Vec<usize>>> = Arc::default();
+    let record = ran.clone();
+    let builder = Server::builder()
+        .shards(2)
+        .drain_timeout(Duration::from_secs(30))
+        .on_shard_start(move |shard| {
+            record.lock().unwrap().push(shard.id);
+            TICKS.set(Cell::new(0));
+            percore::spawn(async {
+                loop {
+                    percore::sleep(Duration::from_millis(5)).await;
+                    TICKS.with(|t| t.set(t.get() + 1));
+                }
+            });
+            Ok(())
+        });
+    let server = service::serve(
+        builder,
+        "127.0.0.1:0".parse().unwrap(),
+        Limits::default(),
+        || {
+            Router::new().route("GET", "/ticks", |_| {
+                format!("{} {}", percore::mesh::shard_id(), TICKS.get().get())
+            })
+        },
+    )
+    .unwrap();
+    let addr = server.listen_addr().unwrap();
+    let mut ids = ran.lock().unwrap().clone();
+    ids.sort_unstable();
+    assert_eq!(ids, vec![0, 1], "once on every shard");
+    let request = b"GET /ticks HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+    let (response, _) = exchange(addr, request);
+    let text = String::from_utf8_lossy(&response).into_owned();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    let began = Instant::now();
+    server.stop();
+    server.join().unwrap();
+    assert!(
+        began.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        began.elapsed()
+    );
+    assert_eq!(ran.lock().unwrap().len(), 2);
+}
