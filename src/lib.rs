@@ -72,7 +72,7 @@
 //!   the closure given to `serve`/`start` is shared by every shard thread, which is why an
 //!   `Rc` captured in it "cannot be sent between threads safely".
 //! - [`ServerBuilder::on_shard_start`] runs once on every shard before it serves: build
-//!   state, register metrics ([`metrics::gauge`], [`metrics::histogram`], ...), spawn
+//!   state, register metrics ([`metrics::gauge`], [`metrics::histogram()`], ...), spawn
 //!   periodic tasks.
 //! - A graceful stop closes the listeners, **cancels background tasks** (spawned by the
 //!   init hook or with [`spawn_background`], and their children), completes

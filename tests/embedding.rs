@@ -582,3 +582,36 @@ fn the_drain_log_tells_connections_from_tasks() {
         "{without}"
     );
 }
+
+#[test]
+fn more_shards_than_cpus_is_warned_about_in_the_startup_report() {
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    let server = Server::builder()
+        .shards(cpus + 1)
+        .serve(local0(), ignore)
+        .unwrap();
+    let warning = server
+        .report()
+        .warnings
+        .iter()
+        .find(|w| w.contains(&format!("{} shards are pinned to {cpus} CPUs", cpus + 1)))
+        .cloned();
+    let printed = server.report().to_string();
+    stop(server);
+    let warning = warning.expect("an oversubscription warning");
+    assert!(printed.contains(&warning), "{printed}");
+    let fits = Server::builder()
+        .shards(cpus)
+        .serve(local0(), ignore)
+        .unwrap();
+    assert!(
+        !fits
+            .report()
+            .warnings
+            .iter()
+            .any(|w| w.contains("pinned to")),
+        "{:?}",
+        fits.report().warnings
+    );
+    stop(fits);
+}

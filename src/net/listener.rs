@@ -95,8 +95,10 @@ impl TcpListener {
     /// The shards of one server share the address (each calls `bind`, the kernel spreads
     /// connections over their sockets). The first shard's bind fails with `AddrInUse`,
     /// naming the address, when a socket outside this server already listens on it,
-    /// unless [`NetConfig::reuse_port_shared`](super::NetConfig::reuse_port_shared) is on
-    /// (see [`bind_listeners`]).
+    /// unless [`NetConfig::reuse_port_shared`](super::NetConfig::reuse_port_shared) is on.
+    /// Called while the shard starts (`start`'s setup, the init hook), it first waits up to
+    /// 2 s for a listener of a process that just ended to go away (see `bind_listeners`);
+    /// called from a running task, it does not wait.
     ///
     /// # Panics
     /// Off a shard.
@@ -111,8 +113,13 @@ impl TcpListener {
         let fd = if net.steer.listens_on(addr) {
             tcp_listener(addr, &listen_options(&net.config))?
         } else {
-            // No waiting on a shard: a listener still there is refused at once.
-            let (mut fds, _) = bind_listeners(addr, 1, &net.config, std::time::Duration::ZERO)?;
+            // A shard that serves already does not wait for a listener to go away (that
+            // would stall it); one still starting (its setup, the init hook) does.
+            let patience = match crate::task::iteration_now() {
+                None => RESTART_PATIENCE,
+                Some(_) => std::time::Duration::ZERO,
+            };
+            let (mut fds, _) = bind_listeners(addr, 1, &net.config, patience)?;
             fds.pop()
                 .ok_or_else(|| io::Error::other("no listener was bound"))?
         };

@@ -285,7 +285,8 @@ impl ServerBuilder {
 
     /// Starts the shards. `setup` runs once on each shard, inside it (so it may bind
     /// listeners); it returns the shard's main future, or an error that stops the start.
-    /// Returns once every shard is running.
+    /// Returns once every shard is running. `setup` is shared by the shard threads: state
+    /// that is not `Send` is made inside it or kept in a [`PerShard`](crate::PerShard).
     pub fn start<F, Fut>(self, setup: F) -> Result<ServerHandle, Error>
     where
         F: Fn(ShardInfo) -> Result<Fut, Error> + Send + Sync + 'static,
@@ -312,7 +313,10 @@ impl ServerBuilder {
     /// 2 s for it to go away: the listener of a process killed a moment ago lives on until
     /// the kernel has freed that process's io_uring.
     ///
-    /// Per-shard state and tasks: [`on_shard_start`](Self::on_shard_start). On a graceful
+    /// `handler` is shared by every shard thread (`Send + Sync`), so an `Rc` or `RefCell`
+    /// captured in it "cannot be sent between threads safely": per-shard state belongs in a
+    /// [`PerShard`](crate::PerShard), set up by [`on_shard_start`](Self::on_shard_start)
+    /// (which may also spawn the shard's periodic tasks). On a graceful
     /// stop, the listeners close, background tasks are cancelled, `shutdown_signal`
     /// completes, and connection tasks are waited for until the drain timeout.
     ///
