@@ -113,7 +113,7 @@ for line in open(sys.argv[1]):
     phase = r.get("phase", "burn")
     rows.setdefault(r["config"] + ("" if phase == "burn" else " (no burn)"), []).append(r["result"])
     pairs.setdefault(r["config"], {}).setdefault(r["round"], {})[phase] = r["result"]
-keys = ["p50_ms", "p99_ms", "p999_ms", "max_ms", "light_errors", "light_ok", "light_conns_opened", "heavy_ok", "heavy_errors", "heavy_p50_ms", "slow_first_burn", "slow_after_first_burn"]
+keys = ["p50_ms", "p99_ms", "p999_ms", "max_ms", "light_errors", "light_ok", "light_conns_opened", "heavy_ok", "heavy_errors", "heavy_p50_ms", "slow_first_burn", "slow_after_first_burn", "heavy_inline"]
 print("| config | rounds | " + " | ".join(keys) + " |")
 print("|---" * (len(keys) + 2) + "|")
 for name, results in rows.items():
@@ -126,16 +126,18 @@ paired = {n: [p for p in rounds.values() if "noburn" in p and "burn" in p] for n
 paired = {n: p for n, p in paired.items() if p}
 if paired:
     print()
-    print("| config | rounds | no-burn p99 ms (median) | burn p99 ms (median) | burn / no-burn | per-round ratios | slow first burn (per round) | slow after (per round) |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| config | rounds | no-burn p99 ms (median) | burn p99 ms (median) | burn / no-burn | per-round ratios | slow first burn (per round) | slow after (per round) | inline burns (per round) |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, ps in paired.items():
         nb = [p["noburn"]["p99_ms"] for p in ps]
         b = [p["burn"]["p99_ms"] for p in ps]
         ratios = [y / x for x, y in zip(nb, b) if x]
         first = [p["burn"]["slow_first_burn"] for p in ps]
         after = [p["burn"]["slow_after_first_burn"] for p in ps]
+        inline = [p["burn"].get("heavy_inline", "-") for p in ps]
         mnb, mb = statistics.median(nb), statistics.median(b)
         print(f"| {name} | {len(ps)} | {mnb:g} | {mb:g} | {mb / mnb:.2f} | "
               + ", ".join(f"{x:.2f}" for x in ratios) + " | "
-              + ", ".join(map(str, first)) + " | " + ", ".join(map(str, after)) + " |")
+              + ", ".join(map(str, first)) + " | " + ", ".join(map(str, after)) + " | "
+              + ", ".join(map(str, inline)) + " |")
 PYEOF

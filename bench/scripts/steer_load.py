@@ -11,7 +11,9 @@ connections. Heavy requests (`--heavy-path`, default /work?ms=200) go on their o
 measured light requests (after --warmup), it counts the light requests over --slow-ms among
 all of them, warm-up included: `slow_first_burn` those scheduled before the first heavy
 response came back (what an unknown heavy route's first run costs), `slow_after_first_burn`
-the rest.
+the rest, with the span of the latter's scheduled times (`slow_after_span_s`, seconds from
+the start: a stall of the whole machine shows as one short span) and, for percore, the heavy
+responses that say they ran on the shard (`heavy_inline`: inline burns).
 """
 
 import argparse
@@ -56,12 +58,11 @@ async def exchange(reader, writer, path, close=False):
     for line in head.split(b"\r\n"):
         if line[:15].lower() == b"content-length:":
             length = int(line[15:])
-    if length:
-        await reader.readexactly(length)
+    body = await reader.readexactly(length) if length else b""
     # A server that ends the connection (keep-alive request limit) says so; the
     # connection then leaves the pool instead of failing the next request.
     closing = b"\r\nconnection: close" in head.lower()
-    return status, closing
+    return status, closing, body
 
 
 class Light:
@@ -103,7 +104,7 @@ class Light:
         conn = None
         try:
             conn = await asyncio.wait_for(self.conn(), self.args.timeout)
-            status, closing = await asyncio.wait_for(exchange(*conn, "/"), self.args.timeout)
+            status, closing, _ = await asyncio.wait_for(exchange(*conn, "/"), self.args.timeout)
             latency = loop.time() - scheduled
             if closing:
                 conn[1].close()
@@ -154,8 +155,10 @@ async def heavy_one(args, host, port, out):
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 30)
         started = time.monotonic()
-        status, _ = await asyncio.wait_for(exchange(reader, writer, args.heavy_path, True), 30)
+        status, _, body = await asyncio.wait_for(
+            exchange(reader, writer, args.heavy_path, True), 30)
         out["heavy_ok" if status == 200 else "heavy_errors"] += 1
+        out["heavy_inline"] += body.endswith(b" on the shard\n")
         out["heavy_ms"].append((time.monotonic() - started) * 1000)
         out["heavy_done"].append(asyncio.get_running_loop().time())
         writer.close()
@@ -167,7 +170,8 @@ async def heavy_keepalive(args, host, port, out, until):
     try:
         reader, writer = await asyncio.open_connection(host, port)
         while time.monotonic() < until:
-            status, closing = await asyncio.wait_for(exchange(reader, writer, args.heavy_path), 30)
+            status, closing, _ = await asyncio.wait_for(
+                exchange(reader, writer, args.heavy_path), 30)
             out["heavy_ok" if status == 200 else "heavy_errors"] += 1
             if closing:
                 writer.close()
@@ -189,7 +193,8 @@ async def main():
     port = int(port)
     loop = asyncio.get_running_loop()
     light = Light(args, host, port)
-    heavy = {"heavy_ok": 0, "heavy_errors": 0, "heavy_ms": [], "heavy_done": []}
+    heavy = {"heavy_ok": 0, "heavy_errors": 0, "heavy_inline": 0, "heavy_ms": [],
+             "heavy_done": []}
     total = args.warmup + args.duration
     tasks = []
     if args.heavy_conns:
@@ -220,6 +225,7 @@ async def main():
     # Without a heavy response (a no-burn baseline) every slow request counts as "after".
     first_done = min(heavy["heavy_done"], default=-math.inf)
     slow = [at for at, latency in light.samples if latency * 1000 > args.slow_ms]
+    after = [at - t0 for at in slow if at >= first_done]
     print(json.dumps({
         "light_ok": len(lat),
         "light_errors": light.errors,
@@ -232,7 +238,9 @@ async def main():
         "heavy_errors": heavy["heavy_errors"],
         "heavy_p50_ms": pct(sorted(heavy["heavy_ms"]), 0.5),
         "slow_first_burn": sum(1 for at in slow if at < first_done),
-        "slow_after_first_burn": sum(1 for at in slow if at >= first_done),
+        "slow_after_first_burn": len(after),
+        "slow_after_span_s": [round(min(after), 2), round(max(after), 2)] if after else None,
+        "heavy_inline": heavy["heavy_inline"],
     }))
 
 
