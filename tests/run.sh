@@ -50,15 +50,15 @@ echo "== soak, 2 minutes (tests/soak.sh; the full one is 10)"
 bash tests/soak.sh --minutes 2
 echo "== fuzz, every target for a short fixed time (tests/fuzz.sh)"
 bash tests/fuzz.sh
-echo "== peer harness, quick mode (raw-uring and percore, one round)"
+echo "== peer harness, quick mode (raw-uring, percore and percore on epoll, one round)"
 harness_out=$(mktemp -d /tmp/peers-quick.XXXXXX)
-bash bench/scripts/peers.sh --quick --servers raw-uring,percore --passes 100:1 --out "$harness_out"
+bash bench/scripts/peers.sh --quick --servers raw-uring,percore,percore-epoll --passes 100:1 --out "$harness_out"
 if [ -s "$harness_out/skipped.txt" ]; then
     echo "the peer harness skipped a server:" >&2
     cat "$harness_out/skipped.txt" >&2
     exit 1
 fi
-for server in raw-uring percore; do
+for server in raw-uring percore percore-epoll; do
     grep -q "^| $server |" "$harness_out/report.md" || {
         echo "the peer harness reported no row for $server (outputs in $harness_out)" >&2
         exit 1

@@ -71,9 +71,15 @@ impl Default for HttpConfig {
 /// CPU with the default settings. `make_service` runs once on each shard; return a clone
 /// of one `Router` to share it, or build one per shard (then it need not be `Send`).
 ///
+/// Finish a `Router` with `.with_state(state)` (`.with_state(())` when it has none), as
+/// `axum::serve` does for each connection: a `Router` that never had it turns each handler
+/// into a route again on every request (a boxed clone and a free per request).
+///
 /// ```no_run
 /// # #[cfg(feature = "examples")] {
-/// let app = axum::Router::new().route("/", axum::routing::get(|| async { "Hello, World!" }));
+/// let app: axum::Router = axum::Router::new()
+///     .route("/", axum::routing::get(|| async { "Hello, World!" }))
+///     .with_state(());
 /// let addr = "127.0.0.1:3000".parse().unwrap();
 /// let server = percore::compat::serve(addr, move || app.clone()).expect("start");
 /// server.join().expect("clean stop");

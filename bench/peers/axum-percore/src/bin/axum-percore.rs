@@ -11,7 +11,10 @@ use percore::{Server, compat::HttpServer};
 
 fn main() {
     let args = Args::parse("axum-percore");
-    let app = router::router();
+    // What `axum::serve` does per connection: turn the Router's handlers into routes once,
+    // instead of on every request (a Router that never had `with_state` converts each
+    // handler per call: a boxed clone and a free per request).
+    let app: axum::Router = router::router().with_state(());
     let server = HttpServer::new(Server::builder().shards(args.threads).handle_signals(true))
         .serve(args.listen, move || app.clone())
         .unwrap_or_else(|e| {
