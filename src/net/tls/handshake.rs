@@ -152,7 +152,7 @@ pub(crate) async fn handshake(
         let tls =
             ServerConnection::new(acceptor.server_config()).map_err(|_| Failure::BadRecord)?;
         let mut session = Session::new(tls, acceptor.ktls().is_available());
-        drive(&net, stream, &mut session).await?;
+        drive(&net, stream, &mut session, true).await?;
         Ok(session)
     };
     let result = match deadline_first(settings.handshake_timeout, run).await {
@@ -193,14 +193,37 @@ async fn deadline_first<F: Future>(limit: Duration, future: F) -> Option<F::Outp
     .await
 }
 
-/// Feeds the connection's input to rustls until the handshake is over.
+/// Runs the client handshake of an outbound connection (`TcpStream::connect`, then this):
+/// from then on the stream reads and writes plaintext, as on the server side. No deadline
+/// of its own: wrap it in `time::timeout`.
+pub async fn connect(
+    mut stream: TcpStream,
+    config: std::sync::Arc<rustls::ClientConfig>,
+    name: rustls::pki_types::ServerName<'static>,
+) -> std::io::Result<TcpStream> {
+    let tls = rustls::ClientConnection::new(config, name).map_err(std::io::Error::other)?;
+    let mut session = Session::new(tls, false);
+    let net = stream.net.clone();
+    if let Err(failure) = drive(&net, &stream, &mut session, false).await {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("tls handshake: {}", failure.label()),
+        ));
+    }
+    stream.tls = Some(Box::new(session));
+    Ok(stream)
+}
+
+/// Feeds the connection's input to rustls until the handshake is over (`sniff_first`: a
+/// server classifies a first flight that is not TLS).
 async fn drive(
     net: &Rc<NetShard>,
     stream: &TcpStream,
     session: &mut Session,
+    sniff_first: bool,
 ) -> Result<(), Failure> {
     let conn = stream.conn.clone();
-    let mut sniffed = false;
+    let mut sniffed = !sniff_first;
     poll_fn(|cx| {
         if !sniffed && conn.rx.borrow().has_buffered() {
             sniffed = true;

@@ -54,6 +54,7 @@ use rustls::ServerConfig;
 
 pub use self::{
     config::{CertKeyFiles, KtlsMode, TlsConfig, TlsError},
+    handshake::connect,
     ktls::KtlsSupport,
     session::{Failure, Session},
 };

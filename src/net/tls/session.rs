@@ -4,7 +4,7 @@
 
 use std::io::{Read, Write};
 
-use rustls::ServerConnection;
+use rustls::Connection;
 
 use super::ktls::RecordTracker;
 
@@ -98,10 +98,10 @@ pub(crate) fn sniff(first: &[u8]) -> Option<Failure> {
     })
 }
 
-/// The record layer of one server connection, and the plaintext it decrypted that the
-/// service has not consumed yet.
+/// The record layer of one connection (server side, or client side for outbound
+/// connections), and the plaintext it decrypted that the reader has not consumed yet.
 pub struct Session {
-    pub(crate) tls: ServerConnection,
+    pub(crate) tls: Connection,
     /// Decrypted input: `plain[pos..]` is unconsumed; the reader has seen `seen` of it.
     pub(crate) plain: Vec<u8>,
     pub(crate) pos: usize,
@@ -117,9 +117,11 @@ pub struct Session {
 }
 
 impl Session {
-    /// A server session over `tls`; `track_records` keeps the input's record boundaries,
-    /// which a hand-over to kernel TLS needs.
-    pub fn new(mut tls: ServerConnection, track_records: bool) -> Self {
+    /// A session over `tls` (a `ServerConnection` or a `ClientConnection`);
+    /// `track_records` keeps the input's record boundaries, which a hand-over to kernel TLS
+    /// needs.
+    pub fn new(tls: impl Into<Connection>, track_records: bool) -> Self {
+        let mut tls = tls.into();
         // The output is drained into the connection's buffer after every write, whose own
         // high watermark bounds it; rustls need not hold any back.
         tls.set_buffer_limit(None);
@@ -143,7 +145,7 @@ impl Session {
     }
 
     /// The rustls connection (negotiated version, suite, ALPN, SNI, peer certificates).
-    pub fn connection(&self) -> &ServerConnection {
+    pub fn connection(&self) -> &Connection {
         &self.tls
     }
 
