@@ -316,3 +316,25 @@ async fn try_offload(stream: &mut TcpStream, support: &KtlsSupport) -> Outcome {
     }
     Outcome::Kernel
 }
+
+#[cfg(test)]
+mod tests {
+    use super::RecordTracker;
+
+    #[test]
+    fn record_boundaries_are_found_across_any_split() {
+        // Two records (5-byte headers, bodies of 3 and 0 bytes), then half a third.
+        let stream = [23, 3, 3, 0, 3, 1, 2, 3, 21, 3, 3, 0, 0, 23, 3, 3, 0, 2, 9];
+        for cut in 0..=13 {
+            let mut tracker = RecordTracker::default();
+            tracker.feed(&stream[..cut]);
+            tracker.feed(&stream[cut..13]);
+            assert!(tracker.at_boundary(), "cut at {cut}");
+            tracker.feed(&stream[13..]);
+            assert!(!tracker.at_boundary());
+        }
+        let mut header_only = RecordTracker::default();
+        header_only.feed(&[23, 3, 3]);
+        assert!(!header_only.at_boundary());
+    }
+}
