@@ -35,6 +35,9 @@ pub(crate) struct TlsArgs {
     /// A second listener, in plaintext, beside the TLS one (same service).
     #[arg(long, value_name = "ADDR", requires = "tls_cert")]
     listen_plain: Option<SocketAddr>,
+    /// What the acceptor found about kernel TLS (set by `apply`), for the startup lines.
+    #[arg(skip)]
+    ktls: std::cell::RefCell<Option<String>>,
 }
 
 impl TlsArgs {
@@ -71,6 +74,10 @@ impl TlsArgs {
             KtlsMode::Auto
         };
         let acceptor = TlsAcceptor::new(config).map_err(|e| Error::Config(e.to_string()))?;
+        // When kTLS is not available the startup report says why (a fallback line).
+        if acceptor.ktls().is_available() {
+            *self.ktls.borrow_mut() = Some(acceptor.ktls().to_string());
+        }
         let builder = builder.tls(acceptor);
         Ok(match self.listen_plain {
             Some(addr) => builder.listen_plain(addr),
@@ -88,7 +95,11 @@ impl TlsArgs {
         } else {
             "tls://"
         };
-        let mut line = format!("{what} listening on {tls_scheme}{listen}");
+        let mut line = match self.ktls.borrow().as_deref() {
+            Some(ktls) => format!("tls: {ktls}\n"),
+            None => String::new(),
+        };
+        line.push_str(&format!("{what} listening on {tls_scheme}{listen}"));
         if let Some(plain) = self.listen_plain {
             line.push_str(&format!(" and {scheme}{plain}"));
         }
