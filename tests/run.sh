@@ -27,6 +27,7 @@ need_pkg python3 python3
 need_pkg redis-cli redis-tools
 need_pkg redis-benchmark redis-tools
 need_pkg c++ g++ # libFuzzer, built by cargo-fuzz (tests/fuzz.sh)
+need_pkg openssl openssl # s_client for the TLS bad-input cases (shards/cli/tests/cli_tls.rs)
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -38,6 +39,10 @@ cargo test --workspace
 # between the drivers fails a test (tests that are about io_uring itself pin it).
 echo "== cargo test on the epoll driver (PERCORE_DRIVER=epoll)"
 PERCORE_DRIVER=epoll cargo test --workspace --tests
+echo "== TLS (the tls feature of the library; the percore binary always has it)"
+cargo clippy -p percore --features tls --all-targets -- -D warnings
+cargo test -p percore --features tls --lib --test tls_stream
+PERCORE_DRIVER=epoll cargo test -p percore --features tls --test tls_stream
 echo "== percore-http with its serde feature (Json responses)"
 cargo clippy -p percore-http --features serde --all-targets -- -D warnings
 cargo test -p percore-http --features serde --lib --test http_router --test example_users

@@ -1,7 +1,7 @@
 //! The command-line side of the request-response modes (`http`, `resp`): the options they
 //! share, duration parsing, and what happens after a run (print, plot, exit status).
 
-use std::{net::SocketAddr, time::Duration};
+use std::{path::PathBuf, time::Duration};
 
 use clap::Args;
 
@@ -9,14 +9,26 @@ use crate::{
     load::{self, LoadConfig, Protocol, report::LoadReport},
     plot,
     progress::Reporter,
+    tls::{Target, TlsClient, parse_target},
 };
 
 /// Options shared by `http` and `resp`.
 #[derive(Args, Clone, Debug)]
 pub struct LoadArgs {
-    /// Server address (IP:port).
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    pub target: SocketAddr,
+    /// Server address: `IP:PORT`, or `https://HOST:PORT` for TLS (with --tls-ca).
+    #[arg(long, default_value = "127.0.0.1:8080", value_parser = parse_target)]
+    pub target: Target,
+    /// PEM CA bundle that signed the server's certificate (https:// targets).
+    #[arg(long, value_name = "PEM")]
+    pub tls_ca: Option<PathBuf>,
+    /// TLS session resumption (tickets, in-memory cache): `on`, or `off` so that every
+    /// connection is a full handshake.
+    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
+    pub tls_resume: String,
+    /// One request per connection: every request opens a new connection (with TLS, a
+    /// handshake), so requests/s measures connection setup (handshakes/s).
+    #[arg(long)]
+    pub new_conn: bool,
     /// Connections, spread over the client shards.
     #[arg(short = 'c', long, default_value_t = 100)]
     pub connections: usize,
@@ -64,9 +76,25 @@ pub struct LoadArgs {
 }
 
 impl LoadArgs {
+    /// The TLS client of an `https://` target (`alpn`: the protocols to offer).
+    pub fn tls_client(&self, alpn: &[&[u8]]) -> Result<Option<TlsClient>, String> {
+        let Some(name) = &self.target.tls_name else {
+            if self.tls_ca.is_some() {
+                return Err("--tls-ca needs an https:// --target".into());
+            }
+            return Ok(None);
+        };
+        let Some(ca) = &self.tls_ca else {
+            return Err("an https:// --target needs --tls-ca PEM (the CA to trust)".into());
+        };
+        TlsClient::new(name, ca, alpn, self.tls_resume == "on").map(Some)
+    }
+
     pub fn config(&self) -> LoadConfig {
         LoadConfig {
-            target: self.target,
+            target: self.target.addr,
+            tls: None,
+            new_conn: self.new_conn,
             connections: self.connections,
             pipeline: self.pipeline,
             duration: self.duration,
@@ -108,7 +136,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 
 /// Runs one load with live progress on stderr and returns its report.
 pub fn run<P: Protocol>(args: &LoadArgs, proto: P, what: String) -> Result<LoadReport, String> {
-    let cfg = args.config();
+    let mut cfg = args.config();
+    cfg.tls = args.tls_client(proto.alpn())?;
     let reporter = Reporter::for_stderr(args.quiet || cfg.progress_every.is_none());
     let mode = proto.name();
     let outcome = load::run(cfg.clone(), proto, |p| reporter.update(p));

@@ -31,6 +31,28 @@ impl ConnectFailure {
     }
 }
 
+/// Connects to `target` within `limit`, then, with `tls`, runs the TLS handshake within
+/// `limit` too (a refused handshake counts as `Other`).
+pub async fn connect_maybe_tls(
+    target: SocketAddr,
+    limit: Duration,
+    tls: Option<&crate::tls::TlsClient>,
+) -> Result<TcpStream, ConnectFailure> {
+    let stream = connect(target, limit).await?;
+    let Some(tls) = tls else {
+        return Ok(stream);
+    };
+    let handshake = percore::net::tls::connect(stream, tls.config.clone(), tls.name.clone());
+    match timeout(limit, handshake).await {
+        Ok(Ok(stream)) => Ok(stream),
+        Ok(Err(_)) => {
+            sleep(RECONNECT_BACKOFF).await;
+            Err(ConnectFailure::Other)
+        }
+        Err(_) => Err(ConnectFailure::Timeout),
+    }
+}
+
 /// Connects to `target` within `limit`. A connect that fails (not one that times out, which
 /// has waited already) pauses [`RECONNECT_BACKOFF`] before it returns.
 pub async fn connect(target: SocketAddr, limit: Duration) -> Result<TcpStream, ConnectFailure> {

@@ -108,6 +108,10 @@ impl Protocol for Http {
         "http"
     }
 
+    fn alpn(&self) -> &'static [&'static [u8]] {
+        &[b"http/1.1"]
+    }
+
     fn conn(&self, _id: usize) -> ResponseParser {
         ResponseParser::new(self.head_requests)
     }

@@ -23,3 +23,4 @@ pub mod procfs;
 pub mod progress;
 pub mod report;
 pub mod resp;
+pub mod tls;

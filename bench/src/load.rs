@@ -67,6 +67,10 @@ pub trait Protocol: Send + Sync + 'static {
     type Conn: 'static;
     /// Short name for reports (`http`, `resp`).
     fn name(&self) -> &'static str;
+    /// ALPN protocols a TLS connection offers (none by default).
+    fn alpn(&self) -> &'static [&'static [u8]] {
+        &[]
+    }
     /// A fresh state for connection `id` (also after each reconnect).
     fn conn(&self, id: usize) -> Self::Conn;
     /// Appends one request to `out`.
@@ -82,6 +86,10 @@ pub trait Protocol: Send + Sync + 'static {
 #[derive(Clone, Debug)]
 pub struct LoadConfig {
     pub target: SocketAddr,
+    /// TLS on every connection (an `https://` target).
+    pub tls: Option<crate::tls::TlsClient>,
+    /// One request per connection (measures connection setup; with TLS, handshakes).
+    pub new_conn: bool,
     pub connections: usize,
     /// Requests in flight per connection at most.
     pub pipeline: usize,
@@ -104,6 +112,8 @@ impl Default for LoadConfig {
     fn default() -> Self {
         LoadConfig {
             target: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            tls: None,
+            new_conn: false,
             connections: 100,
             pipeline: 1,
             duration: Duration::from_secs(10),

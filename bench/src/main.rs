@@ -174,7 +174,13 @@ fn run_http(a: HttpArgs) -> Result<(), String> {
         body: a.body.unwrap_or_default().into_bytes(),
         expect: StatusSet::parse(&a.expect_status)?,
     };
-    let http = Http::new(a.load.target, &request)?;
+    let mut request = request;
+    if request.host.is_none()
+        && let Some(name) = &a.load.target.tls_name
+    {
+        request.host = Some(format!("{name}:{}", a.load.target.addr.port()));
+    }
+    let http = Http::new(a.load.target.addr, &request)?;
     let what = format!("{} {}", request.method, request.path);
     let report = cli::run(&a.load, http, what)?;
     cli::finish(&a.load, &report)

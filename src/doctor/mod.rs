@@ -147,7 +147,33 @@ impl Default for DoctorConfig {
 
 /// Observes this host and judges it: one [`Check`] per item, in a stable order.
 pub fn run_checks(config: &DoctorConfig) -> Vec<Check> {
-    judge(&Facts::gather(), config)
+    #[allow(unused_mut)]
+    let mut checks = judge(&Facts::gather(), config);
+    #[cfg(feature = "tls")]
+    checks.push(ktls_check());
+    checks
+}
+
+/// Whether TLS sessions can go to the kernel after the handshake (probed with loopback
+/// connections), and if not why: a fallback to rustls, so a warning at most.
+#[cfg(feature = "tls")]
+fn ktls_check() -> Check {
+    let support = crate::net::tls::KtlsSupport::probe();
+    if support.is_available() {
+        return Check::new("tls.ktls", Verdict::Ok, support.to_string(), None);
+    }
+    let why = support.why_not().unwrap_or_default();
+    let fix = if why.contains("modprobe tls") {
+        "modprobe tls (and add `tls` to /etc/modules-load.d/ to keep it)"
+    } else {
+        "a kernel built with CONFIG_TLS (5.1+; TLS 1.3 receive needs 5.2+)"
+    };
+    Check::new(
+        "tls.ktls",
+        Verdict::Warn,
+        support.to_string(),
+        Some(fix.into()),
+    )
 }
 
 /// Verdicts for the given facts; touches nothing, so any host can be invented.

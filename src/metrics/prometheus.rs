@@ -116,6 +116,36 @@ const FAMILIES: &[Family] = &[
         io_uring_only: false,
     },
     Family {
+        name: "percore_tls_handshakes_total",
+        kind: "counter",
+        help: "TLS handshakes completed.",
+        value: |s| s.net.tls.handshakes,
+    },
+    Family {
+        name: "percore_tls_resumed_total",
+        kind: "counter",
+        help: "TLS handshakes that resumed a session (ticket or cache).",
+        value: |s| s.net.tls.resumed,
+    },
+    Family {
+        name: "percore_tls_record_errors_total",
+        kind: "counter",
+        help: "TLS input refused after the handshake (the connection ended with an alert).",
+        value: |s| s.net.tls.record_errors,
+    },
+    Family {
+        name: "percore_tls_ktls_total",
+        kind: "counter",
+        help: "TLS connections whose session keys went to the kernel (kTLS).",
+        value: |s| s.net.tls.ktls,
+    },
+    Family {
+        name: "percore_tls_ktls_fallbacks_total",
+        kind: "counter",
+        help: "TLS connections kept on rustls although kTLS was wanted (cipher, kernel, partial record).",
+        value: |s| s.net.tls.ktls_fallbacks,
+    },
+    Family {
         name: "percore_recv_paused_total",
         kind: "counter",
         help: "Receives paused because a connection's unread input hit its cap.",
@@ -362,6 +392,24 @@ pub fn render(shards: &[ShardStats], missing: &[usize], out: &mut String) {
             let _ = writeln!(
                 out,
                 "percore_connections_closed_total{{shard=\"{}\",reason=\"{reason}\"}} {n}",
+                s.shard
+            );
+        }
+    }
+    family_header(
+        out,
+        "percore_tls_handshake_failures_total",
+        "counter",
+        "TLS handshakes that failed, by reason.",
+    );
+    for s in shards {
+        for (reason, n) in crate::net::TLS_FAILURE_REASONS
+            .iter()
+            .zip(s.net.tls.handshake_failures)
+        {
+            let _ = writeln!(
+                out,
+                "percore_tls_handshake_failures_total{{shard=\"{}\",reason=\"{reason}\"}} {n}",
                 s.shard
             );
         }

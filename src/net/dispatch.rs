@@ -63,6 +63,9 @@ pub(crate) fn on_recv(net: &NetShard, completion: Completion) {
         if wants_input(&conn) {
             arm_recv(net, &conn);
             net.count(|s| s.rearms += 1);
+        } else if conn.rx.borrow().paused {
+            // Someone may wait for the receive to end (kernel TLS hand-over).
+            conn.wake_reader();
         }
     }
 }

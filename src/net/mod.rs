@@ -14,6 +14,9 @@ mod state;
 pub(crate) mod steer;
 mod stream;
 mod table;
+#[cfg(feature = "tls")]
+pub mod tls;
+mod tls_stats;
 
 use std::{
     cell::{Cell, RefCell},
@@ -32,6 +35,7 @@ pub use self::{
     listener::TcpListener,
     steer::{ShardLoadStats, Steering},
     stream::TcpStream,
+    tls_stats::{TLS_FAILURE_REASONS, TlsStats},
 };
 use crate::task::{Core, local::ShardLocal};
 
@@ -104,6 +108,8 @@ pub struct NetStats {
     pub handed_out: u64,
     /// Connections another shard, or the stall detector, placed on this shard.
     pub handed_in: u64,
+    /// Handshakes, their failures by reason, kernel TLS hand-overs.
+    pub tls: TlsStats,
 }
 
 thread_local! {
@@ -130,6 +136,8 @@ pub(crate) struct NetShard {
     /// Steering state shared with every shard and the stall detector.
     pub(crate) steer: Arc<steer::SteerShared>,
     pub(crate) shard_id: usize,
+    #[cfg(feature = "tls")]
+    pub(crate) tls: tls::ShardTls,
 }
 
 impl NetShard {
@@ -148,6 +156,8 @@ impl NetShard {
             stats: RefCell::default(),
             steer,
             shard_id,
+            #[cfg(feature = "tls")]
+            tls: tls::ShardTls::default(),
         }
     }
 

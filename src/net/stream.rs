@@ -24,14 +24,31 @@ use super::{
 use crate::{sys::socket, task::coop};
 
 /// A TCP connection owned by the current shard (`!Send`: it lives and dies on its shard).
+///
+/// On a TLS listener (the `tls` feature) the stream carries its TLS session: every method
+/// below then reads and writes plaintext, with the same contract (see `net::tls`).
 pub struct TcpStream {
-    net: Rc<NetShard>,
-    conn: Rc<Conn>,
+    pub(crate) net: Rc<NetShard>,
+    pub(crate) conn: Rc<Conn>,
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<Box<super::tls::Session>>,
 }
 
 impl TcpStream {
     pub(crate) fn new(net: Rc<NetShard>, conn: Rc<Conn>) -> Self {
-        TcpStream { net, conn }
+        TcpStream {
+            net,
+            conn,
+            #[cfg(feature = "tls")]
+            tls: None,
+        }
+    }
+
+    /// The TLS session, on a TLS connection still served by rustls (`None` for plaintext
+    /// and for sessions handed to the kernel).
+    #[cfg(feature = "tls")]
+    pub fn tls_session(&self) -> Option<&super::tls::Session> {
+        self.tls.as_deref()
     }
 
     /// The remote address.
@@ -49,9 +66,15 @@ impl TcpStream {
         socket::set_nodelay(self.conn.fd, on)
     }
 
-    /// Bytes received and not yet consumed.
+    /// Bytes received and not yet consumed (over TLS: decrypted, plus ciphertext not yet
+    /// decrypted).
     pub fn buffered_len(&self) -> usize {
-        self.conn.rx.borrow().buffered()
+        let raw = self.conn.rx.borrow().buffered();
+        #[cfg(feature = "tls")]
+        if let Some(session) = &self.tls {
+            return raw + session.plaintext().len();
+        }
+        raw
     }
 
     /// Output written and not yet sent.
@@ -177,6 +200,11 @@ impl TcpStream {
         cx: &mut Context<'_>,
         f: &mut impl FnMut(&[u8]) -> (usize, R),
     ) -> Poll<io::Result<Option<R>>> {
+        #[cfg(feature = "tls")]
+        if let Some(session) = &mut self.tls {
+            let mut lend = |input: &[u8], _: &mut Vec<u8>| f(input);
+            return super::tls::stream::poll_read(&self.net, &self.conn, session, cx, &mut lend);
+        }
         poll_read(&self.net, &self.conn, cx, f)
     }
 
@@ -185,6 +213,10 @@ impl TcpStream {
     /// and must notice a disconnect (a blocked kv pop).
     pub async fn readable(&mut self) -> io::Result<bool> {
         poll_fn(|cx| {
+            #[cfg(feature = "tls")]
+            if let Some(session) = &mut self.tls {
+                return super::tls::stream::poll_readable(&self.net, &self.conn, session, cx);
+            }
             let mut rx = self.conn.rx.borrow_mut();
             if rx.buffered() > rx.seen_len {
                 return Poll::Ready(Ok(true));
@@ -223,6 +255,10 @@ impl TcpStream {
         if let Some(code) = self.conn.tx.borrow().error {
             return Poll::Ready(Err(errno(code)));
         }
+        #[cfg(feature = "tls")]
+        if let Some(session) = &mut self.tls {
+            return super::tls::stream::poll_read(&self.net, &self.conn, session, cx, f);
+        }
         let (net, conn) = (&self.net, &self.conn);
         let mut lend = |input: &[u8]| {
             let mut tx = conn.tx.borrow_mut();
@@ -259,6 +295,13 @@ impl TcpStream {
                     io::ErrorKind::BrokenPipe,
                     "write after shutdown",
                 ));
+            }
+            #[cfg(feature = "tls")]
+            if let Some(session) = &mut self.tls {
+                drop(tx);
+                let value = f(&mut session.scratch);
+                super::tls::stream::seal(&self.net, &self.conn, session);
+                return Ok(value);
             }
             let before = tx.out.len();
             let value = f(&mut tx.out);
@@ -324,6 +367,10 @@ impl TcpStream {
         if self.conn.tx.borrow().shutdown_after_flush {
             return Poll::Ready(Ok(()));
         }
+        #[cfg(feature = "tls")]
+        if let Some(session) = &mut self.tls {
+            super::tls::stream::close_notify(&self.net, &self.conn, session);
+        }
         std::task::ready!(self.poll_flush(cx))?;
         self.conn.tx.borrow_mut().shutdown_after_flush = true;
         Poll::Ready(socket::shutdown(self.conn.fd, Shutdown::Write))
@@ -343,6 +390,10 @@ impl TcpStream {
 
 impl Drop for TcpStream {
     fn drop(&mut self) {
+        #[cfg(feature = "tls")]
+        if let Some(session) = &mut self.tls {
+            super::tls::stream::close_notify(&self.net, &self.conn, session);
+        }
         close(&self.net, &self.conn, false);
     }
 }
@@ -404,7 +455,11 @@ fn poll_read<R>(
 
 /// Calls `f` with every buffered byte as one slice (copying lent buffers together only
 /// when there is more than one piece) and removes what it consumed.
-fn consume<R>(net: &NetShard, conn: &Conn, f: &mut impl FnMut(&[u8]) -> (usize, R)) -> (usize, R) {
+pub(crate) fn consume<R>(
+    net: &NetShard,
+    conn: &Conn,
+    f: &mut impl FnMut(&[u8]) -> (usize, R),
+) -> (usize, R) {
     let mut rx = conn.rx.borrow_mut();
     let rx = &mut *rx;
     let spilled = rx.spill.len() - rx.spill_pos;

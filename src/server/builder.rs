@@ -75,6 +75,12 @@ pub struct ServerBuilder {
     /// Fallbacks found before the shards start (a refused cBPF program), for the report.
     pub(crate) early_fallbacks: Vec<String>,
     pub(crate) on_shard_start: InitHook,
+    /// TLS on the serve address (see `server::tls`).
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<super::tls::TlsListen>,
+    /// A second, plaintext listener beside a TLS one.
+    #[cfg(feature = "tls")]
+    pub(crate) plain_listen: Option<SocketAddr>,
 }
 
 impl Default for ServerBuilder {
@@ -98,6 +104,10 @@ impl Default for ServerBuilder {
             abort_after: None,
             early_fallbacks: Vec::new(),
             on_shard_start: InitHook::default(),
+            #[cfg(feature = "tls")]
+            tls: None,
+            #[cfg(feature = "tls")]
+            plain_listen: None,
         }
     }
 }
@@ -293,6 +303,16 @@ impl ServerBuilder {
         Fut: Future<Output = ()> + 'static,
     {
         let control = Arc::new(ServerControl::new(self.drain_timeout));
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            let acceptor = tls.acceptor.clone();
+            control.on_reload(Box::new(move || match acceptor.reload() {
+                Ok(()) => tracing::warn!("SIGHUP: TLS certificates reloaded"),
+                Err(e) => {
+                    tracing::error!("SIGHUP: TLS reload failed, the old certificates stay: {e}")
+                }
+            }));
+        }
         shard_thread::start_all(self, control, Arc::new(setup))
     }
 
@@ -349,6 +369,17 @@ impl ServerBuilder {
         }
         let fds: Arc<Mutex<Vec<Option<OwnedFd>>>> =
             Arc::new(Mutex::new(fds.into_iter().map(Some).collect()));
+        #[cfg(feature = "tls")]
+        let tls = self.tls.as_ref().map(|t| t.acceptor.clone());
+        #[cfg(feature = "tls")]
+        let (plain_fds, plain_addr) = match (&tls, self.plain_listen) {
+            (Some(_), Some(plain)) => {
+                let (fds, bound) = bind_group(plain, cpus.len(), &self.net)?;
+                let fds: Vec<Option<OwnedFd>> = fds.into_iter().map(Some).collect();
+                (Arc::new(Mutex::new(fds)), Some(bound))
+            }
+            _ => (Arc::new(Mutex::new(Vec::new())), None),
+        };
         let mut handle = self.start(move |info| {
             let fd = fds
                 .lock()
@@ -359,9 +390,36 @@ impl ServerBuilder {
             let listener =
                 TcpListener::from_listening(fd).map_err(|source| Error::Bind { addr, source })?;
             let handler = handler.clone();
+            #[cfg(feature = "tls")]
+            if let Some(acceptor) = tls.clone() {
+                let plain = plain_fds
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get_mut(info.id)
+                    .and_then(Option::take)
+                    .map(TcpListener::from_listening)
+                    .transpose()
+                    .map_err(|source| Error::Bind { addr, source })?;
+                let plain = plain.map(|l| crate::task::spawn(accept_loop(l, handler.clone())));
+                return Ok(Box::pin(async move {
+                    super::tls::accept_loop(listener, acceptor, handler).await;
+                    if let Some(plain) = plain {
+                        let _ = plain.await;
+                    }
+                })
+                    as std::pin::Pin<Box<dyn Future<Output = ()>>>);
+            }
+            #[cfg(feature = "tls")]
+            return Ok(Box::pin(accept_loop(listener, handler))
+                as std::pin::Pin<Box<dyn Future<Output = ()>>>);
+            #[cfg(not(feature = "tls"))]
             Ok(accept_loop(listener, handler))
         })?;
         handle.set_listen_addr(addr);
+        #[cfg(feature = "tls")]
+        if let Some(plain) = plain_addr {
+            handle.set_plain_listen_addr(plain);
+        }
         Ok(handle)
     }
 }

@@ -20,6 +20,8 @@ pub(crate) struct ServerControl {
     pub(crate) drain_timeout: Duration,
     remotes: OnceLock<Vec<Arc<ShardRemote>>>,
     pub(crate) running_shards: AtomicUsize,
+    /// What SIGHUP reloads (TLS certificates).
+    reload: Mutex<Vec<Box<dyn Fn() + Send + Sync>>>,
 }
 
 impl ServerControl {
@@ -30,6 +32,7 @@ impl ServerControl {
             drain_timeout,
             remotes: OnceLock::new(),
             running_shards: AtomicUsize::new(0),
+            reload: Mutex::new(Vec::new()),
         }
     }
 
@@ -65,5 +68,23 @@ impl ServerControl {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .unwrap_or_else(|| Instant::now() + self.drain_timeout)
+    }
+
+    /// Registers something SIGHUP reloads.
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    pub(crate) fn on_reload(&self, hook: Box<dyn Fn() + Send + Sync>) {
+        self.reload
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(hook);
+    }
+
+    /// Runs every reload hook; false when there is none.
+    pub(crate) fn reload(&self) -> bool {
+        let hooks = self.reload.lock().unwrap_or_else(|p| p.into_inner());
+        for hook in hooks.iter() {
+            hook();
+        }
+        !hooks.is_empty()
     }
 }

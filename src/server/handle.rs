@@ -27,6 +27,7 @@ pub struct ServerHandle {
     /// Helper threads (stall detector, signals) that end with the shards.
     helpers: Vec<Option<JoinHandle<()>>>,
     listen_addr: Option<std::net::SocketAddr>,
+    plain_listen_addr: Option<std::net::SocketAddr>,
 }
 
 impl ServerHandle {
@@ -48,11 +49,22 @@ impl ServerHandle {
             steer,
             helpers,
             listen_addr: None,
+            plain_listen_addr: None,
         }
     }
 
     pub(crate) fn set_listen_addr(&mut self, addr: std::net::SocketAddr) {
         self.listen_addr = Some(addr);
+    }
+
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    pub(crate) fn set_plain_listen_addr(&mut self, addr: std::net::SocketAddr) {
+        self.plain_listen_addr = Some(addr);
+    }
+
+    /// The plaintext listener beside a TLS one (`ServerBuilder::listen_plain`), bound.
+    pub fn plain_listen_addr(&self) -> Option<std::net::SocketAddr> {
+        self.plain_listen_addr
     }
 
     /// The address [`ServerBuilder::serve`](super::ServerBuilder::serve) listens on, with the

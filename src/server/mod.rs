@@ -12,6 +12,8 @@ mod report;
 mod shard_loop;
 mod shard_thread;
 mod signals;
+#[cfg(feature = "tls")]
+mod tls;
 mod watchdog;
 
 pub use self::{

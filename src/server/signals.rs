@@ -1,4 +1,5 @@
-//! SIGINT/SIGTERM: the first starts a graceful stop, a second stops at once.
+//! SIGINT/SIGTERM: the first starts a graceful stop, a second stops at once. SIGHUP
+//! reloads what registered for it (TLS certificates) and never stops the server.
 
 use std::{
     sync::{Arc, atomic::Ordering},
@@ -18,6 +19,11 @@ pub(super) fn spawn(control: Arc<ServerControl>) -> std::io::Result<thread::Join
             let mut received = 0;
             while control.running_shards.load(Ordering::SeqCst) > 0 {
                 match wait_termination_signal(Duration::from_millis(100)) {
+                    Ok(Some(libc::SIGHUP)) => {
+                        if !control.reload() {
+                            tracing::info!("SIGHUP: nothing to reload");
+                        }
+                    }
                     Ok(Some(signal)) => {
                         received += 1;
                         let name = if signal == libc::SIGINT { "SIGINT" } else { "SIGTERM" };

@@ -9,6 +9,8 @@
 pub(crate) mod cpu;
 pub(crate) mod eventfd;
 pub(crate) mod kernel;
+#[cfg(feature = "tls")]
+pub(crate) mod ktls;
 pub(crate) mod rlimit;
 pub(crate) mod signal;
 pub(crate) mod socket;

@@ -18,7 +18,7 @@ use percore::{
 
 use super::{AtEof, ErrorKind, Parsed, Protocol, ShardState, schedule::Schedule};
 use crate::{
-    connect::{RECONNECT_BACKOFF, connect},
+    connect::{RECONNECT_BACKOFF, connect_maybe_tls},
     measure::Phase,
 };
 
@@ -53,7 +53,7 @@ pub(crate) async fn run_connection<P: Protocol>(id: usize, shard: Rc<ShardState<
         if phase == Phase::Done {
             return;
         }
-        let stream = match connect(cfg.target, cfg.timeout).await {
+        let stream = match connect_maybe_tls(cfg.target, cfg.timeout, cfg.tls.as_ref()).await {
             Ok(stream) => stream,
             Err(failure) => {
                 // The error is counted in the phase in which the attempt began.
@@ -68,6 +68,7 @@ pub(crate) async fn run_connection<P: Protocol>(id: usize, shard: Rc<ShardState<
             conn: shard.proto.conn(id),
             in_flight: VecDeque::with_capacity(cfg.pipeline),
             timer: sleep(cfg.timeout),
+            sent_here: 0,
         };
         match driver.drive(stream, schedule.as_mut()).await {
             End::Finished => return,
@@ -84,6 +85,8 @@ struct Driver<'a, P: Protocol> {
     in_flight: VecDeque<InFlight>,
     /// One timer per connection, moved for each wait (no timer allocated per request).
     timer: Sleep,
+    /// Requests sent on this connection (`new_conn` mode sends one).
+    sent_here: u64,
 }
 
 /// What one batch of response bytes held.
@@ -106,6 +109,10 @@ impl<P: Protocol> Driver<'_, P> {
         let mut last_progress = now;
         loop {
             let phase = self.shard.phase();
+            if cfg.new_conn && self.sent_here > 0 && self.in_flight.is_empty() {
+                // Answered: the next request opens a new connection.
+                return End::Reconnect { backoff: false };
+            }
             if phase != Phase::Done {
                 if self.in_flight.is_empty() {
                     last_progress = now;
@@ -197,8 +204,15 @@ impl<P: Protocol> Driver<'_, P> {
         mut schedule: Option<&mut Schedule>,
         now: Instant,
     ) -> std::io::Result<()> {
-        let pipeline = self.shard.cfg.pipeline;
-        if self.in_flight.len() >= pipeline || stream.pending_output() >= WRITE_BACKLOG {
+        let pipeline = if self.shard.cfg.new_conn {
+            1
+        } else {
+            self.shard.cfg.pipeline
+        };
+        if self.in_flight.len() >= pipeline
+            || stream.pending_output() >= WRITE_BACKLOG
+            || (self.shard.cfg.new_conn && self.sent_here > 0)
+        {
             return Ok(());
         }
         let mut sent = 0u64;
@@ -218,6 +232,7 @@ impl<P: Protocol> Driver<'_, P> {
             }
         });
         self.shard.counts(phase).sent += sent;
+        self.sent_here += sent;
         result
     }
 
@@ -241,6 +256,7 @@ impl<P: Protocol> Driver<'_, P> {
             conn,
             in_flight,
             timer,
+            ..
         } = self;
         let mut parse = |data: &[u8]| parse_batch(*shard, *proto, conn, in_flight, data);
         poll_fn(|cx| {

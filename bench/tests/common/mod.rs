@@ -71,6 +71,8 @@ pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 pub fn config(target: SocketAddr) -> LoadConfig {
     LoadConfig {
         target,
+        tls: None,
+        new_conn: false,
         connections: 8,
         pipeline: 1,
         duration: Duration::from_millis(800),

@@ -47,11 +47,12 @@ pub fn run(
     builder: percore::ServerBuilder,
     listen: SocketAddr,
     args: &KvArgs,
+    tls: &crate::tls::TlsArgs,
     quiet: bool,
 ) -> Result<(), percore::Error> {
     let server = percore_kv::serve(builder, listen, args.config())?;
     if !quiet {
-        eprintln!("kv (RESP) listening on {listen}");
+        eprintln!("{}", tls.describe("kv (RESP)", "", listen));
     }
     server.join()
 }

@@ -4,6 +4,7 @@
 
 mod doctor;
 mod kv;
+mod tls;
 
 use std::{net::SocketAddr, process::ExitCode, time::Duration};
 
@@ -37,6 +38,8 @@ enum Command {
         #[command(flatten)]
         http: HttpArgs,
         #[command(flatten)]
+        tls: tls::TlsArgs,
+        #[command(flatten)]
         shards: ShardArgs,
     },
     /// TCP echo: every byte sent comes back.
@@ -45,6 +48,8 @@ enum Command {
         /// socket listens on is refused unless --reuse-port-shared).
         #[arg(long, default_value = "127.0.0.1:7000")]
         listen: SocketAddr,
+        #[command(flatten)]
+        tls: tls::TlsArgs,
         #[command(flatten)]
         shards: ShardArgs,
     },
@@ -56,6 +61,8 @@ enum Command {
         listen: SocketAddr,
         #[command(flatten)]
         kv: kv::KvArgs,
+        #[command(flatten)]
+        tls: tls::TlsArgs,
         #[command(flatten)]
         shards: ShardArgs,
     },
@@ -248,28 +255,44 @@ fn main() -> ExitCode {
         Command::Serve {
             listen,
             http,
+            tls,
             shards,
         } => {
             let budget = http.offload_budget();
-            percore_http::service::serve(shards.builder(), listen, http.limits(), move || {
-                percore_http::demo::router().offload_budget(budget)
-            })
+            tls.apply(shards.builder(), true)
+                .and_then(|builder| {
+                    percore_http::service::serve(builder, listen, http.limits(), move || {
+                        percore_http::demo::router().offload_budget(budget)
+                    })
+                })
+                .and_then(|server| {
+                    if !shards.quiet {
+                        eprintln!("{}", tls.describe("http", "http://", listen));
+                    }
+                    server.join()
+                })
+        }
+        Command::Echo {
+            listen,
+            tls,
+            shards,
+        } => tls
+            .apply(shards.builder(), false)
+            .and_then(|builder| percore_echo::serve(builder, listen))
             .and_then(|server| {
                 if !shards.quiet {
-                    eprintln!("http listening on http://{listen}");
+                    eprintln!("{}", tls.describe("echo", "", listen));
                 }
                 server.join()
-            })
-        }
-        Command::Echo { listen, shards } => {
-            percore_echo::serve(shards.builder(), listen).and_then(|server| {
-                if !shards.quiet {
-                    eprintln!("echo listening on {listen}");
-                }
-                server.join()
-            })
-        }
-        Command::Kv { listen, kv, shards } => kv::run(shards.builder(), listen, &kv, shards.quiet),
+            }),
+        Command::Kv {
+            listen,
+            kv,
+            tls,
+            shards,
+        } => tls
+            .apply(shards.builder(), false)
+            .and_then(|builder| kv::run(builder, listen, &kv, &tls, shards.quiet)),
         Command::Doctor(args) => return doctor::run(&args),
     };
     match result {

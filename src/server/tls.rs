@@ -1,0 +1,58 @@
+//! TLS listeners of [`ServerBuilder::serve`] (the `tls` feature): the serve address speaks
+//! TLS when [`ServerBuilder::tls`] is set, with an optional second, plaintext listener
+//! ([`ServerBuilder::listen_plain`]) served by the same handler.
+
+use std::{future::Future, net::SocketAddr};
+
+use super::builder::ServerBuilder;
+use crate::{
+    net::{
+        TcpListener, TcpStream,
+        tls::{TlsAcceptor, serve_connection},
+    },
+    task::spawn,
+};
+
+/// The TLS part of a builder.
+#[derive(Clone, Debug)]
+pub(crate) struct TlsListen {
+    pub(crate) acceptor: TlsAcceptor,
+}
+
+impl ServerBuilder {
+    /// Serves TLS on the address given to [`serve`](Self::serve) (every connection
+    /// handshakes on its shard before the handler gets it; see `net::tls`). The acceptor
+    /// is reloaded on SIGHUP when [`handle_signals`](Self::handle_signals) is on.
+    pub fn tls(mut self, acceptor: TlsAcceptor) -> Self {
+        if !acceptor.ktls().is_available() {
+            self.early_fallbacks.push(acceptor.ktls().to_string());
+        }
+        self.tls = Some(TlsListen { acceptor });
+        self
+    }
+
+    /// A second listener, in plaintext, served by the same handler as the main one
+    /// (`--listen-plain`). Only with [`tls`](Self::tls); without it the address is ignored.
+    pub fn listen_plain(mut self, addr: SocketAddr) -> Self {
+        self.plain_listen = Some(addr);
+        self
+    }
+}
+
+/// Accepts TLS connections until the listener stops, spawning one task per connection
+/// that handshakes and then runs `handler`.
+pub(crate) async fn accept_loop<H, Fut>(listener: TcpListener, acceptor: TlsAcceptor, handler: H)
+where
+    H: Fn(TcpStream) -> Fut + Clone + 'static,
+    Fut: Future<Output = ()> + 'static,
+{
+    loop {
+        match listener.accept().await {
+            Ok(stream) => {
+                spawn(serve_connection(stream, acceptor.clone(), handler.clone()));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotConnected => return,
+            Err(e) => tracing::warn!("accept failed: {e}"),
+        }
+    }
+}
