@@ -374,7 +374,16 @@ impl ServerBuilder {
         #[cfg(feature = "tls")]
         let (plain_fds, plain_addr) = match (&tls, self.plain_listen) {
             (Some(_), Some(plain)) => {
-                let (fds, bound) = bind_group(plain, cpus.len(), &self.net)?;
+                let (fds, bound) = crate::net::listener::bind_listeners(
+                    plain,
+                    cpus.len(),
+                    &self.net,
+                    crate::net::listener::RESTART_PATIENCE,
+                )
+                .map_err(|source| Error::Bind {
+                    addr: plain,
+                    source,
+                })?;
                 let fds: Vec<Option<OwnedFd>> = fds.into_iter().map(Some).collect();
                 (Arc::new(Mutex::new(fds)), Some(bound))
             }
