@@ -104,6 +104,9 @@ pub(crate) mod sys;
 pub mod task;
 pub mod time;
 
+/// Test-only fault injection in the driver (feature `fault-injection`).
+#[cfg(feature = "fault-injection")]
+pub use crate::driver::fault;
 pub use crate::{
     blocking::spawn_blocking,
     driver::{DriverChoice, DriverKind, RingConfig, RingFeatures, RingStats},

@@ -38,6 +38,10 @@ cargo test --workspace
 # between the drivers fails a test (tests that are about io_uring itself pin it).
 echo "== cargo test on the epoll driver (PERCORE_DRIVER=epoll)"
 PERCORE_DRIVER=epoll cargo test --workspace --tests
+echo "== driver fault injection (feature fault-injection), on io_uring and on epoll"
+cargo clippy -p percore --features fault-injection --all-targets -- -D warnings
+cargo test -p percore --features fault-injection --test fault_driver
+PERCORE_DRIVER=epoll cargo test -p percore --features fault-injection --test fault_driver
 echo "== percore-http with its serde feature (Json responses)"
 cargo clippy -p percore-http --features serde --all-targets -- -D warnings
 cargo test -p percore-http --features serde --lib --test http_router

@@ -57,6 +57,8 @@ pub(crate) struct Ring {
     reaped: Vec<Completion>,
     pub(crate) features: RingFeatures,
     pub(crate) stats: RingStats,
+    #[cfg(feature = "fault-injection")]
+    pub(crate) faults: super::fault::ShardFaults,
 }
 
 impl Ring {
@@ -80,6 +82,8 @@ impl Ring {
             reaped: Vec::with_capacity(config.cq_entries as usize),
             features,
             stats: RingStats::default(),
+            #[cfg(feature = "fault-injection")]
+            faults: super::fault::ShardFaults::new(),
         })
     }
 
@@ -119,6 +123,10 @@ impl Ring {
     /// [`submit_owned`](Self::submit_owned), are the only callers.
     #[inline]
     unsafe fn push(&mut self, sqe: &Entry) {
+        #[cfg(feature = "fault-injection")]
+        if self.faults.sq_full(self.uring.submission().len()) {
+            self.make_room();
+        }
         // SAFETY: the caller upholds the entry's contract (above).
         while unsafe { self.uring.submission().push(sqe) }.is_err() {
             self.make_room();
@@ -132,13 +140,13 @@ impl Ring {
         self.stats.sq_full += 1;
         match self.uring.submit() {
             Ok(n) => self.stats.sqes_submitted += n as u64,
-            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => self.reap(),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => self.reap_all(),
             Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
             Err(e) => {
                 // Nothing sane remains if the kernel refuses submissions outright; make the
                 // cause visible rather than spinning.
                 tracing::error!("io_uring submit failed while the SQ was full: {e}");
-                self.reap();
+                self.reap_all();
             }
         }
     }
@@ -202,7 +210,22 @@ impl Ring {
                 cqueue::more(cqe.flags()),
                 cqueue::buffer_select(cqe.flags()),
             ));
+            // A small CQ (fault injection): what is not taken stays in the kernel's CQ.
+            #[cfg(feature = "fault-injection")]
+            if self.faults.cq_full(self.reaped.len()) {
+                break;
+            }
         }
+    }
+
+    /// Reaps because the kernel needs room (`EBUSY`): a small CQ of fault injection must not
+    /// keep the SQ from draining.
+    fn reap_all(&mut self) {
+        #[cfg(feature = "fault-injection")]
+        self.faults.uncapped(true);
+        self.reap();
+        #[cfg(feature = "fault-injection")]
+        self.faults.uncapped(false);
     }
 
     /// Hands the reaped completions to the caller (swapping buffers, no allocation).
