@@ -70,8 +70,9 @@
 //!
 //! Rings are set up `SINGLE_ISSUER | DEFER_TASKRUN` (plus `COOP_TASKRUN`, `TASKRUN_FLAG`)
 //! where the kernel allows, falling back one flag at a time and saying so in the startup
-//! report. Listeners use multishot accept; connections use multishot receive into a per-shard
-//! provided-buffer ring; sends batch everything a connection wrote in an iteration. Shards
+//! report. Listeners keep a few accepts in flight, no more than their accept queue has room
+//! for; connections use multishot receive into a per-shard provided-buffer ring; sends
+//! batch everything a connection wrote in an iteration. Shards
 //! wake each other with `IORING_OP_MSG_RING`; threads without a ring use an eventfd.
 
 //! ## Connection steering

@@ -1,4 +1,4 @@
-//! Connections and listeners for async code, built on the ring: multishot accept, multishot
+//! Connections and listeners for async code, built on the ring: bounded accepts, multishot
 //! receive into the shard's provided buffers, one batched send per connection per iteration.
 //!
 //! Reads are cancellation-safe: received bytes wait in the connection's receive queue, so

@@ -147,11 +147,16 @@ fn each_accept_takes_one_waiting_connection() {
     let mut accepted = Vec::new();
     for _ in 0..50 {
         accepted.extend(completions(&mut d, WAIT));
-        if accepted.len() >= clients.len() {
+        if accepted.len() >= 3 {
             break;
         }
     }
-    assert_eq!(accepted.len(), 3, "{accepted:?}");
+    assert_eq!(
+        accepted.len(),
+        3,
+        "{accepted:?} ({} clients)",
+        clients.len()
+    );
     d.enter(Wait::Timeout(Duration::from_millis(50))).unwrap();
     let mut late = Vec::new();
     d.take_completions(&mut late);
