@@ -458,3 +458,61 @@ fn delayed_completions_arrive_in_order_and_lose_nothing() {
     assert!(took >= 5 * 2 * delay, "5 rounds took {took:?}");
     stop(echo);
 }
+
+/// Failed kernel entries (`io_uring_enter`, `epoll_wait`). Transient ones are retried and lose
+/// nothing: `EINTR` on both drivers, and on io_uring `EAGAIN` (the kernel lacked resources
+/// for now), injected every few milliseconds under load. A fatal one (`EBADF`) stops the
+/// server with an error naming the shard, and its client sees the connection close: an
+/// error, never a hang.
+#[test]
+fn failed_kernel_entries_are_retried_or_stop_the_server_with_an_error() {
+    let _serial = shards::serial();
+    let echo = echo_server(RingConfig::default(), NetConfig::default());
+    let transient: &[i32] = match stats(&echo.server).driver {
+        DriverKind::IoUring => &[libc::EINTR, libc::EAGAIN],
+        DriverKind::Epoll => &[libc::EINTR],
+    };
+    for &errno in transient {
+        let failed_before = echo.faults.counts().enters_failed;
+        let addr = echo.addr;
+        let load = thread::spawn(move || echo_load(addr, 16, 100, 4));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !load.is_finished() && Instant::now() < deadline {
+            echo.faults.fail_enters(errno, 2);
+            thread::sleep(Duration::from_millis(2));
+        }
+        load.join()
+            .expect("every byte came back while entries failed");
+        let failed = echo.faults.counts().enters_failed - failed_before;
+        assert!(failed >= 20, "errno {errno}: {failed} entries failed");
+    }
+    echo.faults.clear();
+    settled(&echo.server);
+
+    let mut client = StdStream::connect(echo.addr).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut back = [0; 5];
+    client.write_all(b"hello").unwrap();
+    client.read_exact(&mut back).unwrap();
+    echo.faults.fail_enters(libc::EBADF, 1);
+    // The shard waits in the kernel; input wakes it, and its next entry fails.
+    client.write_all(b"again").unwrap();
+    let ended = shards::join_within(echo.server, Duration::from_secs(5))
+        .expect("the server stopped within 5 s of the failed entry");
+    let error = ended.expect_err("a failed entry is an error").to_string();
+    assert!(
+        error.contains("shard 0")
+            && error.contains(&std::io::Error::from_raw_os_error(libc::EBADF).to_string()),
+        "the error names the shard and the cause: {error}"
+    );
+    let mut rest = Vec::new();
+    match client.read_to_end(&mut rest) {
+        Ok(_) => {}
+        Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut => {
+            panic!("the client's connection was left open by the stopped server")
+        }
+        Err(_) => {} // reset: closed too
+    }
+}

@@ -22,6 +22,8 @@
 //!   the chosen operations is cancelled right after it (a pending accept ends `-ECANCELED`).
 //! - **delayed completions** ([`FaultInjector::delay`]): completions of the chosen
 //!   operations reach the shard that much later, in their order.
+//! - **failed kernel entries** ([`FaultInjector::fail_enters`]): the next N entries
+//!   (`io_uring_enter`, `epoll_wait`) fail with `errno` without entering the kernel.
 //!
 //! What was injected is counted ([`FaultInjector::counts`]), so a test can check that its
 //! fault happened before it checks that nothing was lost.
@@ -91,6 +93,8 @@ pub struct FaultCounts {
     pub cq_held: u64,
     /// Times the small SQ was submitted early.
     pub sq_flushed: u64,
+    /// Kernel entries failed by [`FaultInjector::fail_enters`].
+    pub enters_failed: u64,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -115,6 +119,8 @@ struct Plan {
     end_early: Option<EndEarly>,
     cancel: Option<(Ops, u64)>,
     delay: Option<(Ops, Duration)>,
+    /// `errno` and how many entries are left to fail.
+    fail_enter: Option<(i32, u64)>,
 }
 
 #[derive(Default)]
@@ -183,6 +189,11 @@ impl FaultInjector {
     /// Completions of `ops` reach the shard `by` later.
     pub fn delay(&self, ops: Ops, by: Duration) {
         lock(&self.shared.plan).delay = Some((ops, by));
+    }
+
+    /// The next `n` kernel entries of the shard's loop fail with `errno`.
+    pub fn fail_enters(&self, errno: i32, n: u64) {
+        lock(&self.shared.plan).fail_enter = Some((errno, n));
     }
 
     /// Stops every fault (completions already delayed still arrive at their time).
@@ -328,6 +339,20 @@ impl ShardFaults {
         }
         self.submitted(token, class);
         false
+    }
+
+    /// A kernel entry: the errno it must fail with, if it must.
+    pub(crate) fn fail_enter(&self) -> Option<i32> {
+        let mut plan = lock(&self.injector.shared.plan);
+        let (errno, left) = plan.fail_enter.as_mut()?;
+        if *left == 0 {
+            return None;
+        }
+        *left -= 1;
+        let errno = *errno;
+        drop(plan);
+        self.injector.count(|c| c.enters_failed += 1);
+        Some(errno)
     }
 
     /// The SQ holds `queued` entries: true when it counts as full.

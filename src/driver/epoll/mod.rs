@@ -290,7 +290,17 @@ impl Epoll {
             0
         };
         self.stats.enters += 1;
-        let ready = match sys::wait(&self.epoll, &mut self.events, timeout_ms) {
+        let waited = {
+            // A failed `epoll_wait` (fault injection): nothing waited.
+            #[cfg(feature = "fault-injection")]
+            match self.faults.fail_enter() {
+                Some(errno) => Err(errno),
+                None => sys::wait(&self.epoll, &mut self.events, timeout_ms),
+            }
+            #[cfg(not(feature = "fault-injection"))]
+            sys::wait(&self.epoll, &mut self.events, timeout_ms)
+        };
+        let ready = match waited {
             Ok(n) => n,
             Err(libc::EINTR) => 0,
             Err(e) => return Err(io::Error::from_raw_os_error(e)),

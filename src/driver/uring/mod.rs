@@ -154,7 +154,14 @@ impl Ring {
     /// Submits queued SQEs and waits as told: the loop's single `io_uring_enter`.
     pub(crate) fn enter(&mut self, wait: Wait) -> io::Result<()> {
         let queued = self.uring.submission().len();
+        #[cfg(feature = "fault-injection")]
+        let injected = self.faults.fail_enter();
         let result = match wait {
+            // A failed `io_uring_enter` (fault injection): nothing submitted, nothing waited.
+            #[cfg(feature = "fault-injection")]
+            _ if injected.is_some() => {
+                Err(io::Error::from_raw_os_error(injected.unwrap_or_default()))
+            }
             Wait::No => {
                 let pending_work =
                     self.uring.submission().taskrun() || self.uring.submission().cq_overflow();
@@ -176,8 +183,11 @@ impl Ring {
         self.stats.enters += 1;
         match result {
             Ok(_) => self.stats.sqes_submitted += queued as u64,
+            // Transient: the wait timed out or was interrupted, the CQ must be reaped first
+            // (EBUSY), or the kernel lacked resources for now (EAGAIN); what was not
+            // submitted stays in the SQ for the next entry.
             Err(e) => match e.raw_os_error() {
-                Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY) => {
+                Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY) | Some(libc::EAGAIN) => {
                     self.stats.sqes_submitted += (queued - self.uring.submission().len()) as u64;
                 }
                 _ => return Err(e),
