@@ -86,8 +86,9 @@
 //!
 //! Rings are set up `SINGLE_ISSUER | DEFER_TASKRUN` (plus `COOP_TASKRUN`, `TASKRUN_FLAG`)
 //! where the kernel allows, falling back one flag at a time and saying so in the startup
-//! report. Listeners use multishot accept; connections use multishot receive into a per-shard
-//! provided-buffer ring; sends batch everything a connection wrote in an iteration. Shards
+//! report. Listeners keep a few accepts in flight, no more than their accept queue has room
+//! for; connections use multishot receive into a per-shard provided-buffer ring; sends
+//! batch everything a connection wrote in an iteration. Shards
 //! wake each other with `IORING_OP_MSG_RING`; threads without a ring use an eventfd.
 
 //! ## Connection steering
@@ -120,6 +121,9 @@ pub(crate) mod sys;
 pub mod task;
 pub mod time;
 
+/// Test-only fault injection in the driver (feature `fault-injection`).
+#[cfg(feature = "fault-injection")]
+pub use crate::driver::fault;
 pub use crate::{
     blocking::spawn_blocking,
     driver::{DriverChoice, DriverKind, RingConfig, RingFeatures, RingStats},

@@ -175,10 +175,6 @@ fn a_capped_service_answers_twice_its_cap_of_clients_in_turn() {
 }
 
 #[test]
-#[ignore = "kernel: NetConfig::accept_queue_max is only a soft bound; on_accept \
-            (net/listener.rs) queues every multishot-accept completion, also those the kernel \
-            posts before the cancel pushed at the max is submitted (seen: 6-9 queued, max 4, \
-            32 clients connecting at once)"]
 fn the_accept_queue_holds_at_most_accept_queue_max() {
     let seen = run_capped();
     // One more than the max may be in transit between the queue and `accept()`.

@@ -43,6 +43,10 @@ echo "== TLS (the tls feature of the library; the percore binary always has it)"
 cargo clippy -p percore --features tls --all-targets -- -D warnings
 cargo test -p percore --features tls --lib --test tls_stream
 PERCORE_DRIVER=epoll cargo test -p percore --features tls --test tls_stream
+echo "== driver fault injection (feature fault-injection), on io_uring and on epoll"
+cargo clippy -p percore --features fault-injection --all-targets -- -D warnings
+cargo test -p percore --features fault-injection --test fault_driver
+PERCORE_DRIVER=epoll cargo test -p percore --features fault-injection --test fault_driver
 echo "== percore-http with its serde feature (Json responses)"
 cargo clippy -p percore-http --features serde --all-targets -- -D warnings
 cargo test -p percore-http --features serde --lib --test http_router --test example_users

@@ -18,6 +18,8 @@
 //! Unsafe code lives here and in `sys` only.
 
 pub(crate) mod epoll;
+#[cfg(feature = "fault-injection")]
+pub mod fault;
 pub(crate) mod select;
 pub(crate) mod token;
 pub(crate) mod uring;
@@ -69,17 +71,42 @@ impl Driver {
     /// Submits an op that points at no memory; its completions carry `token`.
     #[inline]
     pub(crate) fn submit<T: Pointerless + Readiness>(&mut self, op: T, token: Token) {
+        #[cfg(feature = "fault-injection")]
+        if each!(self, d => d.faults.on_submit(token)) {
+            return;
+        }
         each!(self, d => d.submit(op, token))
     }
 
     /// Submits an op that owns memory; the op table keeps it until its terminal completion.
     #[inline]
     pub(crate) fn submit_owned<T: OwnedOp>(&mut self, op: T, route: Route) -> Token {
+        #[cfg(feature = "fault-injection")]
+        {
+            let class = fault::ShardFaults::class_of_route(route);
+            if let Some(errno) = each!(self, d => d.faults.should_fail(class)) {
+                // Kept in the table as if submitted; its failure completes it there.
+                let token = each!(self, d => d.ops.insert_op(op, route));
+                each!(self, d => d.faults.failed(token, errno));
+                return token;
+            }
+            let token = each!(self, d => d.submit_owned(op, route));
+            each!(self, d => d.faults.submitted(token, class));
+            token
+        }
+        #[cfg(not(feature = "fault-injection"))]
         each!(self, d => d.submit_owned(op, route))
     }
 
     /// Submits what is queued and waits as told: the loop's one kernel entry.
     pub(crate) fn enter(&mut self, wait: Wait) -> io::Result<()> {
+        #[cfg(feature = "fault-injection")]
+        let wait = {
+            for target in each!(self, d => d.faults.take_cancels()) {
+                each!(self, d => d.submit(uring::op::Cancel { target }, Token::IGNORE));
+            }
+            each!(self, d => d.faults.limit_wait(wait, std::time::Instant::now()))
+        };
         each!(self, d => d.enter(wait))
     }
 
@@ -95,11 +122,17 @@ impl Driver {
     /// Hands the reaped completions to the caller.
     #[inline]
     pub(crate) fn take_completions(&mut self, into: &mut Vec<Completion>) {
-        each!(self, d => d.take_completions(into))
+        each!(self, d => d.take_completions(into));
+        #[cfg(feature = "fault-injection")]
+        each!(self, d => d.faults.filter(into, std::time::Instant::now()));
     }
 
     #[inline]
     pub(crate) fn has_reaped(&self) -> bool {
+        #[cfg(feature = "fault-injection")]
+        if each!(self, d => d.faults.has_ready(std::time::Instant::now())) {
+            return true;
+        }
         each!(self, d => d.has_reaped())
     }
 

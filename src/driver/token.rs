@@ -12,7 +12,7 @@ pub(crate) enum Kind {
     Ignore = 0,
     /// An op kept in the driver's op table ([`super::uring::lifecycle`]).
     Lifecycle = 1,
-    /// Multishot accept of a listener; the slot is the listener's.
+    /// A listener's accepts (a few in flight, one connection each); the slot is the listener's.
     Accept = 2,
     /// Multishot receive of a connection; the slot is the connection's.
     Recv = 3,

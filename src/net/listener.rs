@@ -1,9 +1,16 @@
-//! Listeners: one multishot accept per listener, accepted sockets queued for `accept()`.
+//! Listeners: a few accepts in flight per listener, accepted sockets queued for `accept()`.
 //!
-//! `EMFILE`/`ENFILE` (no descriptor left) end the multishot; the listener then waits
-//! `accept_backoff` before re-arming, instead of spinning on an error the kernel will repeat,
-//! and logs at most once a second. Too many accepted-but-untaken sockets pause accepting too,
-//! so the queue is bounded and the kernel's backlog pushes back on clients.
+//! The queue is bounded exactly (`NetConfig::accept_queue_max`, R11): a listener never has
+//! more accepts in flight than its queue has room for, and each accept takes one connection,
+//! so queued plus in flight never passes the max; beyond it clients wait in the kernel's
+//! listen backlog. (A multishot accept cannot be bounded so: one wake-up accepts everything
+//! the backlog holds.) Up to [`ACCEPT_DEPTH`] accepts are in flight, re-armed as each
+//! completes, whatever its result: an accept that ends without a connection (cancelled, a
+//! transient error) is re-armed at once (R6).
+//!
+//! `EMFILE`/`ENFILE` (no descriptor left): the listener waits `accept_backoff` before
+//! accepting again, with one accept until one succeeds, instead of spinning on an error the
+//! kernel will repeat, and logs at most once a second (R10).
 //!
 //! Steering (see `steer`): every listener is registered with the shared steering state (a
 //! duplicate of its fd), so the stall detector can take connections queued on it while its
@@ -30,22 +37,30 @@ use super::{
 use crate::{
     driver::{
         Completion, Kind, Token,
-        uring::op::{AcceptMulti, Cancel, Close},
+        uring::op::{Accept, CancelAll, Close},
     },
     slab::{Key, Slab},
     sys::socket::{ListenOptions, local_addr, probe_unlistened, set_nodelay, tcp_listener},
     task::coop,
 };
 
+/// Accepts a listener keeps in flight while its queue has room: connections taken per loop
+/// iteration in a burst.
+pub(crate) const ACCEPT_DEPTH: usize = 8;
+
 pub(crate) struct ListenerState {
     fd: Option<OwnedFd>,
     addr: SocketAddr,
-    armed: bool,
+    /// Accepts submitted whose completion has not come back; queued + in flight never
+    /// passes `accept_queue_max` (handed-over connections aside, see `deliver_here`).
+    in_flight: usize,
     closing: bool,
     /// The `TcpListener` handle is gone; the slot is freed after the last accept CQE.
     dropped: bool,
     cancel_sent: bool,
     backing_off: bool,
+    /// After `EMFILE`/`ENFILE`: one accept at a time until one succeeds.
+    probing: bool,
     queue: VecDeque<OwnedFd>,
     waker: Option<Waker>,
     last_fd_warning: Option<Instant>,
@@ -137,11 +152,12 @@ impl TcpListener {
             let key = table.listeners.insert(ListenerState {
                 fd: Some(fd),
                 addr,
-                armed: false,
+                in_flight: 0,
                 closing: net.draining.get(),
                 dropped: false,
                 cancel_sent: false,
                 backing_off: false,
+                probing: false,
                 queue: VecDeque::new(),
                 waker: None,
                 last_fd_warning: None,
@@ -177,10 +193,7 @@ impl TcpListener {
                     cx.waker().wake_by_ref();
                     return Poll::Pending;
                 }
-                return Poll::Ready(Ok((
-                    fd,
-                    state.queue.len() + 1 == self.net.config.accept_queue_max,
-                )));
+                return Poll::Ready(Ok(fd));
             }
             if state.closing {
                 return Poll::Ready(Err(io::Error::new(
@@ -192,11 +205,9 @@ impl TcpListener {
             Poll::Pending
         })
         .await;
-        let (fd, was_full) = fd?;
-        if was_full {
-            // Accepting paused at the queue cap; there is room again.
-            arm(&self.net, self.token);
-        }
+        let fd = fd?;
+        // The queue has room again: top the accepts in flight back up.
+        arm(&self.net, self.token);
         Ok(adopt(&self.net, fd, true))
     }
 }
@@ -311,21 +322,37 @@ pub(crate) fn adopt(net: &Rc<NetShard>, fd: OwnedFd, accepted: bool) -> TcpStrea
     TcpStream::new(net.clone(), conn)
 }
 
-fn arm(net: &NetShard, token: Token) {
+/// Submits accepts until the listener has as many in flight as its depth allows and its
+/// queue has room for; returns how many it submitted.
+fn arm(net: &NetShard, token: Token) -> usize {
     let mut table = net.listeners.borrow_mut();
     let Some(state) = table.get_mut(token) else {
-        return;
+        return 0;
     };
-    if state.armed || state.closing || state.backing_off {
-        return;
+    if state.closing || state.backing_off {
+        return 0;
     }
-    let Some(fd) = state.fd.as_ref() else { return };
-    state.armed = true;
-    let accept = AcceptMulti {
-        listener_fd: fd.as_raw_fd(),
+    let Some(fd) = state.fd.as_ref() else {
+        return 0;
     };
+    let depth = if state.probing { 1 } else { ACCEPT_DEPTH };
+    let room = net
+        .config
+        .accept_queue_max
+        .max(1)
+        .saturating_sub(state.queue.len());
+    let more = depth.min(room).saturating_sub(state.in_flight);
+    if more == 0 {
+        return 0;
+    }
+    state.in_flight += more;
+    let listener_fd = fd.as_raw_fd();
     drop(table);
-    net.core.driver.borrow_mut().submit(accept, token);
+    let mut driver = net.core.driver.borrow_mut();
+    for _ in 0..more {
+        driver.submit(Accept { listener_fd }, token);
+    }
+    more
 }
 
 pub(crate) fn on_accept(net: &NetShard, completion: Completion) {
@@ -336,27 +363,19 @@ pub(crate) fn on_accept(net: &NetShard, completion: Completion) {
         drop(completion.accepted_fd());
         return;
     };
-    let more = completion.more();
-    if !more {
-        state.armed = false;
+    state.in_flight = state.in_flight.saturating_sub(1);
+    if state.in_flight == 0 {
+        state.cancel_sent = false;
     }
-    let mut rearm = !more;
+    // An accept that ended without a connection and is replaced: a re-arm (R6).
+    let mut ended_early = false;
     if let Some(fd) = completion.accepted_fd() {
+        state.probing = false;
         if state.closing {
             drop(fd);
         } else if let Some(fd) = place_elsewhere(net, state.addr, fd) {
             net.count_placed(1);
             state.queue.push_back(fd);
-            if state.queue.len() >= net.config.accept_queue_max {
-                rearm = false;
-                if state.armed && !state.cancel_sent {
-                    state.cancel_sent = true;
-                    net.core
-                        .driver
-                        .borrow_mut()
-                        .submit(Cancel { target: token }, Token::IGNORE);
-                }
-            }
         }
         if let Some(waker) = state.waker.take() {
             waker.wake();
@@ -364,7 +383,6 @@ pub(crate) fn on_accept(net: &NetShard, completion: Completion) {
     } else {
         match -completion.result {
             libc::EMFILE | libc::ENFILE => {
-                rearm = false;
                 net.count(|s| s.accept_fd_exhausted += 1);
                 if state
                     .last_fd_warning
@@ -374,33 +392,29 @@ pub(crate) fn on_accept(net: &NetShard, completion: Completion) {
                     tracing::warn!(shard = net.core.id, addr = %state.addr, "accept: {} (out of file descriptors); pausing accept for {:?}; raise `ulimit -n` or lower the connection cap",
                         errno(-completion.result), net.config.accept_backoff);
                 }
+                state.probing = true;
                 if !state.backing_off {
                     state.backing_off = true;
                     let shard_rc = NET.current();
                     let backoff = net.config.accept_backoff;
-                    drop(table);
                     net.core.spawn(async move {
                         crate::time::sleep(backoff).await;
                         resume_after_backoff(&shard_rc, token);
                     });
-                    return;
                 }
             }
-            libc::ECANCELED => {
-                state.cancel_sent = false;
-                rearm = !state.closing && state.queue.len() < net.config.accept_queue_max;
-            }
+            libc::ECANCELED => ended_early = true,
             errno_code => {
                 tracing::debug!(shard = net.core.id, "accept failed: {}", errno(errno_code));
+                ended_early = true;
             }
         }
     }
-    let finished = state.dropped && !state.armed;
+    let finished = state.dropped && state.in_flight == 0;
     drop(table);
     if finished {
         release(net, token);
-    } else if rearm {
-        arm(net, token);
+    } else if arm(net, token) > 0 && ended_early {
         net.count(|s| s.rearms += 1);
     }
 }
@@ -444,6 +458,9 @@ fn lock_slot(slot: &Mutex<Option<OwnedFd>>) -> std::sync::MutexGuard<'_, Option<
 /// Runs on the shard a connection was placed on (by another shard or by the stall
 /// detector): queues `fd` on this shard's listener for `addr`, already counted in this
 /// shard's load. With no such listener (it closed meanwhile) the connection is closed.
+/// A connection handed over is queued even at `accept_queue_max`: it was accepted already,
+/// and closing it would drop a client; this shard's own accepting stays paused until the
+/// queue is back under the max.
 pub(crate) fn deliver_here(addr: SocketAddr, fd: OwnedFd) {
     let net = NET.current();
     let mut table = net.listeners.borrow_mut();
@@ -485,7 +502,7 @@ pub(crate) fn stop_all(net: &NetShard) {
         if let Some(waker) = state.waker.take() {
             waker.wake();
         }
-        let cancel = state.armed && !std::mem::replace(&mut state.cancel_sent, true);
+        let cancel = state.in_flight > 0 && !std::mem::replace(&mut state.cancel_sent, true);
         let registration = state.registration.take();
         drop(table);
         // A draining listener takes no more connections, from the stall detector either.
@@ -496,7 +513,7 @@ pub(crate) fn stop_all(net: &NetShard) {
             net.core
                 .driver
                 .borrow_mut()
-                .submit(Cancel { target: token }, Token::IGNORE);
+                .submit(CancelAll { target: token }, Token::IGNORE);
         }
     }
 }
@@ -520,8 +537,8 @@ fn close_listener(net: &NetShard, token: Token) {
     let dropped = state.queue.len() as u64;
     state.queue.clear();
     let registration = state.registration.take();
-    let armed = state.armed;
-    let cancel = armed && !std::mem::replace(&mut state.cancel_sent, true);
+    let in_flight = state.in_flight > 0;
+    let cancel = in_flight && !std::mem::replace(&mut state.cancel_sent, true);
     drop(table);
     net.count_unplaced(dropped);
     if let Some(id) = registration {
@@ -531,9 +548,9 @@ fn close_listener(net: &NetShard, token: Token) {
         net.core
             .driver
             .borrow_mut()
-            .submit(Cancel { target: token }, Token::IGNORE);
+            .submit(CancelAll { target: token }, Token::IGNORE);
     }
-    if !armed {
+    if !in_flight {
         release(net, token);
     }
 }

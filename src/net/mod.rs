@@ -1,4 +1,4 @@
-//! Connections and listeners for async code, built on the ring: multishot accept, multishot
+//! Connections and listeners for async code, built on the ring: bounded accepts, multishot
 //! receive into the shard's provided buffers, one batched send per connection per iteration.
 //!
 //! Reads are cancellation-safe: received bytes wait in the connection's receive queue, so
@@ -49,7 +49,10 @@ pub struct NetConfig {
     pub send_high_watermark: usize,
     /// How long accepting pauses after EMFILE/ENFILE before it is retried. Default 100 ms.
     pub accept_backoff: Duration,
-    /// Accepted connections queued for `accept()` before accepting pauses. Default 1024.
+    /// Accepted connections queued for `accept()` at most, a hard bound: accepting pauses
+    /// (clients wait in the listen backlog) while accepted plus in-flight accepts reach it.
+    /// Connections handed over by another shard (`balanced` steering, a stall takeover) are
+    /// queued even beyond it. At least 1. Default 1024.
     pub accept_queue_max: usize,
     /// Listen backlog. Default 4096.
     pub listen_backlog: i32,

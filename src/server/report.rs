@@ -100,7 +100,7 @@ impl fmt::Display for StartupReport {
             flag(ff.defer_taskrun, "DEFER_TASKRUN"),
             flag(ff.coop_taskrun, "COOP_TASKRUN"),
             flag(ff.taskrun_flag, "TASKRUN_FLAG"),
-            Some("multishot accept"),
+            Some("bounded accept"),
             Some("multishot recv"),
             Some("provided-buffer ring"),
             flag(ff.msg_ring, "MSG_RING"),

@@ -53,7 +53,7 @@ pub(crate) trait Phases {
     fn sleep_limit(&self, now: Instant) -> Option<Duration>;
     /// 5. **complete**: a multishot receive's completion (its token names a connection).
     fn recv(&mut self, completion: Completion);
-    /// 5. **complete**: a multishot accept's completion (its token names a listener).
+    /// 5. **complete**: an accept's completion (its token names a listener).
     fn accept(&mut self, completion: Completion);
     /// 5. **complete**: an owned op came back to the owner its route names (a send).
     fn routed(&mut self, route: Token, result: i32, op: Owned);

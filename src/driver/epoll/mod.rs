@@ -6,10 +6,11 @@
 //! exactly as on io_uring; `enter` then makes one `epoll_wait` and turns what became ready
 //! into the completions io_uring would have posted:
 //!
-//! - **accept**: the listener is watched for input; `accept4` runs until `EAGAIN` (bounded
-//!   per wake-up), one completion per socket with "more" set, as multishot accept does.
-//!   `EMFILE`/`ENFILE` and other failures end the accept with its errno, so the listener's
-//!   back-off is the io_uring path's, unchanged.
+//! - **accept**: the listener is watched for input while accepts wait on it; each submitted
+//!   accept takes one connection (`accept4`) and completes with its socket, as io_uring's
+//!   accept does. `EMFILE`/`ENFILE` and other failures end every accept waiting on the
+//!   listener with the errno (they would all meet it), so the listener's back-off is the
+//!   io_uring path's, unchanged.
 //! - **receive**: the socket is watched for input; each `recv` fills one buffer taken from
 //!   the shard's buffer ring (the same `BufRing`, consumed here instead of by the kernel) and
 //!   becomes a completion naming it, as provided-buffer multishot receive does. No free
@@ -53,7 +54,7 @@ use super::{
         RingConfig, RingFeatures, RingStats,
         buf_ring::BufRing,
         lifecycle::{Lifecycles, Route},
-        op::{AcceptMulti, Cancel, Close, MsgRingWake, Owned, OwnedOp, RecvMulti},
+        op::{Accept, Cancel, CancelAll, Close, MsgRingWake, Owned, OwnedOp, RecvMulti},
     },
 };
 use crate::error::Error;
@@ -76,7 +77,11 @@ pub(crate) enum Queued {
         fd: RawFd,
         token: Token,
     },
-    Cancel(Token),
+    /// Ends one wait of the token, or (`all`) every one.
+    Cancel {
+        target: Token,
+        all: bool,
+    },
     Close(OwnedFd),
     Owned(Token),
     /// An op this driver cannot perform: it completes at once with the errno.
@@ -91,7 +96,7 @@ pub(crate) trait Readiness {
     fn queued(self, token: Token) -> Queued;
 }
 
-impl Readiness for AcceptMulti {
+impl Readiness for Accept {
     fn queued(self, token: Token) -> Queued {
         Queued::Accept {
             fd: self.listener_fd,
@@ -108,7 +113,19 @@ impl Readiness for RecvMulti {
 
 impl Readiness for Cancel {
     fn queued(self, _token: Token) -> Queued {
-        Queued::Cancel(self.target)
+        Queued::Cancel {
+            target: self.target,
+            all: false,
+        }
+    }
+}
+
+impl Readiness for CancelAll {
+    fn queued(self, _token: Token) -> Queued {
+        Queued::Cancel {
+            target: self.target,
+            all: true,
+        }
     }
 }
 
@@ -138,7 +155,8 @@ impl Readiness for MsgRingWake {
 /// Who waits for an fd to become readable.
 #[derive(Clone, Copy)]
 enum Reader {
-    Accept(Token),
+    /// Accepts waiting on a listener: how many, all with the listener's token.
+    Accept(Token, u32),
     Recv(Token),
     /// An owned op (the eventfd read): completes once, when readable.
     Owned(Token),
@@ -147,7 +165,15 @@ enum Reader {
 impl Reader {
     fn token(self) -> Token {
         match self {
-            Reader::Accept(t) | Reader::Recv(t) | Reader::Owned(t) => t,
+            Reader::Accept(t, _) | Reader::Recv(t) | Reader::Owned(t) => t,
+        }
+    }
+
+    /// The waits it stands for: each ends with a completion of its own.
+    fn waits(self) -> u32 {
+        match self {
+            Reader::Accept(_, n) => n,
+            Reader::Recv(_) | Reader::Owned(_) => 1,
         }
     }
 }
@@ -192,6 +218,8 @@ pub(crate) struct Epoll {
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
     live_timers: HashSet<u64>,
     events: Vec<libc::epoll_event>,
+    #[cfg(feature = "fault-injection")]
+    pub(crate) faults: super::fault::ShardFaults,
 }
 
 impl Epoll {
@@ -214,19 +242,35 @@ impl Epoll {
             timers: BinaryHeap::new(),
             live_timers: HashSet::new(),
             events: vec![libc::epoll_event { events: 0, u64: 0 }; EVENTS],
+            #[cfg(feature = "fault-injection")]
+            faults: super::fault::ShardFaults::new(),
         })
     }
 
     #[inline]
     pub(crate) fn submit<T: Readiness>(&mut self, op: T, token: Token) {
+        #[cfg(feature = "fault-injection")]
+        self.make_room();
         self.queued.push(op.queued(token));
     }
 
     #[inline]
     pub(crate) fn submit_owned<T: OwnedOp>(&mut self, op: T, route: Route) -> Token {
+        #[cfg(feature = "fault-injection")]
+        self.make_room();
         let token = self.ops.insert_op(op, route);
         self.queued.push(Queued::Owned(token));
         token
+    }
+
+    /// A small SQ (fault injection): once it holds its size, what is queued is performed
+    /// at once, as io_uring submits a full SQ early.
+    #[cfg(feature = "fault-injection")]
+    fn make_room(&mut self) {
+        if self.faults.sq_full(self.queued.len()) {
+            self.stats.sq_full += 1;
+            self.perform_queued();
+        }
     }
 
     /// Performs what was queued, then makes the iteration's one `epoll_wait` (not blocking
@@ -246,7 +290,17 @@ impl Epoll {
             0
         };
         self.stats.enters += 1;
-        let ready = match sys::wait(&self.epoll, &mut self.events, timeout_ms) {
+        let waited = {
+            // A failed `epoll_wait` (fault injection): nothing waited.
+            #[cfg(feature = "fault-injection")]
+            match self.faults.fail_enter() {
+                Some(errno) => Err(errno),
+                None => sys::wait(&self.epoll, &mut self.events, timeout_ms),
+            }
+            #[cfg(not(feature = "fault-injection"))]
+            sys::wait(&self.epoll, &mut self.events, timeout_ms)
+        };
+        let ready = match waited {
             Ok(n) => n,
             Err(libc::EINTR) => 0,
             Err(e) => return Err(io::Error::from_raw_os_error(e)),
@@ -310,10 +364,15 @@ impl Epoll {
                         self.complete(token, -e, false, None);
                         continue;
                     }
-                    self.set_reader(fd, Reader::Accept(token));
+                    match self.interest(fd).reader {
+                        Some(Reader::Accept(waiting, n)) if waiting == token => {
+                            self.interest(fd).reader = Some(Reader::Accept(token, n + 1));
+                        }
+                        _ => self.set_reader(fd, Reader::Accept(token, 1)),
+                    }
                 }
                 Queued::Recv { fd, token } => self.set_reader(fd, Reader::Recv(token)),
-                Queued::Cancel(target) => self.cancel(target),
+                Queued::Cancel { target, all } => self.cancel(target, all),
                 Queued::Close(fd) => {
                     self.forget(fd.as_raw_fd());
                     drop(fd);
@@ -391,7 +450,7 @@ impl Epoll {
             && let Some(reader) = self.interest(fd).reader
         {
             match reader {
-                Reader::Accept(token) => self.accept_ready(fd, token),
+                Reader::Accept(token, waits) => self.accept_ready(fd, token, waits),
                 Reader::Recv(token) => self.recv_ready(fd, token),
                 Reader::Owned(token) => {
                     // The eventfd is readable; its owner drains it and waits again.
@@ -415,22 +474,35 @@ impl Epoll {
         }
     }
 
-    fn accept_ready(&mut self, fd: RawFd, token: Token) {
+    /// Takes up to `waits` connections, one per accept waiting on the listener.
+    fn accept_ready(&mut self, fd: RawFd, token: Token, waits: u32) {
+        let mut left = waits;
         for _ in 0..ACCEPT_BATCH {
+            if left == 0 {
+                break;
+            }
             match sys::accept(fd) {
                 Ok(socket) => {
                     let raw = socket.into_raw_fd();
-                    self.complete(token, raw, true, None);
+                    left -= 1;
+                    self.complete(token, raw, false, None);
                 }
-                Err(libc::EAGAIN) => return,
+                Err(libc::EAGAIN) => break,
                 // The peer gave up before we took it: as io_uring, skip it.
                 Err(libc::EINTR | libc::ECONNABORTED | libc::EPROTO) => {}
                 Err(e) => {
                     self.clear_reader(fd);
-                    self.complete(token, -e, false, None);
+                    for _ in 0..left {
+                        self.complete(token, -e, false, None);
+                    }
                     return;
                 }
             }
+        }
+        if left == 0 {
+            self.clear_reader(fd);
+        } else if left != waits {
+            self.interest(fd).reader = Some(Reader::Accept(token, left));
         }
     }
 
@@ -476,8 +548,9 @@ impl Epoll {
         }
     }
 
-    /// Ends the wait of `target` with `-ECANCELED`; nothing when it already completed.
-    fn cancel(&mut self, target: Token) {
+    /// Ends a wait of `target` (`all`: every one, a listener's accepts) with `-ECANCELED`;
+    /// nothing when it already completed.
+    fn cancel(&mut self, target: Token, all: bool) {
         if self.live_timers.remove(&target.user_data()) {
             self.complete(target, -libc::ECANCELED, false, None);
             return;
@@ -486,14 +559,26 @@ impl Epoll {
             return;
         };
         let interest = self.interest(fd);
-        if interest.reader.is_some_and(|r| r.token() == target) {
-            self.clear_reader(fd);
+        let mut waits = 1;
+        if let Some(reader) = interest.reader.filter(|r| r.token() == target) {
+            match reader {
+                // One of several accepts: the others go on waiting.
+                Reader::Accept(token, n) if n > 1 && !all => {
+                    interest.reader = Some(Reader::Accept(token, n - 1));
+                }
+                _ => {
+                    waits = reader.waits();
+                    self.clear_reader(fd);
+                }
+            }
         } else if interest.writer == Some(target) {
             self.clear_writer(fd);
         } else {
             return;
         }
-        self.complete(target, -libc::ECANCELED, false, None);
+        for _ in 0..waits {
+            self.complete(target, -libc::ECANCELED, false, None);
+        }
     }
 
     /// An fd is about to close: take it out of the interest set now (a duplicate would keep
@@ -508,7 +593,9 @@ impl Epoll {
         }
         if let Some(reader) = interest.reader {
             self.owners.remove(&reader.token().user_data());
-            self.complete(reader.token(), -libc::ECANCELED, false, None);
+            for _ in 0..reader.waits() {
+                self.complete(reader.token(), -libc::ECANCELED, false, None);
+            }
         }
         if let Some(writer) = interest.writer {
             self.owners.remove(&writer.user_data());
@@ -595,9 +682,12 @@ impl Epoll {
                     self.interest(fd).registered = 0;
                     let interest = self.interest(fd);
                     let (reader, writer) = (interest.reader.take(), interest.writer.take());
-                    for token in reader.map(Reader::token).into_iter().chain(writer) {
+                    let waits = reader.map(|r| (r.token(), r.waits()));
+                    for (token, n) in waits.into_iter().chain(writer.map(|w| (w, 1))) {
                         self.owners.remove(&token.user_data());
-                        self.complete(token, -errno, false, None);
+                        for _ in 0..n {
+                            self.complete(token, -errno, false, None);
+                        }
                     }
                 }
             }
@@ -613,6 +703,18 @@ impl Epoll {
 
     pub(crate) fn take_completions(&mut self, into: &mut Vec<Completion>) {
         debug_assert!(into.is_empty());
+        // A small CQ (fault injection): the rest wait for the next iteration, as completions
+        // beyond io_uring's CQ wait in the kernel's overflow list.
+        #[cfg(feature = "fault-injection")]
+        if let Some(cap) = self.faults.cq_cap()
+            && self.reaped.len() > cap
+        {
+            self.faults.count_cq_held();
+            self.stats.cq_overflows += 1;
+            self.stats.cqes += cap as u64;
+            into.extend(self.reaped.drain(..cap));
+            return;
+        }
         self.stats.cqes += self.reaped.len() as u64;
         std::mem::swap(&mut self.reaped, into);
     }

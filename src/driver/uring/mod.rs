@@ -57,6 +57,8 @@ pub(crate) struct Ring {
     reaped: Vec<Completion>,
     pub(crate) features: RingFeatures,
     pub(crate) stats: RingStats,
+    #[cfg(feature = "fault-injection")]
+    pub(crate) faults: super::fault::ShardFaults,
 }
 
 impl Ring {
@@ -80,6 +82,8 @@ impl Ring {
             reaped: Vec::with_capacity(config.cq_entries as usize),
             features,
             stats: RingStats::default(),
+            #[cfg(feature = "fault-injection")]
+            faults: super::fault::ShardFaults::new(),
         })
     }
 
@@ -119,6 +123,10 @@ impl Ring {
     /// [`submit_owned`](Self::submit_owned), are the only callers.
     #[inline]
     unsafe fn push(&mut self, sqe: &Entry) {
+        #[cfg(feature = "fault-injection")]
+        if self.faults.sq_full(self.uring.submission().len()) {
+            self.make_room();
+        }
         // SAFETY: the caller upholds the entry's contract (above).
         while unsafe { self.uring.submission().push(sqe) }.is_err() {
             self.make_room();
@@ -132,13 +140,13 @@ impl Ring {
         self.stats.sq_full += 1;
         match self.uring.submit() {
             Ok(n) => self.stats.sqes_submitted += n as u64,
-            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => self.reap(),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => self.reap_all(),
             Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
             Err(e) => {
                 // Nothing sane remains if the kernel refuses submissions outright; make the
                 // cause visible rather than spinning.
                 tracing::error!("io_uring submit failed while the SQ was full: {e}");
-                self.reap();
+                self.reap_all();
             }
         }
     }
@@ -146,7 +154,14 @@ impl Ring {
     /// Submits queued SQEs and waits as told: the loop's single `io_uring_enter`.
     pub(crate) fn enter(&mut self, wait: Wait) -> io::Result<()> {
         let queued = self.uring.submission().len();
+        #[cfg(feature = "fault-injection")]
+        let injected = self.faults.fail_enter();
         let result = match wait {
+            // A failed `io_uring_enter` (fault injection): nothing submitted, nothing waited.
+            #[cfg(feature = "fault-injection")]
+            _ if injected.is_some() => {
+                Err(io::Error::from_raw_os_error(injected.unwrap_or_default()))
+            }
             Wait::No => {
                 let pending_work =
                     self.uring.submission().taskrun() || self.uring.submission().cq_overflow();
@@ -168,8 +183,11 @@ impl Ring {
         self.stats.enters += 1;
         match result {
             Ok(_) => self.stats.sqes_submitted += queued as u64,
+            // Transient: the wait timed out or was interrupted, the CQ must be reaped first
+            // (EBUSY), or the kernel lacked resources for now (EAGAIN); what was not
+            // submitted stays in the SQ for the next entry.
             Err(e) => match e.raw_os_error() {
-                Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY) => {
+                Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY) | Some(libc::EAGAIN) => {
                     self.stats.sqes_submitted += (queued - self.uring.submission().len()) as u64;
                 }
                 _ => return Err(e),
@@ -202,7 +220,22 @@ impl Ring {
                 cqueue::more(cqe.flags()),
                 cqueue::buffer_select(cqe.flags()),
             ));
+            // A small CQ (fault injection): what is not taken stays in the kernel's CQ.
+            #[cfg(feature = "fault-injection")]
+            if self.faults.cq_full(self.reaped.len()) {
+                break;
+            }
         }
+    }
+
+    /// Reaps because the kernel needs room (`EBUSY`): a small CQ of fault injection must not
+    /// keep the SQ from draining.
+    fn reap_all(&mut self) {
+        #[cfg(feature = "fault-injection")]
+        self.faults.uncapped(true);
+        self.reap();
+        #[cfg(feature = "fault-injection")]
+        self.faults.uncapped(false);
     }
 
     /// Hands the reaped completions to the caller (swapping buffers, no allocation).

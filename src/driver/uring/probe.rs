@@ -19,7 +19,7 @@ pub(crate) struct OpcodeUse {
 
 pub(crate) const OPCODES: &[OpcodeUse] = &[
     OpcodeUse {
-        code: opcode::AcceptMulti::CODE,
+        code: opcode::Accept::CODE,
         name: "IORING_OP_ACCEPT",
         since: "5.5",
         required: true,

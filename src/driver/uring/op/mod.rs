@@ -29,8 +29,15 @@ pub(crate) mod timeout;
 use io_uring::squeue::Entry;
 
 pub(crate) use self::{
-    accept::AcceptMulti, cancel::Cancel, close::Close, connect::Connect, msg_ring::MsgRingWake,
-    read::EventFdRead, recv::RecvMulti, send::Send, timeout::Timeout,
+    accept::Accept,
+    cancel::{Cancel, CancelAll},
+    close::Close,
+    connect::Connect,
+    msg_ring::MsgRingWake,
+    read::EventFdRead,
+    recv::RecvMulti,
+    send::Send,
+    timeout::Timeout,
 };
 
 /// An io_uring operation.
