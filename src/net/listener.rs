@@ -33,7 +33,10 @@ use crate::{
         uring::op::{AcceptMulti, Cancel, Close},
     },
     slab::{Key, Slab},
-    sys::socket::{ListenOptions, local_addr, set_nodelay, tcp_listener},
+    sys::{
+        socket::{ListenOptions, local_addr, set_nodelay, tcp_listener},
+        steer::{accept_now, poll_readable, set_accept_timeout},
+    },
     task::coop,
 };
 
@@ -153,7 +156,9 @@ impl TcpListener {
                     state.queue.len() + 1 == self.net.config.accept_queue_max,
                 )));
             }
-            if state.closing {
+            // Stopped, and the last accept completion has come (a connection the kernel
+            // accepted before the cancel took effect is served, not dropped).
+            if state.closing && (!state.armed || state.dropped) {
                 return Poll::Ready(Err(io::Error::new(
                     io::ErrorKind::NotConnected,
                     "listener stopped accepting",
@@ -239,8 +244,13 @@ pub(crate) fn on_accept(net: &NetShard, completion: Completion) {
     }
     let mut rearm = !more;
     if let Some(fd) = completion.accepted_fd() {
-        if state.closing {
+        if state.dropped {
             drop(fd);
+        } else if state.closing {
+            // Accepted before the stop's cancel took effect: the client is connected and
+            // may have sent its request; it is served here (hot restart, drain).
+            net.count_placed(1);
+            state.queue.push_back(fd);
         } else if let Some(fd) = place_elsewhere(net, state.addr, fd) {
             net.count_placed(1);
             state.queue.push_back(fd);
@@ -292,6 +302,14 @@ pub(crate) fn on_accept(net: &NetShard, completion: Completion) {
             }
         }
     }
+    if state.closing && !state.armed && !state.dropped {
+        // The last completion of a stopped listener.
+        take_backlog(net, state);
+        if let Some(waker) = state.waker.take() {
+            // `accept()` may now answer that it ended.
+            waker.wake();
+        }
+    }
     let finished = state.dropped && !state.armed;
     drop(table);
     if finished {
@@ -299,6 +317,38 @@ pub(crate) fn on_accept(net: &NetShard, completion: Completion) {
     } else if rearm {
         arm(net, token);
         net.count(|s| s.rearms += 1);
+    }
+}
+
+/// Most connections a stopped listener takes from its socket's backlog.
+const BACKLOG_TAKEN_MAX: usize = 4096;
+
+/// A listener that stopped accepting takes the connections still in its socket's backlog
+/// and serves them. The socket may be shared (a hot restart's successor, shards sharing an
+/// inherited socket): io_uring's accept waits as an *exclusive* waiter, so the kernel wakes
+/// one waiter per connection, and a connection whose wake-up went to this listener just
+/// before its accept was cancelled would otherwise wait, unseen by the other waiters, until
+/// the next connection wakes one of them. Each `accept` is non-blocking on the connection
+/// and bounded on the socket (1 ms, `SO_RCVTIMEO`), since another process may take the
+/// connection first.
+fn take_backlog(net: &NetShard, state: &mut ListenerState) {
+    let Some(fd) = state.fd.as_ref() else { return };
+    let raw = fd.as_raw_fd();
+    if set_accept_timeout(raw, std::time::Duration::from_millis(1)).is_err() {
+        return;
+    }
+    let mut ready = Vec::with_capacity(1);
+    for _ in 0..BACKLOG_TAKEN_MAX {
+        if poll_readable(&[raw], 0, &mut ready).is_err() || ready.first() != Some(&true) {
+            return;
+        }
+        match accept_now(raw) {
+            Ok(Some(conn)) => {
+                net.count_placed(1);
+                state.queue.push_back(conn);
+            }
+            Ok(None) | Err(_) => return,
+        }
     }
 }
 
@@ -348,7 +398,7 @@ pub(crate) fn deliver_here(addr: SocketAddr, fd: OwnedFd) {
         .listeners
         .iter_mut()
         .map(|(_, state)| state)
-        .find(|s| s.addr == addr && !s.closing && !s.dropped);
+        .find(|s| s.addr == addr && !s.dropped);
     let Some(state) = state else {
         drop(table);
         net.count_unplaced(1);
@@ -370,7 +420,8 @@ fn resume_after_backoff(net: &NetShard, token: Token) {
     arm(net, token);
 }
 
-/// Graceful stop: cancel accepting; connections already accepted stay available to accept().
+/// Graceful stop: cancel accepting; connections already accepted, and those the kernel
+/// accepted before the cancel took effect, stay available to accept().
 pub(crate) fn stop_all(net: &NetShard) {
     let tokens = net.listeners.borrow().tokens();
     for token in tokens {

@@ -8,7 +8,10 @@ use std::{
     time::Duration,
 };
 
-use super::{control::ServerControl, handle::ServerHandle, placement::Placement, shard_thread};
+use super::{
+    activation::InheritedListeners, control::ServerControl, handle::ServerHandle,
+    placement::Placement, shard_thread, upgrade::UpgradeConfig,
+};
 use crate::{
     blocking::BlockingConfig,
     driver::{DriverChoice, RingConfig},
@@ -57,6 +60,16 @@ pub struct ServerBuilder {
     pub(crate) abort_after: Option<Duration>,
     /// Fallbacks found before the shards start (a refused cBPF program), for the report.
     pub(crate) early_fallbacks: Vec<String>,
+    /// How long listeners stay open after a stop is announced (see `drain_delay`).
+    pub(crate) drain_delay: Duration,
+    /// Listening sockets to serve instead of binding (see `inherit`); taken once.
+    pub(crate) inherited: Option<Arc<Mutex<Option<InheritedListeners>>>>,
+    /// An inherited admin listener, served instead of binding `admin`; taken once.
+    pub(crate) inherited_admin: Option<Arc<Mutex<Option<OwnedFd>>>>,
+    /// Offer the listeners to a successor process (see `upgrade`).
+    pub(crate) upgrade: Option<UpgradeConfig>,
+    /// Where inherited listeners came from, for the report.
+    pub(crate) listeners_note: Option<String>,
 }
 
 impl Default for ServerBuilder {
@@ -79,6 +92,11 @@ impl Default for ServerBuilder {
             mesh_timeout: Duration::from_secs(5),
             abort_after: None,
             early_fallbacks: Vec::new(),
+            drain_delay: Duration::from_secs(5),
+            inherited: None,
+            inherited_admin: None,
+            upgrade: None,
+            listeners_note: None,
         }
     }
 }
@@ -230,6 +248,52 @@ impl ServerBuilder {
             .min(self.stall_threshold)
     }
 
+    /// How long the listeners stay open after a stop is *announced* (SIGTERM with
+    /// [`handle_signals`](Self::handle_signals), the admin listener's `POST /drain`,
+    /// [`ServerHandle::announce_stop`]) before the graceful stop begins. Health checks
+    /// answer 503 from the announcement on, so a load balancer takes the instance out
+    /// before it stops accepting. Default 5 s; zero stops at once.
+    /// [`ServerHandle::stop`] does not wait for it.
+    pub fn drain_delay(mut self, delay: Duration) -> Self {
+        self.drain_delay = delay;
+        self
+    }
+
+    /// Serves these listening sockets (systemd socket activation, `--listen-fd`, a hot
+    /// restart's predecessor) instead of binding the address given to
+    /// [`serve`](Self::serve); see [`activation`](super::activation) for how they are
+    /// spread over the shards. An admin socket among them replaces binding the
+    /// [`admin`](Self::admin) address.
+    pub fn inherit(mut self, mut listeners: InheritedListeners) -> Self {
+        if let Some((fd, _)) = listeners.admin.take() {
+            self.inherited_admin = Some(Arc::new(Mutex::new(Some(fd))));
+        }
+        self.inherited = Some(Arc::new(Mutex::new(Some(listeners))));
+        self
+    }
+
+    /// Offers this server's listening sockets to a successor process over the Unix socket
+    /// `config.socket` (hot restart; see [`upgrade`](super::upgrade)). Only
+    /// [`serve`](Self::serve) takes part. Default off.
+    pub fn upgrade(mut self, config: UpgradeConfig) -> Self {
+        self.upgrade = Some(config);
+        self
+    }
+
+    /// The inherited sockets, taken (a second call answers `None`).
+    pub(crate) fn take_inherited(&self) -> Option<InheritedListeners> {
+        self.inherited
+            .as_ref()
+            .and_then(|slot| slot.lock().unwrap_or_else(|p| p.into_inner()).take())
+    }
+
+    /// The inherited admin listener, taken (a second call answers `None`).
+    pub(crate) fn take_inherited_admin(&self) -> Option<OwnedFd> {
+        self.inherited_admin
+            .as_ref()
+            .and_then(|slot| slot.lock().unwrap_or_else(|p| p.into_inner()).take())
+    }
+
     /// Print the startup report to stderr. Default off.
     pub fn print_report(mut self, on: bool) -> Self {
         self.print_report = on;
@@ -244,7 +308,7 @@ impl ServerBuilder {
         F: Fn(ShardInfo) -> Result<Fut, Error> + Send + Sync + 'static,
         Fut: Future<Output = ()> + 'static,
     {
-        let control = Arc::new(ServerControl::new(self.drain_timeout));
+        let control = Arc::new(ServerControl::new(self.drain_timeout, self.drain_delay));
         shard_thread::start_all(self, control, Arc::new(setup))
     }
 
@@ -271,21 +335,22 @@ impl ServerBuilder {
         Fut: Future<Output = ()> + 'static,
     {
         let cpus = super::placement::resolve(&self.placement)?;
+        if let Some(inherited) = self.take_inherited() {
+            return super::activation::serve_inherited(self, &cpus, inherited, handler);
+        }
         let (fds, addr) = bind_group(addr, cpus.len(), &self.net)?;
         if self.steering == Steering::Cpu {
-            let program = cpu_program(&cpus);
-            if let Err(e) = sys::steer::attach_reuseport_cbpf(fds[0].as_raw_fd(), &program) {
-                let line = format!(
-                    "cpu steering: the kernel refused the reuseport cBPF program ({e}); connections are spread by the reuseport hash instead"
-                );
-                tracing::warn!("{line}");
-                self.early_fallbacks.push(line);
-                self.steering = Steering::ReusePort;
-            }
+            self.attach_cpu_program(&fds[0], &cpus);
         }
+        let handover = self.handover_of(&fds)?;
+        // Bound before the shards start, so a bad path stops the start.
+        let upgrade_socket = match &self.upgrade {
+            Some(config) => Some(super::upgrade::bind_unix(&config.socket)?),
+            None => None,
+        };
         let fds: Arc<Mutex<Vec<Option<OwnedFd>>>> =
             Arc::new(Mutex::new(fds.into_iter().map(Some).collect()));
-        let mut handle = self.start(move |info| {
+        let mut handle = self.clone().start(move |info| {
             let fd = fds
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -298,7 +363,45 @@ impl ServerBuilder {
             Ok(accept_loop(listener, handler))
         })?;
         handle.set_listen_addr(addr);
+        handle.offer_upgrade(&self, handover, upgrade_socket);
         Ok(handle)
+    }
+
+    /// `cpu` steering: attaches the program to the reuseport group of `fd`, or falls back to
+    /// `reuseport` with the reason in the report.
+    pub(crate) fn attach_cpu_program(&mut self, fd: &OwnedFd, cpus: &[Option<usize>]) {
+        let program = cpu_program(cpus);
+        if let Err(e) = sys::steer::attach_reuseport_cbpf(fd.as_raw_fd(), &program) {
+            self.cpu_fallback(format!(
+                "cpu steering: the kernel refused the reuseport cBPF program ({e}); connections are spread by the reuseport hash instead"
+            ));
+        }
+    }
+
+    pub(crate) fn cpu_fallback(&mut self, line: String) {
+        tracing::warn!("{line}");
+        self.early_fallbacks.push(line);
+        self.steering = Steering::ReusePort;
+    }
+
+    /// Duplicates of the listening sockets, kept to hand to a successor when
+    /// [`upgrade`](Self::upgrade) is set.
+    pub(crate) fn handover_of(
+        &self,
+        fds: &[OwnedFd],
+    ) -> Result<Option<super::upgrade::Handover>, Error> {
+        if self.upgrade.is_none() {
+            return Ok(None);
+        }
+        let service = fds
+            .iter()
+            .map(|fd| sys::inherit::dup(std::os::fd::AsFd::as_fd(fd)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| Error::io("keeping the listeners for a hot restart", e))?;
+        Ok(Some(super::upgrade::Handover {
+            service,
+            admin: None,
+        }))
     }
 }
 

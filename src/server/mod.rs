@@ -3,6 +3,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod activation;
 mod builder;
 pub(crate) mod control;
 mod drain;
@@ -12,13 +13,16 @@ mod report;
 mod shard_loop;
 mod shard_thread;
 mod signals;
+pub mod upgrade;
 mod watchdog;
 
 pub use self::{
+    activation::InheritedListeners,
     builder::{Server, ServerBuilder, ShardInfo},
     drain::{shutdown_requested, shutdown_signal, stop_server},
     handle::ServerHandle,
     placement::Placement,
     report::StartupReport,
+    upgrade::{SuccessorCommand, UpgradeConfig},
     watchdog::EXIT_SHARD_STUCK,
 };

@@ -1,5 +1,6 @@
-//! Termination-signal handling without handlers: SIGINT/SIGTERM are blocked
-//! in every thread and collected synchronously with `sigtimedwait`.
+//! Termination-signal handling without handlers: SIGINT/SIGTERM (and SIGUSR2, the hot
+//! restart request) are blocked in every thread and collected synchronously with
+//! `sigtimedwait`.
 
 use std::{io, mem, time::Duration};
 
@@ -13,6 +14,7 @@ fn termination_set() -> libc::sigset_t {
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGINT);
         libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGUSR2);
         set
     }
 }

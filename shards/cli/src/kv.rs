@@ -51,7 +51,8 @@ pub fn run(
 ) -> Result<(), percore::Error> {
     let server = percore_kv::serve(builder, listen, args.config())?;
     if !quiet {
-        eprintln!("kv (RESP) listening on {listen}");
+        let addr = server.listen_addr().unwrap_or(listen);
+        eprintln!("kv (RESP) listening on {addr}");
     }
     server.join()
 }

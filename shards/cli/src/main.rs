@@ -2,6 +2,7 @@
 
 #![forbid(unsafe_code)]
 
+mod deploy;
 mod doctor;
 mod kv;
 
@@ -161,10 +162,18 @@ struct ShardArgs {
     /// Do not print the startup report.
     #[arg(long)]
     quiet: bool,
+    #[command(flatten)]
+    deploy: deploy::DeployArgs,
 }
 
 impl ShardArgs {
-    fn builder(&self) -> ServerBuilder {
+    /// The builder with every setting, the deployment ones included (inherited sockets are
+    /// taken here).
+    fn builder(&self) -> Result<ServerBuilder, percore::Error> {
+        self.deploy.apply(self.base_builder())
+    }
+
+    fn base_builder(&self) -> ServerBuilder {
         let placement = match (&self.cores, self.unpinned, self.shards) {
             (Some(cores), _, _) => Placement::Cores(cores.clone()),
             (None, Some(n), _) => Placement::Unpinned(n),
@@ -240,25 +249,34 @@ fn main() -> ExitCode {
             shards,
         } => {
             let budget = http.offload_budget();
-            percore_http::service::serve(shards.builder(), listen, http.limits(), move || {
-                percore_http::demo::router().offload_budget(budget)
-            })
+            shards
+                .builder()
+                .and_then(|builder| {
+                    percore_http::service::serve(builder, listen, http.limits(), move || {
+                        percore_http::demo::router().offload_budget(budget)
+                    })
+                })
+                .and_then(|server| {
+                    if !shards.quiet {
+                        let addr = server.listen_addr().unwrap_or(listen);
+                        eprintln!("http listening on http://{addr}");
+                    }
+                    server.join()
+                })
+        }
+        Command::Echo { listen, shards } => shards
+            .builder()
+            .and_then(|builder| percore_echo::serve(builder, listen))
             .and_then(|server| {
                 if !shards.quiet {
-                    eprintln!("http listening on http://{listen}");
+                    let addr = server.listen_addr().unwrap_or(listen);
+                    eprintln!("echo listening on {addr}");
                 }
                 server.join()
-            })
-        }
-        Command::Echo { listen, shards } => {
-            percore_echo::serve(shards.builder(), listen).and_then(|server| {
-                if !shards.quiet {
-                    eprintln!("echo listening on {listen}");
-                }
-                server.join()
-            })
-        }
-        Command::Kv { listen, kv, shards } => kv::run(shards.builder(), listen, &kv, shards.quiet),
+            }),
+        Command::Kv { listen, kv, shards } => shards
+            .builder()
+            .and_then(|builder| kv::run(builder, listen, &kv, shards.quiet)),
         Command::Doctor(args) => return doctor::run(&args),
     };
     match result {

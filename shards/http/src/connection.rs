@@ -127,11 +127,14 @@ impl Connection {
         self.state == State::Closed
     }
 
-    /// Starts a graceful close (R19): an idle connection closes now; a request in progress
-    /// is still answered, with `Connection: close`.
+    /// Starts a graceful close (R19): a connection idle between requests closes now; a
+    /// request in progress is still answered, with `Connection: close`, and so is the first
+    /// request of a connection that has not sent one yet (it was accepted just before or
+    /// during the stop, e.g. in a hot restart: its client is about to send, and closing it
+    /// would fail that request).
     pub fn drain(&mut self) {
         self.draining = true;
-        if !self.in_request() {
+        if !self.in_request() && self.requests_served > 0 {
             self.state = State::Closed;
         }
     }
