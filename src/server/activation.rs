@@ -29,11 +29,11 @@ use std::{
     future::Future,
     net::SocketAddr,
     os::fd::{AsFd, AsRawFd, OwnedFd, RawFd},
-    sync::mpsc,
+    sync::{Arc, mpsc},
     time::Duration,
 };
 
-use super::{ServerBuilder, ServerHandle, builder::accept_loop};
+use super::{ServerBuilder, ServerHandle, builder::accept_loop, proxy::ProxyProtocol};
 use crate::{
     error::Error,
     net::{Steering, TcpListener, TcpStream},
@@ -282,7 +282,7 @@ where
         .map_err(|e| Error::io("sharing an inherited socket among the shards", e))?;
     drop(sockets);
     let mut handle = builder.clone().start(|_| Ok(std::future::ready(())))?;
-    if let Err(e) = arm_all(&handle, per_shard, handler) {
+    if let Err(e) = arm_all(&handle, per_shard, handler, builder.proxy.clone()) {
         handle.stop_within(Duration::ZERO);
         let _ = handle.join();
         return Err(e);
@@ -304,6 +304,7 @@ fn arm_all<H, Fut>(
     handle: &ServerHandle,
     per_shard: Vec<Vec<OwnedFd>>,
     handler: H,
+    proxy: Option<Arc<ProxyProtocol>>,
 ) -> Result<(), Error>
 where
     H: Fn(TcpStream) -> Fut + Send + Sync + Clone + 'static,
@@ -312,9 +313,9 @@ where
     let (tx, rx) = mpsc::channel();
     let count = per_shard.len();
     for (id, fds) in per_shard.into_iter().enumerate() {
-        let (tx, handler) = (tx.clone(), handler.clone());
+        let (tx, handler, proxy) = (tx.clone(), handler.clone(), proxy.clone());
         let posted = handle.run_on_shard(id, move || {
-            let _ = tx.send((id, arm_here(fds, handler)));
+            let _ = tx.send((id, arm_here(fds, handler, proxy)));
         });
         if !posted {
             return Err(Error::Config(format!(
@@ -343,14 +344,18 @@ where
 }
 
 /// On a shard: adopts its sockets and spawns one accept loop for each.
-fn arm_here<H, Fut>(fds: Vec<OwnedFd>, handler: H) -> std::io::Result<()>
+fn arm_here<H, Fut>(
+    fds: Vec<OwnedFd>,
+    handler: H,
+    proxy: Option<Arc<ProxyProtocol>>,
+) -> std::io::Result<()>
 where
     H: Fn(TcpStream) -> Fut + Clone + 'static,
     Fut: Future<Output = ()> + 'static,
 {
     for fd in fds {
         let listener = TcpListener::from_listening(fd)?;
-        crate::task::spawn(accept_loop(listener, handler.clone()));
+        crate::task::spawn(accept_loop(listener, handler.clone(), proxy.clone()));
     }
     Ok(())
 }

@@ -70,6 +70,8 @@ pub struct ServerBuilder {
     pub(crate) upgrade: Option<UpgradeConfig>,
     /// Where inherited listeners came from, for the report.
     pub(crate) listeners_note: Option<String>,
+    /// The PROXY protocol on accept (see `proxy_protocol`).
+    pub(crate) proxy: Option<Arc<super::proxy::ProxyProtocol>>,
 }
 
 impl Default for ServerBuilder {
@@ -97,6 +99,7 @@ impl Default for ServerBuilder {
             inherited_admin: None,
             upgrade: None,
             listeners_note: None,
+            proxy: None,
         }
     }
 }
@@ -280,6 +283,14 @@ impl ServerBuilder {
         self
     }
 
+    /// Accept the PROXY protocol (v1 and v2) from the peers in `config.from`, on the
+    /// connections [`serve`](Self::serve) accepts; see [`proxy`](super::proxy). Their
+    /// handlers see the real client in [`TcpStream::client_addr`]. Default off.
+    pub fn proxy_protocol(mut self, config: super::proxy::ProxyProtocol) -> Self {
+        self.proxy = Some(Arc::new(config));
+        self
+    }
+
     /// The inherited sockets, taken (a second call answers `None`).
     pub(crate) fn take_inherited(&self) -> Option<InheritedListeners> {
         self.inherited
@@ -350,6 +361,7 @@ impl ServerBuilder {
         };
         let fds: Arc<Mutex<Vec<Option<OwnedFd>>>> =
             Arc::new(Mutex::new(fds.into_iter().map(Some).collect()));
+        let proxy = self.proxy.clone();
         let mut handle = self.clone().start(move |info| {
             let fd = fds
                 .lock()
@@ -360,7 +372,7 @@ impl ServerBuilder {
             let listener =
                 TcpListener::from_listening(fd).map_err(|source| Error::Bind { addr, source })?;
             let handler = handler.clone();
-            Ok(accept_loop(listener, handler))
+            Ok(accept_loop(listener, handler, proxy.clone()))
         })?;
         handle.set_listen_addr(addr);
         handle.offer_upgrade(&self, handover, upgrade_socket);
@@ -427,17 +439,31 @@ fn bind_group(
     Ok((fds, bound))
 }
 
-/// Accepts until the listener stops (graceful stop), spawning one task per connection.
-pub(crate) async fn accept_loop<H, Fut>(listener: TcpListener, handler: H)
-where
-    H: Fn(TcpStream) -> Fut + 'static,
+/// Accepts until the listener stops (graceful stop), spawning one task per connection
+/// (which first checks the PROXY protocol header when `proxy` is set).
+pub(crate) async fn accept_loop<H, Fut>(
+    listener: TcpListener,
+    handler: H,
+    proxy: Option<Arc<super::proxy::ProxyProtocol>>,
+) where
+    H: Fn(TcpStream) -> Fut + Clone + 'static,
     Fut: Future<Output = ()> + 'static,
 {
     loop {
         match listener.accept().await {
-            Ok(stream) => {
-                crate::task::spawn(handler(stream));
-            }
+            Ok(stream) => match &proxy {
+                None => {
+                    crate::task::spawn(handler(stream));
+                }
+                Some(config) => {
+                    let (config, handler) = (config.clone(), handler.clone());
+                    crate::task::spawn(async move {
+                        if let Some(stream) = super::proxy::admit(stream, &config).await {
+                            handler(stream).await;
+                        }
+                    });
+                }
+            },
             Err(e) if e.kind() == std::io::ErrorKind::NotConnected => return,
             Err(e) => tracing::warn!("accept failed: {e}"),
         }

@@ -9,6 +9,7 @@ pub(crate) mod control;
 mod drain;
 mod handle;
 mod placement;
+pub mod proxy;
 mod report;
 mod shard_loop;
 mod shard_thread;
@@ -22,6 +23,7 @@ pub use self::{
     drain::{shutdown_requested, shutdown_signal, stop_server},
     handle::ServerHandle,
     placement::Placement,
+    proxy::{Cidr, ProxyProtocol},
     report::StartupReport,
     upgrade::{SuccessorCommand, UpgradeConfig},
     watchdog::EXIT_SHARD_STUCK,

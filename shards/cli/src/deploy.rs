@@ -7,7 +7,7 @@ use std::{ffi::OsString, path::PathBuf, time::Duration};
 use clap::Args;
 use percore::{
     Error, ServerBuilder,
-    server::{InheritedListeners, SuccessorCommand, UpgradeConfig, upgrade},
+    server::{Cidr, InheritedListeners, ProxyProtocol, SuccessorCommand, UpgradeConfig, upgrade},
 };
 
 #[derive(Args, Clone, Debug)]
@@ -32,6 +32,23 @@ pub struct DeployArgs {
     /// (hot restart) instead of binding.
     #[arg(long, value_name = "PATH", conflicts_with = "listen_fd")]
     pub upgrade_from: Option<PathBuf>,
+    /// Accept the PROXY protocol (v1 and v2) from the proxies in --proxy-from: their
+    /// connections must start with a header, whose client address services, logs and
+    /// metrics then see. Anyone else sending a header is closed.
+    #[arg(long, requires = "proxy_from")]
+    pub proxy_protocol: bool,
+    /// The proxies trusted to send PROXY headers: addresses or blocks, comma-separated
+    /// (e.g. `127.0.0.1,10.0.0.0/8`).
+    #[arg(
+        long,
+        value_name = "CIDR,...",
+        value_delimiter = ',',
+        requires = "proxy_protocol"
+    )]
+    pub proxy_from: Vec<Cidr>,
+    /// Seconds a trusted proxy has to send its whole PROXY header.
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_delay)]
+    pub proxy_header_timeout: Duration,
 }
 
 /// Seconds, whole or fractional, from 0 to an hour.
@@ -45,7 +62,12 @@ fn parse_delay(s: &str) -> Result<Duration, String> {
 impl DeployArgs {
     /// `builder` with these options: inherited sockets, drain delay, hot restart.
     pub fn apply(&self, builder: ServerBuilder) -> Result<ServerBuilder, Error> {
-        let builder = builder.drain_delay(self.drain_delay);
+        let mut builder = builder.drain_delay(self.drain_delay);
+        if self.proxy_protocol {
+            let mut proxy = ProxyProtocol::from(self.proxy_from.clone());
+            proxy.header_timeout = self.proxy_header_timeout.max(Duration::from_millis(1));
+            builder = builder.proxy_protocol(proxy);
+        }
         let inherited = if let Some(path) = &self.upgrade_from {
             Some(upgrade::take_over(path)?)
         } else if !self.listen_fd.is_empty() {

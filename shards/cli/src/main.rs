@@ -26,7 +26,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// The HTTP/1.1 demo server (the default): GET / → Hello, World!, GET /json,
-    /// GET /healthz, POST /echo, GET /hello/{name}, GET /stream?chunks=N&size=S, and
+    /// GET /healthz, POST /echo, GET /ip (the client's address), GET /hello/{name}, GET /stream?chunks=N&size=S, and
     /// GET /work?ms=N, N ms of CPU: on the shard until a run overruns --offload-after-ms,
     /// then on the blocking pool (inline again after 8 fast runs there); &offload=1 forces
     /// the pool, &inline=1 the shard.

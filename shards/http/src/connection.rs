@@ -80,6 +80,8 @@ pub struct Connection {
     head_seen: usize,
     requests_served: u64,
     draining: bool,
+    /// The client's address, for requests (`Request::client_addr`).
+    client: Option<std::net::SocketAddr>,
 }
 
 impl Connection {
@@ -97,7 +99,13 @@ impl Connection {
             head_seen: 0,
             requests_served: 0,
             draining: false,
+            client: None,
         }
+    }
+
+    /// Sets the client's address its requests report (`Request::client_addr`).
+    pub fn set_client_addr(&mut self, addr: std::net::SocketAddr) {
+        self.client = Some(addr);
     }
 
     /// The limits this connection enforces.
@@ -238,6 +246,7 @@ impl Connection {
             body,
             keep_alive: self.state != State::Closed,
             params: None,
+            client: self.client.as_ref(),
         }
     }
 

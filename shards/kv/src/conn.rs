@@ -129,8 +129,9 @@ pub async fn handle(mut stream: TcpStream, config: Config) {
         shards,
         id: seq * shards as u64 + shard as u64 + 1,
         name: None,
+        // The real client behind a trusted proxy (PROXY protocol), else the peer.
         addr: stream
-            .peer_addr()
+            .client_addr()
             .map_or_else(|_| "?".into(), |a| a.to_string()),
         subs: Subscriptions::default(),
         db: 0,
