@@ -138,21 +138,22 @@ pub fn signature(input: &[u8]) -> Signature {
 
 fn parse_v1(input: &[u8]) -> Result<Parsed, ProxyError> {
     let window = &input[..input.len().min(V1_MAX)];
-    let Some(cr) = window.iter().position(|&b| b == b'\r') else {
+    let Some(cr) = window.iter().position(|&b| b == b'\r' || b == b'\n') else {
         return if input.len() >= V1_MAX {
             Err(ProxyError::TooLong)
-        } else if window.contains(&b'\n') {
-            Err(ProxyError::V1("a bare LF ends the line"))
         } else {
             Ok(Parsed::NeedMore)
         };
     };
+    if window[cr] == b'\n' {
+        return Err(ProxyError::V1("a bare LF ends the line"));
+    }
+    // The CRLF included, the line is at most 107 bytes.
+    if cr + 2 > V1_MAX {
+        return Err(ProxyError::TooLong);
+    }
     if cr + 1 >= input.len() {
-        return if cr + 1 >= V1_MAX {
-            Err(ProxyError::TooLong)
-        } else {
-            Ok(Parsed::NeedMore)
-        };
+        return Ok(Parsed::NeedMore);
     }
     if input[cr + 1] != b'\n' {
         return Err(ProxyError::V1("CR not followed by LF"));
@@ -373,6 +374,8 @@ mod tests {
             b"PROXY TCP4 192.0.2.7  10.0.0.1 1 2\r\n",
             b"PROXY TCP4 192.0.2.7 10.0.0.1 1 2\rX",
             b"PROXY TCP4 192.0.2.7 10.0.0.1 1 2\n",
+            // Found by fuzzing: a bare LF before a later CRLF.
+            b"PROXY UNKNOWN\x0c\n\r\n",
             b"PROXY TCP4 192.0.2.\xff 10.0.0.1 1 2\r\n",
         ] {
             assert!(
