@@ -27,6 +27,7 @@ need_pkg python3 python3
 need_pkg redis-cli redis-tools
 need_pkg redis-benchmark redis-tools
 need_pkg c++ g++ # libFuzzer, built by cargo-fuzz (tests/fuzz.sh)
+need_pkg haproxy haproxy # tests/haproxy_deploy.sh (docs/deploy.md)
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -46,6 +47,8 @@ cargo clippy -p percore --features examples --all-targets -- -D warnings
 cargo test -p percore --features examples --lib --test compat_axum --test compat_hyper --test compat_io
 echo "== soak, 2 minutes (tests/soak.sh; the full one is 10)"
 bash tests/soak.sh --minutes 2
+echo "== HAProxy in front of two instances: hot restart and drain under load (tests/haproxy_deploy.sh)"
+bash tests/haproxy_deploy.sh
 echo "== fuzz, every target for a short fixed time (tests/fuzz.sh)"
 bash tests/fuzz.sh
 echo "== peer harness, quick mode (raw-uring and percore, one round)"
