@@ -141,6 +141,7 @@ pub(crate) async fn admit(mut stream: TcpStream, config: &ProxyProtocol) -> Opti
     };
     match outcome {
         Ok(ProxyHeader::Proxied { source, .. }) => {
+            tracing::debug!(client = %source, proxy = %peer, "PROXY protocol: accepted");
             count_accepted("proxied");
             stream.set_client_addr(source);
             Some(stream)
