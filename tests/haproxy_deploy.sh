@@ -16,6 +16,8 @@ cd "$(dirname "$0")/.."
 
 rate=${RATE:-5000}
 seconds=${SECONDS_LOAD:-20}
+# RESTARTS=0: the same run without the restarts (a latency baseline for bench/RESULTS.md).
+restarts=${RESTARTS:-1}
 
 if ! command -v haproxy >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -144,23 +146,27 @@ pids+=($ka)
 nc=$!
 pids+=($nc)
 
-# A: hot restart, 5 s into the window.
-sleep 6
-echo "haproxy_deploy: hot restart of A (pid $a_pid)"
-start_a --upgrade-from "$work/a.sock"
-a2_pid=$started
-wait_for "the old A hands over and exits" 200 exited "$a_pid"
-exited "$a2_pid" && { echo "haproxy_deploy: FAIL: the new A exited (logs in $work)" >&2; exit 1; }
+if [ "$restarts" = 0 ]; then
+    echo "haproxy_deploy: RESTARTS=0: no restart (baseline)"
+else
+    # A: hot restart, 5 s into the window.
+    sleep 6
+    echo "haproxy_deploy: hot restart of A (pid $a_pid)"
+    start_a --upgrade-from "$work/a.sock"
+    a2_pid=$started
+    wait_for "the old A hands over and exits" 200 exited "$a_pid"
+    exited "$a2_pid" && { echo "haproxy_deploy: FAIL: the new A exited (logs in $work)" >&2; exit 1; }
 
-# B: drain and restart, 6 s later.
-sleep 5
-echo "haproxy_deploy: drain and restart of B (pid $b_pid)"
-kill -TERM "$b_pid"
-wait_for "HAProxy marks B DOWN while it drains" 30 bash -c "[ \"\$(curl -fsS -m 1 'http://127.0.0.1:$stats/stats;csv' | awk -F, '\$1 == \"percore\" && \$2 == \"b\" { print \$18 }')\" != UP ]"
-wait_for "B drains and exits" 150 exited "$b_pid"
-start_b
-b_pid=$started
-wait_for "the new B is healthy" 100 healthy "$b_admin"
+    # B: drain and restart, 6 s later.
+    sleep 5
+    echo "haproxy_deploy: drain and restart of B (pid $b_pid)"
+    kill -TERM "$b_pid"
+    wait_for "HAProxy marks B DOWN while it drains" 30 bash -c "[ \"\$(curl -fsS -m 1 'http://127.0.0.1:$stats/stats;csv' | awk -F, '\$1 == \"percore\" && \$2 == \"b\" { print \$18 }')\" != UP ]"
+    wait_for "B drains and exits" 150 exited "$b_pid"
+    start_b
+    b_pid=$started
+    wait_for "the new B is healthy" 100 healthy "$b_admin"
+fi
 
 wait "$ka" || true
 wait "$nc" || true
@@ -182,4 +188,8 @@ for mix in ("keepalive", "newconn"):
         failed = True
 sys.exit(1 if failed else 0)
 PY
-echo "haproxy_deploy: OK: 0 failed requests, 0 connection errors; A and B UP"
+if [ "$restarts" = 0 ]; then
+    echo "haproxy_deploy: OK (baseline, no restart): 0 failed requests, 0 connection errors"
+else
+    echo "haproxy_deploy: OK: 0 failed requests, 0 connection errors; A and B UP"
+fi
