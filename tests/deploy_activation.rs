@@ -178,3 +178,29 @@ fn descriptors_that_are_not_listening_tcp_sockets_stop_the_start_with_one_line()
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("fd 0 is not a socket"), "{stderr}");
 }
+
+#[test]
+fn cpu_steering_on_one_shared_socket_falls_back_and_says_so() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    inheritable(listener.as_raw_fd());
+    let fd = listener.as_raw_fd().to_string();
+    let mut server = Server::start_on(
+        "echo",
+        free_addr(),
+        &["--unpinned", "2", "--steer", "cpu", "--listen-fd", &fd],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    drop(listener);
+    let log = server.log();
+    assert!(
+        log.contains("cpu steering: 1 inherited socket(s) for 2 shards"),
+        "{log}"
+    );
+    assert!(log.contains("steering: reuseport"), "{log}");
+    assert!(matches!(
+        one_shot(Service::Echo, addr, 3),
+        deploy::Outcome::Ok
+    ));
+    assert!(server.is_running());
+}

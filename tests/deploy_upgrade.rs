@@ -237,3 +237,40 @@ fn sigusr2_starts_the_successor_which_takes_over() {
     );
     thread::sleep(Duration::from_millis(10));
 }
+
+#[test]
+fn a_successor_with_as_many_shards_keeps_cpu_steering() {
+    let service = Service::Echo;
+    let socket = socket_path("cpu");
+    let mut old = start_old(service, &socket, &["--steer", "cpu"]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tally, clients) = spawn_load(service, old.addr, 2, stop.clone(), LOAD_LIMIT);
+    assert!(wait_until(Duration::from_secs(10), || tally.ok() >= 100));
+    let new = start_successor(service, &old, &socket, &["--steer", "cpu"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(old.exit_within(Duration::from_secs(20)), Some(0));
+    let after = tally.ok();
+    assert!(wait_until(Duration::from_secs(10), || tally.ok() >= after + 100));
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.join().unwrap();
+    }
+    assert_eq!(
+        (tally.refused(), tally.failed()),
+        (0, 0),
+        "{:?}",
+        tally.problems()
+    );
+    // The two sockets of the old group came over in shard order: the program is attached
+    // again, no fallback (unless the kernel refused it to the old process too).
+    let (old_log, new_log) = (old.log(), new.log());
+    if old_log.contains("steering: cpu") {
+        assert!(new_log.contains("steering: cpu"), "{new_log}");
+        assert!(!new_log.contains("cpu steering:"), "{new_log}");
+    }
+    assert!(
+        new_log.contains("listeners: 2 socket(s) from hot restart"),
+        "{new_log}"
+    );
+    assert_eq!(new.stop(Duration::from_secs(15)), Some(0));
+}
