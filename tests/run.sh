@@ -28,6 +28,7 @@ need_pkg redis-cli redis-tools
 need_pkg redis-benchmark redis-tools
 need_pkg c++ g++ # libFuzzer, built by cargo-fuzz (tests/fuzz.sh)
 need_pkg openssl openssl # s_client for the TLS bad-input cases (shards/cli/tests/cli_tls.rs)
+need_pkg haproxy haproxy # tests/haproxy_deploy.sh (docs/deploy.md)
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -57,6 +58,8 @@ echo "== compat: the library with the hyper feature alone"
 cargo clippy -p percore --features hyper --lib -- -D warnings
 echo "== soak, 2 minutes (tests/soak.sh; the full one is 10)"
 bash tests/soak.sh --minutes 2
+echo "== HAProxy in front of two instances: hot restart and drain under load (tests/haproxy_deploy.sh)"
+bash tests/haproxy_deploy.sh
 echo "== fuzz, every target for a short fixed time (tests/fuzz.sh)"
 bash tests/fuzz.sh
 echo "== peer harness, quick mode (raw-uring, percore and percore on epoll, one round)"

@@ -53,7 +53,8 @@ start() {
     local name=$1 service=$2
     shift 2
     local addr="127.0.0.1:$(free_port)" admin="127.0.0.1:$(free_port)"
-    "$bin" "$service" --listen "$addr" --admin "$admin" --shards 2 "$@" \
+    # No drain delay: the stop below checks the drain itself within 10 s.
+    "$bin" "$service" --listen "$addr" --admin "$admin" --shards 2 --drain-delay 0 "$@" \
         2>"$out/$name.log" &
     local pid=$!
     pids+=("$pid")

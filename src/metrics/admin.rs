@@ -1,5 +1,5 @@
-//! The admin listener: `GET /metrics` (Prometheus text, every shard), `GET /healthz` and
-//! `GET /debug/shards`, served by a thread of its own, so that it answers while any shard,
+//! The admin listener: `GET /metrics` (Prometheus text, every shard), `GET /healthz`,
+//! `GET /debug/shards` and `POST /drain`, served by a thread of its own, so that it answers while any shard,
 //! shard 0 included, is held by a handler that never returns.
 //!
 //! `/metrics` gathers each shard's counters through its inbox; a shard that does not answer
@@ -7,6 +7,15 @@
 //! scrape. The stall gauges (`percore_shard_stalled_seconds`, `percore_shards_stuck`),
 //! `/healthz` and `/debug/shards` read the stall detector's shared state and never wait for
 //! a shard.
+//!
+//! `/healthz` is the health check of services that speak no HTTP (echo, kv): `200` while
+//! serving, `503` while starting, stuck, or draining. `POST /drain` announces a stop, as
+//! SIGTERM does: `/healthz` answers 503 at once, the listeners stay open for the drain
+//! delay, then the server drains and exits. Bind the admin listener to loopback or a
+//! private address: anyone who reaches it can stop the server.
+//!
+//! The listener socket is non-blocking: during a hot restart the old and the new process
+//! share it for a moment, and a connection announced by `poll` may be taken by the other.
 //!
 //! The request reader is deliberately small and strict: one request per connection, the head
 //! bounded to 8 KiB and 5 s, anything else answered with an error status, then the
@@ -27,8 +36,20 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::{ShardStats, health, prometheus, stats};
+use super::{ShardStats, health, health::Readiness, prometheus, stats};
 use crate::mesh::MeshShared;
+
+/// What the admin thread needs from the server above it.
+pub(crate) struct AdminHooks {
+    /// The server's lifecycle, for `/healthz`.
+    pub readiness: Readiness,
+    /// `POST /drain`: announce a stop (the drain delay, then the drain). Returns the line
+    /// the caller gets.
+    pub drain: Box<dyn Fn() -> String + Send + Sync>,
+    /// False once the admin thread must end (the server stopped, or a successor process
+    /// took the admin listener over).
+    pub running: Box<dyn Fn() -> bool + Send + Sync>,
+}
 
 const MAX_HEAD_BYTES: usize = 8 * 1024;
 const HEAD_DEADLINE: Duration = Duration::from_secs(5);
@@ -42,15 +63,17 @@ const STOP_POLL_MS: i32 = 100;
 pub(crate) fn spawn_admin(
     listener: TcpListener,
     mesh: Arc<MeshShared>,
-    running: impl Fn() -> bool + Send + 'static,
+    hooks: AdminHooks,
 ) -> std::io::Result<thread::JoinHandle<()>> {
+    listener.set_nonblocking(true)?;
+    let hooks = Arc::new(hooks);
     thread::Builder::new()
         .name("percore-admin".into())
         .spawn(move || {
             let live = Arc::new(AtomicUsize::new(0));
             let mut ready = Vec::with_capacity(1);
             let fd = listener.as_raw_fd();
-            while running() {
+            while (hooks.running)() {
                 match crate::sys::steer::poll_readable(&[fd], STOP_POLL_MS, &mut ready) {
                     Ok(()) if ready.first() == Some(&true) => {}
                     Ok(()) => continue,
@@ -62,6 +85,8 @@ pub(crate) fn spawn_admin(
                 }
                 let stream = match listener.accept() {
                     Ok((stream, _)) => stream,
+                    // Taken by the other process sharing the listener (hot restart).
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
                     Err(e) => {
                         tracing::warn!("admin listener: accept failed: {e}");
                         continue;
@@ -71,13 +96,15 @@ pub(crate) fn spawn_admin(
                     live.fetch_sub(1, Ordering::AcqRel);
                     continue; // Closed unanswered: too many admin connections at once.
                 }
-                let (mesh, live) = (mesh.clone(), live.clone());
+                // Accepted sockets do not inherit O_NONBLOCK on Linux, but say so explicitly.
+                let _ = stream.set_nonblocking(false);
+                let (mesh, live, hooks) = (mesh.clone(), live.clone(), hooks.clone());
                 let spawned = thread::Builder::new()
                     .name("percore-admin-conn".into())
                     .spawn({
                         let live = live.clone();
                         move || {
-                            handle(stream, &mesh);
+                            handle(stream, &mesh, &hooks);
                             live.fetch_sub(1, Ordering::AcqRel);
                         }
                     });
@@ -95,6 +122,7 @@ enum Route {
     Metrics,
     Healthz,
     DebugShards,
+    Drain,
     NotFound,
     MethodNotAllowed,
     BadRequest,
@@ -104,7 +132,7 @@ enum Route {
 const TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 const JSON: &str = "application/json";
 
-fn handle(mut stream: TcpStream, mesh: &MeshShared) {
+fn handle(mut stream: TcpStream, mesh: &MeshShared, hooks: &AdminHooks) {
     let _ = stream.set_write_timeout(Some(HEAD_DEADLINE));
     let Some(route) = read_head(&mut stream) else {
         return;
@@ -112,7 +140,7 @@ fn handle(mut stream: TcpStream, mesh: &MeshShared) {
     let (status, content_type, body) = match route {
         Route::Metrics => ("200 OK", TEXT, gather(mesh)),
         Route::Healthz => {
-            let (code, body) = health::check_of(mesh.remotes());
+            let (code, body) = health::check_of(mesh.remotes(), hooks.readiness.get());
             let status = if code == 200 {
                 "200 OK"
             } else {
@@ -125,12 +153,17 @@ fn handle(mut stream: TcpStream, mesh: &MeshShared) {
             health::debug_shards(mesh.remotes(), &mut body);
             ("200 OK", TEXT, body)
         }
+        Route::Drain => ("202 Accepted", TEXT, (hooks.drain)()),
         Route::NotFound => (
             "404 Not Found",
             TEXT,
-            "served here: /metrics, /healthz, /debug/shards\n".to_string(),
+            "served here: GET /metrics, GET /healthz, GET /debug/shards, POST /drain\n".to_string(),
         ),
-        Route::MethodNotAllowed => ("405 Method Not Allowed", TEXT, "use GET\n".to_string()),
+        Route::MethodNotAllowed => (
+            "405 Method Not Allowed",
+            TEXT,
+            "use GET (POST for /drain)\n".to_string(),
+        ),
         Route::BadRequest => ("400 Bad Request", TEXT, "malformed request\n".to_string()),
         Route::HeadTooLarge => (
             "431 Request Header Fields Too Large",
@@ -197,6 +230,7 @@ fn route(head: &[u8]) -> Route {
         (b"GET", b"/metrics") => Route::Metrics,
         (b"GET", b"/healthz") => Route::Healthz,
         (b"GET", b"/debug/shards") => Route::DebugShards,
+        (b"POST", b"/drain") => Route::Drain,
         (b"GET", _) => Route::NotFound,
         _ => Route::MethodNotAllowed,
     }
@@ -262,6 +296,11 @@ mod tests {
             route(b"POST /metrics HTTP/1.1\r\n\r\n"),
             Route::MethodNotAllowed
         );
+        assert_eq!(
+            route(b"POST /drain HTTP/1.1\r\nContent-Length: 0\r\n\r\n"),
+            Route::Drain
+        );
+        assert_eq!(route(b"GET /drain HTTP/1.1\r\n\r\n"), Route::NotFound);
         assert_eq!(route(b"GET  /metrics HTTP/1.1\r\n\r\n"), Route::BadRequest);
         assert_eq!(route(b"GET /metrics HTTP/2\r\n\r\n"), Route::BadRequest);
         assert_eq!(route(b"garbage\r\n\r\n"), Route::BadRequest);

@@ -2,13 +2,90 @@
 //! stall detector publishes it (shared atomics, so it answers from any healthy shard or
 //! thread while one shard's loop is held by a handler), and the standard answer of a health
 //! check built from it: `200 {"status":"ok"}`, or `503` with the stuck shards named.
+//!
+//! The check also answers for the server's lifecycle ([`Readiness`]): `503
+//! {"status":"starting"}` until every shard runs, and `503 {"status":"draining"}` from the
+//! moment a stop is announced (SIGTERM, the admin listener's `POST /drain`, a hot restart's
+//! successor taking over), while the listeners stay open for the drain delay, so a load
+//! balancer's health check takes the instance out before it stops accepting.
 
-use std::{fmt::Write, sync::Arc, time::Duration};
+use std::{
+    cell::RefCell,
+    fmt::Write,
+    sync::{
+        Arc,
+        atomic::{AtomicU8, Ordering},
+    },
+    time::Duration,
+};
 
 use crate::{
     mesh::MESH,
-    task::remote::{ShardRemote, now_ns},
+    task::{
+        local::ShardLocal,
+        remote::{ShardRemote, now_ns},
+    },
 };
+
+/// Where the server is in its life, as health checks report it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lifecycle {
+    /// Shards are still starting: not ready (503).
+    Starting,
+    /// Every shard runs: ready (200 unless a shard is stuck).
+    Serving,
+    /// A stop was announced: 503 at once, while the listeners may still accept for the drain
+    /// delay and open connections drain after it.
+    Draining,
+}
+
+/// The lifecycle shared by the server, its shards and the admin thread (one atomic word).
+/// It only moves forward: `Starting → Serving → Draining`, or `Starting → Draining`.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Readiness(Arc<AtomicU8>);
+
+impl Readiness {
+    const STARTING: u8 = 0;
+    const SERVING: u8 = 1;
+    const DRAINING: u8 = 2;
+
+    pub(crate) fn get(&self) -> Lifecycle {
+        match self.0.load(Ordering::Acquire) {
+            Self::STARTING => Lifecycle::Starting,
+            Self::SERVING => Lifecycle::Serving,
+            _ => Lifecycle::Draining,
+        }
+    }
+
+    /// Every shard runs. No effect once draining.
+    pub(crate) fn set_serving(&self) {
+        let _ = self.0.compare_exchange(
+            Self::STARTING,
+            Self::SERVING,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+    }
+
+    /// A stop was announced. True the first time.
+    pub(crate) fn set_draining(&self) -> bool {
+        self.0.swap(Self::DRAINING, Ordering::AcqRel) != Self::DRAINING
+    }
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<std::rc::Rc<Readiness>>> = const { RefCell::new(None) };
+}
+
+/// The server's lifecycle, reachable from its shards (installed by the shard thread).
+pub(crate) static READINESS: ShardLocal<Readiness> = ShardLocal::new(&CURRENT);
+
+/// The server's lifecycle, from a shard; `Serving` off a shard (nothing to report).
+pub fn lifecycle() -> Lifecycle {
+    READINESS
+        .try_current()
+        .map_or(Lifecycle::Serving, |r| r.get())
+}
 
 /// One shard's state, as the stall detector last saw it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,7 +132,7 @@ pub fn health() -> Vec<ShardHealth> {
 /// When called from a thread that runs no shard.
 #[track_caller]
 pub fn health_check() -> (u16, String) {
-    check_of(MESH.current().shared.remotes())
+    check_of(MESH.current().shared.remotes(), lifecycle())
 }
 
 pub(crate) fn health_of(remotes: &[Arc<ShardRemote>]) -> Vec<ShardHealth> {
@@ -95,7 +172,12 @@ pub(crate) fn stalls_by_route(
         .collect()
 }
 
-pub(crate) fn check_of(remotes: &[Arc<ShardRemote>]) -> (u16, String) {
+pub(crate) fn check_of(remotes: &[Arc<ShardRemote>], lifecycle: Lifecycle) -> (u16, String) {
+    match lifecycle {
+        Lifecycle::Serving => {}
+        Lifecycle::Starting => return (503, "{\"status\":\"starting\"}\n".to_string()),
+        Lifecycle::Draining => return (503, "{\"status\":\"draining\"}\n".to_string()),
+    }
     // The common case reads one word per shard and formats nothing.
     if !remotes.iter().any(|remote| remote.stall.is_stuck()) {
         return (200, "{\"status\":\"ok\"}\n".to_string());
@@ -163,12 +245,15 @@ mod tests {
         let remotes: Vec<_> = (0..2)
             .map(|id| Arc::new(ShardRemote::new(id).unwrap()))
             .collect();
-        assert_eq!(check_of(&remotes), (200, "{\"status\":\"ok\"}\n".into()));
+        assert_eq!(
+            check_of(&remotes, Lifecycle::Serving),
+            (200, "{\"status\":\"ok\"}\n".into())
+        );
         remotes[1].stall.publish(2500, true, false);
         let label = crate::task::label::Label::new("GET /health \"test\"");
         remotes[1].set_busy_since(now_ns());
         remotes[1].set_label_for_test(label);
-        let (status, body) = check_of(&remotes);
+        let (status, body) = check_of(&remotes, Lifecycle::Serving);
         assert_eq!(status, 503);
         assert_eq!(
             body,
@@ -180,6 +265,29 @@ mod tests {
         assert!(page.contains("shard 1: stuck"), "{page}");
         assert!(page.contains("stalled     2.500 s"), "{page}");
         remotes[1].stall.publish(0, false, false);
-        assert_eq!(check_of(&remotes).0, 200);
+        assert_eq!(check_of(&remotes, Lifecycle::Serving).0, 200);
+    }
+
+    #[test]
+    fn starting_and_draining_answer_503_and_the_state_only_moves_forward() {
+        let remotes: Vec<_> = (0..1)
+            .map(|id| Arc::new(ShardRemote::new(id).unwrap()))
+            .collect();
+        let readiness = Readiness::default();
+        assert_eq!(readiness.get(), Lifecycle::Starting);
+        assert_eq!(
+            check_of(&remotes, readiness.get()),
+            (503, "{\"status\":\"starting\"}\n".into())
+        );
+        readiness.set_serving();
+        assert_eq!(check_of(&remotes, readiness.get()).0, 200);
+        assert!(readiness.set_draining());
+        assert!(!readiness.set_draining());
+        readiness.set_serving();
+        assert_eq!(readiness.get(), Lifecycle::Draining);
+        assert_eq!(
+            check_of(&remotes, readiness.get()),
+            (503, "{\"status\":\"draining\"}\n".into())
+        );
     }
 }

@@ -8,13 +8,17 @@ pub mod counters;
 mod health;
 pub mod prometheus;
 
-pub(crate) use self::{admin::spawn_admin, counters::REGISTRY};
+pub(crate) use self::{
+    admin::{AdminHooks, spawn_admin},
+    counters::REGISTRY,
+    health::{READINESS, Readiness},
+};
 pub use self::{
     counters::{
         Counter, DEFAULT_BUCKETS, Gauge, GaugeSample, HistogramSample, ServiceHistogram,
         ServiceSample, counter, gauge, histogram,
     },
-    health::{ShardHealth, health, health_check},
+    health::{Lifecycle, ShardHealth, health, health_check, lifecycle},
 };
 pub use crate::{histogram::Histogram, task::LoopStats};
 

@@ -40,7 +40,10 @@ use crate::{
         uring::op::{Accept, CancelAll, Close},
     },
     slab::{Key, Slab},
-    sys::socket::{ListenOptions, local_addr, probe_unlistened, set_nodelay, tcp_listener},
+    sys::{
+        socket::{ListenOptions, local_addr, probe_unlistened, set_nodelay, tcp_listener},
+        steer::{accept_now, poll_readable, set_accept_timeout},
+    },
     task::coop,
 };
 
@@ -195,7 +198,9 @@ impl TcpListener {
                 }
                 return Poll::Ready(Ok(fd));
             }
-            if state.closing {
+            // Stopped, and the last accept completion has come (a connection the kernel
+            // accepted before the cancel took effect is served, not dropped).
+            if state.closing && (state.in_flight == 0 || state.dropped) {
                 return Poll::Ready(Err(io::Error::new(
                     io::ErrorKind::NotConnected,
                     "listener stopped accepting",
@@ -371,8 +376,13 @@ pub(crate) fn on_accept(net: &NetShard, completion: Completion) {
     let mut ended_early = false;
     if let Some(fd) = completion.accepted_fd() {
         state.probing = false;
-        if state.closing {
+        if state.dropped {
             drop(fd);
+        } else if state.closing {
+            // Accepted before the stop's cancel took effect: the client is connected and
+            // may have sent its request; it is served here (hot restart, drain).
+            net.count_placed(1);
+            state.queue.push_back(fd);
         } else if let Some(fd) = place_elsewhere(net, state.addr, fd) {
             net.count_placed(1);
             state.queue.push_back(fd);
@@ -410,12 +420,52 @@ pub(crate) fn on_accept(net: &NetShard, completion: Completion) {
             }
         }
     }
+    if state.closing && state.in_flight == 0 && !state.dropped {
+        // The last completion of a stopped listener.
+        take_backlog(net, state);
+        if let Some(waker) = state.waker.take() {
+            // `accept()` may now answer that it ended.
+            waker.wake();
+        }
+    }
     let finished = state.dropped && state.in_flight == 0;
     drop(table);
     if finished {
         release(net, token);
     } else if arm(net, token) > 0 && ended_early {
         net.count(|s| s.rearms += 1);
+    }
+}
+
+/// Most connections a stopped listener takes from its socket's backlog.
+const BACKLOG_TAKEN_MAX: usize = 4096;
+
+/// A listener that stopped accepting takes the connections still in its socket's backlog
+/// and serves them. The socket may be shared (a hot restart's successor, shards sharing an
+/// inherited socket): io_uring's accept waits as an *exclusive* waiter, so the kernel wakes
+/// one waiter per connection, and a connection whose wake-up went to this listener just
+/// before its accept was cancelled would otherwise wait, unseen by the other waiters, until
+/// the next connection wakes one of them. Each `accept` is non-blocking on the connection
+/// and bounded on the socket (1 ms, `SO_RCVTIMEO`), since another process may take the
+/// connection first.
+fn take_backlog(net: &NetShard, state: &mut ListenerState) {
+    let Some(fd) = state.fd.as_ref() else { return };
+    let raw = fd.as_raw_fd();
+    if set_accept_timeout(raw, std::time::Duration::from_millis(1)).is_err() {
+        return;
+    }
+    let mut ready = Vec::with_capacity(1);
+    for _ in 0..BACKLOG_TAKEN_MAX {
+        if poll_readable(&[raw], 0, &mut ready).is_err() || ready.first() != Some(&true) {
+            return;
+        }
+        match accept_now(raw) {
+            Ok(Some(conn)) => {
+                net.count_placed(1);
+                state.queue.push_back(conn);
+            }
+            Ok(None) | Err(_) => return,
+        }
     }
 }
 
@@ -468,7 +518,7 @@ pub(crate) fn deliver_here(addr: SocketAddr, fd: OwnedFd) {
         .listeners
         .iter_mut()
         .map(|(_, state)| state)
-        .find(|s| s.addr == addr && !s.closing && !s.dropped);
+        .find(|s| s.addr == addr && !s.dropped);
     let Some(state) = state else {
         drop(table);
         net.count_unplaced(1);
@@ -490,7 +540,8 @@ fn resume_after_backoff(net: &NetShard, token: Token) {
     arm(net, token);
 }
 
-/// Graceful stop: cancel accepting; connections already accepted stay available to accept().
+/// Graceful stop: cancel accepting; connections already accepted, and those the kernel
+/// accepted before the cancel took effect, stay available to accept().
 pub(crate) fn stop_all(net: &NetShard) {
     let tokens = net.listeners.borrow().tokens();
     for token in tokens {

@@ -10,6 +10,7 @@ mod conn;
 mod connect;
 mod dispatch;
 pub(crate) mod listener;
+pub mod proxy_protocol;
 mod state;
 pub(crate) mod steer;
 mod stream;

@@ -32,6 +32,8 @@ pub struct TcpStream {
     pub(crate) conn: Rc<Conn>,
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<Box<super::tls::Session>>,
+    /// The client's address from a PROXY protocol header, when one came.
+    client: Option<SocketAddr>,
 }
 
 impl TcpStream {
@@ -41,6 +43,7 @@ impl TcpStream {
             conn,
             #[cfg(feature = "tls")]
             tls: None,
+            client: None,
         }
     }
 
@@ -49,6 +52,34 @@ impl TcpStream {
     #[cfg(feature = "tls")]
     pub fn tls_session(&self) -> Option<&super::tls::Session> {
         self.tls.as_deref()
+    }
+
+    /// The client's address: the one a trusted proxy gave in a PROXY protocol header (see
+    /// `ServerBuilder::proxy_protocol`), else the peer's.
+    pub fn client_addr(&self) -> io::Result<SocketAddr> {
+        match self.client {
+            Some(addr) => Ok(addr),
+            None => self.peer_addr(),
+        }
+    }
+
+    /// Whether the client address came from a PROXY protocol header.
+    pub fn is_proxied(&self) -> bool {
+        self.client.is_some()
+    }
+
+    pub(crate) fn set_client_addr(&mut self, addr: SocketAddr) {
+        self.client = Some(addr);
+    }
+
+    /// Waits for input and shows every buffered byte to `f` without consuming any: `f`
+    /// returns `Some` to finish, `None` to wait for more. `Ok(None)` at end of stream. (The
+    /// PROXY protocol check of an untrusted peer's first bytes.)
+    pub(crate) async fn peek_with<R>(
+        &mut self,
+        mut f: impl FnMut(&[u8]) -> Option<R>,
+    ) -> io::Result<Option<R>> {
+        poll_fn(|cx| poll_peek(&self.net, &self.conn, cx, &mut f)).await
     }
 
     /// The remote address.
@@ -455,6 +486,48 @@ fn poll_read<R>(
 
 /// Calls `f` with every buffered byte as one slice (copying lent buffers together only
 /// when there is more than one piece) and removes what it consumed.
+/// `poll_read` for a reader that consumes nothing: ready once `f` says `Some`.
+fn poll_peek<R>(
+    net: &NetShard,
+    conn: &Conn,
+    cx: &mut Context<'_>,
+    f: &mut impl FnMut(&[u8]) -> Option<R>,
+) -> Poll<io::Result<Option<R>>> {
+    let mut rx = conn.rx.borrow_mut();
+    if rx.buffered() > rx.seen_len {
+        drop(rx);
+        let (_, value) = consume(net, conn, &mut |data| (0, f(data)));
+        rx = conn.rx.borrow_mut();
+        if let Some(value) = value {
+            // The next reader sees every byte as new.
+            rx.seen_len = 0;
+            return Poll::Ready(Ok(Some(value)));
+        }
+        let buffered = rx.buffered();
+        rx.seen_len = buffered;
+        if buffered >= net.config.recv_buffered_max {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                "receive limit reached while peeking",
+            )));
+        }
+    }
+    if let Some(code) = rx.error {
+        return Poll::Ready(Err(errno(code)));
+    }
+    if rx.eof {
+        rx.seen_len = 0;
+        return Poll::Ready(Ok(None));
+    }
+    register(&mut rx.waker, cx.waker());
+    let paused = rx.paused;
+    drop(rx);
+    if paused {
+        maybe_resume_recv(net, conn);
+    }
+    Poll::Pending
+}
+
 pub(crate) fn consume<R>(
     net: &NetShard,
     conn: &Conn,

@@ -8,7 +8,10 @@ use std::{
     time::Duration,
 };
 
-use super::{control::ServerControl, handle::ServerHandle, placement::Placement, shard_thread};
+use super::{
+    activation::InheritedListeners, control::ServerControl, handle::ServerHandle,
+    placement::Placement, shard_thread, upgrade::UpgradeConfig,
+};
 use crate::{
     blocking::BlockingConfig,
     driver::{DriverChoice, RingConfig},
@@ -81,6 +84,18 @@ pub struct ServerBuilder {
     /// A second, plaintext listener beside a TLS one.
     #[cfg(feature = "tls")]
     pub(crate) plain_listen: Option<SocketAddr>,
+    /// How long listeners stay open after a stop is announced (see `drain_delay`).
+    pub(crate) drain_delay: Duration,
+    /// Listening sockets to serve instead of binding (see `inherit`); taken once.
+    pub(crate) inherited: Option<Arc<Mutex<Option<InheritedListeners>>>>,
+    /// An inherited admin listener, served instead of binding `admin`; taken once.
+    pub(crate) inherited_admin: Option<Arc<Mutex<Option<OwnedFd>>>>,
+    /// Offer the listeners to a successor process (see `upgrade`).
+    pub(crate) upgrade: Option<UpgradeConfig>,
+    /// Where inherited listeners came from, for the report.
+    pub(crate) listeners_note: Option<String>,
+    /// The PROXY protocol on accept (see `proxy_protocol`).
+    pub(crate) proxy: Option<Arc<super::proxy::ProxyProtocol>>,
 }
 
 impl Default for ServerBuilder {
@@ -108,6 +123,12 @@ impl Default for ServerBuilder {
             tls: None,
             #[cfg(feature = "tls")]
             plain_listen: None,
+            drain_delay: Duration::from_secs(5),
+            inherited: None,
+            inherited_admin: None,
+            upgrade: None,
+            listeners_note: None,
+            proxy: None,
         }
     }
 }
@@ -287,6 +308,60 @@ impl ServerBuilder {
         self
     }
 
+    /// How long the listeners stay open after a stop is *announced* (SIGTERM with
+    /// [`handle_signals`](Self::handle_signals), the admin listener's `POST /drain`,
+    /// [`ServerHandle::announce_stop`]) before the graceful stop begins. Health checks
+    /// answer 503 from the announcement on, so a load balancer takes the instance out
+    /// before it stops accepting. Default 5 s; zero stops at once.
+    /// [`ServerHandle::stop`] does not wait for it.
+    pub fn drain_delay(mut self, delay: Duration) -> Self {
+        self.drain_delay = delay;
+        self
+    }
+
+    /// Serves these listening sockets (systemd socket activation, `--listen-fd`, a hot
+    /// restart's predecessor) instead of binding the address given to
+    /// [`serve`](Self::serve); see [`activation`](super::activation) for how they are
+    /// spread over the shards. An admin socket among them replaces binding the
+    /// [`admin`](Self::admin) address.
+    pub fn inherit(mut self, mut listeners: InheritedListeners) -> Self {
+        if let Some((fd, _)) = listeners.admin.take() {
+            self.inherited_admin = Some(Arc::new(Mutex::new(Some(fd))));
+        }
+        self.inherited = Some(Arc::new(Mutex::new(Some(listeners))));
+        self
+    }
+
+    /// Offers this server's listening sockets to a successor process over the Unix socket
+    /// `config.socket` (hot restart; see [`upgrade`](super::upgrade)). Only
+    /// [`serve`](Self::serve) takes part. Default off.
+    pub fn upgrade(mut self, config: UpgradeConfig) -> Self {
+        self.upgrade = Some(config);
+        self
+    }
+
+    /// Accept the PROXY protocol (v1 and v2) from the peers in `config.from`, on the
+    /// connections [`serve`](Self::serve) accepts; see [`proxy`](super::proxy). Their
+    /// handlers see the real client in [`TcpStream::client_addr`]. Default off.
+    pub fn proxy_protocol(mut self, config: super::proxy::ProxyProtocol) -> Self {
+        self.proxy = Some(Arc::new(config));
+        self
+    }
+
+    /// The inherited sockets, taken (a second call answers `None`).
+    pub(crate) fn take_inherited(&self) -> Option<InheritedListeners> {
+        self.inherited
+            .as_ref()
+            .and_then(|slot| slot.lock().unwrap_or_else(|p| p.into_inner()).take())
+    }
+
+    /// The inherited admin listener, taken (a second call answers `None`).
+    pub(crate) fn take_inherited_admin(&self) -> Option<OwnedFd> {
+        self.inherited_admin
+            .as_ref()
+            .and_then(|slot| slot.lock().unwrap_or_else(|p| p.into_inner()).take())
+    }
+
     /// Print the startup report to stderr. Default off.
     pub fn print_report(mut self, on: bool) -> Self {
         self.print_report = on;
@@ -302,7 +377,7 @@ impl ServerBuilder {
         F: Fn(ShardInfo) -> Result<Fut, Error> + Send + Sync + 'static,
         Fut: Future<Output = ()> + 'static,
     {
-        let control = Arc::new(ServerControl::new(self.drain_timeout));
+        let control = Arc::new(ServerControl::new(self.drain_timeout, self.drain_delay));
         #[cfg(feature = "tls")]
         if let Some(tls) = &self.tls {
             let acceptor = tls.acceptor.clone();
@@ -349,6 +424,9 @@ impl ServerBuilder {
         Fut: Future<Output = ()> + 'static,
     {
         let cpus = super::placement::resolve(&self.placement)?;
+        if let Some(inherited) = self.take_inherited() {
+            return super::activation::serve_inherited(self, &cpus, inherited, handler);
+        }
         let (fds, addr) = crate::net::listener::bind_listeners(
             addr,
             cpus.len(),
@@ -357,22 +435,24 @@ impl ServerBuilder {
         )
         .map_err(|source| Error::Bind { addr, source })?;
         if self.steering == Steering::Cpu {
-            let program = cpu_program(&cpus);
-            if let Err(e) = sys::steer::attach_reuseport_cbpf(fds[0].as_raw_fd(), &program) {
-                let line = format!(
-                    "cpu steering: the kernel refused the reuseport cBPF program ({e}); connections are spread by the reuseport hash instead"
-                );
-                tracing::warn!("{line}");
-                self.early_fallbacks.push(line);
-                self.steering = Steering::ReusePort;
-            }
+            self.attach_cpu_program(&fds[0], &cpus);
         }
+        let handover = self.handover_of(&fds)?;
+        // Bound before the shards start, so a bad path stops the start.
+        let upgrade_socket = match &self.upgrade {
+            Some(config) => Some(super::upgrade::bind_unix(&config.socket)?),
+            None => None,
+        };
         let fds: Arc<Mutex<Vec<Option<OwnedFd>>>> =
             Arc::new(Mutex::new(fds.into_iter().map(Some).collect()));
+        let front = self.front();
         #[cfg(feature = "tls")]
-        let tls = self.tls.as_ref().map(|t| t.acceptor.clone());
+        let plain_front = Front {
+            tls: None,
+            ..front.clone()
+        };
         #[cfg(feature = "tls")]
-        let (plain_fds, plain_addr) = match (&tls, self.plain_listen) {
+        let (plain_fds, plain_addr) = match (&front.tls, self.plain_listen) {
             (Some(_), Some(plain)) => {
                 let (fds, bound) = crate::net::listener::bind_listeners(
                     plain,
@@ -389,7 +469,7 @@ impl ServerBuilder {
             }
             _ => (Arc::new(Mutex::new(Vec::new())), None),
         };
-        let mut handle = self.start(move |info| {
+        let mut handle = self.clone().start(move |info| {
             let fd = fds
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -400,49 +480,139 @@ impl ServerBuilder {
                 TcpListener::from_listening(fd).map_err(|source| Error::Bind { addr, source })?;
             let handler = handler.clone();
             #[cfg(feature = "tls")]
-            if let Some(acceptor) = tls.clone() {
-                let plain = plain_fds
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .get_mut(info.id)
-                    .and_then(Option::take)
-                    .map(TcpListener::from_listening)
-                    .transpose()
-                    .map_err(|source| Error::Bind { addr, source })?;
-                let plain = plain.map(|l| crate::task::spawn(accept_loop(l, handler.clone())));
-                return Ok(Box::pin(async move {
-                    super::tls::accept_loop(listener, acceptor, handler).await;
-                    if let Some(plain) = plain {
-                        let _ = plain.await;
-                    }
-                })
-                    as std::pin::Pin<Box<dyn Future<Output = ()>>>);
-            }
-            #[cfg(feature = "tls")]
-            return Ok(Box::pin(accept_loop(listener, handler))
-                as std::pin::Pin<Box<dyn Future<Output = ()>>>);
+            let plain = plain_fds
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_mut(info.id)
+                .and_then(Option::take)
+                .map(TcpListener::from_listening)
+                .transpose()
+                .map_err(|source| Error::Bind { addr, source })?
+                .map(|l| (l, plain_front.clone()));
             #[cfg(not(feature = "tls"))]
-            Ok(accept_loop(listener, handler))
+            let plain: Option<(TcpListener, Front)> = None;
+            let front = front.clone();
+            Ok(async move {
+                let plain = plain
+                    .map(|(l, front)| crate::task::spawn(accept_loop(l, handler.clone(), front)));
+                accept_loop(listener, handler, front).await;
+                if let Some(plain) = plain {
+                    let _ = plain.await;
+                }
+            })
         })?;
         handle.set_listen_addr(addr);
         #[cfg(feature = "tls")]
         if let Some(plain) = plain_addr {
             handle.set_plain_listen_addr(plain);
         }
+        handle.offer_upgrade(&self, handover, upgrade_socket);
         Ok(handle)
+    }
+
+    /// `cpu` steering: attaches the program to the reuseport group of `fd`, or falls back to
+    /// `reuseport` with the reason in the report.
+    pub(crate) fn attach_cpu_program(&mut self, fd: &OwnedFd, cpus: &[Option<usize>]) {
+        let program = cpu_program(cpus);
+        if let Err(e) = sys::steer::attach_reuseport_cbpf(fd.as_raw_fd(), &program) {
+            self.cpu_fallback(format!(
+                "cpu steering: the kernel refused the reuseport cBPF program ({e}); connections are spread by the reuseport hash instead"
+            ));
+        }
+    }
+
+    pub(crate) fn cpu_fallback(&mut self, line: String) {
+        tracing::warn!("{line}");
+        self.early_fallbacks.push(line);
+        self.steering = Steering::ReusePort;
+    }
+
+    /// Duplicates of the listening sockets, kept to hand to a successor when
+    /// [`upgrade`](Self::upgrade) is set.
+    pub(crate) fn handover_of(
+        &self,
+        fds: &[OwnedFd],
+    ) -> Result<Option<super::upgrade::Handover>, Error> {
+        if self.upgrade.is_none() {
+            return Ok(None);
+        }
+        let service = fds
+            .iter()
+            .map(|fd| sys::inherit::dup(std::os::fd::AsFd::as_fd(fd)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| Error::io("keeping the listeners for a hot restart", e))?;
+        Ok(Some(super::upgrade::Handover {
+            service,
+            admin: None,
+        }))
     }
 }
 
-/// Accepts until the listener stops (graceful stop), spawning one task per connection.
-pub(crate) async fn accept_loop<H, Fut>(listener: TcpListener, handler: H)
+/// What every accepted connection passes before its handler, in this order: the PROXY
+/// protocol check (when configured) and the TLS handshake (when configured). The same for
+/// bound and inherited listeners.
+#[derive(Clone, Default)]
+pub(crate) struct Front {
+    pub(crate) proxy: Option<Arc<super::proxy::ProxyProtocol>>,
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<crate::net::tls::TlsAcceptor>,
+}
+
+impl Front {
+    fn is_plain(&self) -> bool {
+        #[cfg(feature = "tls")]
+        if self.tls.is_some() {
+            return false;
+        }
+        self.proxy.is_none()
+    }
+
+    async fn admit<H, Fut>(self, stream: TcpStream, handler: H)
+    where
+        H: Fn(TcpStream) -> Fut,
+        Fut: Future<Output = ()>,
+    {
+        let stream = match &self.proxy {
+            Some(config) => match super::proxy::admit(stream, config).await {
+                Some(stream) => stream,
+                None => return,
+            },
+            None => stream,
+        };
+        #[cfg(feature = "tls")]
+        if let Some(acceptor) = self.tls {
+            crate::net::tls::serve_connection(stream, acceptor, handler).await;
+            return;
+        }
+        handler(stream).await;
+    }
+}
+
+impl ServerBuilder {
+    /// The front every connection `serve` accepts passes (see [`Front`]).
+    pub(crate) fn front(&self) -> Front {
+        Front {
+            proxy: self.proxy.clone(),
+            #[cfg(feature = "tls")]
+            tls: self.tls.as_ref().map(|t| t.acceptor.clone()),
+        }
+    }
+}
+
+/// Accepts until the listener stops (graceful stop), spawning one task per connection
+/// (which first passes the connection's [`Front`]: PROXY header, TLS handshake).
+pub(crate) async fn accept_loop<H, Fut>(listener: TcpListener, handler: H, front: Front)
 where
-    H: Fn(TcpStream) -> Fut + 'static,
+    H: Fn(TcpStream) -> Fut + Clone + 'static,
     Fut: Future<Output = ()> + 'static,
 {
     loop {
         match listener.accept().await {
-            Ok(stream) => {
+            Ok(stream) if front.is_plain() => {
                 crate::task::spawn(handler(stream));
+            }
+            Ok(stream) => {
+                crate::task::spawn(front.clone().admit(stream, handler.clone()));
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotConnected => return,
             Err(e) => tracing::warn!("accept failed: {e}"),

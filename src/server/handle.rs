@@ -1,6 +1,7 @@
 //! `ServerHandle`: stop the server, wait for it, read its per-shard statistics.
 
 use std::{
+    os::{fd::OwnedFd, unix::net::UnixListener},
     sync::{Arc, atomic::Ordering, mpsc},
     thread::JoinHandle,
     time::Duration,
@@ -28,6 +29,8 @@ pub struct ServerHandle {
     helpers: Vec<Option<JoinHandle<()>>>,
     listen_addr: Option<std::net::SocketAddr>,
     plain_listen_addr: Option<std::net::SocketAddr>,
+    /// A duplicate of the admin listener, kept to hand to a successor (hot restart).
+    admin_dup: Option<OwnedFd>,
 }
 
 impl ServerHandle {
@@ -50,6 +53,41 @@ impl ServerHandle {
             helpers,
             listen_addr: None,
             plain_listen_addr: None,
+            admin_dup: None,
+        }
+    }
+
+    pub(crate) fn set_admin_dup(&mut self, fd: Option<OwnedFd>) {
+        self.admin_dup = fd;
+    }
+
+    /// Starts offering the listeners to a successor when the builder says so (see
+    /// [`upgrade`](super::upgrade)). `bound`: the upgrade socket, bound before the start;
+    /// `None` binds it now (a successor binds its predecessor's path once it took over:
+    /// a failure then leaves hot restart off, with a warning, while the server serves).
+    pub(crate) fn offer_upgrade(
+        &mut self,
+        builder: &super::ServerBuilder,
+        handover: Option<super::upgrade::Handover>,
+        bound: Option<UnixListener>,
+    ) {
+        let (Some(config), Some(mut handover)) = (builder.upgrade.as_ref(), handover) else {
+            return;
+        };
+        handover.admin = self.admin_dup.take();
+        let listener = match bound {
+            Some(listener) => listener,
+            None => match super::upgrade::bind_unix(&config.socket) {
+                Ok(listener) => listener,
+                Err(e) => {
+                    tracing::warn!("hot restart is off: {e}");
+                    return;
+                }
+            },
+        };
+        match super::upgrade::spawn_listener(config, listener, handover, self.control.clone()) {
+            Ok(thread) => self.helpers.push(Some(thread)),
+            Err(e) => tracing::warn!("hot restart is off: {e}"),
         }
     }
 
@@ -82,6 +120,19 @@ impl ServerHandle {
     /// finish, then are closed.
     pub fn stop(&self) {
         self.control.request_stop();
+    }
+
+    /// Announces a stop, as SIGTERM does: health checks answer 503 at once, the listeners
+    /// stay open for the [drain delay](super::ServerBuilder::drain_delay), then the
+    /// graceful stop begins. False when a stop was already announced or requested.
+    pub fn announce_stop(&self) -> bool {
+        self.control.announce_stop()
+    }
+
+    /// Where the server is in its life (starting, serving, draining), as health checks
+    /// report it.
+    pub fn lifecycle(&self) -> crate::metrics::Lifecycle {
+        self.control.readiness.get()
     }
 
     /// Stop with a drain deadline of at most `within` (zero: close everything now).

@@ -3,24 +3,30 @@
 
 #![forbid(unsafe_code)]
 
+pub mod activation;
 mod builder;
 pub(crate) mod control;
 mod drain;
 mod handle;
 mod placement;
+pub mod proxy;
 mod report;
 mod shard_loop;
 mod shard_thread;
 mod signals;
 #[cfg(feature = "tls")]
 mod tls;
+pub mod upgrade;
 mod watchdog;
 
 pub use self::{
+    activation::InheritedListeners,
     builder::{Server, ServerBuilder, ShardInfo},
     drain::{shutdown_requested, shutdown_signal, stop_server},
     handle::ServerHandle,
     placement::Placement,
+    proxy::{Cidr, ProxyProtocol},
     report::StartupReport,
+    upgrade::{SuccessorCommand, UpgradeConfig},
     watchdog::EXIT_SHARD_STUCK,
 };

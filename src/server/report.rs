@@ -38,6 +38,9 @@ pub struct StartupReport {
     pub admin_addr: Option<std::net::SocketAddr>,
     /// The connection steering mode in effect, in words.
     pub steering: String,
+    /// Where the listening sockets came from when they were not bound here (systemd,
+    /// `--listen-fd`, a hot restart's predecessor); `None` when bound.
+    pub listeners: Option<String>,
 }
 
 impl StartupReport {
@@ -87,6 +90,7 @@ impl StartupReport {
             blocking_threads,
             admin_addr: None,
             steering: String::new(),
+            listeners: None,
         }
     }
 }
@@ -143,6 +147,9 @@ impl fmt::Display for StartupReport {
             })
             .collect();
         writeln!(f, "  shards: {}", map.join(" "))?;
+        if let Some(listeners) = &self.listeners {
+            writeln!(f, "  listeners: {listeners}")?;
+        }
         if !self.steering.is_empty() {
             writeln!(f, "  steering: {}", self.steering)?;
         }

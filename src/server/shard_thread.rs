@@ -24,7 +24,7 @@ use crate::{
     driver::Driver,
     error::Error,
     mesh::{self, MESH, MeshShard},
-    metrics::{self, REGISTRY},
+    metrics::{self, READINESS, REGISTRY},
     net::{NET, NetShard, steer::SteerShared},
     sys,
     task::{CORE, Core, remote::ShardRemote},
@@ -67,15 +67,55 @@ where
     let mesh_shared = meshes[0].shared.clone();
     let steer = Arc::new(SteerShared::new(builder.steering, count));
 
-    // Bound before the shards start, served by a thread of its own (see `metrics::admin`).
-    let admin = match builder.admin {
-        Some(addr) => {
+    // Bound before the shards start (or inherited), served by a thread of its own (see
+    // `metrics::admin`).
+    let admin = match (builder.take_inherited_admin(), builder.admin) {
+        (Some(fd), _) => Some(std::net::TcpListener::from(fd)),
+        (None, Some(addr)) => {
             Some(std::net::TcpListener::bind(addr).map_err(|source| Error::Bind { addr, source })?)
+        }
+        (None, None) => None,
+    };
+    let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
+    // Kept for a successor when hot restart is on.
+    let admin_dup = match (&admin, &builder.upgrade) {
+        (Some(listener), Some(_)) => Some(
+            sys::inherit::dup(std::os::fd::AsFd::as_fd(listener))
+                .map_err(|e| Error::io("keeping the admin listener for a hot restart", e))?,
+        ),
+        _ => None,
+    };
+
+    // Started before the shards, so that health checks answer 503 (starting) meanwhile.
+    let admin_thread = match admin {
+        Some(listener) => {
+            let (running, drain) = (control.clone(), control.clone());
+            let hooks = metrics::AdminHooks {
+                readiness: control.readiness.clone(),
+                drain: Box::new(move || {
+                    if drain.announce_stop() {
+                        format!(
+                            "draining: /healthz answers 503; listeners close in {:?}, then open connections have {:?}\n",
+                            drain.drain_delay, drain.drain_timeout
+                        )
+                    } else {
+                        "already stopping\n".to_string()
+                    }
+                }),
+                // Until the shards have stopped (or never started), or a successor took the
+                // listener over.
+                running: Box::new(move || {
+                    (running.running_shards.load(Ordering::SeqCst) > 0 || !running.stop_requested())
+                        && !running.handed_over.load(Ordering::SeqCst)
+                }),
+            };
+            Some(
+                metrics::spawn_admin(listener, mesh_shared.clone(), hooks)
+                    .map_err(|e| Error::io("spawning the admin thread", e))?,
+            )
         }
         None => None,
     };
-    let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
-
     let (ready_tx, ready_rx) = mpsc::channel::<Result<ShardReport, Error>>();
     let mut threads = Vec::with_capacity(count);
     for ((id, cpu), mesh) in cpus.iter().copied().enumerate().zip(meshes) {
@@ -145,6 +185,7 @@ where
         report.warnings.push(line);
     }
     report.admin_addr = admin_addr;
+    report.listeners.clone_from(&builder.listeners_note);
     report
         .fallbacks
         .extend(builder.early_fallbacks.iter().cloned());
@@ -165,18 +206,8 @@ where
         mesh_shared.clone(),
     )
     .map_err(|e| Error::io("spawning the stall detector", e))?;
-    let admin_thread = match admin {
-        Some(listener) => {
-            let control = control.clone();
-            Some(
-                metrics::spawn_admin(listener, mesh_shared.clone(), move || {
-                    control.running_shards.load(Ordering::SeqCst) > 0
-                })
-                .map_err(|e| Error::io("spawning the admin thread", e))?,
-            )
-        }
-        None => None,
-    };
+    // Every shard runs: ready.
+    control.readiness.set_serving();
     let signal_thread = if builder.handle_signals {
         Some(
             signals::spawn(control.clone())
@@ -185,7 +216,7 @@ where
     } else {
         None
     };
-    Ok(ServerHandle::new(
+    let mut handle = ServerHandle::new(
         control,
         threads,
         blocking,
@@ -193,7 +224,9 @@ where
         mesh_shared,
         steer,
         vec![Some(watchdog), signal_thread, admin_thread],
-    ))
+    );
+    handle.set_admin_dup(admin_dup);
+    Ok(handle)
 }
 
 struct ShardParts {
@@ -259,6 +292,7 @@ where
     let net = Rc::new(NetShard::new(core.clone(), builder.net.clone(), steer));
     let _net = NET.enter(net.clone());
     let _registry = REGISTRY.enter(Rc::new(RefCell::default()));
+    let _readiness = READINESS.enter(Rc::new(control.readiness.clone()));
     let stop = Rc::new(ShardStop::new(control.clone()));
     let _stop = STOP.enter(stop.clone());
     let mut shard = ShardLoop::new(core.clone(), timers, mesh.clone(), net, stop);

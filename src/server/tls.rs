@@ -2,16 +2,10 @@
 //! TLS when [`ServerBuilder::tls`] is set, with an optional second, plaintext listener
 //! ([`ServerBuilder::listen_plain`]) served by the same handler.
 
-use std::{future::Future, net::SocketAddr};
+use std::net::SocketAddr;
 
 use super::builder::ServerBuilder;
-use crate::{
-    net::{
-        TcpListener, TcpStream,
-        tls::{TlsAcceptor, serve_connection},
-    },
-    task::spawn,
-};
+use crate::net::tls::TlsAcceptor;
 
 /// The TLS part of a builder.
 #[derive(Clone, Debug)]
@@ -36,23 +30,5 @@ impl ServerBuilder {
     pub fn listen_plain(mut self, addr: SocketAddr) -> Self {
         self.plain_listen = Some(addr);
         self
-    }
-}
-
-/// Accepts TLS connections until the listener stops, spawning one task per connection
-/// that handshakes and then runs `handler`.
-pub(crate) async fn accept_loop<H, Fut>(listener: TcpListener, acceptor: TlsAcceptor, handler: H)
-where
-    H: Fn(TcpStream) -> Fut + Clone + 'static,
-    Fut: Future<Output = ()> + 'static,
-{
-    loop {
-        match listener.accept().await {
-            Ok(stream) => {
-                spawn(serve_connection(stream, acceptor.clone(), handler.clone()));
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotConnected => return,
-            Err(e) => tracing::warn!("accept failed: {e}"),
-        }
     }
 }

@@ -8,6 +8,8 @@
 
 pub(crate) mod cpu;
 pub(crate) mod eventfd;
+pub(crate) mod fdpass;
+pub(crate) mod inherit;
 pub(crate) mod kernel;
 #[cfg(feature = "tls")]
 pub(crate) mod ktls;

@@ -1,5 +1,6 @@
 //! Termination-signal handling without handlers: SIGINT/SIGTERM (and SIGHUP, the reload
-//! request) are blocked in every thread and collected synchronously with `sigtimedwait`.
+//! request, and SIGUSR2, the hot restart request) are blocked in every thread and collected
+//! synchronously with `sigtimedwait`.
 
 use std::{io, mem, time::Duration};
 
@@ -14,6 +15,7 @@ fn termination_set() -> libc::sigset_t {
         libc::sigaddset(&mut set, libc::SIGINT);
         libc::sigaddset(&mut set, libc::SIGTERM);
         libc::sigaddset(&mut set, libc::SIGHUP);
+        libc::sigaddset(&mut set, libc::SIGUSR2);
         set
     }
 }

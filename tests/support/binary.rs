@@ -91,6 +91,12 @@ impl Server {
             .arg(service)
             .args(["--listen", &addr.to_string(), "--admin", &admin.to_string()])
             .args(args)
+            // SIGTERM stops at once unless a test asks for the drain delay.
+            .args(if args.contains(&"--drain-delay") {
+                &[][..]
+            } else {
+                &["--drain-delay", "0"][..]
+            })
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -168,6 +174,16 @@ impl Server {
     pub fn kill9(mut self) {
         self.signal(libc::SIGKILL);
         let _ = self.child.wait();
+    }
+
+    /// The exit code once it exits within `limit`; `None`: it did not, and was killed.
+    pub fn exit_within(&mut self, limit: Duration) -> Option<i32> {
+        self.wait_exit(limit)
+    }
+
+    /// Whether the child still runs.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     fn wait_exit(&mut self, limit: Duration) -> Option<i32> {

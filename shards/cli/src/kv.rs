@@ -52,7 +52,10 @@ pub fn run(
 ) -> Result<(), percore::Error> {
     let server = percore_kv::serve(builder, listen, args.config())?;
     if !quiet {
-        eprintln!("{}", tls.describe("kv (RESP)", "", listen));
+        eprintln!(
+            "{}",
+            tls.describe("kv (RESP)", "", server.listen_addr().unwrap_or(listen))
+        );
     }
     server.join()
 }

@@ -2,6 +2,7 @@
 
 #![forbid(unsafe_code)]
 
+mod deploy;
 mod doctor;
 mod kv;
 mod tls;
@@ -26,7 +27,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// The HTTP/1.1 demo server (the default): GET / → Hello, World!, GET /json,
-    /// GET /healthz, POST /echo, GET /hello/{name}, GET /stream?chunks=N&size=S, and
+    /// GET /healthz, POST /echo, GET /ip (the client's address), GET /hello/{name}, GET /stream?chunks=N&size=S, and
     /// GET /work?ms=N, N ms of CPU: on the shard until a run overruns --offload-after-ms,
     /// then on the blocking pool (inline again after 8 fast runs there); &offload=1 forces
     /// the pool, &inline=1 the shard.
@@ -176,10 +177,18 @@ struct ShardArgs {
     /// Do not print the startup report.
     #[arg(long)]
     quiet: bool,
+    #[command(flatten)]
+    deploy: deploy::DeployArgs,
 }
 
 impl ShardArgs {
-    fn builder(&self) -> ServerBuilder {
+    /// The builder with every setting, the deployment ones included (inherited sockets are
+    /// taken here).
+    fn builder(&self) -> Result<ServerBuilder, percore::Error> {
+        self.deploy.apply(self.base_builder())
+    }
+
+    fn base_builder(&self) -> ServerBuilder {
         let placement = match (&self.cores, self.unpinned, self.shards) {
             (Some(cores), _, _) => Placement::Cores(cores.clone()),
             (None, Some(n), _) => Placement::Unpinned(n),
@@ -259,7 +268,9 @@ fn main() -> ExitCode {
             shards,
         } => {
             let budget = http.offload_budget();
-            tls.apply(shards.builder(), true)
+            shards
+                .builder()
+                .and_then(|builder| tls.apply(builder, true))
                 .and_then(|builder| {
                     percore_http::service::serve(builder, listen, http.limits(), move || {
                         percore_http::demo::router().offload_budget(budget)
@@ -267,7 +278,10 @@ fn main() -> ExitCode {
                 })
                 .and_then(|server| {
                     if !shards.quiet {
-                        eprintln!("{}", tls.describe("http", "http://", listen));
+                        eprintln!(
+                            "{}",
+                            tls.describe("http", "http://", server.listen_addr().unwrap_or(listen))
+                        );
                     }
                     server.join()
                 })
@@ -276,12 +290,16 @@ fn main() -> ExitCode {
             listen,
             tls,
             shards,
-        } => tls
-            .apply(shards.builder(), false)
+        } => shards
+            .builder()
+            .and_then(|builder| tls.apply(builder, false))
             .and_then(|builder| percore_echo::serve(builder, listen))
             .and_then(|server| {
                 if !shards.quiet {
-                    eprintln!("{}", tls.describe("echo", "", listen));
+                    eprintln!(
+                        "{}",
+                        tls.describe("echo", "", server.listen_addr().unwrap_or(listen))
+                    );
                 }
                 server.join()
             }),
@@ -290,8 +308,9 @@ fn main() -> ExitCode {
             kv,
             tls,
             shards,
-        } => tls
-            .apply(shards.builder(), false)
+        } => shards
+            .builder()
+            .and_then(|builder| tls.apply(builder, false))
             .and_then(|builder| kv::run(builder, listen, &kv, &tls, shards.quiet)),
         Command::Doctor(args) => return doctor::run(&args),
     };

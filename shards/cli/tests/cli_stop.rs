@@ -17,7 +17,16 @@ use process::{free_addr, sigterm, wait_exit, wait_until_listening};
 fn start_echo(extra: &[&str]) -> (Child, String) {
     let addr = free_addr();
     let mut child = Command::new(env!("CARGO_BIN_EXE_percore"))
-        .args(["echo", "--listen", &addr, "--shards", "2"])
+        // No drain delay: these tests are about the drain itself (the delay has its own).
+        .args([
+            "echo",
+            "--listen",
+            &addr,
+            "--shards",
+            "2",
+            "--drain-delay",
+            "0",
+        ])
         .args(extra)
         .stderr(Stdio::piped())
         .spawn()

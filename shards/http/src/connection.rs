@@ -80,6 +80,8 @@ pub struct Connection {
     head_seen: usize,
     requests_served: u64,
     draining: bool,
+    /// The client's address, for requests (`Request::client_addr`).
+    client: Option<std::net::SocketAddr>,
 }
 
 impl Connection {
@@ -97,7 +99,13 @@ impl Connection {
             head_seen: 0,
             requests_served: 0,
             draining: false,
+            client: None,
         }
+    }
+
+    /// Sets the client's address its requests report (`Request::client_addr`).
+    pub fn set_client_addr(&mut self, addr: std::net::SocketAddr) {
+        self.client = Some(addr);
     }
 
     /// The limits this connection enforces.
@@ -127,11 +135,14 @@ impl Connection {
         self.state == State::Closed
     }
 
-    /// Starts a graceful close (R19): an idle connection closes now; a request in progress
-    /// is still answered, with `Connection: close`.
+    /// Starts a graceful close (R19): a connection idle between requests closes now; a
+    /// request in progress is still answered, with `Connection: close`, and so is the first
+    /// request of a connection that has not sent one yet (it was accepted just before or
+    /// during the stop, e.g. in a hot restart: its client is about to send, and closing it
+    /// would fail that request).
     pub fn drain(&mut self) {
         self.draining = true;
-        if !self.in_request() {
+        if !self.in_request() && self.requests_served > 0 {
             self.state = State::Closed;
         }
     }
@@ -235,6 +246,7 @@ impl Connection {
             body,
             keep_alive: self.state != State::Closed,
             params: None,
+            client: self.client.as_ref(),
         }
     }
 

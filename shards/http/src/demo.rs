@@ -40,6 +40,11 @@ pub fn router() -> Router {
             headers: BYTES,
             body: request.body(),
         })
+        // The client's address: the real one behind a trusted PROXY protocol proxy.
+        .route("GET", "/ip", |request| match request.client_addr() {
+            Some(addr) => format!("{addr}\n"),
+            None => "unknown\n".to_string(),
+        })
         .route("GET", "/hello/{name}", |request| {
             format!("Hello, {}!\n", request.param("name").unwrap_or_default())
         })

@@ -23,6 +23,8 @@ pub struct Request<'a> {
     pub(crate) keep_alive: bool,
     /// The path parameters of the matched route, set by the router.
     pub(crate) params: Option<&'a PathParams<'a, 'a>>,
+    /// The client's address, as the connection knows it.
+    pub(crate) client: Option<&'a std::net::SocketAddr>,
 }
 
 impl<'a> Request<'a> {
@@ -110,6 +112,13 @@ impl<'a> Request<'a> {
     /// `id`); `None` outside a route with that parameter.
     pub fn param(&self, name: &str) -> Option<&'a str> {
         self.params?.get(name)
+    }
+
+    /// The client's address: the real client behind a trusted proxy that sent a PROXY
+    /// protocol header (`--proxy-protocol`), else the peer of the connection; `None` when
+    /// the request was parsed without a socket (a `Connection` fed by hand).
+    pub fn client_addr(&self) -> Option<std::net::SocketAddr> {
+        self.client.copied()
     }
 
     /// Every path parameter of the matched route, as `(name, percent-decoded value)`.

@@ -205,9 +205,14 @@ struct HttpConn<'d, D> {
 
 impl<'d, D: Future<Output = ()>> HttpConn<'d, D> {
     fn new(stream: TcpStream, router: Rc<Router>, limits: Limits, drain: Pin<&'d mut D>) -> Self {
+        let mut conn = Connection::new(limits.clone());
+        // The real client behind a trusted proxy, else the peer: what handlers see.
+        if let Ok(client) = stream.client_addr() {
+            conn.set_client_addr(client);
+        }
         Self {
             stream,
-            conn: Connection::new(limits.clone()),
+            conn,
             router,
             counters: StatusCounters::shard(),
             deadlines: Deadlines::new(&limits, Instant::now()),

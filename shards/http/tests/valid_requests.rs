@@ -281,8 +281,20 @@ fn incomplete_requests_wait() {
 #[test]
 fn drain_closes_idle_and_answers_in_flight_with_close() {
     use percore_http::{Connection, Event};
+    // Idle after a request: closes at once.
+    let mut conn = Connection::new(Limits::default());
+    let input = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+    assert!(matches!(conn.feed(input), (_, Event::Request(r)) if r.keep_alive()));
+    conn.drain();
+    assert!(conn.should_close());
+    // New (no request yet): its first request is answered, with close.
     let mut conn = Connection::new(Limits::default());
     conn.drain();
+    assert!(!conn.should_close());
+    match conn.feed(input) {
+        (n, Event::Request(r)) => assert!(n == input.len() && !r.keep_alive()),
+        other => panic!("{other:?}"),
+    }
     assert!(conn.should_close());
     let mut conn = Connection::new(Limits::default());
     let input = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";

@@ -57,6 +57,11 @@ pub struct Conn {
     pub multi: Option<Multi>,
     /// QUIT, a protocol error or a drain: answer what was read, then close.
     pub closing: bool,
+    /// Nothing has come from the client yet. A graceful stop closes a connection idle
+    /// between commands at once, but waits for the first command of a fresh one (accepted
+    /// just before or during the stop, as in a hot restart: its client is about to send);
+    /// the drain deadline bounds that wait.
+    pub fresh: bool,
 }
 
 impl Conn {
@@ -124,14 +129,16 @@ pub async fn handle(mut stream: TcpStream, config: Config) {
         shards,
         id: seq * shards as u64 + shard as u64 + 1,
         name: None,
+        // The real client behind a trusted proxy (PROXY protocol), else the peer.
         addr: stream
-            .peer_addr()
+            .client_addr()
             .map_or_else(|_| "?".into(), |a| a.to_string()),
         subs: Subscriptions::default(),
         db: 0,
         resp: 2,
         multi: None,
         closing: false,
+        fresh: true,
     };
     clients::register(
         conn.id,
@@ -174,7 +181,7 @@ async fn serve(stream: &mut TcpStream, conn: &mut Conn) -> Ending {
     let watermark = 64 * 1024;
     let mut stalled_since: Option<Instant> = None;
     loop {
-        if shutdown_requested() && conn.parser.is_idle() || conn.closing {
+        if shutdown_requested() && conn.parser.is_idle() && !conn.fresh || conn.closing {
             return Ending::Flush;
         }
         // A subscriber: move waiting messages into the socket while it keeps up.
@@ -207,6 +214,7 @@ async fn serve(stream: &mut TcpStream, conn: &mut Conn) -> Ending {
         }
         stalled_since = None;
         let subscribed = conn.subs.outbox.clone().filter(|_| conn.subs.active());
+        let await_first = conn.fresh && shutdown_requested();
         let read = stream.respond_with(|input, out| serve_input(conn, input, out));
         let outcome = match subscribed {
             Some(outbox) => {
@@ -215,6 +223,8 @@ async fn serve(stream: &mut TcpStream, conn: &mut Conn) -> Ending {
                     Either::Right(_) => continue,
                 }
             }
+            // A fresh connection during a drain: its first command is awaited.
+            _ if await_first => read.await,
             _ => match select(read, shutdown_signal()).await {
                 Either::Left(result) => result,
                 Either::Right(()) => continue,
@@ -253,6 +263,7 @@ pub struct Deferred {
 fn serve_input(conn: &mut Conn, input: &[u8], out: &mut Vec<u8>) -> (usize, Deferred) {
     let mut consumed = 0;
     let mut deferred = Deferred::default();
+    conn.fresh = false;
     conn.speak();
     while consumed < input.len()
         && deferred.commands.len() < MAX_DEFERRED

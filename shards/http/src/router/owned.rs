@@ -13,6 +13,9 @@ pub struct OwnedRequest {
     pub body: Vec<u8>,
     /// The route's path parameters, percent-decoded, as `(name, value)`.
     pub params: Vec<(String, String)>,
+    /// The client's address (the real one behind a trusted PROXY protocol proxy); `None`
+    /// when the connection did not say (a request parsed without a socket).
+    pub client_addr: Option<std::net::SocketAddr>,
 }
 
 impl OwnedRequest {
@@ -30,6 +33,7 @@ impl OwnedRequest {
                 .params()
                 .map(|(name, value)| (name.to_owned(), value.to_owned()))
                 .collect(),
+            client_addr: request.client_addr(),
         }
     }
 
