@@ -65,13 +65,13 @@ impl<T> Default for Slab<T> {
 
 impl<T> Slab<T> {
     /// Stores `value`; returns its key.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn insert(&mut self, value: T) -> Key {
         self.insert_with(|_| value)
     }
 
     /// Stores the value `make` builds from its own key (a value that names itself).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn insert_with(&mut self, make: impl FnOnce(Key) -> T) -> Key {
         let index = match self.free.pop() {
             Some(index) => index,
@@ -119,7 +119,7 @@ impl<T> Slab<T> {
     }
 
     /// Takes the value out and frees its slot; the key (and every copy of it) goes stale.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn remove(&mut self, key: Key) -> Option<T> {
         let entry = self.entries.get_mut(key.index as usize)?;
         if entry.generation != key.generation {

@@ -499,3 +499,38 @@ fn a_sender_waiting_on_a_stuck_shards_full_inbox_fails_instead_of_waiting() {
         "failed after {waited:?}"
     );
 }
+
+#[test]
+fn a_conversation_keeps_both_shards_in_idle_polls_and_a_quiet_shard_never_polls() {
+    const ROUND_TRIPS: u64 = 2_000;
+    let (own, peer) = run_on(two_shards(), 0, || async {
+        let mut peer = (0, 0);
+        for _ in 0..ROUND_TRIPS {
+            peer = mesh::submit_to(1, || {
+                let stats = percore::stats().loop_;
+                (stats.idle_polls, stats.idle_poll_hits)
+            })
+            .await
+            .expect("shard 1 answers");
+        }
+        let stats = percore::stats().loop_;
+        ((stats.idle_polls, stats.idle_poll_hits), peer)
+    });
+    // Each shard waits for the other's next message after every one it handled: in a
+    // conversation of 2,000 round trips both poll, and polls find the peer's answer.
+    for (shard, (polls, hits)) in [(0, own), (1, peer)] {
+        assert!(
+            polls > 0 && hits > 0,
+            "shard {shard}: {polls} idle polls, {hits} hits"
+        );
+        assert!(hits <= polls, "shard {shard}: {hits} hits of {polls} polls");
+    }
+    // A shard with timers and no mesh traffic sleeps at once, every time.
+    let quiet = run_on(percore::Server::builder().shards(1), 0, || async {
+        for _ in 0..20 {
+            sleep(Duration::from_millis(1)).await;
+        }
+        percore::stats().loop_.idle_polls
+    });
+    assert_eq!(quiet, 0, "a shard without mesh traffic polled");
+}

@@ -245,3 +245,56 @@ fn stopping_at_once_closes_listeners_and_open_connections_and_joins_cleanly() {
         "nothing listens any more"
     );
 }
+
+/// `TcpStream::read_would_wait` says when a read would only re-register the task's waker:
+/// not before any read registered it, yes once input was consumed, no with unseen input.
+#[test]
+fn read_would_wait_only_when_a_read_would_change_nothing() {
+    let server = Server::builder()
+        .shards(1)
+        .serve(
+            "127.0.0.1:0".parse().unwrap(),
+            |mut stream: TcpStream| async move {
+                let before_any_read =
+                    std::future::poll_fn(|cx| std::task::Poll::Ready(stream.read_would_wait(cx)))
+                        .await;
+                // The client sends only after "go", so this read waits (and registers).
+                let _ = stream.write_all(b"go").await;
+                let consumed = stream.read_with(|input| (input.len(), ())).await;
+                let after_consuming =
+                    std::future::poll_fn(|cx| std::task::Poll::Ready(stream.read_would_wait(cx)))
+                        .await;
+                let _ = stream.write_all(b"!").await;
+                // The client sends again after "!": wait until it is there, unread.
+                let readable = stream.readable().await;
+                let with_unseen_input =
+                    std::future::poll_fn(|cx| std::task::Poll::Ready(stream.read_would_wait(cx)))
+                        .await;
+                let report = format!(
+                    "{before_any_read} {} {after_consuming} {readable:?} {with_unseen_input}",
+                    consumed.is_ok()
+                );
+                let _ = stream.write_all(report.as_bytes()).await;
+                let _ = stream.flush().await;
+            },
+        )
+        .unwrap();
+    let addr = server.listen_addr().unwrap();
+    let mut client = StdStream::connect(addr).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut go = [0u8; 2];
+    client.read_exact(&mut go).unwrap();
+    assert_eq!(&go, b"go");
+    client.write_all(b"a").unwrap();
+    let mut bang = [0u8; 1];
+    client.read_exact(&mut bang).unwrap();
+    assert_eq!(&bang, b"!");
+    client.write_all(b"b").unwrap();
+    let mut report = String::new();
+    client.read_to_string(&mut report).unwrap();
+    assert_eq!(report, "false true true Ok(true) false");
+    server.stop();
+    server.join().unwrap();
+}

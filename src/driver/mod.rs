@@ -136,6 +136,15 @@ impl Driver {
         each!(self, d => d.has_reaped())
     }
 
+    /// Whether the kernel has completions (or deferred work that makes them) waiting for
+    /// the next enter, seen without a syscall; the readiness driver cannot tell and says no.
+    pub(crate) fn io_ready(&mut self) -> bool {
+        match self {
+            Driver::Uring(ring) => ring.io_ready(),
+            Driver::Epoll(_) => false,
+        }
+    }
+
     /// The op table (awaited and routed ops that own memory).
     #[inline]
     pub(crate) fn ops(&self) -> &Lifecycles {

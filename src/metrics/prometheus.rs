@@ -228,6 +228,18 @@ const FAMILIES: &[Family] = &[
         io_uring_only: false,
     },
     Family {
+        name: "percore_idle_polls_total",
+        kind: "counter",
+        help: "Bounded polls for mesh work before sleeping, after mesh traffic.",
+        value: |s| s.loop_.idle_polls,
+    },
+    Family {
+        name: "percore_idle_poll_hits_total",
+        kind: "counter",
+        help: "Idle polls that found work before their bound.",
+        value: |s| s.loop_.idle_poll_hits,
+    },
+    Family {
         name: "percore_mesh_inbox_depth",
         kind: "gauge",
         help: "Mesh messages waiting in the inbox.",

@@ -24,8 +24,10 @@ use crate::driver::{
 /// terminal CQE (no `IORING_CQE_F_MORE`), and only then is a new one armed, if the
 /// connection still wants input (not closing, paused, starved, at EOF or failed).
 pub(crate) fn on_recv(net: &NetShard, completion: Completion) {
-    let conn = net.conns.borrow().get(completion.token).cloned();
-    let Some(conn) = conn else {
+    // Borrowed, not cloned: nothing below borrows the table mutably (closing and releasing
+    // happen in other phases).
+    let conns = net.conns.borrow();
+    let Some(conn) = conns.get(completion.token) else {
         // A stale completion for a closed connection: only its buffer needs to go back.
         if let Some(bid) = completion.buffer_id() {
             let mut ring = net.core.driver.borrow_mut();
@@ -36,7 +38,7 @@ pub(crate) fn on_recv(net: &NetShard, completion: Completion) {
     };
     let result = completion.result;
     if result > 0 {
-        receive_data(net, &conn, &completion);
+        receive_data(net, conn, &completion);
     } else {
         match -result {
             0 => {
@@ -60,8 +62,8 @@ pub(crate) fn on_recv(net: &NetShard, completion: Completion) {
     }
     if !completion.more() {
         conn.apply(Event::RecvEnded);
-        if wants_input(&conn) {
-            arm_recv(net, &conn);
+        if wants_input(conn) {
+            arm_recv(net, conn);
             net.count(|s| s.rearms += 1);
         } else if conn.rx.borrow().paused {
             // Someone may wait for the receive to end (kernel TLS hand-over).
@@ -127,9 +129,10 @@ fn wants_input(conn: &Conn) -> bool {
 /// A send completion, with the send's buffer back: continue a short send, or keep the
 /// buffer as the spare and send what was written meanwhile.
 pub(crate) fn on_send(net: &NetShard, route: Token, result: i32, mut send: Send) {
-    let conn = net.conns.borrow().get(route).cloned();
+    // Borrowed, not cloned, as in `on_recv`.
+    let conns = net.conns.borrow();
     // A connection already released: its buffer goes with the op.
-    let Some(conn) = conn else { return };
+    let Some(conn) = conns.get(route) else { return };
     conn.apply(Event::SendEnded);
     let mut tx = conn.tx.borrow_mut();
     if result < 0 {
@@ -137,7 +140,7 @@ pub(crate) fn on_send(net: &NetShard, route: Token, result: i32, mut send: Send)
         tx.out = Vec::new();
         tx.sending = 0;
         drop(tx);
-        fail_input(net, &conn, -result);
+        fail_input(net, conn, -result);
         conn.wake_writer();
         return;
     }
@@ -146,7 +149,7 @@ pub(crate) fn on_send(net: &NetShard, route: Token, result: i32, mut send: Send)
     if send.offset < send.buf.len() {
         tx.sending = send.buf.len() - send.offset;
         drop(tx);
-        submit_send(net, &conn, send);
+        submit_send(net, conn, send);
         return;
     }
     tx.sending = 0;
@@ -156,7 +159,7 @@ pub(crate) fn on_send(net: &NetShard, route: Token, result: i32, mut send: Send)
     let below_watermark = tx.pending() < net.config.send_high_watermark;
     drop(tx);
     if more_output {
-        queue_flush(net, &conn);
+        queue_flush(net, conn);
     }
     if below_watermark {
         conn.wake_writer();

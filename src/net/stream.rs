@@ -307,6 +307,31 @@ impl TcpStream {
         poll_read(net, conn, cx, &mut lend)
     }
 
+    /// Whether a read polled now with `cx` would return `Pending` and change nothing: no
+    /// input the reader has not seen, no end of stream or error, receiving not paused, and
+    /// `cx`'s waker already the registered one. A task that has just consumed its input
+    /// (a keep-alive server after its answers) can skip that poll.
+    #[inline]
+    pub fn read_would_wait(&self, cx: &Context<'_>) -> bool {
+        if self.conn.tx.borrow().error.is_some() {
+            return false;
+        }
+        let rx = self.conn.rx.borrow();
+        let unseen = if rx.seen_len == 0 {
+            rx.has_buffered()
+        } else {
+            rx.buffered() > rx.seen_len
+        };
+        !unseen
+            && rx.error.is_none()
+            && !rx.eof
+            && !rx.paused
+            && rx
+                .waker
+                .as_ref()
+                .is_some_and(|waker| waker.will_wake(cx.waker()))
+    }
+
     /// Appends to the output buffer without waiting (sent after this iteration's run phase).
     /// Callers that write a lot should `await` [`writable`](Self::writable) between writes, or
     /// use [`write_all`](Self::write_all), so the buffer stays bounded.

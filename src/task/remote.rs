@@ -223,6 +223,11 @@ impl ShardRemote {
         true
     }
 
+    /// Whether tasks were woken from other threads since the last drain.
+    pub(crate) fn has_wakes(&self) -> bool {
+        self.wakes_pending.load(Ordering::Acquire)
+    }
+
     /// Marks the shard awake after `io_uring_enter` returned.
     pub(crate) fn woke(&self) {
         self.sleeping.store(false, Ordering::SeqCst);

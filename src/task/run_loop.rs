@@ -34,6 +34,18 @@ use crate::driver::{
 /// Task polls per iteration before the loop goes back to the kernel for I/O.
 pub(crate) const MAX_POLLS_PER_ITERATION: usize = 1024;
 
+/// The longest idle poll: after iterations that ran or sent mesh messages (see
+/// [`IDLE_POLL_AFTER`]), a shard with nothing else to do polls this long for more (its peer usually answers within a few µs)
+/// before it sleeps. Waking a sleeping shard costs ~40 µs on these machines (the floor in
+/// docs/benchmarking.md), so a shard in a conversation stays awake instead; a shard with no
+/// mesh traffic never polls. The poll watches the mesh inbox, remote wakes, the stop
+/// request and the ring's completions, so nothing waits for it to end.
+pub(crate) const IDLE_POLL: Duration = Duration::from_micros(50);
+
+/// Consecutive iterations with mesh traffic before the idle poll starts: a conversation, not
+/// one message, makes a shard stay awake.
+pub(crate) const IDLE_POLL_AFTER: u32 = 8;
+
 /// The other layers' parts of the loop, in the order the loop calls them.
 pub(crate) trait Phases {
     /// 1. **timers**: fire what is due at `now`.
@@ -68,6 +80,10 @@ struct LoopState {
     remote_wakes: Vec<TaskRef>,
     /// When a timed wait should end, to measure how late the loop woke.
     expected_wake: Option<Instant>,
+    /// Mesh messages run and sent by the end of the last iteration (its mesh traffic).
+    mesh_seen: u64,
+    /// Consecutive iterations (up to `IDLE_POLL_AFTER`) that ran or sent mesh messages.
+    mesh_streak: u32,
 }
 
 /// Runs the shard until `phases` says it has stopped.
@@ -76,6 +92,8 @@ pub(crate) fn run<P: Phases>(core: &Core, phases: &mut P) -> std::io::Result<()>
         completions: Vec::with_capacity(1024),
         remote_wakes: Vec::new(),
         expected_wake: None,
+        mesh_seen: 0,
+        mesh_streak: 0,
     };
     arm_eventfd(core, EventFdRead::new(core.remote.eventfd()));
     let mut start = Instant::now();
@@ -94,7 +112,7 @@ pub(crate) fn run<P: Phases>(core: &Core, phases: &mut P) -> std::io::Result<()>
         core.run_end_of_run();
         phases.after_run();
         let end = Instant::now();
-        let wait = choose_wait(core, phases, end);
+        let wait = choose_wait(core, phases, &mut state, end);
         end_iteration(core, &mut state, start, end, wait);
         let entered = core.driver.borrow_mut().enter(wait);
         start = Instant::now();
@@ -194,8 +212,21 @@ fn run_tasks(core: &Core) {
 }
 
 /// How the loop waits, with `now` read after the tasks ran.
-fn choose_wait<P: Phases>(core: &Core, phases: &P, now: Instant) -> Wait {
+fn choose_wait<P: Phases>(core: &Core, phases: &P, state: &mut LoopState, now: Instant) -> Wait {
     if core.local_queue_len() > 0 || core.driver.borrow().has_reaped() || phases.busy() {
+        return Wait::No;
+    }
+    let mesh_now = {
+        let stats = core.stats.borrow();
+        stats.mesh_received + stats.mesh_sent
+    };
+    state.mesh_streak = if mesh_now != state.mesh_seen {
+        (state.mesh_streak + 1).min(IDLE_POLL_AFTER)
+    } else {
+        0
+    };
+    state.mesh_seen = mesh_now;
+    if state.mesh_streak >= IDLE_POLL_AFTER && idle_poll(core, phases, now) {
         return Wait::No;
     }
     // Work from outside is checked once, after `prepare_sleep` (the mesh takes a lock).
@@ -206,6 +237,28 @@ fn choose_wait<P: Phases>(core: &Core, phases: &P, now: Instant) -> Wait {
     match phases.sleep_limit(now) {
         Some(limit) => Wait::Timeout(limit),
         None => Wait::Forever,
+    }
+}
+
+/// Polls for work from other shards for at most [`IDLE_POLL`] (see there); true when some
+/// arrived (the loop then goes on without sleeping).
+fn idle_poll<P: Phases>(core: &Core, phases: &P, start: Instant) -> bool {
+    core.stats.borrow_mut().idle_polls += 1;
+    // The clock is read once per 64 checks: a check costs far less than a clock read.
+    let mut checks = 0u32;
+    loop {
+        if phases.pending_from_outside()
+            || core.remote.has_wakes()
+            || core.driver.borrow_mut().io_ready()
+        {
+            core.stats.borrow_mut().idle_poll_hits += 1;
+            return true;
+        }
+        checks = checks.wrapping_add(1);
+        if checks % 64 == 0 && start.elapsed() >= IDLE_POLL {
+            return false;
+        }
+        std::hint::spin_loop();
     }
 }
 

@@ -17,4 +17,9 @@ pub struct LoopStats {
     pub mesh_received: u64,
     /// Mesh messages this shard sent.
     pub mesh_sent: u64,
+    /// Idle polls: the shard's last iterations ran or sent mesh messages and, with nothing
+    /// else to do, it polled for more work (up to 50 µs) before it would sleep.
+    pub idle_polls: u64,
+    /// Idle polls that found work (so the shard did not sleep, and its peer sent no wake-up).
+    pub idle_poll_hits: u64,
 }

@@ -307,6 +307,11 @@ impl Connection {
             return Err(HttpError::body_too_large());
         }
         self.framing = Some(framing);
+        if framing.body == BodyKind::None && !framing.expect_continue {
+            // No body and nothing to send first (what `body` would find): the request is
+            // complete now.
+            return Ok(self.ready(head_len, HeadAt::Input(head_len), BodyAt::Empty));
+        }
         self.state = State::Body {
             head_len,
             continue_sent: false,

@@ -169,7 +169,9 @@ impl IntoResponse for Response<'static> {
         }
     }
 
-    #[inline]
+    // Always inlined into the route's handler: a response built of constants (the usual
+    // sync route) then has its header checks and status line folded at compile time.
+    #[inline(always)]
     fn write_response(self, out: &mut Vec<u8>, date: &[u8; 29], framing: ResponseFraming) -> u16 {
         crate::write_response(out, &self, date, framing);
         self.status

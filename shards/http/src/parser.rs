@@ -9,6 +9,8 @@
 //! Nothing is copied: the parsed head is a set of [`Span`]s into the input, read back
 //! through [`Request`](crate::Request).
 
+mod whole;
+
 use crate::{
     HttpError, Limits,
     chars::{is_field_value, is_host, is_ows, is_target_byte, is_tchar, is_token},
@@ -78,7 +80,7 @@ impl FieldKind {
 }
 
 /// One header field line, its value trimmed of surrounding whitespace.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct Field {
     pub name: Span,
     pub value: Span,
@@ -87,7 +89,7 @@ pub(crate) struct Field {
 
 /// The parts of the request line. The target is split into path and query; for an
 /// absolute-form target (`http://host/path`), `authority` is the host part.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub(crate) struct RequestLine {
     pub method: Span,
     pub target: Span,
@@ -208,6 +210,23 @@ impl HeadParser {
         if input.is_empty() && self.pos == 0 && limits.max_request_line > 0 {
             return Ok(None);
         }
+        // Nothing judged or searched yet: try the whole head in one pass (once per head: a
+        // failed try searches, which moves `scanned`, or judges, which moves `pos`).
+        if self.pos == 0 && self.scanned == 0 && self.fields_start.is_none() {
+            if let Some(head) = whole::parse(input, limits, &mut self.fields) {
+                self.line = head.line;
+                self.fields_start = Some(head.fields_start);
+                self.pos = head.last_line;
+                self.head_len = Some(head.head_len);
+                return Ok(self.head_len);
+            }
+            self.fields.clear();
+        }
+        self.parse_lines(input, limits)
+    }
+
+    /// The line-by-line parser: resumable, and the one that gives every verdict.
+    fn parse_lines(&mut self, input: &[u8], limits: &Limits) -> Result<Option<usize>, HttpError> {
         // The request line, unless done (empty lines before it are skipped).
         let fields_start = loop {
             if let Some(start) = self.fields_start {
@@ -609,6 +628,122 @@ mod tests {
                 assert_eq!(field.value.get(&line), trim_ows(&value), "{value:?}");
             }
         }
+    }
+
+    /// Heads from a family built around the common one: every method, target, version,
+    /// line end, field and limit variant below, and every prefix of each.
+    fn head_family() -> Vec<Vec<u8>> {
+        let lines: &[&[u8]] = &[
+            b"GET / HTTP/1.1\r\n",
+            b"GET /a/b?c=d&e HTTP/1.0\r\n",
+            b"M-X! /? HTTP/1.1\r\n",
+            b"GET * HTTP/1.1\r\n",
+            b"OPTIONS * HTTP/1.1\r\n",
+            b"GET http://h:1/p?q HTTP/1.1\r\n",
+            b"GET /# HTTP/1.1\r\n",
+            b"GET  / HTTP/1.1\r\n",
+            b"GET / HTTP/2.0\r\n",
+            b"GET / HTTP/1.1 \r\n",
+            b"GET / http/1.1\r\n",
+            b"GET / HTTP/1.1\n",
+            b"GET / HTTP/1.1\r\r\n",
+            b"G\x01T / HTTP/1.1\r\n",
+            b" GET / HTTP/1.1\r\n",
+            b"\r\nGET / HTTP/1.1\r\n",
+            b"GET /\xff HTTP/1.1\r\n",
+        ];
+        let fields: &[&[u8]] = &[
+            b"Host: 127.0.0.1:18998\r\n",
+            b"host:x\r\n",
+            b"A:  b c \t\r\n",
+            b"A:\t\tb\tc\r\n",
+            b"B:\r\n",
+            b"C: \t \r\n",
+            b"D: \xff\x80 obs\r\n",
+            b"E: a\x7fb\r\n",
+            b"F: a\x00b\r\n",
+            b"G: a\rb\r\n",
+            b"H : b\r\n",
+            b" I: b\r\n",
+            b": b\r\n",
+            b"J\r\n",
+            b"K: b\n",
+            b"Content-Length: 5\r\n",
+            b"Transfer-Encoding: chunked\r\n",
+            b"Connection: close\r\n",
+            b"Expect: 100-continue\r\n",
+            b"L: 0123456789abcdef0123456789\r\n",
+        ];
+        let mut heads = Vec::new();
+        for line in lines {
+            for (i, a) in fields.iter().enumerate() {
+                for b in &fields[i..] {
+                    for end in [&b"\r\n"[..], b"\n", b"\r\nrest", b"\r"] {
+                        heads.push([line, &a[..], b, end].concat());
+                    }
+                }
+            }
+            heads.push([line, &b"\r\n"[..]].concat());
+        }
+        heads
+    }
+
+    #[test]
+    fn the_whole_head_pass_agrees_with_the_line_by_line_one() {
+        let small = |line: usize, header_bytes: usize, headers: usize| Limits {
+            max_request_line: line,
+            max_header_bytes: header_bytes,
+            max_headers: headers,
+            ..Limits::default()
+        };
+        let mut limits = vec![
+            Limits::default(),
+            small(17, 25, 1),
+            small(30, 26, 2),
+            small(8 * 1024, 64, 0),
+        ];
+        // Budgets that end at, just before and just after a line's LF.
+        limits.extend((14..=17).map(|line| small(line, 16 * 1024, 100)));
+        limits.extend((20..=26).map(|bytes| small(8 * 1024, bytes, 100)));
+        let mut whole_heads = 0;
+        for head in head_family() {
+            for limits in &limits {
+                for end in 0..=head.len() {
+                    let input = &head[..end];
+                    let mut fields = Vec::new();
+                    let whole = whole::parse(input, limits, &mut fields);
+                    let mut lines = HeadParser::new(limits);
+                    let verdict = lines.parse_lines(input, limits);
+                    let Some(whole) = whole else {
+                        continue;
+                    };
+                    whole_heads += 1;
+                    assert_eq!(verdict, Ok(Some(whole.head_len)), "{input:?}");
+                    assert_eq!(whole.line, lines.line, "{input:?}");
+                    assert_eq!(fields, lines.fields, "{input:?}");
+                    assert_eq!(Some(whole.fields_start), lines.fields_start, "{input:?}");
+                    assert_eq!(whole.last_line, lines.pos, "{input:?}");
+                    // And through the parser's own entry: the same verdict.
+                    let mut parser = HeadParser::new(limits);
+                    assert_eq!(parser.parse(input, limits), verdict, "{input:?}");
+                }
+            }
+        }
+        assert!(whole_heads > 1000, "{whole_heads}");
+    }
+
+    #[test]
+    fn a_head_trickled_in_tries_the_whole_pass_once() {
+        let input = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        let limits = Limits::default();
+        let mut parser = HeadParser::new(&limits);
+        assert_eq!(parser.parse(&input[..5], &limits), Ok(None));
+        assert!(
+            parser.scanned > 0,
+            "the line-by-line search went on from the failed pass"
+        );
+        assert_eq!(parser.parse(input, &limits), Ok(Some(input.len())));
+        assert_eq!(parser.fields.len(), 1);
     }
 
     #[test]

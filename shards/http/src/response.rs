@@ -52,7 +52,7 @@ pub fn write_continue(out: &mut Vec<u8>) {
 
 /// Appends `response` to `out`, framed per `framing`, with `date` (an IMF-fixdate, see
 /// [`http_date`](crate::http_date)) as its `Date`.
-#[inline]
+#[inline(always)]
 pub fn write_response(
     out: &mut Vec<u8>,
     response: &Response<'_>,
@@ -144,6 +144,7 @@ const STATIC_HEAD_MAX: usize = 64 + 8 + 29 + 2 + 18 + 20 + 2 + 24 + 2;
 
 /// `HTTP/1.1 <status> <reason>\r\nDate: <date>` (no CRLF after the date): the common
 /// statuses as one constant piece.
+#[inline]
 fn write_status_line_and_date(out: &mut Vec<u8>, status: u16, date: &[u8; 29]) {
     // One copy per arm: each of a known length, which the compiler inlines, where one copy
     // of the chosen piece would be a `memcpy` call.
@@ -285,6 +286,7 @@ pub fn write_error_response(out: &mut Vec<u8>, error: HttpError, date: &[u8; 29]
     write_response(out, &response, date, framing);
 }
 
+#[inline]
 fn is_safe_field(name: &str, value: &str) -> bool {
     // The names the writer owns all differ in length: one comparison at most.
     let owned: &str = match name.len() {
@@ -313,7 +315,20 @@ static DIGIT_PAIRS: [[u8; 2]; 100] = {
 };
 
 /// Appends the decimal digits of `n`.
-pub(crate) fn write_u64(out: &mut Vec<u8>, mut n: u64) {
+#[inline]
+pub(crate) fn write_u64(out: &mut Vec<u8>, n: u64) {
+    // Short bodies (most responses): one or two digits without the general loop.
+    if n < 10 {
+        out.push(b'0' + n as u8);
+    } else if n < 100 {
+        out.extend_from_slice(&DIGIT_PAIRS[n as usize]);
+    } else {
+        write_u64_long(out, n);
+    }
+}
+
+#[inline(never)]
+fn write_u64_long(out: &mut Vec<u8>, mut n: u64) {
     let mut digits = [0u8; 20];
     let mut start = digits.len();
     while n >= 100 {

@@ -267,7 +267,16 @@ impl<'d, D: Future<Output = ()>> HttpConn<'d, D> {
             pass
         });
         if let Poll::Ready(read) = read {
-            return Poll::Ready(self.read_done(read, seen_at));
+            let event = self.read_done(read, seen_at);
+            // The usual end of a pass: everything was answered and the connection stays in
+            // `Read`. The next poll of `Read` would find nothing to read and only register
+            // what is registered, so its transition and its checks run here, in this poll.
+            let stays = matches!(event, Event::Answered)
+                && self.stream.read_would_wait(cx)
+                && matches!(self.next(Event::Answered), State::Read);
+            if !stays {
+                return Poll::Ready(event);
+            }
         }
         self.deadlines.pull_in();
         // Right after a pass, with the timer and the drain waiter registered before and the

@@ -8,12 +8,13 @@
 //! `lent` counter lets tests and metrics check that all came back.
 //!
 //! Memory: the ring of descriptors is one mmap'd, page-aligned block the kernel reads; the
-//! buffers are one allocation of `count * size` bytes. Only this shard's thread touches
+//! buffers are one anonymous mapping of `count * size` bytes, zero pages the kernel fills
+//! in as they are first touched (so a shard starts without writing megabytes of zeros, and
+//! buffers never used cost no memory). Only this shard's thread touches
 //! either from user space. The tail is published with a release store so the kernel sees the
 //! descriptor before it sees the new tail.
 
 use std::{
-    alloc::{Layout, alloc_zeroed, dealloc},
     io,
     ptr::NonNull,
     sync::atomic::{AtomicU16, Ordering},
@@ -28,7 +29,7 @@ pub(crate) struct BufRing {
     descriptors: NonNull<BufRingEntry>,
     descriptors_len: usize,
     data: NonNull<u8>,
-    data_layout: Layout,
+    data_len: usize,
     count: u16,
     buf_size: u32,
     tail: u16,
@@ -106,23 +107,32 @@ impl BufRing {
         let descriptors =
             NonNull::new(map.cast::<BufRingEntry>()).ok_or_else(io::Error::last_os_error)?;
         let data_len = usize::from(count) * buf_size as usize;
-        let data_layout = Layout::from_size_align(data_len, 4096)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
-        // SAFETY: the layout has a non-zero size (count > 0 and buf_size > 0 are checked above).
-        let data = unsafe { alloc_zeroed(data_layout) };
-        let Some(data) = NonNull::new(data) else {
+        // SAFETY: as above (an anonymous private mapping, checked against MAP_FAILED); the
+        // length is non-zero (count > 0 and buf_size > 0 are checked above).
+        let data = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                data_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        let data = (data != libc::MAP_FAILED)
+            .then(|| NonNull::new(data.cast::<u8>()))
+            .flatten();
+        let Some(data) = data else {
+            let error = io::Error::last_os_error();
             // SAFETY: `map` came from the successful mmap above with this length.
             unsafe { libc::munmap(map, descriptors_len) };
-            return Err(io::Error::new(
-                io::ErrorKind::OutOfMemory,
-                "cannot allocate receive buffers",
-            ));
+            return Err(error);
         };
         Ok(BufRing {
             descriptors,
             descriptors_len,
             data,
-            data_layout,
+            data_len,
             count,
             buf_size,
             tail: 0,
@@ -227,11 +237,11 @@ impl BufRing {
 
 impl Drop for BufRing {
     fn drop(&mut self) {
-        // SAFETY: both blocks were allocated in `register` with these sizes and are not used
+        // SAFETY: both blocks were mapped in `allocate` with these sizes and are not used
         // after this point (the io_uring instance is dropped before the BufRing).
         unsafe {
             libc::munmap(self.descriptors.as_ptr().cast(), self.descriptors_len);
-            dealloc(self.data.as_ptr(), self.data_layout);
+            libc::munmap(self.data.as_ptr().cast(), self.data_len);
         }
     }
 }

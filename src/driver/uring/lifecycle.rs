@@ -97,7 +97,7 @@ impl Lifecycles {
 
     /// Keeps `op` until its terminal completion and returns its token (the readiness
     /// driver, which builds no SQE, performs the op itself through [`op_mut`](Self::op_mut)).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn insert_op<T: OwnedOp>(&mut self, op: T, route: Route) -> Token {
         let state = match route {
             Route::Await => {

@@ -245,6 +245,12 @@ impl Ring {
         std::mem::swap(&mut self.reaped, into);
     }
 
+    /// Completions in the CQ, or deferred task work the kernel flagged (`TASKRUN_FLAG`): the
+    /// next enter has something to reap.
+    pub(crate) fn io_ready(&mut self) -> bool {
+        self.uring.submission().taskrun() || !self.uring.completion().is_empty()
+    }
+
     pub(crate) fn has_reaped(&self) -> bool {
         !self.reaped.is_empty()
     }
