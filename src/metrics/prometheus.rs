@@ -232,12 +232,14 @@ const FAMILIES: &[Family] = &[
         kind: "counter",
         help: "Bounded polls for mesh work before sleeping, after mesh traffic.",
         value: |s| s.loop_.idle_polls,
+        io_uring_only: false,
     },
     Family {
         name: "percore_idle_poll_hits_total",
         kind: "counter",
         help: "Idle polls that found work before their bound.",
         value: |s| s.loop_.idle_poll_hits,
+        io_uring_only: false,
     },
     Family {
         name: "percore_mesh_inbox_depth",
