@@ -47,10 +47,18 @@ pub fn connection_command(conn: &mut Conn, spec: &Spec, args: &[Vec<u8>], out: &
             resp::ok(out)
         }
         Cmd::Discard => match conn.multi.take() {
-            Some(_) => resp::ok(out),
+            Some(_) => {
+                unwatch(conn);
+                resp::ok(out)
+            }
             None => resp::error(out, "ERR DISCARD without MULTI"),
         },
+        Cmd::Unwatch => {
+            unwatch(conn);
+            resp::ok(out)
+        }
         Cmd::Reset => {
+            unwatch(conn);
             conn.multi = None;
             conn.db = 0;
             conn.name = None;
@@ -64,6 +72,13 @@ pub fn connection_command(conn: &mut Conn, spec: &Spec, args: &[Vec<u8>], out: &
         Cmd::Select | Cmd::Client | Cmd::Hello | Cmd::Reset
     ) {
         conn.publish_state();
+    }
+}
+
+/// Drops the connection's watch, if any.
+fn unwatch(conn: &mut Conn) {
+    if let Some(watching) = conn.watching.take() {
+        crate::watch::forget(conn, watching);
     }
 }
 

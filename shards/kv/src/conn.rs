@@ -57,6 +57,12 @@ pub struct Conn {
     pub multi: Option<Multi>,
     /// QUIT, a protocol error or a drain: answer what was read, then close.
     pub closing: bool,
+    /// While an EXEC runs under its locks: its transaction (see `txn`).
+    pub tx: Option<crate::txn::TxId>,
+    /// The keys WATCH watches (see `watch`).
+    pub watching: Option<crate::watch::Watching>,
+    /// CLIENT KILL's switch (a transaction shields itself from it while it runs).
+    pub kill: Rc<clients::KillSwitch>,
 }
 
 impl Conn {
@@ -93,6 +99,9 @@ impl Conn {
 
 impl Drop for Conn {
     fn drop(&mut self) {
+        if let Some(watching) = self.watching.take() {
+            crate::watch::forget(self, watching);
+        }
         clients::unregister(self.id);
         let mut registry = self.state.pubsub.borrow_mut();
         for channel in &self.subs.channels {
@@ -132,6 +141,9 @@ pub async fn handle(mut stream: TcpStream, config: Config) {
         resp: 2,
         multi: None,
         closing: false,
+        tx: None,
+        watching: None,
+        kill: kill.clone(),
     };
     clients::register(
         conn.id,
@@ -176,6 +188,9 @@ async fn serve(stream: &mut TcpStream, conn: &mut Conn) -> Ending {
     loop {
         if shutdown_requested() && conn.parser.is_idle() || conn.closing {
             return Ending::Flush;
+        }
+        if conn.kill.is_killed() {
+            return Ending::Abort;
         }
         // A subscriber: move waiting messages into the socket while it keeps up.
         if let Some(outbox) = conn.subs.outbox.clone() {
@@ -255,6 +270,7 @@ fn serve_input(conn: &mut Conn, input: &[u8], out: &mut Vec<u8>) -> (usize, Defe
     let mut deferred = Deferred::default();
     conn.speak();
     while consumed < input.len()
+        && !conn.kill.is_killed()
         && deferred.commands.len() < MAX_DEFERRED
         && out.len() < MAX_PASS_OUTPUT
     {
@@ -327,7 +343,7 @@ fn check_spec(
     if let Some(multi) = &mut conn.multi
         && !matches!(
             spec.cmd,
-            Cmd::Exec | Cmd::Discard | Cmd::Multi | Cmd::Quit | Cmd::Reset
+            Cmd::Exec | Cmd::Discard | Cmd::Multi | Cmd::Quit | Cmd::Reset | Cmd::Watch
         )
     {
         multi.commands.push(args.to_vec());
@@ -379,12 +395,15 @@ fn run_here(
             route::MultiOwner::One(shard) if shard == conn.shard
         ),
         Route::Conn => {
-            !matches!(spec.cmd, Cmd::Info | Cmd::Exec) && !Conn::client_fanout(spec, &args)
+            !matches!(spec.cmd, Cmd::Info | Cmd::Exec | Cmd::Watch)
+                && !Conn::client_fanout(spec, &args)
         }
         Route::PubSub => spec.cmd != Cmd::Publish,
         Route::All | Route::Blocking => false,
     };
-    if !local {
+    // A key locked by a transaction (or wanted by an earlier waiter): the command goes
+    // the batched way, which waits for its turn on this shard.
+    if !local || crate::txn::active() && !crate::txn::free(0, &route::command_keys(spec, &args)) {
         return Some(args);
     }
     match spec.route {

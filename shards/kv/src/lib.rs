@@ -20,23 +20,25 @@
 //!
 //! - **Hash tags.** A key with a `{tag}` is owned by its tag's shard (Redis Cluster's rule),
 //!   so related keys can share a shard.
-//! - **Commands over several keys** (RENAME, LMOVE, SINTERSTORE, ZUNIONSTORE, ...) run on the
-//!   keys' owner when they share one; otherwise (`fanout::gathered`) the entries are copied
-//!   from their owners into a scratch store, the command runs there, and what it changed is
-//!   written back to the owners. That is not atomic: a reader may see the source of a
-//!   cross-shard RENAME gone before the destination appears, and a write to one of the keys
-//!   between the copy and the write back is lost.
+//! - **Commands over several keys** (MSET, MGET, DEL, RENAME, LMOVE, SMOVE, SINTERSTORE,
+//!   ZUNIONSTORE, ...) run on the keys' owner when they share one; otherwise they are
+//!   **atomic across shards**: the keys are locked on their owners in shard order, the
+//!   command runs (MSET/MGET/DEL: each shard's part; the others: the entries are copied
+//!   into a scratch store, the command runs there and what it changed is written back),
+//!   and the locks are released. Commands on locked keys wait (see [`txn`]).
 //! - **Blocking pops** wait in a first-come queue on each key's owner shard (see `blocking`).
-//! - **Transactions** (MULTI/EXEC/DISCARD) whose keys share a shard run there as one batch,
-//!   so no other client sees part of one; keys on several shards are refused with
-//!   `-CROSSSLOT`, as Redis Cluster does. No WATCH.
+//! - **Transactions** (MULTI/EXEC/DISCARD/WATCH/UNWATCH) are atomic whatever shards their
+//!   keys live on: one shard runs a one-shard transaction as one batch; a cross-shard one
+//!   locks every key it names (and its watched keys) in shard order first (see [`txn`]).
+//!   WATCH keeps a dirty flag on the keys' owners (see `watch`).
 //! - **Databases.** SELECT 0..15; each shard holds its part of every database in use.
 //! - **RESP3** after HELLO 3: nulls, maps, sets, doubles and score pairs as Redis 7.0 sends
 //!   them (pub/sub messages stay RESP2 arrays).
 //!
-//! Not (yet) like Redis: no persistence, scripting, streams, WATCH or eviction; MSET across
-//! shards is applied shard by shard (not atomic, and a shard past its memory share refuses
-//! its part); SCAN examines whole segments of a shard's keys (at most 512 keys each), so a
+//! Not (yet) like Redis: no persistence, scripting, streams or eviction; a cross-shard MSET
+//! whose one shard is past its memory share is refused there and applied on the others;
+//! KEYS, SCAN, DBSIZE and RANDOMKEY outside a transaction read the shards without locks;
+//! SCAN examines whole segments of a shard's keys (at most 512 keys each), so a
 //! call may return more keys than COUNT (Redis treats COUNT as a hint too), and a key
 //! present for a whole scan is returned exactly once; HSCAN, SSCAN and ZSCAN answer the
 //! whole collection in one call; OBJECT ENCODING reports the encoding Redis 7.0 would use
@@ -65,6 +67,8 @@ mod route;
 mod shard;
 mod stats;
 pub mod store;
+pub mod txn;
+mod watch;
 
 use std::{net::SocketAddr, time::Duration};
 

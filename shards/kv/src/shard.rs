@@ -66,6 +66,11 @@ pub fn init(config: &Config) -> Rc<ShardState> {
     state
 }
 
+/// The current shard's state, when it has been made.
+pub fn current() -> Option<Rc<ShardState>> {
+    STATE.with(|s| s.borrow().clone())
+}
+
 /// Runs `f` on the current shard's databases (made on first use with the server's config).
 pub fn with_dbs<R>(config: &Config, f: impl FnOnce(&mut Databases) -> R) -> R {
     let state = init(config);

@@ -36,14 +36,23 @@ pub fn run_in(
         dbs.db(db).stats.commands += 1;
         return resp::error(out, OOM);
     }
+    let start = out.len();
     match spec.cmd {
         Cmd::Move => keys::move_key(dbs, db, args, now_ms, out),
         Cmd::Copy => keys::copy(dbs, db, args, now_ms, out),
         _ => run(dbs.db(db), spec, args, now_ms, out),
     }
-    if crate::blocking::any_waiters() && spec.flags.contains(&"write") {
+    if (crate::blocking::any_waiters() || crate::watch::any()) && spec.flags.contains(&"write") {
+        // An error wrote nothing; nor did a blocking pop that found nothing.
+        let reply = &out[start..];
+        let wrote = !(reply.starts_with(b"-")
+            || spec.route == table::Route::Blocking
+                && matches!(reply, b"*-1\r\n" | b"$-1\r\n" | b"_\r\n"));
         for i in table::key_positions(spec, args).unwrap_or_default() {
             crate::blocking::note_written(db, &args[i]);
+            if wrote {
+                crate::watch::touch(db, &args[i]);
+            }
         }
     }
 }

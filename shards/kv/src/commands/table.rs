@@ -95,6 +95,8 @@ pub enum Cmd {
     Multi,
     Exec,
     Discard,
+    Watch,
+    Unwatch,
     Subscribe,
     Unsubscribe,
     PSubscribe,
@@ -469,6 +471,8 @@ pub static COMMANDS: &[Spec] = &[
     spec!("multi", Multi, 1, CONN, 0, 0, 0, Route::Conn),
     spec!("exec", Exec, 1, CONN, 0, 0, 0, Route::Conn),
     spec!("discard", Discard, 1, CONN, 0, 0, 0, Route::Conn),
+    spec!("watch", Watch, -2, CONN, 1, -1, 1, Route::Conn),
+    spec!("unwatch", Unwatch, 1, CONN, 0, 0, 0, Route::Conn),
     spec!("subscribe", Subscribe, -2, PUBSUB, 0, 0, 0, Route::PubSub),
     spec!(
         "unsubscribe",
