@@ -513,6 +513,7 @@ struct ShardFigures {
     channels: usize,
     patterns: usize,
     kernel: percore::ShardStats,
+    persist: crate::persist::Figures,
 }
 
 /// INFO [section ...]: server, clients, memory, stats, keyspace and shards (one line per
@@ -556,6 +557,7 @@ pub async fn info(conn: &Conn, args: &[Vec<u8>], out: &mut Vec<u8>) {
                     channels,
                     patterns,
                     kernel: percore::stats(),
+                    persist: crate::persist::figures(),
                 }
             })) as std::pin::Pin<Box<dyn std::future::Future<Output = _>>>
         })
@@ -588,6 +590,25 @@ pub async fn info(conn: &Conn, args: &[Vec<u8>], out: &mut Vec<u8>) {
             "# Memory\r\nused_memory:{used}\r\nused_memory_human:{:.2}K\r\nmaxmemory:{}\r\nmaxmemory_policy:noeviction\r\n\r\n",
             used as f64 / 1024.0,
             conn.state.config.max_memory.unwrap_or(0)
+        );
+    }
+    if want("persistence") {
+        let any =
+            |f: &dyn Fn(&crate::persist::Figures) -> bool| figures.iter().any(|s| f(&s.persist));
+        let ok = |b: bool| if b { "ok" } else { "err" };
+        let _ = write!(
+            text,
+            "# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\naof_enabled:{}\r\naof_rewrite_in_progress:{}\r\naof_rewrites:{}\r\naof_last_bgrewrite_status:ok\r\naof_last_write_status:{}\r\naof_current_size:{}\r\naof_fsync:{}\r\n\r\n",
+            sum(&|f| f.persist.changes),
+            u8::from(any(&|p| p.bgsave_running)),
+            crate::persist::last_save(),
+            ok(!any(&|p| !p.last_bgsave_ok)),
+            u8::from(crate::persist::append_only()),
+            u8::from(any(&|p| p.rewrite_running)),
+            sum(&|f| f.persist.rewrites),
+            ok(!any(&|p| !p.last_write_ok)),
+            sum(&|f| f.persist.aof_size),
+            crate::persist::fsync_policy().name(),
         );
     }
     if want("stats") {

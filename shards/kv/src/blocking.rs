@@ -222,6 +222,7 @@ pub fn fed(store: &mut Store, db: usize, key: &[u8], now_ms: u64) {
             let _ = waiter.wake.try_send(Wake::Served(reply));
             for i in key_positions(step.spec, &step.args).unwrap_or_default() {
                 crate::watch::touch(db, &step.args[i]);
+                crate::persist::note(db, &step.args[i]);
             }
             if matches!(step.spec.name, "brpoplpush" | "blmove") {
                 work.push(step.args[2].clone());

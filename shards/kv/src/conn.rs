@@ -63,6 +63,9 @@ pub struct Conn {
     pub watching: Option<crate::watch::Watching>,
     /// CLIENT KILL's switch (a transaction shields itself from it while it runs).
     pub kill: Rc<clients::KillSwitch>,
+    /// Shards the commands of the current pass wrote on (under `appendfsync always`, the
+    /// replies wait for their fsync).
+    pub wrote: Vec<usize>,
 }
 
 impl Conn {
@@ -144,6 +147,7 @@ pub async fn handle(mut stream: TcpStream, config: Config) {
         tx: None,
         watching: None,
         kill: kill.clone(),
+        wrote: Vec::new(),
     };
     clients::register(
         conn.id,
@@ -395,7 +399,7 @@ fn run_here(
             route::MultiOwner::One(shard) if shard == conn.shard
         ),
         Route::Conn => {
-            !matches!(spec.cmd, Cmd::Info | Cmd::Exec | Cmd::Watch)
+            !matches!(spec.cmd, Cmd::Info | Cmd::Exec | Cmd::Watch | Cmd::Save)
                 && !Conn::client_fanout(spec, &args)
         }
         Route::PubSub => spec.cmd != Cmd::Publish,
@@ -403,7 +407,11 @@ fn run_here(
     };
     // A key locked by a transaction (or wanted by an earlier waiter): the command goes
     // the batched way, which waits for its turn on this shard.
-    if !local || crate::txn::active() && !crate::txn::free(0, &route::command_keys(spec, &args)) {
+    // Under `appendfsync always` a write's reply waits for its fsync: the batched way.
+    if !local
+        || crate::persist::always() && spec.flags.contains(&"write")
+        || crate::txn::active() && !crate::txn::free(0, &route::command_keys(spec, &args))
+    {
         return Some(args);
     }
     match spec.route {

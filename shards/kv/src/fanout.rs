@@ -15,7 +15,7 @@ use crate::{
     },
     conn::Conn,
     hash::owner,
-    resp,
+    persist, resp,
     route::join_all,
     shard::{self, now_ms, with_dbs},
     store::{Databases, Entry, SLOTS},
@@ -98,6 +98,7 @@ pub async fn multi_key(conn: &Conn, spec: &'static Spec, args: &[Vec<u8>], out: 
                 if cmd == Cmd::Del || cmd == Cmd::Mset && !over_limit {
                     for key in group.iter().step_by(step) {
                         watch::touch(db, key);
+                        persist::note(db, key);
                     }
                 }
                 match cmd {
@@ -186,6 +187,7 @@ pub async fn all_shards(conn: &Conn, spec: &'static Spec, args: &[Vec<u8>], out:
             };
             let flushed = on_every_shard(conn, move |dbs| {
                 watch::touch_existing(dbs, (!all).then_some(db));
+                persist::note_special(dbs, (!all).then_some(db), None);
                 if all {
                     dbs.iter_mut().for_each(|s| s.clear());
                 } else {
@@ -220,6 +222,7 @@ pub async fn all_shards(conn: &Conn, spec: &'static Spec, args: &[Vec<u8>], out:
             let swapped = on_every_shard(conn, move |dbs| {
                 watch::touch_existing(dbs, Some(a));
                 watch::touch_existing(dbs, Some(b));
+                persist::note_special(dbs, None, Some((a, b)));
                 dbs.swap(a, b);
                 watch::touch_existing(dbs, Some(a));
                 watch::touch_existing(dbs, Some(b));
@@ -474,12 +477,14 @@ pub async fn gathered(
             Box::pin(submit_to(shard, move || {
                 with_dbs(&config, |dbs| {
                     for (index, key, entry) in other_dbs {
+                        persist::note(index, &key);
                         dbs.db(index).insert(&key, entry);
                     }
                     let store = dbs.db(db);
                     let now = now_ms();
                     for (key, entry) in &writes {
                         watch::touch(db, key);
+                        persist::note(db, key);
                         store.remove(key);
                         if let Some(entry) = entry {
                             store.insert(key, entry.clone());

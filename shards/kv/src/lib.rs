@@ -35,7 +35,10 @@
 //! - **RESP3** after HELLO 3: nulls, maps, sets, doubles and score pairs as Redis 7.0 sends
 //!   them (pub/sub messages stay RESP2 arrays).
 //!
-//! Not (yet) like Redis: no persistence, scripting, streams or eviction; a cross-shard MSET
+//! - **Persistence**: an append-only file per shard, written through io_uring file ops,
+//!   replayed at start; snapshots and rewrites in the background (see [`persist`]).
+//!
+//! Not (yet) like Redis: no scripting, streams or eviction; a cross-shard MSET
 //! whose one shard is past its memory share is refused there and applied on the others;
 //! KEYS, SCAN, DBSIZE and RANDOMKEY outside a transaction read the shards without locks;
 //! SCAN examines whole segments of a shard's keys (at most 512 keys each), so a
@@ -61,6 +64,7 @@ mod fanout;
 pub mod glob;
 pub mod hash;
 mod params;
+pub mod persist;
 pub mod pubsub;
 pub mod resp;
 mod route;
@@ -90,6 +94,14 @@ pub struct Config {
     /// How long unsent replies may stay above the output watermark (64 KiB) without
     /// progress before the connection is dropped: a client that pipelines and never reads.
     pub write_timeout: Duration,
+    /// Log every write to a file per shard, replayed at start (see [`persist`]).
+    pub appendonly: bool,
+    /// When the log is fsynced.
+    pub appendfsync: persist::AppendFsync,
+    /// Where the logs and snapshots live.
+    pub dir: std::path::PathBuf,
+    /// The persistence settings CONFIG SET changes live (made by `serve` from the above).
+    pub live: std::sync::Arc<persist::Live>,
 }
 
 impl Default for Config {
@@ -100,6 +112,10 @@ impl Default for Config {
             pubsub_output_limit: 32 * 1024 * 1024,
             sweep_interval: Duration::from_millis(100),
             write_timeout: Duration::from_secs(30),
+            appendonly: false,
+            appendfsync: persist::AppendFsync::EverySec,
+            dir: std::path::PathBuf::from("."),
+            live: std::sync::Arc::default(),
         }
     }
 }
@@ -110,5 +126,11 @@ pub fn serve(
     addr: SocketAddr,
     config: Config,
 ) -> Result<ServerHandle, Error> {
+    // This server's own live settings (a config cloned from another server's shares them).
+    let config = Config {
+        live: std::sync::Arc::default(),
+        ..config
+    };
+    persist::configure(&config);
     builder.serve(addr, move |stream| conn::handle(stream, config.clone()))
 }

@@ -33,7 +33,7 @@ use crate::{
     conn::{Checked, Conn, Deferred, check, subscription},
     fanout,
     hash::owner,
-    resp, shard,
+    persist, resp, shard,
     shard::{now_ms, with_dbs},
     store::Databases,
     txn::{self, TxId},
@@ -166,6 +166,12 @@ enum Item {
 pub async fn run(stream: &mut TcpStream, conn: &mut Conn, deferred: Deferred) {
     let mut out = Vec::new();
     run_commands(stream, conn, deferred.commands, false, &mut out).await;
+    if persist::always() && !conn.wrote.is_empty() {
+        let wrote = std::mem::take(&mut conn.wrote);
+        persist::wait_durable(&conn.state.config, &wrote).await;
+        conn.speak();
+    }
+    conn.wrote.clear();
     if let Some(error) = deferred.protocol_error {
         resp::error(&mut out, &error);
     }
@@ -350,7 +356,7 @@ fn batch_target(conn: &Conn, spec: &Spec, args: &[Vec<u8>]) -> Option<Option<usi
             MultiOwner::Several => None,
         },
         Route::Conn
-            if !matches!(spec.cmd, Cmd::Info | Cmd::Exec | Cmd::Watch)
+            if !matches!(spec.cmd, Cmd::Info | Cmd::Exec | Cmd::Watch | Cmd::Save)
                 && !Conn::client_fanout(spec, args) =>
         {
             Some(None)
@@ -404,6 +410,9 @@ async fn run_segment(conn: &mut Conn, segment: Vec<Item>, out: &mut Vec<u8>) {
     for item in segment {
         match item {
             Item::Shard(shard, db, resp3, args, spec) => {
+                if spec.flags.contains(&"write") && !conn.wrote.contains(&shard) {
+                    conn.wrote.push(shard);
+                }
                 batches[shard].commands.push((db, resp3, args, spec));
                 order.push(Item::Shard(shard, db, resp3, Vec::new(), spec));
             }
@@ -482,10 +491,14 @@ async fn barrier(
     if !matches!(spec.route, Route::Blocking | Route::Multi) {
         conn.count_command();
     }
+    if spec.flags.contains(&"write") {
+        conn.wrote = (0..conn.shards).collect();
+    }
     conn.speak();
     match spec.cmd {
         Cmd::Info => admin::info(conn, args, out).await,
         Cmd::Watch => watch::watch(conn, args, out).await,
+        Cmd::Save => persist::command(conn, args, out).await,
         Cmd::Client => admin::client_fanout(conn, args, out).await,
         Cmd::Publish => fanout::publish(conn, args, out).await,
         _ if spec.route == Route::Blocking => blocking::run(stream, conn, spec, args, out).await,

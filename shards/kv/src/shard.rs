@@ -62,6 +62,8 @@ pub fn init(config: &Config) -> Rc<ShardState> {
         batcher: route::batcher(config),
     });
     STATE.with(|s| *s.borrow_mut() = Some(state.clone()));
+    // The log (or snapshot) is loaded before anything reads the store.
+    crate::persist::start(&state, &mut state.dbs.borrow_mut());
     spawn(sweep(state.clone(), config.sweep_interval));
     state
 }

@@ -42,7 +42,9 @@ pub fn run_in(
         Cmd::Copy => keys::copy(dbs, db, args, now_ms, out),
         _ => run(dbs.db(db), spec, args, now_ms, out),
     }
-    if (crate::blocking::any_waiters() || crate::watch::any()) && spec.flags.contains(&"write") {
+    if (crate::blocking::any_waiters() || crate::watch::any() || crate::persist::noting())
+        && spec.flags.contains(&"write")
+    {
         // An error wrote nothing; nor did a blocking pop that found nothing.
         let reply = &out[start..];
         let wrote = !(reply.starts_with(b"-")
@@ -52,6 +54,15 @@ pub fn run_in(
             crate::blocking::note_written(db, &args[i]);
             if wrote {
                 crate::watch::touch(db, &args[i]);
+                if crate::persist::noting() {
+                    if matches!(spec.cmd, Cmd::Move | Cmd::Copy) {
+                        // The key may have landed in another database.
+                        (0..crate::store::DATABASES)
+                            .for_each(|d| crate::persist::note(d, &args[i]));
+                    } else {
+                        crate::persist::note(db, &args[i]);
+                    }
+                }
             }
         }
     }

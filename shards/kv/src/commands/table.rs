@@ -97,6 +97,7 @@ pub enum Cmd {
     Discard,
     Watch,
     Unwatch,
+    Save,
     Subscribe,
     Unsubscribe,
     PSubscribe,
@@ -473,6 +474,46 @@ pub static COMMANDS: &[Spec] = &[
     spec!("discard", Discard, 1, CONN, 0, 0, 0, Route::Conn),
     spec!("watch", Watch, -2, CONN, 1, -1, 1, Route::Conn),
     spec!("unwatch", Unwatch, 1, CONN, 0, 0, 0, Route::Conn),
+    spec!(
+        "save",
+        Save,
+        1,
+        &["admin", "noscript"],
+        0,
+        0,
+        0,
+        Route::Conn
+    ),
+    spec!(
+        "bgsave",
+        Save,
+        -1,
+        &["admin", "noscript"],
+        0,
+        0,
+        0,
+        Route::Conn
+    ),
+    spec!(
+        "bgrewriteaof",
+        Save,
+        1,
+        &["admin", "noscript"],
+        0,
+        0,
+        0,
+        Route::Conn
+    ),
+    spec!(
+        "lastsave",
+        Save,
+        1,
+        &["fast", "loading", "stale"],
+        0,
+        0,
+        0,
+        Route::Conn
+    ),
     spec!("subscribe", Subscribe, -2, PUBSUB, 0, 0, 0, Route::PubSub),
     spec!(
         "unsubscribe",
