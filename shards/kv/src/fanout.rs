@@ -99,6 +99,16 @@ pub async fn multi_key(conn: &Conn, spec: &'static Spec, args: &[Vec<u8>], out: 
                     for key in group.iter().step_by(step) {
                         watch::touch(db, key);
                         persist::note(db, key);
+                        if crate::notify::on()
+                            && (cmd == Cmd::Mset || store.peek(key, now).is_some())
+                        {
+                            let (event, class) = if cmd == Cmd::Mset {
+                                (&b"set"[..], crate::notify::STRING)
+                            } else {
+                                (&b"del"[..], crate::notify::GENERIC)
+                            };
+                            crate::notify::keyspace(db, event, key, class);
+                        }
                     }
                 }
                 match cmd {
@@ -205,6 +215,7 @@ pub async fn all_shards(conn: &Conn, spec: &'static Spec, args: &[Vec<u8>], out:
         Cmd::Scan => scan(conn, args, out).await,
         Cmd::RandomKey => random_key(conn, out).await,
         Cmd::PubSubInfo => pubsub_info(conn, args, out).await,
+        Cmd::SlowLog => crate::admin::slowlog(conn, args, out).await,
         Cmd::SwapDb => {
             let index = |arg: &[u8], which: &str| match crate::resp::parse_int(arg) {
                 None => Err(format!("ERR invalid {which} DB index")),

@@ -15,8 +15,12 @@
 //! - **Pub/sub.** PUBLISH runs on the channel's owner shard and fans out through the mesh,
 //!   which keeps a channel's messages in publish order on every shard; a subscriber's
 //!   output is bounded (see [`pubsub`]).
-//! - **Memory.** `max_memory` is split evenly across shards; a shard past its share refuses
-//!   writes that may grow memory with Redis's OOM error.
+//! - **Memory.** `maxmemory` (live: CONFIG SET) is split evenly across shards; a shard past
+//!   its share evicts by `maxmemory-policy` (sampled LRU/LFU/TTL/random, see [`evict`]) or,
+//!   under `noeviction`, refuses writes that may grow memory with Redis's OOM error.
+//! - **Operations.** CONFIG GET/SET of the live settings (see [`settings`]), keyspace
+//!   notifications ([`notify`]), SLOWLOG, INFO server, clients, memory (per shard),
+//!   persistence, stats, replication, cpu, commandstats, errorstats, keyspace.
 //!
 //! - **Hash tags.** A key with a `{tag}` is owned by its tag's shard (Redis Cluster's rule),
 //!   so related keys can share a shard.
@@ -38,7 +42,7 @@
 //! - **Persistence**: an append-only file per shard, written through io_uring file ops,
 //!   replayed at start; snapshots and rewrites in the background (see [`persist`]).
 //!
-//! Not (yet) like Redis: no scripting, streams or eviction; a cross-shard MSET
+//! Not (yet) like Redis: no scripting or streams; a cross-shard MSET
 //! whose one shard is past its memory share is refused there and applied on the others;
 //! KEYS, SCAN, DBSIZE and RANDOMKEY outside a transaction read the shards without locks;
 //! SCAN examines whole segments of a shard's keys (at most 512 keys each), so a
@@ -60,14 +64,17 @@ mod blocking;
 mod clients;
 pub mod commands;
 mod conn;
+pub mod evict;
 mod fanout;
 pub mod glob;
 pub mod hash;
+pub mod notify;
 mod params;
 pub mod persist;
 pub mod pubsub;
 pub mod resp;
 mod route;
+pub mod settings;
 mod shard;
 mod stats;
 pub mod store;
@@ -100,8 +107,10 @@ pub struct Config {
     pub appendfsync: persist::AppendFsync,
     /// Where the logs and snapshots live.
     pub dir: std::path::PathBuf,
+    /// What a shard past its memory share does (see [`evict`]).
+    pub maxmemory_policy: evict::Policy,
     /// The persistence settings CONFIG SET changes live (made by `serve` from the above).
-    pub live: std::sync::Arc<persist::Live>,
+    pub live: std::sync::Arc<settings::Live>,
 }
 
 impl Default for Config {
@@ -116,6 +125,7 @@ impl Default for Config {
             appendfsync: persist::AppendFsync::EverySec,
             dir: std::path::PathBuf::from("."),
             live: std::sync::Arc::default(),
+            maxmemory_policy: evict::Policy::NoEviction,
         }
     }
 }
@@ -132,5 +142,13 @@ pub fn serve(
         ..config
     };
     persist::configure(&config);
+    config.live.maxmemory.store(
+        config.max_memory.unwrap_or(0) as u64,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    config.live.policy.store(
+        config.maxmemory_policy as u8,
+        std::sync::atomic::Ordering::Relaxed,
+    );
     builder.serve(addr, move |stream| conn::handle(stream, config.clone()))
 }

@@ -98,6 +98,7 @@ pub enum Cmd {
     Watch,
     Unwatch,
     Save,
+    SlowLog,
     Subscribe,
     Unsubscribe,
     PSubscribe,
@@ -503,6 +504,16 @@ pub static COMMANDS: &[Spec] = &[
         0,
         0,
         Route::Conn
+    ),
+    spec!(
+        "slowlog",
+        SlowLog,
+        -2,
+        &["admin", "random", "loading", "stale"],
+        0,
+        0,
+        0,
+        Route::All
     ),
     spec!(
         "lastsave",

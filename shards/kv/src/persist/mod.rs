@@ -56,10 +56,7 @@ use std::{
     cell::{Cell, OnceCell, RefCell},
     path::{Path, PathBuf},
     rc::Rc,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering},
-    },
+    sync::{Arc, atomic::Ordering},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
@@ -68,6 +65,7 @@ use percore::{fs::File, time::timeout};
 use self::record::Record;
 use crate::{
     hash::FxHashSet,
+    settings::Live,
     shard::{ShardState, now_ms},
     store::{DATABASES, Databases},
 };
@@ -102,16 +100,6 @@ impl AppendFsync {
             AppendFsync::No => "no",
         }
     }
-}
-
-/// A server's persistence settings that CONFIG SET changes live, shared by its shards
-/// (each server its own: several may run in one process).
-#[derive(Debug, Default)]
-pub struct Live {
-    appendonly: AtomicBool,
-    fsync: AtomicU8,
-    /// Unix seconds of the last successful save (LASTSAVE), the start time before any.
-    last_save: AtomicU64,
 }
 
 thread_local! {
@@ -435,6 +423,65 @@ fn warn_other_counts(dir: &Path, shards: usize, shard: usize) {
     }
 }
 
+/// CONFIG SET appendonly yes|no: switches every shard's log on or off (in the
+/// background; the reply does not wait). On: the shard's log starts empty and a rewrite
+/// writes its base, then it logs as at a start with `--appendonly yes`.
+pub fn switch(conn: &crate::conn::Conn, on: bool) {
+    let live = &conn.state.config.live;
+    if live.appendonly.swap(on, Ordering::AcqRel) == on {
+        return;
+    }
+    let (shards, config) = (conn.shards, conn.state.config.clone());
+    percore::spawn(async move {
+        for shard in 0..shards {
+            let config = config.clone();
+            let _ = percore::mesh::submit_to(shard, move || {
+                let state = crate::shard::init(&config);
+                switch_here(&state, on);
+            })
+            .await;
+        }
+    });
+}
+
+fn switch_here(state: &Rc<ShardState>, on: bool) {
+    if !on {
+        LOG.with(|l| {
+            let mut log = l.borrow_mut();
+            log.on = false;
+            log.wake = None;
+            log.dirty.clear();
+            log.ready.clear();
+            log.durable = log.noted;
+            for (_, tx) in log.waiters.drain(..) {
+                let _ = tx.try_send(());
+            }
+            refresh_noting(&log);
+        });
+        return;
+    }
+    if LOG.with(|l| l.borrow().on) {
+        return;
+    }
+    let shard = percore::mesh::shard_id();
+    let shards = percore::mesh::shard_count().max(1);
+    let path = dir().join(aof_name(shard, shards));
+    let file = std::fs::File::create(&path).map(File::from_std);
+    match file {
+        Ok(file) => {
+            LOG.with(|l| {
+                let mut log = l.borrow_mut();
+                log.on = true;
+                log.size = 0;
+                refresh_noting(&log);
+            });
+            percore::spawn(writer(state.clone(), file, 0));
+            percore::spawn(snapshot(state.clone(), true));
+        }
+        Err(e) => tracing::error!(shard, "cannot create {}: {e}", path.display()),
+    }
+}
+
 /// The shard's log writer (see the module docs).
 async fn writer(state: Rc<ShardState>, mut file: File, mut offset: u64) {
     let (wake, woken) = flume::bounded(1);
@@ -446,7 +493,10 @@ async fn writer(state: Rc<ShardState>, mut file: File, mut offset: u64) {
             AppendFsync::EverySec if unsynced => Duration::from_millis(100),
             _ => Duration::from_secs(1),
         };
-        let _ = timeout(idle, woken.recv_async()).await;
+        if let Ok(Err(_)) = timeout(idle, woken.recv_async()).await {
+            // `appendonly no` (CONFIG SET): this writer's log is closed.
+            return;
+        }
         // A finished rewrite becomes the log here, between two cycles.
         if let Some(swap) = LOG.with(|l| l.borrow_mut().swap.take()) {
             match finish_swap(&state, swap).await {
