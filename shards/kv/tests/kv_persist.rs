@@ -354,3 +354,41 @@ fn kill_9_loses_no_acknowledged_write_under_always() {
 fn kill_9_loses_at_most_about_a_second_under_everysec() {
     crash_rounds("everysec", Duration::from_millis(1500));
 }
+
+#[test]
+fn config_set_appendonly_starts_the_logs_with_the_data_already_there() {
+    let dir = temp_dir("switch");
+    {
+        let server = KvServer::with_config(config(&dir, false, AppendFsync::Always));
+        let mut r = server.raw();
+        for i in 0..100 {
+            r.cmd(&["SET", &format!("before{i}"), "v"]);
+        }
+        assert_eq!(
+            r.cmd(&["CONFIG", "GET", "appendonly"]),
+            common::bulks(&["appendonly", "no"])
+        );
+        assert_eq!(r.cmd(&["CONFIG", "SET", "appendonly", "yes"]), "+OK\r\n");
+        assert_eq!(
+            r.cmd(&["CONFIG", "SET", "appendfsync", "always"]),
+            "+OK\r\n"
+        );
+        assert_eq!(
+            r.cmd(&["CONFIG", "GET", "appendfsync"]),
+            common::bulks(&["appendfsync", "always"])
+        );
+        // The switch reaches the shards in the background; the base rewrite follows.
+        wait_info(&mut r, |i| {
+            i.contains("aof_rewrite_in_progress:0")
+                && i.contains(&format!("aof_rewrites:{}", common::SHARDS))
+        });
+        r.cmd(&["SET", "after", "v"]);
+    }
+    {
+        let server = KvServer::with_config(config(&dir, true, AppendFsync::Always));
+        let mut r = server.raw();
+        assert_eq!(r.cmd(&["DBSIZE"]), ":101\r\n");
+        assert_eq!(r.cmd(&["GET", "after"]), bulk("v"));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
