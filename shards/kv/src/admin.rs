@@ -281,9 +281,18 @@ fn client(conn: &mut Conn, args: &[Vec<u8>], out: &mut Vec<u8>) {
             resp::ok(out);
         }
         (b"INFO", 2) => resp::bulk(out, client_line(conn).as_bytes()),
+        (b"REPLY", 3) => {
+            conn.reply = match args[2].to_ascii_uppercase().as_slice() {
+                b"ON" => crate::conn::ReplyMode::On,
+                b"OFF" => crate::conn::ReplyMode::Off,
+                b"SKIP" => crate::conn::ReplyMode::Skip,
+                _ => return resp::error(out, SYNTAX),
+            };
+            resp::ok(out);
+        }
         // redis-cli 7.2+ and client libraries announce themselves; accepted and ignored.
         (b"SETINFO", 4) => resp::ok(out),
-        (b"ID" | b"GETNAME" | b"SETNAME" | b"INFO" | b"SETINFO", _) => {
+        (b"ID" | b"GETNAME" | b"SETNAME" | b"INFO" | b"SETINFO" | b"REPLY", _) => {
             let name = format!(
                 "client|{}",
                 String::from_utf8_lossy(&args[1]).to_lowercase()

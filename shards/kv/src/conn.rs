@@ -63,12 +63,73 @@ pub struct Conn {
     pub watching: Option<crate::watch::Watching>,
     /// CLIENT KILL's switch (a transaction shields itself from it while it runs).
     pub kill: Rc<clients::KillSwitch>,
+    /// CLIENT REPLY ON|OFF|SKIP.
+    pub reply: ReplyMode,
     /// Shards the commands of the current pass wrote on (under `appendfsync always`, the
     /// replies wait for their fsync).
     pub wrote: Vec<usize>,
 }
 
+/// CLIENT REPLY's mode.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReplyMode {
+    #[default]
+    On,
+    Off,
+    /// The next command's reply is dropped.
+    Skip,
+}
+
+/// How a command stands to CLIENT REPLY.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum ReplyKind {
+    Normal,
+    /// CLIENT REPLY itself: answered only when it turns replies on.
+    Switch,
+    /// (P)SUBSCRIBE and (P)UNSUBSCRIBE: their confirmations are pushes, always sent.
+    Push,
+}
+
+impl ReplyKind {
+    pub fn of(spec: Option<&Spec>, args: &[Vec<u8>]) -> ReplyKind {
+        match spec {
+            Some(s) if s.cmd == Cmd::Client && args[1].eq_ignore_ascii_case(b"REPLY") => {
+                ReplyKind::Switch
+            }
+            Some(s) if s.route == Route::PubSub && s.cmd != Cmd::Publish => ReplyKind::Push,
+            _ => ReplyKind::Normal,
+        }
+    }
+}
+
 impl Conn {
+    /// After a command whose reply starts at `before` in `out` (replies were in
+    /// `mode` when it came): drops the reply when CLIENT REPLY says so.
+    pub fn reply_rule(
+        &mut self,
+        mode: ReplyMode,
+        kind: ReplyKind,
+        out: &mut Vec<u8>,
+        before: usize,
+    ) {
+        match kind {
+            ReplyKind::Switch if self.reply != ReplyMode::On => out.truncate(before),
+            ReplyKind::Switch => {}
+            _ if mode == ReplyMode::On => {}
+            ReplyKind::Push => {
+                if self.reply == ReplyMode::Skip {
+                    self.reply = ReplyMode::On;
+                }
+            }
+            ReplyKind::Normal => {
+                out.truncate(before);
+                if self.reply == ReplyMode::Skip {
+                    self.reply = ReplyMode::On;
+                }
+            }
+        }
+    }
+
     /// Encodes the next replies in this connection's protocol (see `resp::set_protocol`);
     /// called before replies are written after an `await`.
     pub fn speak(&self) {
@@ -148,6 +209,7 @@ pub async fn handle(mut stream: TcpStream, config: Config) {
         watching: None,
         kill: kill.clone(),
         wrote: Vec::new(),
+        reply: ReplyMode::On,
     };
     clients::register(
         conn.id,
@@ -298,8 +360,17 @@ fn serve_input(conn: &mut Conn, input: &[u8], out: &mut Vec<u8>) -> (usize, Defe
                 crate::stats::received(spec);
                 if !deferred.commands.is_empty() {
                     deferred.commands.push(args);
-                } else if let Some(args) = run_here(conn, args, spec, out) {
-                    deferred.commands.push(args);
+                } else {
+                    let (mode, before) = (conn.reply, out.len());
+                    let kind = if args.len() > 1 {
+                        ReplyKind::of(spec, &args)
+                    } else {
+                        ReplyKind::Normal
+                    };
+                    match run_here(conn, args, spec, out) {
+                        Some(args) => deferred.commands.push(args),
+                        None => conn.reply_rule(mode, kind, out, before),
+                    }
                 }
                 if conn.closing {
                     return (input.len(), deferred);

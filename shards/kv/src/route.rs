@@ -30,7 +30,7 @@ use crate::{
         self,
         table::{Cmd, Route, Spec, key_positions},
     },
-    conn::{Checked, Conn, Deferred, check, subscription},
+    conn::{Checked, Conn, Deferred, ReplyKind, check, subscription},
     fanout,
     hash::owner,
     persist, resp, shard,
@@ -216,7 +216,8 @@ async fn run_commands(
             }
             Some(None) => segment.push(Item::Here(args, spec)),
             None => {
-                run_segment(conn, std::mem::take(&mut segment), out).await;
+                run_segment(conn, std::mem::take(&mut segment), in_exec, out).await;
+                let (mode, before) = (conn.reply, out.len());
                 if spec.cmd == Cmd::Exec {
                     exec(stream, conn, out).await;
                 } else if in_exec && spec.route == Route::Blocking {
@@ -233,11 +234,14 @@ async fn run_commands(
                 } else {
                     barrier(stream, conn, spec, &args, out).await;
                 }
+                if !in_exec {
+                    conn.reply_rule(mode, ReplyKind::Normal, out, before);
+                }
                 conn.speak();
             }
         }
     }
-    run_segment(conn, segment, out).await;
+    run_segment(conn, segment, in_exec, out).await;
     conn.speak();
 }
 
@@ -394,7 +398,7 @@ pub fn multi_owner(conn: &Conn, spec: &Spec, args: &[Vec<u8>]) -> MultiOwner {
 }
 
 /// Runs one segment: a batch per shard, concurrently, replies merged in order.
-async fn run_segment(conn: &mut Conn, segment: Vec<Item>, out: &mut Vec<u8>) {
+async fn run_segment(conn: &mut Conn, segment: Vec<Item>, in_exec: bool, out: &mut Vec<u8>) {
     if segment.is_empty() {
         return;
     }
@@ -452,12 +456,19 @@ async fn run_segment(conn: &mut Conn, segment: Vec<Item>, out: &mut Vec<u8>) {
         };
     }
     for item in order {
+        let (mode, before) = (conn.reply, out.len());
+        let mut kind = ReplyKind::Normal;
         match item {
             Item::Reply(reply) => out.extend_from_slice(&reply),
-            Item::Here(args, spec) => match spec.route {
-                Route::PubSub => subscription(conn, spec, &args, out),
-                _ => admin::connection_command(conn, spec, &args, out),
-            },
+            Item::Here(args, spec) => {
+                if args.len() > 1 {
+                    kind = ReplyKind::of(Some(spec), &args);
+                }
+                match spec.route {
+                    Route::PubSub => subscription(conn, spec, &args, out),
+                    _ => admin::connection_command(conn, spec, &args, out),
+                }
+            }
             Item::Shard(shard, _, _, _, _) => match &mut replies[shard] {
                 Ok(((bytes, ends), next, start)) => {
                     let end = ends[*next];
@@ -467,6 +478,10 @@ async fn run_segment(conn: &mut Conn, segment: Vec<Item>, out: &mut Vec<u8>) {
                 }
                 Err(error) => resp::error(out, error),
             },
+        }
+        // Inside EXEC the replies are the array's: CLIENT REPLY applies to EXEC's.
+        if !in_exec {
+            conn.reply_rule(mode, kind, out, before);
         }
     }
 }

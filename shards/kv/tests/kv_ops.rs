@@ -282,3 +282,52 @@ fn slowlog_and_info_sections() {
         );
     }
 }
+
+#[test]
+fn client_reply_off_skip_and_on() {
+    let server = KvServer::start();
+    let mut r = server.raw();
+    let (a, b) = (common::key_on(0, "cr"), common::key_on(1, "cr"));
+    // OFF: nothing comes back (local, remote and cross-shard commands alike) until ON.
+    let mut burst = Vec::new();
+    for args in [
+        vec!["CLIENT", "REPLY", "OFF"],
+        vec!["SET", a.as_str(), "1"],
+        vec!["SET", b.as_str(), "2"],
+        vec!["MGET", a.as_str(), b.as_str()],
+        vec!["PING"],
+        vec!["CLIENT", "REPLY", "ON"],
+        vec!["GET", b.as_str()],
+    ] {
+        burst.extend(common::Raw::encode(&args));
+    }
+    r.send_bytes(&burst);
+    assert_eq!(r.reply(), "+OK\r\n", "only ON answers");
+    assert_eq!(r.reply(), bulk("2"), "and what follows it");
+    // SKIP: the next command's reply only.
+    r.send_bytes(
+        &[
+            common::Raw::encode(&["CLIENT", "REPLY", "SKIP"]),
+            common::Raw::encode(&["GET", &a]),
+            common::Raw::encode(&["GET", &b]),
+        ]
+        .concat(),
+    );
+    assert_eq!(r.reply(), bulk("2"));
+    assert_eq!(
+        r.cmd(&["CLIENT", "REPLY", "MAYBE"]),
+        "-ERR syntax error\r\n"
+    );
+    // Subscribe confirmations and messages still arrive with replies off.
+    let mut sub = server.raw();
+    sub.send_bytes(&common::Raw::encode(&["CLIENT", "REPLY", "OFF"]));
+    assert_eq!(
+        sub.cmd(&["SUBSCRIBE", "ch"]),
+        format!("*3\r\n{}{}:1\r\n", bulk("subscribe"), bulk("ch"))
+    );
+    r.cmd(&["PUBLISH", "ch", "hi"]);
+    assert_eq!(
+        sub.reply(),
+        format!("*3\r\n{}{}{}", bulk("message"), bulk("ch"), bulk("hi"))
+    );
+}
