@@ -64,9 +64,35 @@ pub fn run_in(
     {
         // An error wrote nothing; nor did a blocking pop that found nothing.
         let reply = &out[start..];
+        // An error wrote nothing; nor did a blocking pop that found nothing, nor a
+        // command that counts what it changed and answers 0 (SREM of a missing member,
+        // DEL of a missing key, EXPIRE of one, ...), those whose 0 says otherwise excepted.
         let wrote = !(reply.starts_with(b"-")
             || spec.route == table::Route::Blocking
-                && matches!(reply, b"*-1\r\n" | b"$-1\r\n" | b"_\r\n"));
+                && matches!(reply, b"*-1\r\n" | b"$-1\r\n" | b"_\r\n")
+            || reply == b":0\r\n"
+                && !matches!(
+                    spec.name,
+                    "incr"
+                        | "decr"
+                        | "incrby"
+                        | "decrby"
+                        | "hincrby"
+                        | "setrange"
+                        | "setbit"
+                        | "append"
+                        // 0 new fields or members, but updated ones.
+                        | "hset"
+                        | "zadd"
+                        // An empty result deletes the destination.
+                        | "sinterstore"
+                        | "sunionstore"
+                        | "sdiffstore"
+                        | "zunionstore"
+                        | "zinterstore"
+                        | "zdiffstore"
+                        | "zrangestore"
+                ));
         for i in table::key_positions(spec, args).unwrap_or_default() {
             crate::blocking::note_written(db, &args[i]);
             if wrote {
