@@ -65,6 +65,10 @@ pub struct Conn {
     pub kill: Rc<clients::KillSwitch>,
     /// CLIENT REPLY ON|OFF|SKIP.
     pub reply: ReplyMode,
+    /// A one-shard EXEC's watch, checked in its batch on the shard.
+    pub exec_watch: Option<crate::watch::WatchCheck>,
+    /// That check failed: the EXEC answers nil.
+    pub exec_aborted: bool,
     /// Shards the commands of the current pass wrote on (under `appendfsync always`, the
     /// replies wait for their fsync).
     pub wrote: Vec<usize>,
@@ -210,6 +214,8 @@ pub async fn handle(mut stream: TcpStream, config: Config) {
         kill: kill.clone(),
         wrote: Vec::new(),
         reply: ReplyMode::On,
+        exec_watch: None,
+        exec_aborted: false,
     };
     clients::register(
         conn.id,

@@ -49,6 +49,8 @@ pub enum BatchReply {
     /// A key of the batch is locked by a transaction (see `txn`): the batch waits in the
     /// shard's queue and its reply comes through this channel.
     Parked(flume::Receiver<BatchReply>),
+    /// A one-shard EXEC whose watch was broken: nothing ran.
+    Aborted,
 }
 
 /// One connection's commands for one shard: the transaction they belong to (0: none) and
@@ -59,6 +61,8 @@ pub struct Batch {
     pub commands: Vec<(usize, bool, Vec<Vec<u8>>, &'static Spec)>,
     /// Releases the transaction's locks on the shard (a dropped transaction's release).
     pub release: bool,
+    /// A one-shard EXEC's watch: checked before the batch runs, which it aborts if broken.
+    pub watch: Option<watch::WatchCheck>,
 }
 
 type Call = Pin<Box<dyn Future<Output = Result<BatchReply, MeshError>>>>;
@@ -84,6 +88,9 @@ pub fn command_keys(spec: &Spec, args: &[Vec<u8>]) -> Vec<Vec<u8>> {
 /// Runs one connection's batch on this shard's store, in order.
 fn run_batch(dbs: &mut Databases, batch: &Batch) -> BatchReply {
     let now = now_ms();
+    if batch.watch.as_ref().is_some_and(|w| watch::broken(w, now)) {
+        return BatchReply::Aborted;
+    }
     // One connection's failure stays its own: the other connections whose commands share
     // the message get their replies.
     let ran = catch_unwind(AssertUnwindSafe(|| {
@@ -289,9 +296,25 @@ async fn exec(stream: &mut TcpStream, conn: &mut Conn, out: &mut Vec<u8>) {
     if conn.kill.is_killed() {
         return resp::error(out, "ERR the client was killed");
     }
-    if watching.is_none() && !whole && one_shard {
+    // Watched, on one shard, and one batch (no command that runs apart): the watch is
+    // checked inside the batch, on the shard, atomically with the commands.
+    let one_batch = one_shard
+        && !whole
+        && multi.commands.iter().any(|args| {
+            crate::commands::table::lookup(&args[0])
+                .is_some_and(|spec| matches!(batch_target(conn, spec, args), Some(Some(_))))
+        })
+        && multi.commands.iter().all(|args| {
+            crate::commands::table::lookup(&args[0])
+                .is_some_and(|spec| batch_target(conn, spec, args).is_some())
+        });
+    if watching.is_none() && !whole && one_shard || watching.is_some() && one_batch {
         // A CLIENT KILL waits for the transaction's end.
         let _shield = conn.kill.shield();
+        // Forgotten after the batch ran (a forget reaching the shard first would let a
+        // write slip by unseen).
+        conn.exec_watch = watching.as_ref().map(watch::Watching::check);
+        conn.exec_aborted = false;
         Box::pin(run_commands(
             stream,
             conn,
@@ -300,6 +323,13 @@ async fn exec(stream: &mut TcpStream, conn: &mut Conn, out: &mut Vec<u8>) {
             &mut replies,
         ))
         .await;
+        conn.exec_watch = None;
+        if let Some(w) = watching {
+            watch::forget(conn, w);
+        }
+        if std::mem::take(&mut conn.exec_aborted) {
+            return resp::null_array(out);
+        }
     } else {
         let mut claims = txn::claims_of(keys.iter().map(Vec::as_slice), conn.shards);
         if whole {
@@ -408,6 +438,7 @@ async fn run_segment(conn: &mut Conn, segment: Vec<Item>, in_exec: bool, out: &m
             tx,
             commands: Vec::new(),
             release: false,
+            watch: None,
         })
         .collect();
     let mut order = Vec::with_capacity(segment.len());
@@ -430,6 +461,10 @@ async fn run_segment(conn: &mut Conn, segment: Vec<Item>, in_exec: bool, out: &m
             continue;
         }
         shard_of_call.push(shard);
+        let mut batch = batch;
+        if let Some(check) = conn.exec_watch.take() {
+            batch.watch = Some(check);
+        }
         let call = conn.state.batcher.call(shard, batch);
         calls.push(Box::pin(async move {
             match call.await? {
@@ -450,6 +485,10 @@ async fn run_segment(conn: &mut Conn, segment: Vec<Item>, in_exec: bool, out: &m
                 Err(format!("ERR command failed on shard {shard}: {panic}"))
             }
             Ok(BatchReply::Parked(_)) => Err(format!("ERR shard {shard}: a parked reply")),
+            Ok(BatchReply::Aborted) => {
+                conn.exec_aborted = true;
+                Err(String::new())
+            }
             // Stuck past the mesh timeout: a retryable error, never a hang.
             Err(MeshError::Unavailable(n)) => Err(format!("TRYAGAIN shard {n} is unavailable")),
             Err(e) => Err(format!("ERR shard {shard} unavailable: {e}")),

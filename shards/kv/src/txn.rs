@@ -484,6 +484,7 @@ impl Drop for Txn {
                         tx: self.id,
                         commands: Vec::new(),
                         release: true,
+                        watch: None,
                     },
                 ));
             }

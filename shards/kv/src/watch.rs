@@ -46,6 +46,15 @@ impl Watching {
         self.keys.iter().map(|(_, k, _)| k.as_slice())
     }
 
+    /// What a shard needs to check the watch inside a one-shard EXEC's batch: the dirty
+    /// flag and the expiry times noted.
+    pub fn check(&self) -> WatchCheck {
+        (
+            self.dirty.clone(),
+            self.keys.iter().filter_map(|(_, _, at)| *at).collect(),
+        )
+    }
+
     /// Whether a watched key was written, or has expired, since it was watched.
     pub fn dirty(&self, now_ms: u64) -> bool {
         self.dirty.load(Ordering::Acquire)
@@ -54,6 +63,14 @@ impl Watching {
                 .iter()
                 .any(|(_, _, at)| at.is_some_and(|at| at <= now_ms))
     }
+}
+
+/// A watch's dirty flag and expiry times, checked where a one-shard EXEC runs.
+pub type WatchCheck = (Arc<AtomicBool>, Vec<u64>);
+
+/// Whether `check` finds its watch broken at `now_ms`.
+pub fn broken(check: &WatchCheck, now_ms: u64) -> bool {
+    check.0.load(Ordering::Acquire) || check.1.iter().any(|&at| at <= now_ms)
 }
 
 type Watchers = FxHashMap<(usize, Vec<u8>), Vec<(u64, Arc<AtomicBool>)>>;

@@ -241,6 +241,20 @@ fn watch_fails_exec_when_a_watched_key_changes() {
         assert_eq!(r.cmd(&["EXEC"]), "*-1\r\n");
         assert_eq!(other.cmd(&["GET", watched]), bulk("changed"));
     }
+    // All on one shard (the watch is checked inside the shard's batch).
+    for watched in [&a, &b] {
+        r.cmd(&["WATCH", watched]);
+        r.cmd(&["MULTI"]);
+        r.cmd(&["SET", watched, "one-shard"]);
+        assert_eq!(r.cmd(&["EXEC"]), "*1\r\n+OK\r\n");
+        r.cmd(&["WATCH", watched]);
+        other.cmd(&["SET", watched, "changed"]);
+        r.cmd(&["MULTI"]);
+        r.cmd(&["SET", watched, "mine"]);
+        r.cmd(&["PING"]);
+        assert_eq!(r.cmd(&["EXEC"]), "*-1\r\n");
+        assert_eq!(other.cmd(&["GET", watched]), bulk("changed"));
+    }
     // EXEC unwatches: a later write does not fail the next transaction.
     r.cmd(&["MULTI"]);
     r.cmd(&["GET", &a]);
