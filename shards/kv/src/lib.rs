@@ -91,7 +91,8 @@ pub struct Config {
     /// Protocol limits (bulk length, multibulk count, inline length).
     pub limits: resp::Limits,
     /// Bytes of keys and values the process may hold, split evenly across shards; past its
-    /// share a shard refuses writes with `-OOM`. `None`: no limit.
+    /// share a shard evicts by [`Config::maxmemory_policy`] or (noeviction) refuses writes
+    /// with `-OOM`. `None`: no limit. The start value of the live `maxmemory` (CONFIG SET).
     pub max_memory: Option<usize>,
     /// Bytes of pub/sub messages a subscriber may have waiting before it is disconnected
     /// (Redis: `client-output-buffer-limit pubsub 32mb`).
