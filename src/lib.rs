@@ -58,7 +58,7 @@
 //! ```text
 //! server      builder, placement, shard threads and their loop, drain, signals, watchdog
 //! metrics     counters and their exposition            doctor   host checks (→ driver, sys)
-//! net         listeners, connections, streams, steering
+//! net   fs    listeners, connections, streams, steering; files written through ops
 //! time  mesh  blocking
 //!             timers; cross-shard messages; the blocking pool
 //! task        executor: tasks, wakers, run queue, budget, the loop's engine, PerShard
@@ -113,6 +113,7 @@ pub mod compat;
 pub mod doctor;
 pub(crate) mod driver;
 mod error;
+pub mod fs;
 pub mod future;
 pub(crate) mod histogram;
 pub mod mesh;

@@ -22,6 +22,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("mesh", 3),
     ("blocking", 3),
     ("net", 4),
+    ("fs", 4),
     ("metrics", 5),
     ("doctor", 5),
     ("server", 6),

@@ -36,7 +36,7 @@ pub fn connection_command(conn: &mut Conn, spec: &Spec, args: &[Vec<u8>], out: &
         },
         Cmd::Client => client(conn, args, out),
         Cmd::Command => command(args, out),
-        Cmd::Config => config(args, out),
+        Cmd::Config => config(conn, args, out),
         Cmd::Hello => hello(conn, args, out),
         Cmd::Time => time(out),
         Cmd::Debug => debug(args, out),
@@ -47,10 +47,18 @@ pub fn connection_command(conn: &mut Conn, spec: &Spec, args: &[Vec<u8>], out: &
             resp::ok(out)
         }
         Cmd::Discard => match conn.multi.take() {
-            Some(_) => resp::ok(out),
+            Some(_) => {
+                unwatch(conn);
+                resp::ok(out)
+            }
             None => resp::error(out, "ERR DISCARD without MULTI"),
         },
+        Cmd::Unwatch => {
+            unwatch(conn);
+            resp::ok(out)
+        }
         Cmd::Reset => {
+            unwatch(conn);
             conn.multi = None;
             conn.db = 0;
             conn.name = None;
@@ -64,6 +72,13 @@ pub fn connection_command(conn: &mut Conn, spec: &Spec, args: &[Vec<u8>], out: &
         Cmd::Select | Cmd::Client | Cmd::Hello | Cmd::Reset
     ) {
         conn.publish_state();
+    }
+}
+
+/// Drops the connection's watch, if any.
+fn unwatch(conn: &mut Conn) {
+    if let Some(watching) = conn.watching.take() {
+        crate::watch::forget(conn, watching);
     }
 }
 
@@ -266,9 +281,18 @@ fn client(conn: &mut Conn, args: &[Vec<u8>], out: &mut Vec<u8>) {
             resp::ok(out);
         }
         (b"INFO", 2) => resp::bulk(out, client_line(conn).as_bytes()),
+        (b"REPLY", 3) => {
+            conn.reply = match args[2].to_ascii_uppercase().as_slice() {
+                b"ON" => crate::conn::ReplyMode::On,
+                b"OFF" => crate::conn::ReplyMode::Off,
+                b"SKIP" => crate::conn::ReplyMode::Skip,
+                _ => return resp::error(out, SYNTAX),
+            };
+            resp::ok(out);
+        }
         // redis-cli 7.2+ and client libraries announce themselves; accepted and ignored.
         (b"SETINFO", 4) => resp::ok(out),
-        (b"ID" | b"GETNAME" | b"SETNAME" | b"INFO" | b"SETINFO", _) => {
+        (b"ID" | b"GETNAME" | b"SETNAME" | b"INFO" | b"SETINFO" | b"REPLY", _) => {
             let name = format!(
                 "client|{}",
                 String::from_utf8_lossy(&args[1]).to_lowercase()
@@ -346,11 +370,116 @@ fn command(args: &[Vec<u8>], out: &mut Vec<u8>) {
 }
 
 /// CONFIG GET, SET, RESETSTAT (see [`params`]).
-fn config(args: &[Vec<u8>], out: &mut Vec<u8>) {
+/// The parameters the server reads live (see `settings`): their current values.
+fn live_value(conn: &Conn, name: &str) -> Option<String> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let live = &conn.state.config.live;
+    Some(match name {
+        "maxmemory" => live.maxmemory().to_string(),
+        "maxmemory-policy" => crate::evict::Policy::from_u8(live.policy.load(Relaxed))
+            .name()
+            .to_string(),
+        "maxmemory-samples" => live.samples.load(Relaxed).to_string(),
+        "appendonly" => if live.appendonly.load(Relaxed) {
+            "yes"
+        } else {
+            "no"
+        }
+        .to_string(),
+        "appendfsync" => crate::persist::fsync_policy().name().to_string(),
+        "notify-keyspace-events" => crate::notify::render(live.notify.load(Relaxed)),
+        "slowlog-log-slower-than" => live.slowlog_us.load(Relaxed).to_string(),
+        "slowlog-max-len" => live.slowlog_max.load(Relaxed).to_string(),
+        _ => return None,
+    })
+}
+
+/// CONFIG SET of a parameter the server reads live; `None`: not one of those.
+fn set_live(conn: &Conn, name: &str, value: &[u8]) -> Option<Result<(), String>> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let live = &conn.state.config.live;
+    let text = String::from_utf8_lossy(value).into_owned();
+    let invalid = || {
+        Err(format!(
+            "ERR CONFIG SET failed (possibly related to argument '{name}') - argument(s) must be one of the accepted values"
+        ))
+    };
+    Some(match name {
+        "maxmemory" => match params::parse_memory(&text) {
+            Some(n) if n >= 0 => {
+                live.maxmemory.store(n as u64, Relaxed);
+                Ok(())
+            }
+            _ => Err(format!(
+                "ERR CONFIG SET failed (possibly related to argument '{name}') - argument couldn't be parsed into an integer"
+            )),
+        },
+        "maxmemory-policy" => match crate::evict::Policy::parse(&text) {
+            Some(p) => {
+                live.policy.store(p as u8, Relaxed);
+                Ok(())
+            }
+            None => invalid(),
+        },
+        "maxmemory-samples" => match text.parse::<u8>() {
+            Ok(n @ 1..=64) => {
+                live.samples.store(n, Relaxed);
+                Ok(())
+            }
+            _ => Err(format!(
+                "ERR CONFIG SET failed (possibly related to argument '{name}') - argument must be between 1 and 64 inclusive"
+            )),
+        },
+        "appendfsync" => match crate::persist::AppendFsync::parse(&text) {
+            Some(p) => {
+                live.fsync.store(p as u8, Relaxed);
+                Ok(())
+            }
+            None => invalid(),
+        },
+        "appendonly" => match text.to_ascii_lowercase().as_str() {
+            "yes" | "no" => {
+                crate::persist::switch(conn, text.eq_ignore_ascii_case("yes"));
+                Ok(())
+            }
+            _ => invalid(),
+        },
+        "notify-keyspace-events" => match crate::notify::parse(&text) {
+            Some(flags) => {
+                live.notify.store(flags, Relaxed);
+                Ok(())
+            }
+            None => Err(format!(
+                "ERR CONFIG SET failed (possibly related to argument '{name}') - Invalid event class character. Use 'Ag$lshzxeKEtmd'."
+            )),
+        },
+        "slowlog-log-slower-than" | "slowlog-max-len" => match text.parse::<i64>() {
+            Ok(n) if name == "slowlog-log-slower-than" => {
+                live.slowlog_us.store(n, Relaxed);
+                Ok(())
+            }
+            Ok(n) if (0..=i64::from(u32::MAX)).contains(&n) => {
+                live.slowlog_max.store(n as u32, Relaxed);
+                Ok(())
+            }
+            _ => Err(format!(
+                "ERR CONFIG SET failed (possibly related to argument '{name}') - argument couldn't be parsed into an integer"
+            )),
+        },
+        _ => return None,
+    })
+}
+
+fn config(conn: &Conn, args: &[Vec<u8>], out: &mut Vec<u8>) {
     let sub = args[1].to_ascii_uppercase();
     match sub.as_slice() {
         b"GET" if args.len() >= 3 => {
-            let found = params::get(&args[2..]);
+            let mut found = params::get(&args[2..]);
+            for (name, value) in &mut found {
+                if let Some(live) = live_value(conn, name) {
+                    *value = live;
+                }
+            }
             resp::map(out, found.len());
             for (name, value) in found {
                 resp::bulk(out, name.as_bytes());
@@ -359,13 +488,33 @@ fn config(args: &[Vec<u8>], out: &mut Vec<u8>) {
         }
         b"SET" if args.len() >= 4 && args.len().is_multiple_of(2) => {
             for pair in args[2..].chunks_exact(2) {
+                let name = String::from_utf8_lossy(&pair[0]).to_lowercase();
+                if let Some(result) = set_live(conn, &name, &pair[1]) {
+                    if let Err(e) = result {
+                        return resp::error(out, &e);
+                    }
+                    continue;
+                }
                 if let Err(e) = params::set(&pair[0], &pair[1]) {
                     return resp::error(out, &e);
                 }
             }
             resp::ok(out);
         }
-        b"RESETSTAT" if args.len() == 2 => resp::ok(out),
+        b"RESETSTAT" if args.len() == 2 => {
+            let (shards, config) = (conn.shards, conn.state.config.clone());
+            percore::spawn(async move {
+                for shard in 0..shards {
+                    let config = config.clone();
+                    let _ = submit_to(shard, move || {
+                        let _ = shard::init(&config);
+                        crate::stats::reset();
+                    })
+                    .await;
+                }
+            });
+            resp::ok(out)
+        }
         b"GET" | b"SET" | b"RESETSTAT" => {
             let name = format!(
                 "config|{}",
@@ -498,6 +647,10 @@ struct ShardFigures {
     channels: usize,
     patterns: usize,
     kernel: percore::ShardStats,
+    persist: crate::persist::Figures,
+    evicted: u64,
+    max_bytes: usize,
+    cmdstats: crate::stats::CommandStats,
 }
 
 /// INFO [section ...]: server, clients, memory, stats, keyspace and shards (one line per
@@ -541,6 +694,10 @@ pub async fn info(conn: &Conn, args: &[Vec<u8>], out: &mut Vec<u8>) {
                     channels,
                     patterns,
                     kernel: percore::stats(),
+                    persist: crate::persist::figures(),
+                    evicted: total(&|db| db.stats.evicted_keys),
+                    max_bytes: dbs.max_bytes().unwrap_or(0),
+                    cmdstats: crate::stats::snapshot(),
                 }
             })) as std::pin::Pin<Box<dyn std::future::Future<Output = _>>>
         })
@@ -567,23 +724,102 @@ pub async fn info(conn: &Conn, args: &[Vec<u8>], out: &mut Vec<u8>) {
         );
     }
     if want("memory") {
+        use std::sync::atomic::Ordering::Relaxed;
         let used = sum(&|f| f.used_bytes as u64);
+        let live = &conn.state.config.live;
         let _ = write!(
             text,
-            "# Memory\r\nused_memory:{used}\r\nused_memory_human:{:.2}K\r\nmaxmemory:{}\r\nmaxmemory_policy:noeviction\r\n\r\n",
+            "# Memory\r\nused_memory:{used}\r\nused_memory_human:{:.2}K\r\nmaxmemory:{}\r\nmaxmemory_human:{:.2}K\r\nmaxmemory_policy:{}\r\nmaxmemory_samples:{}\r\n",
             used as f64 / 1024.0,
-            conn.state.config.max_memory.unwrap_or(0)
+            live.maxmemory(),
+            live.maxmemory() as f64 / 1024.0,
+            crate::evict::Policy::from_u8(live.policy.load(Relaxed)).name(),
+            live.samples.load(Relaxed),
+        );
+        for (i, f) in figures.iter().enumerate() {
+            let _ = write!(
+                text,
+                "used_memory_shard{i}:{}\r\nmaxmemory_shard{i}:{}\r\n",
+                f.used_bytes, f.max_bytes
+            );
+        }
+        text.push_str("\r\n");
+    }
+    if want("replication") {
+        text.push_str("# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\nmaster_repl_offset:0\r\nrepl_backlog_active:0\r\n\r\n");
+    }
+    if want("cpu") {
+        let (user, system) = cpu_seconds();
+        let _ = write!(
+            text,
+            "# CPU\r\nused_cpu_sys:{system:.6}\r\nused_cpu_user:{user:.6}\r\n\r\n"
+        );
+    }
+    if want("commandstats") {
+        text.push_str("# Commandstats\r\n");
+        for (i, spec) in COMMANDS.iter().enumerate() {
+            let get = |v: &Vec<u64>| v.get(i).copied().unwrap_or(0);
+            let calls = sum(&|f| get(&f.cmdstats.calls));
+            if calls == 0 {
+                continue;
+            }
+            let usec = sum(&|f| get(&f.cmdstats.usec));
+            let _ = write!(
+                text,
+                "cmdstat_{}:calls={calls},usec={usec},usec_per_call={:.2},rejected_calls=0,failed_calls={}\r\n",
+                spec.name,
+                usec as f64 / calls as f64,
+                sum(&|f| get(&f.cmdstats.failed)),
+            );
+        }
+        text.push_str("\r\n");
+    }
+    if want("errorstats") {
+        text.push_str("# Errorstats\r\n");
+        let mut errors: Vec<(String, u64)> = Vec::new();
+        for f in &figures {
+            for (word, n) in &f.cmdstats.errors {
+                match errors.iter_mut().find(|(w, _)| w == word) {
+                    Some((_, total)) => *total += n,
+                    None => errors.push((word.clone(), *n)),
+                }
+            }
+        }
+        errors.sort();
+        for (word, n) in errors {
+            let _ = write!(text, "errorstat_{word}:count={n}\r\n");
+        }
+        text.push_str("\r\n");
+    }
+    if want("persistence") {
+        let any =
+            |f: &dyn Fn(&crate::persist::Figures) -> bool| figures.iter().any(|s| f(&s.persist));
+        let ok = |b: bool| if b { "ok" } else { "err" };
+        let _ = write!(
+            text,
+            "# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\naof_enabled:{}\r\naof_rewrite_in_progress:{}\r\naof_rewrites:{}\r\naof_last_bgrewrite_status:ok\r\naof_last_write_status:{}\r\naof_current_size:{}\r\naof_fsync:{}\r\n\r\n",
+            sum(&|f| f.persist.changes),
+            u8::from(any(&|p| p.bgsave_running)),
+            crate::persist::last_save(),
+            ok(!any(&|p| !p.last_bgsave_ok)),
+            u8::from(crate::persist::append_only()),
+            u8::from(any(&|p| p.rewrite_running)),
+            sum(&|f| f.persist.rewrites),
+            ok(!any(&|p| !p.last_write_ok)),
+            sum(&|f| f.persist.aof_size),
+            crate::persist::fsync_policy().name(),
         );
     }
     if want("stats") {
         let _ = write!(
             text,
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\nexpired_keys:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\n\r\n",
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\n\r\n",
             sum(&|f| f.connections),
             sum(&|f| f.commands),
             sum(&|f| f.hits),
             sum(&|f| f.misses),
             sum(&|f| f.expired),
+            sum(&|f| f.evicted),
             sum(&|f| f.channels as u64),
             sum(&|f| f.patterns as u64),
         );
@@ -630,4 +866,104 @@ pub async fn info(conn: &Conn, args: &[Vec<u8>], out: &mut Vec<u8>) {
         text.push_str("\r\n");
     }
     resp::bulk(out, text.trim_end().as_bytes());
+}
+
+/// SLOWLOG GET [count] | LEN | RESET | HELP, over every shard's log (an entry's id is
+/// its shard's sequence × shards + shard; GET merges newest first). Entries name no
+/// client (commands are timed on their key's shard, which does not know it).
+pub async fn slowlog(conn: &Conn, args: &[Vec<u8>], out: &mut Vec<u8>) {
+    let sub = args[1].to_ascii_uppercase();
+    let count = match (sub.as_slice(), args.get(2)) {
+        (b"GET", None) => 10,
+        (b"GET", Some(n)) => match crate::resp::parse_int(n) {
+            Some(-1) => usize::MAX,
+            Some(n) if n >= 0 && args.len() == 3 => n as usize,
+            _ => return resp::error(out, "ERR count should be greater than or equal to -1"),
+        },
+        (b"LEN" | b"RESET", None) => 0,
+        (b"HELP", None) => {
+            let lines = [
+                "SLOWLOG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "GET [<count>]",
+                "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
+                "LEN",
+                "    Return the length of the slowlog.",
+                "RESET",
+                "    Reset the slowlog.",
+            ];
+            resp::array(out, lines.len());
+            for line in lines {
+                resp::simple(out, line);
+            }
+            return;
+        }
+        _ => return unknown_subcommand(out, &args[1], "SLOWLOG"),
+    };
+    let shards = conn.shards;
+    type Answer = Result<(Vec<crate::stats::Slow>, usize), percore::mesh::MeshError>;
+    let calls: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = Answer>>>> = (0..shards)
+        .map(|target| {
+            let (sub, config) = (sub.clone(), conn.state.config.clone());
+            Box::pin(submit_to(target, move || {
+                let _ = shard::init(&config);
+                match sub.as_slice() {
+                    b"GET" => (crate::stats::slow(count), 0),
+                    b"LEN" => (Vec::new(), crate::stats::slow_len()),
+                    _ => {
+                        crate::stats::slow_reset();
+                        (Vec::new(), 0)
+                    }
+                }
+            })) as std::pin::Pin<Box<dyn std::future::Future<Output = _>>>
+        })
+        .collect();
+    let mut entries = Vec::new();
+    let mut len = 0;
+    for (shard, result) in join_all(calls).await.into_iter().enumerate() {
+        if let Ok((slow, n)) = result {
+            len += n;
+            entries.extend(slow.into_iter().map(|s| (s, shard)));
+        }
+    }
+    conn.speak();
+    match sub.as_slice() {
+        b"GET" => {
+            entries.sort_by(|(a, _), (b, _)| b.at.cmp(&a.at).then(b.id.cmp(&a.id)));
+            entries.truncate(count);
+            resp::array(out, entries.len());
+            for (slow, shard) in entries {
+                resp::array(out, 6);
+                resp::integer(out, (slow.id * shards as u64 + shard as u64) as i64);
+                resp::integer(out, slow.at as i64);
+                resp::integer(out, slow.usec as i64);
+                resp::array(out, slow.args.len());
+                for arg in &slow.args {
+                    resp::bulk(out, arg);
+                }
+                resp::bulk(out, b"");
+                resp::bulk(out, b"");
+            }
+        }
+        b"LEN" => resp::integer(out, len as i64),
+        _ => resp::ok(out),
+    }
+}
+
+/// The process's user and system CPU seconds (from /proc/self/stat; 0 where unreadable).
+fn cpu_seconds() -> (f64, f64) {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return (0.0, 0.0);
+    };
+    // Fields after the command name (which may hold spaces, inside parentheses).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line: 12 and 13 after the name.
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // Linux reports them in clock ticks, 100 per second on every common configuration.
+    (ticks(11) / 100.0, ticks(12) / 100.0)
 }

@@ -170,6 +170,10 @@ pub fn fed(store: &mut Store, db: usize, key: &[u8], now_ms: u64) {
     let mut work = vec![key.to_vec()];
     // Bounded: each round serves a waiter (removing it) or stops with this key.
     while let Some(key) = work.pop() {
+        // A key a transaction holds is served when the transaction releases it.
+        if crate::txn::active() && !crate::txn::free(0, std::slice::from_ref(&key)) {
+            continue;
+        }
         while has_elements(store, &key, now_ms) {
             let id = (db, key.clone());
             let next = WAITERS.with(|w| {
@@ -216,10 +220,41 @@ pub fn fed(store: &mut Store, db: usize, key: &[u8], now_ms: u64) {
                 break;
             }
             let _ = waiter.wake.try_send(Wake::Served(reply));
+            for i in key_positions(step.spec, &step.args).unwrap_or_default() {
+                crate::watch::touch(db, &step.args[i]);
+                crate::persist::note(db, &step.args[i]);
+            }
             if matches!(step.spec.name, "brpoplpush" | "blmove") {
                 work.push(step.args[2].clone());
             }
         }
+    }
+}
+
+/// After a transaction released `keys` on this shard: serves their waiters (in every
+/// database), which were not served while the keys were locked.
+pub fn refeed(keys: &[Vec<u8>]) {
+    let Some(state) = crate::shard::current() else {
+        return;
+    };
+    let waited: Vec<(usize, Vec<u8>)> = WAITERS.with(|w| {
+        w.borrow()
+            .keys()
+            .filter(|(_, k)| keys.contains(k))
+            .cloned()
+            .collect()
+    });
+    if waited.is_empty() {
+        return;
+    }
+    let mut dbs = state.dbs.borrow_mut();
+    let now = now_ms();
+    for (db, key) in waited {
+        fed(dbs.db(db), db, &key, now);
+    }
+    drop(dbs);
+    if WAITERS.with(|w| w.borrow().is_empty()) {
+        ACTIVE.with(|a| a.set(false));
     }
 }
 

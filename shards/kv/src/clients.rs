@@ -31,6 +31,25 @@ pub enum Unblock {
 pub struct KillSwitch {
     killed: Cell<bool>,
     waker: RefCell<Option<Waker>>,
+    /// Shields held: while a transaction runs, a kill waits for its end (so a killed
+    /// client's EXEC is whole or not at all).
+    shields: Cell<u32>,
+}
+
+/// Holds a connection's kill off while it lives (see [`KillSwitch::shield`]).
+pub struct Shield(Rc<KillSwitch>);
+
+impl Drop for Shield {
+    fn drop(&mut self) {
+        let kill = &self.0;
+        kill.shields.set(kill.shields.get() - 1);
+        if kill.shields.get() == 0
+            && kill.killed.get()
+            && let Some(waker) = kill.waker.borrow_mut().take()
+        {
+            waker.wake();
+        }
+    }
 }
 
 impl KillSwitch {
@@ -41,10 +60,21 @@ impl KillSwitch {
         }
     }
 
-    /// Resolves once the connection is killed.
+    /// Whether CLIENT KILL named this connection (it then starts nothing new).
+    pub fn is_killed(&self) -> bool {
+        self.killed.get()
+    }
+
+    /// Defers a kill until the returned shield is dropped.
+    pub fn shield(self: &Rc<Self>) -> Shield {
+        self.shields.set(self.shields.get() + 1);
+        Shield(self.clone())
+    }
+
+    /// Resolves once the connection is killed (and no shield holds the kill off).
     pub async fn killed(&self) {
         std::future::poll_fn(|cx| {
-            if self.killed.get() {
+            if self.killed.get() && self.shields.get() == 0 {
                 return Poll::Ready(());
             }
             let mut waker = self.waker.borrow_mut();

@@ -62,9 +62,83 @@ pub struct Conn {
     /// just before or during the stop, as in a hot restart: its client is about to send);
     /// the drain deadline bounds that wait.
     pub fresh: bool,
+    /// While an EXEC runs under its locks: its transaction (see `txn`).
+    pub tx: Option<crate::txn::TxId>,
+    /// The keys WATCH watches (see `watch`).
+    pub watching: Option<crate::watch::Watching>,
+    /// CLIENT KILL's switch (a transaction shields itself from it while it runs).
+    pub kill: Rc<clients::KillSwitch>,
+    /// CLIENT REPLY ON|OFF|SKIP.
+    pub reply: ReplyMode,
+    /// A one-shard EXEC's watch, checked in its batch on the shard.
+    pub exec_watch: Option<crate::watch::WatchCheck>,
+    /// That check failed: the EXEC answers nil.
+    pub exec_aborted: bool,
+    /// Shards the commands of the current pass wrote on (under `appendfsync always`, the
+    /// replies wait for their fsync).
+    pub wrote: Vec<usize>,
+}
+
+/// CLIENT REPLY's mode.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReplyMode {
+    #[default]
+    On,
+    Off,
+    /// The next command's reply is dropped.
+    Skip,
+}
+
+/// How a command stands to CLIENT REPLY.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum ReplyKind {
+    Normal,
+    /// CLIENT REPLY itself: answered only when it turns replies on.
+    Switch,
+    /// (P)SUBSCRIBE and (P)UNSUBSCRIBE: their confirmations are pushes, always sent.
+    Push,
+}
+
+impl ReplyKind {
+    pub fn of(spec: Option<&Spec>, args: &[Vec<u8>]) -> ReplyKind {
+        match spec {
+            Some(s) if s.cmd == Cmd::Client && args[1].eq_ignore_ascii_case(b"REPLY") => {
+                ReplyKind::Switch
+            }
+            Some(s) if s.route == Route::PubSub && s.cmd != Cmd::Publish => ReplyKind::Push,
+            _ => ReplyKind::Normal,
+        }
+    }
 }
 
 impl Conn {
+    /// After a command whose reply starts at `before` in `out` (replies were in
+    /// `mode` when it came): drops the reply when CLIENT REPLY says so.
+    pub fn reply_rule(
+        &mut self,
+        mode: ReplyMode,
+        kind: ReplyKind,
+        out: &mut Vec<u8>,
+        before: usize,
+    ) {
+        match kind {
+            ReplyKind::Switch if self.reply != ReplyMode::On => out.truncate(before),
+            ReplyKind::Switch => {}
+            _ if mode == ReplyMode::On => {}
+            ReplyKind::Push => {
+                if self.reply == ReplyMode::Skip {
+                    self.reply = ReplyMode::On;
+                }
+            }
+            ReplyKind::Normal => {
+                out.truncate(before);
+                if self.reply == ReplyMode::Skip {
+                    self.reply = ReplyMode::On;
+                }
+            }
+        }
+    }
+
     /// Encodes the next replies in this connection's protocol (see `resp::set_protocol`);
     /// called before replies are written after an `await`.
     pub fn speak(&self) {
@@ -98,6 +172,9 @@ impl Conn {
 
 impl Drop for Conn {
     fn drop(&mut self) {
+        if let Some(watching) = self.watching.take() {
+            crate::watch::forget(self, watching);
+        }
         clients::unregister(self.id);
         let mut registry = self.state.pubsub.borrow_mut();
         for channel in &self.subs.channels {
@@ -139,6 +216,13 @@ pub async fn handle(mut stream: TcpStream, config: Config) {
         multi: None,
         closing: false,
         fresh: true,
+        tx: None,
+        watching: None,
+        kill: kill.clone(),
+        wrote: Vec::new(),
+        reply: ReplyMode::On,
+        exec_watch: None,
+        exec_aborted: false,
     };
     clients::register(
         conn.id,
@@ -183,6 +267,9 @@ async fn serve(stream: &mut TcpStream, conn: &mut Conn) -> Ending {
     loop {
         if shutdown_requested() && conn.parser.is_idle() && !conn.fresh || conn.closing {
             return Ending::Flush;
+        }
+        if conn.kill.is_killed() {
+            return Ending::Abort;
         }
         // A subscriber: move waiting messages into the socket while it keeps up.
         if let Some(outbox) = conn.subs.outbox.clone() {
@@ -266,6 +353,7 @@ fn serve_input(conn: &mut Conn, input: &[u8], out: &mut Vec<u8>) -> (usize, Defe
     conn.fresh = false;
     conn.speak();
     while consumed < input.len()
+        && !conn.kill.is_killed()
         && deferred.commands.len() < MAX_DEFERRED
         && out.len() < MAX_PASS_OUTPUT
     {
@@ -289,8 +377,17 @@ fn serve_input(conn: &mut Conn, input: &[u8], out: &mut Vec<u8>) -> (usize, Defe
                 crate::stats::received(spec);
                 if !deferred.commands.is_empty() {
                     deferred.commands.push(args);
-                } else if let Some(args) = run_here(conn, args, spec, out) {
-                    deferred.commands.push(args);
+                } else {
+                    let (mode, before) = (conn.reply, out.len());
+                    let kind = if args.len() > 1 {
+                        ReplyKind::of(spec, &args)
+                    } else {
+                        ReplyKind::Normal
+                    };
+                    match run_here(conn, args, spec, out) {
+                        Some(args) => deferred.commands.push(args),
+                        None => conn.reply_rule(mode, kind, out, before),
+                    }
                 }
                 if conn.closing {
                     return (input.len(), deferred);
@@ -338,7 +435,7 @@ fn check_spec(
     if let Some(multi) = &mut conn.multi
         && !matches!(
             spec.cmd,
-            Cmd::Exec | Cmd::Discard | Cmd::Multi | Cmd::Quit | Cmd::Reset
+            Cmd::Exec | Cmd::Discard | Cmd::Multi | Cmd::Quit | Cmd::Reset | Cmd::Watch
         )
     {
         multi.commands.push(args.to_vec());
@@ -390,12 +487,19 @@ fn run_here(
             route::MultiOwner::One(shard) if shard == conn.shard
         ),
         Route::Conn => {
-            !matches!(spec.cmd, Cmd::Info | Cmd::Exec) && !Conn::client_fanout(spec, &args)
+            !matches!(spec.cmd, Cmd::Info | Cmd::Exec | Cmd::Watch | Cmd::Save)
+                && !Conn::client_fanout(spec, &args)
         }
         Route::PubSub => spec.cmd != Cmd::Publish,
         Route::All | Route::Blocking => false,
     };
-    if !local {
+    // A key locked by a transaction (or wanted by an earlier waiter): the command goes
+    // the batched way, which waits for its turn on this shard.
+    // Under `appendfsync always` a write's reply waits for its fsync: the batched way.
+    if !local
+        || crate::persist::always() && spec.flags.contains(&"write")
+        || crate::txn::active() && !crate::txn::free(0, &route::command_keys(spec, &args))
+    {
         return Some(args);
     }
     match spec.route {

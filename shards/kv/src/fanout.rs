@@ -1,5 +1,6 @@
 //! Commands that touch several shards: multi-key commands whose keys have different owners
-//! (DEL, EXISTS, MGET, MSET: split by owner, one mesh call per shard, merged in key order),
+//! (DEL, EXISTS, MGET, MSET: locked, split by owner, one mesh call per shard, merged in key
+//! order),
 //! fan-outs to every shard (KEYS, SCAN, DBSIZE, FLUSHALL) and PUBLISH.
 
 use std::{future::Future, pin::Pin};
@@ -14,10 +15,11 @@ use crate::{
     },
     conn::Conn,
     hash::owner,
-    resp,
+    persist, resp,
     route::join_all,
     shard::{self, now_ms, with_dbs},
     store::{Databases, Entry, SLOTS},
+    txn, watch,
 };
 
 type Call<T> = Pin<Box<dyn Future<Output = Result<T, MeshError>>>>;
@@ -50,7 +52,8 @@ fn mesh_error(out: &mut Vec<u8>, e: &MeshError) {
     }
 }
 
-/// DEL, EXISTS, MGET, MSET with keys on several shards.
+/// DEL, EXISTS, MGET, MSET with keys on several shards: the keys are locked first (see
+/// `txn`), then each shard runs its part, then the locks are released.
 pub async fn multi_key(conn: &Conn, spec: &'static Spec, args: &[Vec<u8>], out: &mut Vec<u8>) {
     let step = if spec.cmd == Cmd::Mset { 2 } else { 1 };
     if spec.cmd == Cmd::Mset && args.len().is_multiple_of(2) {
@@ -64,6 +67,19 @@ pub async fn multi_key(conn: &Conn, spec: &'static Spec, args: &[Vec<u8>], out: 
         groups[shard].1.push(i);
     }
     let cmd = spec.cmd;
+    // Atomic across shards: every key locked first (see `txn`), so no other client sees
+    // one shard's part before another's.
+    let claims = txn::claims_of(
+        args[1..].iter().step_by(step).map(Vec::as_slice),
+        conn.shards,
+    );
+    let txn = match txn::Txn::begin(conn, claims).await {
+        Ok(txn) => txn,
+        Err(e) => {
+            conn.speak();
+            return resp::error(out, &e);
+        }
+    };
     let mut calls: Vec<Call<Part>> = Vec::new();
     let mut placed = Vec::new();
     for (shard, (group, indices)) in groups.into_iter().enumerate() {
@@ -79,6 +95,22 @@ pub async fn multi_key(conn: &Conn, spec: &'static Spec, args: &[Vec<u8>], out: 
                 let over_limit = dbs.over_limit();
                 let store = dbs.db(db);
                 store.stats.commands += 1;
+                if cmd == Cmd::Del || cmd == Cmd::Mset && !over_limit {
+                    for key in group.iter().step_by(step) {
+                        watch::touch(db, key);
+                        persist::note(db, key);
+                        if crate::notify::on()
+                            && (cmd == Cmd::Mset || store.peek(key, now).is_some())
+                        {
+                            let (event, class) = if cmd == Cmd::Mset {
+                                (&b"set"[..], crate::notify::STRING)
+                            } else {
+                                (&b"del"[..], crate::notify::GENERIC)
+                            };
+                            crate::notify::keyspace(db, event, key, class);
+                        }
+                    }
+                }
                 match cmd {
                     Cmd::Del => (vec![keys::del(store, &group, now)], Vec::new(), false),
                     Cmd::Exists => (vec![keys::exists(store, &group, now)], Vec::new(), false),
@@ -93,6 +125,7 @@ pub async fn multi_key(conn: &Conn, spec: &'static Spec, args: &[Vec<u8>], out: 
         })));
     }
     let results = join_all(calls).await;
+    drop(txn);
     conn.speak();
     let mut total = 0;
     let mut values: Vec<Option<Vec<u8>>> = vec![None; (args.len() - 1) / step];
@@ -158,14 +191,23 @@ pub async fn all_shards(conn: &Conn, spec: &'static Spec, args: &[Vec<u8>], out:
                 return resp::error(out, SYNTAX);
             }
             let all = spec.cmd == Cmd::FlushAll;
+            let txn = match lock_every_shard(conn).await {
+                Ok(txn) => txn,
+                Err(e) => return resp::error(out, &e),
+            };
             let flushed = on_every_shard(conn, move |dbs| {
+                watch::touch_existing(dbs, (!all).then_some(db));
+                persist::note_special(dbs, (!all).then_some(db), None);
                 if all {
                     dbs.iter_mut().for_each(|s| s.clear());
                 } else {
                     dbs.db(db).clear();
                 }
             });
-            match flushed.await {
+            let flushed = flushed.await;
+            drop(txn);
+            conn.speak();
+            match flushed {
                 Ok(_) => resp::ok(out),
                 Err(e) => mesh_error(out, &e),
             }
@@ -173,6 +215,7 @@ pub async fn all_shards(conn: &Conn, spec: &'static Spec, args: &[Vec<u8>], out:
         Cmd::Scan => scan(conn, args, out).await,
         Cmd::RandomKey => random_key(conn, out).await,
         Cmd::PubSubInfo => pubsub_info(conn, args, out).await,
+        Cmd::SlowLog => crate::admin::slowlog(conn, args, out).await,
         Cmd::SwapDb => {
             let index = |arg: &[u8], which: &str| match crate::resp::parse_int(arg) {
                 None => Err(format!("ERR invalid {which} DB index")),
@@ -183,13 +226,42 @@ pub async fn all_shards(conn: &Conn, spec: &'static Spec, args: &[Vec<u8>], out:
                 (Ok(a), Ok(b)) => (a, b),
                 (Err(e), _) | (_, Err(e)) => return resp::error(out, &e),
             };
-            match on_every_shard(conn, move |dbs| dbs.swap(a, b)).await {
+            let txn = match lock_every_shard(conn).await {
+                Ok(txn) => txn,
+                Err(e) => return resp::error(out, &e),
+            };
+            let swapped = on_every_shard(conn, move |dbs| {
+                watch::touch_existing(dbs, Some(a));
+                watch::touch_existing(dbs, Some(b));
+                persist::note_special(dbs, None, Some((a, b)));
+                dbs.swap(a, b);
+                watch::touch_existing(dbs, Some(a));
+                watch::touch_existing(dbs, Some(b));
+            })
+            .await;
+            drop(txn);
+            conn.speak();
+            match swapped {
                 Ok(_) => resp::ok(out),
                 Err(e) => mesh_error(out, &e),
             }
         }
         _ => resp::error(out, "ERR internal: not a fan-out command"),
     }
+}
+
+/// Locks every shard whole (FLUSHALL, FLUSHDB, SWAPDB): they wait for the transactions
+/// running, and what comes after them waits for them.
+async fn lock_every_shard(conn: &Conn) -> Result<txn::Txn, String> {
+    let claims = (0..conn.shards)
+        .map(|_| txn::Claim {
+            keys: Vec::new(),
+            whole: true,
+        })
+        .collect();
+    let locked = txn::Txn::begin(conn, claims).await;
+    conn.speak();
+    locked
 }
 
 /// SCAN across shards. The cursor encodes the shard and the position in it:
@@ -291,12 +363,11 @@ pub async fn publish(conn: &Conn, args: &[Vec<u8>], out: &mut Vec<u8>) {
 type KeyEntries = Vec<(Vec<u8>, Option<Entry>)>;
 
 /// A command over several keys (`Route::Multi`, and the steps of the blocking pops) with
-/// its keys at `positions`. On one shard it runs there, whole. Across shards it is
-/// gathered: the keys' entries are copied from their owners into a scratch store, the
-/// command runs there, and every entry it changed is written back to its owner. Not
-/// atomic: another client may see the source of a cross-shard RENAME gone before the
-/// destination is there, and a write to one of the keys between the copy and the write
-/// back is lost.
+/// its keys at `positions`. On one shard it runs there, whole (once its keys are not
+/// locked by a transaction). Across shards it is gathered under locks: the keys are
+/// locked on their owners (see `txn`), their entries are copied into a scratch store, the
+/// command runs there, every entry it changed is written back to its owner, and the
+/// locks are released; nobody sees or writes the keys in between.
 pub async fn gathered(
     conn: &Conn,
     spec: &'static Spec,
@@ -318,9 +389,15 @@ pub async fn gathered(
     let used: Vec<usize> = (0..shards).filter(|&s| !per_shard[s].is_empty()).collect();
     if used.len() <= 1 {
         let shard = used.first().copied().unwrap_or(conn.shard);
+        let keys = used
+            .first()
+            .map(|&s| std::mem::take(&mut per_shard[s]))
+            .unwrap_or_default();
         let args = args.to_vec();
-        let result = submit_to(shard, move || {
-            with_dbs(&config, |dbs| {
+        let work_config = config.clone();
+        let tx = conn.tx.unwrap_or(0);
+        let result = txn::run_when_free(&config, shard, tx, keys, move || {
+            with_dbs(&work_config, |dbs| {
                 let mut reply = Vec::new();
                 resp::set_protocol(resp3);
                 let now = now_ms();
@@ -336,6 +413,20 @@ pub async fn gathered(
             Err(e) => mesh_error(out, &e),
         };
     }
+    // Atomic across shards: the keys locked for the read, the run and the write back.
+    let claims = (0..shards)
+        .map(|s| txn::Claim {
+            keys: per_shard[s].clone(),
+            whole: false,
+        })
+        .collect();
+    let txn = match txn::Txn::begin(conn, claims).await {
+        Ok(txn) => txn,
+        Err(e) => {
+            conn.speak();
+            return resp::error(out, &e);
+        }
+    };
     let now = now_ms();
     let calls: Vec<Call<KeyEntries>> = used
         .iter()
@@ -397,11 +488,14 @@ pub async fn gathered(
             Box::pin(submit_to(shard, move || {
                 with_dbs(&config, |dbs| {
                     for (index, key, entry) in other_dbs {
+                        persist::note(index, &key);
                         dbs.db(index).insert(&key, entry);
                     }
                     let store = dbs.db(db);
                     let now = now_ms();
                     for (key, entry) in &writes {
+                        watch::touch(db, key);
+                        persist::note(db, key);
                         store.remove(key);
                         if let Some(entry) = entry {
                             store.insert(key, entry.clone());
@@ -421,6 +515,7 @@ pub async fn gathered(
             tracing::warn!("a cross-shard command's write back failed: {e}");
         }
     }
+    drop(txn);
 }
 
 /// RANDOMKEY: a random key of a random shard that has keys in the database (null when

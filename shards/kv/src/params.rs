@@ -143,7 +143,7 @@ pub fn set(name: &[u8], value: &[u8]) -> Result<(), String> {
 }
 
 /// A number, with Redis's memory units (`1gb`, `100mb`, `64k`).
-fn parse_memory(value: &str) -> Option<i64> {
+pub fn parse_memory(value: &str) -> Option<i64> {
     let lower = value.to_ascii_lowercase();
     let units = [
         ("gb", 1 << 30),

@@ -51,7 +51,7 @@ pub fn init(config: &Config) -> Rc<ShardState> {
     }
     let shards = percore::mesh::shard_count().max(1);
     let state = Rc::new(ShardState {
-        dbs: RefCell::new(Databases::new(config.max_memory.map(|m| m / shards))),
+        dbs: RefCell::new(Databases::with_live(config.live.clone(), shards)),
         pubsub: RefCell::new(Registry::default()),
         clients: Cell::new(0),
         blocked_clients: Cell::new(0),
@@ -62,8 +62,16 @@ pub fn init(config: &Config) -> Rc<ShardState> {
         batcher: route::batcher(config),
     });
     STATE.with(|s| *s.borrow_mut() = Some(state.clone()));
+    crate::notify::init(&config.live);
+    // The log (or snapshot) is loaded before anything reads the store.
+    crate::persist::start(&state, &mut state.dbs.borrow_mut());
     spawn(sweep(state.clone(), config.sweep_interval));
     state
+}
+
+/// The current shard's state, when it has been made.
+pub fn current() -> Option<Rc<ShardState>> {
+    STATE.with(|s| s.borrow().clone())
 }
 
 /// Runs `f` on the current shard's databases (made on first use with the server's config).

@@ -448,7 +448,7 @@ fn a_large_sorted_set_keeps_ranks_exact() {
 }
 
 #[test]
-fn transactions_on_one_shard_run_whole_and_across_shards_are_refused() {
+fn transactions_run_whole_on_one_shard_and_across_shards() {
     let server = KvServer::start();
     let mut r = server.raw();
     let mut other = server.raw();
@@ -470,11 +470,12 @@ fn transactions_on_one_shard_run_whole_and_across_shards_are_refused() {
     assert_eq!(r.cmd(&["MULTI"]), "+OK\r\n");
     assert_eq!(r.cmd(&["SET", &a, "1"]), "+QUEUED\r\n");
     assert_eq!(r.cmd(&["SET", &b, "1"]), "+QUEUED\r\n");
+    assert_eq!(r.cmd(&["EXEC"]), "*2\r\n+OK\r\n+OK\r\n");
     assert_eq!(
-        r.cmd(&["EXEC"]),
-        "-CROSSSLOT Keys in request don't hash to the same slot\r\n"
+        other.cmd(&["EXISTS", &a, &b]),
+        ":2\r\n",
+        "both shards ran it"
     );
-    assert_eq!(r.cmd(&["EXISTS", &a, &b]), ":0\r\n", "nothing of it ran");
     assert_eq!(r.cmd(&["MULTI"]), "+OK\r\n");
     assert_eq!(
         r.cmd(&["NOSUCH"]),

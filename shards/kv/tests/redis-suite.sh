@@ -138,8 +138,10 @@ start_server() {
                 --dir "$OUT/redis-dir" --daemonize no --loglevel warning >>"$OUT/redis.log" 2>&1 &
             ;;
         percore)
+            # Its files (tests turn appendonly on) go to a directory of the unit's own.
+            mkdir -p "$OUT/percore-dir/${unit//\//_}"
             "$PERCORE" kv --unpinned "$SHARDS" --quiet --listen "127.0.0.1:${PORT[percore]}" \
-                --drain-timeout-secs 2 \
+                --drain-timeout-secs 2 --dir "$OUT/percore-dir/${unit//\//_}" \
                 >>"$OUT/percore-${unit//\//_}.server.log" 2>&1 &
             ;;
     esac

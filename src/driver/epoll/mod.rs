@@ -410,6 +410,26 @@ impl Epoll {
                 self.timers.push(Reverse((at, token.user_data())));
                 self.live_timers.insert(token.user_data());
             }
+            // Regular files are never "not ready" to epoll: the write and the sync run here,
+            // synchronously, one system call per op (bounded by the op's size; a log
+            // writer keeps its ops small). The loop stalls for a slow disk's fsync as long
+            // as it takes; io_uring does it in the kernel's workers instead.
+            Owned::FileWrite(write) => {
+                let remaining = &write.buf[write.start.min(write.buf.len())..];
+                let result = loop {
+                    match sys::pwrite(write.fd.as_raw_fd(), remaining, write.offset) {
+                        Err(libc::EINTR) => continue,
+                        result => break result,
+                    }
+                };
+                let result = result.map_or_else(|e| -e, |n| n.min(i32::MAX as usize) as i32);
+                self.complete(token, result, false, None);
+            }
+            Owned::FileSync(sync) => {
+                let result =
+                    sys::fsync(sync.fd.as_raw_fd(), sync.data_only).map_or_else(|e| -e, |()| 0);
+                self.complete(token, result, false, None);
+            }
         }
     }
 

@@ -82,6 +82,27 @@ pub(super) fn send(fd: RawFd, buf: &[u8]) -> Result<usize, i32> {
     if n < 0 { Err(errno()) } else { Ok(n as usize) }
 }
 
+/// `pwrite` of `buf` at `offset`: the count written.
+pub(super) fn pwrite(fd: RawFd, buf: &[u8], offset: u64) -> Result<usize, i32> {
+    let offset = libc::off_t::try_from(offset).map_err(|_| libc::EINVAL)?;
+    // SAFETY: `buf` is live and readable for its length.
+    let n = unsafe { libc::pwrite(fd, buf.as_ptr().cast(), buf.len(), offset) };
+    if n < 0 { Err(errno()) } else { Ok(n as usize) }
+}
+
+/// `fdatasync` (`data_only`) or `fsync` of `fd`.
+pub(super) fn fsync(fd: RawFd, data_only: bool) -> Result<(), i32> {
+    // SAFETY: plain syscalls on a descriptor the caller keeps open.
+    let rc = unsafe {
+        if data_only {
+            libc::fdatasync(fd)
+        } else {
+            libc::fsync(fd)
+        }
+    };
+    if rc < 0 { Err(errno()) } else { Ok(()) }
+}
+
 /// Starts a connect on `fd` (made non-blocking first): `Ok(true)` when it completed at
 /// once, `Ok(false)` while in progress (wait for writability, then [`socket_error`]).
 pub(super) fn connect(fd: RawFd, addr: &SockAddrBuf) -> Result<bool, i32> {

@@ -32,18 +32,100 @@ pub fn run_in(
     out: &mut Vec<u8>,
 ) {
     // The limit first: without one (the common case) no flag is looked at.
-    if dbs.over_limit() && spec.deny_oom() {
-        dbs.db(db).stats.commands += 1;
-        return resp::error(out, OOM);
+    if let Some(max) = dbs.max_bytes() {
+        // Keeps the stores' use tracking in step with the policy.
+        crate::evict::policy(dbs);
+        if dbs.used_bytes() > max && spec.deny_oom() && !crate::evict::make_room(dbs, now_ms) {
+            dbs.db(db).stats.commands += 1;
+            return resp::error(out, OOM);
+        }
     }
+    let start = out.len();
+    let began = std::time::Instant::now();
     match spec.cmd {
         Cmd::Move => keys::move_key(dbs, db, args, now_ms, out),
         Cmd::Copy => keys::copy(dbs, db, args, now_ms, out),
         _ => run(dbs.db(db), spec, args, now_ms, out),
     }
-    if crate::blocking::any_waiters() && spec.flags.contains(&"write") {
+    let error = out[start..].starts_with(b"-").then(|| {
+        let reply = &out[start + 1..];
+        let end = reply
+            .iter()
+            .position(|&b| b == b' ' || b == b'\r')
+            .unwrap_or(reply.len());
+        &reply[..end]
+    });
+    crate::stats::ran(spec, args, began.elapsed(), error, dbs.live());
+    if (crate::blocking::any_waiters()
+        || crate::watch::any()
+        || crate::persist::noting()
+        || crate::notify::on())
+        && spec.flags.contains(&"write")
+    {
+        // An error wrote nothing; nor did a blocking pop that found nothing.
+        let reply = &out[start..];
+        // An error wrote nothing; nor did a blocking pop that found nothing, nor a
+        // command that counts what it changed and answers 0 (SREM of a missing member,
+        // DEL of a missing key, EXPIRE of one, ...), those whose 0 says otherwise excepted.
+        let wrote = !(reply.starts_with(b"-")
+            || spec.route == table::Route::Blocking
+                && matches!(reply, b"*-1\r\n" | b"$-1\r\n" | b"_\r\n")
+            || reply == b":0\r\n"
+                && !matches!(
+                    spec.name,
+                    "incr"
+                        | "decr"
+                        | "incrby"
+                        | "decrby"
+                        | "hincrby"
+                        | "setrange"
+                        | "setbit"
+                        | "append"
+                        // 0 new fields or members, but updated ones.
+                        | "hset"
+                        | "zadd"
+                        // An empty result deletes the destination.
+                        | "sinterstore"
+                        | "sunionstore"
+                        | "sdiffstore"
+                        | "zunionstore"
+                        | "zinterstore"
+                        | "zdiffstore"
+                        | "zrangestore"
+                ));
         for i in table::key_positions(spec, args).unwrap_or_default() {
             crate::blocking::note_written(db, &args[i]);
+            if wrote {
+                crate::watch::touch(db, &args[i]);
+                if crate::notify::on() {
+                    let class = crate::notify::class_of(
+                        dbs.existing(db)
+                            .and_then(|s| s.peek(&args[i], now_ms))
+                            .map(|e| &e.value),
+                    );
+                    let event = match spec.name {
+                        "rename" | "renamenx" if i == 1 => "rename_from",
+                        "rename" | "renamenx" => "rename_to",
+                        name => crate::notify::event_of(name),
+                    };
+                    let class =
+                        if event.starts_with("rename") || event == "expire" || event == "del" {
+                            crate::notify::GENERIC
+                        } else {
+                            class
+                        };
+                    crate::notify::keyspace(db, event.as_bytes(), &args[i], class);
+                }
+                if crate::persist::noting() {
+                    if matches!(spec.cmd, Cmd::Move | Cmd::Copy) {
+                        // The key may have landed in another database.
+                        (0..crate::store::DATABASES)
+                            .for_each(|d| crate::persist::note(d, &args[i]));
+                    } else {
+                        crate::persist::note(db, &args[i]);
+                    }
+                }
+            }
         }
     }
 }

@@ -11,6 +11,9 @@ pub struct Databases {
     dbs: Vec<Option<Store>>,
     /// The shard's share of `--maxmemory`, over all its databases (`None`: no limit).
     max_bytes: Option<usize>,
+    /// The server's live `maxmemory` (CONFIG SET) and its shard count, when this is a
+    /// shard's store (not a scratch store).
+    live: Option<(std::sync::Arc<crate::settings::Live>, usize)>,
 }
 
 impl Databases {
@@ -18,7 +21,26 @@ impl Databases {
         Databases {
             dbs: (0..DATABASES).map(|_| None).collect(),
             max_bytes,
+            live: None,
         }
+    }
+
+    /// A shard's databases, limited by the server's live `maxmemory` split over `shards`.
+    pub fn with_live(live: std::sync::Arc<crate::settings::Live>, shards: usize) -> Self {
+        Databases {
+            live: Some((live, shards.max(1))),
+            ..Databases::new(None)
+        }
+    }
+
+    /// The server's live settings (a shard's databases only).
+    pub fn live(&self) -> Option<&crate::settings::Live> {
+        self.live.as_ref().map(|(l, _)| &**l)
+    }
+
+    /// Bytes of keys and values held, over every database.
+    pub fn used_bytes(&self) -> usize {
+        self.iter().map(|(_, db)| db.used_bytes()).sum()
     }
 
     /// Database `index` (below [`DATABASES`]; callers check what clients send).
@@ -65,11 +87,17 @@ impl Databases {
 
     /// True when a write that may grow memory must be refused with OOM.
     pub fn over_limit(&self) -> bool {
-        self.max_bytes
-            .is_some_and(|max| self.iter().map(|(_, db)| db.used_bytes()).sum::<usize>() > max)
+        self.max_bytes().is_some_and(|max| self.used_bytes() > max)
     }
 
+    /// This shard's share of the memory limit.
     pub fn max_bytes(&self) -> Option<usize> {
-        self.max_bytes
+        match &self.live {
+            Some((live, shards)) => {
+                let max = live.maxmemory();
+                (max > 0).then(|| (max / *shards as u64) as usize)
+            }
+            None => self.max_bytes,
+        }
     }
 }

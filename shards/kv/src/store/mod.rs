@@ -113,6 +113,7 @@ pub struct StoreStats {
     pub keyspace_hits: u64,
     pub keyspace_misses: u64,
     pub expired_keys: u64,
+    pub evicted_keys: u64,
     pub commands: u64,
 }
 
@@ -153,6 +154,65 @@ pub struct Store {
     /// The slot where the next active sweep resumes.
     sweep_cursor: usize,
     pub stats: StoreStats,
+    /// Per key, when it was last used and how often (kept only while an LRU or LFU
+    /// eviction policy is set: see [`set_tracking`]).
+    access: FxHashMap<Key, Access>,
+}
+
+/// A key's use, for the LRU and LFU eviction policies (Redis's 24-bit clock and
+/// logarithmic 8-bit counter, approximated the same way).
+#[derive(Clone, Copy, Debug)]
+pub struct Access {
+    /// Unix ms (of the kv's clock) at the last use.
+    pub at: u64,
+    /// Logarithmic use counter (Redis's LFU: starts at 5, grows ever more slowly).
+    pub counter: u8,
+    /// Minute of the counter's last decay.
+    decayed_at: u32,
+}
+
+thread_local! {
+    /// Use tracking: 0 none, 1 last use (LRU), 2 frequency (LFU).
+    static TRACK: std::cell::Cell<u8> = const { std::cell::Cell::new(0) };
+}
+
+/// Sets what this shard's stores track about key use (see [`Access`]).
+pub fn set_tracking(mode: u8) {
+    TRACK.with(|t| t.set(mode));
+}
+
+fn tracking() -> u8 {
+    TRACK.with(std::cell::Cell::get)
+}
+
+impl Access {
+    fn new(now_ms: u64) -> Self {
+        Access {
+            at: now_ms,
+            counter: 5,
+            decayed_at: (now_ms / 60_000) as u32,
+        }
+    }
+
+    /// The counter after decay (one per minute unused, as `lfu-decay-time 1`).
+    pub fn decayed(&self, now_ms: u64) -> u8 {
+        let minutes = ((now_ms / 60_000) as u32).saturating_sub(self.decayed_at);
+        self.counter.saturating_sub(minutes.min(255) as u8)
+    }
+
+    fn used(&mut self, now_ms: u64) {
+        self.counter = self.decayed(now_ms);
+        self.decayed_at = (now_ms / 60_000) as u32;
+        self.at = now_ms;
+        if self.counter < 255 {
+            // Redis's `lfu-log-factor 10`: p = 1 / ((counter - 5) × 10 + 1).
+            let base = f64::from(self.counter.saturating_sub(5));
+            let odds = (base * 10.0 + 1.0) as usize;
+            if crate::commands::random_below(odds.max(1)) == 0 {
+                self.counter += 1;
+            }
+        }
+    }
 }
 
 impl Default for Store {
@@ -170,6 +230,7 @@ impl Store {
             max_bytes,
             sweep_cursor: 0,
             stats: StoreStats::default(),
+            access: FxHashMap::default(),
         }
     }
 
@@ -199,10 +260,30 @@ impl Store {
             .is_some_and(|max| self.totals.used_bytes > max)
     }
 
+    /// Notes a use of `key` (when use is tracked).
+    #[inline]
+    fn used(&mut self, key: &[u8], now_ms: u64) {
+        if tracking() == 0 {
+            return;
+        }
+        match self.access.get_mut(key) {
+            Some(access) => access.used(now_ms),
+            None => {
+                self.access.insert(Key::from(key), Access::new(now_ms));
+            }
+        }
+    }
+
+    /// What is known of `key`'s use (nothing when use was not tracked).
+    pub fn access(&self, key: &[u8]) -> Option<Access> {
+        self.access.get(key).copied()
+    }
+
     /// The live entry of `key`, removing it first if it has expired.
     pub fn get(&mut self, key: &[u8], now_ms: u64) -> Option<&Entry> {
         let segment = self.segment_of(key);
         self.expire_if_due(segment, key, now_ms);
+        self.used(key, now_ms);
         self.segments[segment].map.get(key)
     }
 
@@ -219,6 +300,7 @@ impl Store {
     pub fn get_mut(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
         let segment = self.segment_of(key);
         self.expire_if_due(segment, key, now_ms);
+        self.used(key, now_ms);
         self.segments[segment].map.get_mut(key)
     }
 
@@ -248,6 +330,7 @@ impl Store {
         {
             self.totals.forget(&old, key.len());
             self.stats.expired_keys += 1;
+            self.access.remove(key);
         }
     }
 
@@ -302,6 +385,9 @@ impl Store {
 
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
         let segment = self.segment_of(key);
+        if !self.access.is_empty() {
+            self.access.remove(key);
+        }
         let old = self.segments[segment].map.remove(key)?;
         self.totals.forget(&old, key.len());
         Some(old)
@@ -338,6 +424,7 @@ impl Store {
         self.directory.fill(0);
         self.totals = Totals::default();
         self.sweep_cursor = 0;
+        self.access = FxHashMap::default();
     }
 
     /// Live keys from slot `cursor` on, filtered by `keep`, and the slot to resume at (0
@@ -413,9 +500,13 @@ impl Store {
             }
             seen += segment.map.len();
             let totals = &mut self.totals;
+            let access = &mut self.access;
             segment.map.retain(|key, entry| {
                 let expired = entry.is_expired(now_ms);
                 if expired {
+                    if !access.is_empty() {
+                        access.remove(key.as_ref());
+                    }
                     totals.forget(entry, key.len());
                     removed += 1;
                 }

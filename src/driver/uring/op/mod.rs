@@ -11,7 +11,8 @@
 //! - **points at no memory** ([`Pointerless`]: accept, multishot receive into the driver's
 //!   own provided buffers, cancel, close, MSG_RING): its completions may be routed to any
 //!   owner (a connection, a listener, the wake-up), which keeps the fds it names open;
-//! - **owns memory** ([`OwnedOp`]: connect, send, eventfd read, timeout): whatever the SQE
+//! - **owns memory** ([`OwnedOp`]: connect, send, eventfd read, timeout, file write and
+//!   sync): whatever the SQE
 //!   points at is on the heap and owned by the op, and the driver keeps the op in its op
 //!   table (`lifecycle`) from submission to the terminal completion, whoever awaited it.
 //!   Moving the op struct moves no memory the kernel sees.
@@ -20,6 +21,7 @@ pub(crate) mod accept;
 pub(crate) mod cancel;
 pub(crate) mod close;
 pub(crate) mod connect;
+pub(crate) mod file;
 pub(crate) mod msg_ring;
 pub(crate) mod read;
 pub(crate) mod recv;
@@ -33,6 +35,7 @@ pub(crate) use self::{
     cancel::{Cancel, CancelAll},
     close::Close,
     connect::Connect,
+    file::{FileSync, FileWrite},
     msg_ring::MsgRingWake,
     read::EventFdRead,
     recv::RecvMulti,
@@ -103,4 +106,4 @@ macro_rules! owned_ops {
     };
 }
 
-owned_ops!(Connect, Send, EventFdRead, Timeout);
+owned_ops!(Connect, Send, EventFdRead, Timeout, FileWrite, FileSync);
