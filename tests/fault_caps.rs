@@ -371,3 +371,79 @@ fn a_global_cap_below_the_shard_count_is_refused() {
         .expect("a cap of 1 for 2 shards is refused");
     assert!(err.to_string().contains("max_connections 1"), "{err}");
 }
+
+/// Connects, is echoed once, and returns the open stream (or the error it met).
+fn echoed(addr: std::net::SocketAddr, tag: &str) -> std::io::Result<StdStream> {
+    let mut stream = StdStream::connect(addr)?;
+    stream.set_read_timeout(Some(shards::WAIT))?;
+    stream.write_all(tag.as_bytes())?;
+    let mut back = vec![0; tag.len()];
+    stream.read_exact(&mut back)?;
+    assert_eq!(back, tag.as_bytes());
+    Ok(stream)
+}
+
+#[test]
+fn a_slot_freed_on_one_shard_lets_another_shard_waiting_at_the_global_cap_accept() {
+    // Shard 0 listens on A, shard 1 on B, so the test chooses who takes each client.
+    const N: usize = 4;
+    if std::env::var("PERCORE_DRIVER").as_deref() == Ok("epoll") {
+        // Open finding (docs/reliability.md, R11): on epoll, shard 0 here stops seeing its
+        // clients' EOF after at most one of them closes; not yet diagnosed.
+        eprintln!("skipped on epoll: the open finding of R11 in docs/reliability.md");
+        return;
+    }
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+    };
+    let (a, b) = (free(), free());
+    let server = shards::start(shards::two_shards().max_connections(N), move |info| {
+        let addr = if info.id == 0 { a } else { b };
+        let listener =
+            TcpListener::bind(addr).map_err(|source| percore::Error::Bind { addr, source })?;
+        Ok(async move {
+            while let Ok(stream) = listener.accept().await {
+                percore::spawn(percore_echo::handle(stream));
+            }
+        })
+    });
+    // Shard 0 fills what the cap leaves it (shard 1 holds one slot for its waiting accept).
+    let on_a: Vec<StdStream> = (0..N - 1)
+        .map(|i| echoed(a, &format!("a{i}")).expect("shard 0 has room"))
+        .collect();
+    let b0 = echoed(b, "b0").expect("shard 1's accept in flight takes one");
+    // Now the server is at its cap: two more clients of shard 1 wait in its backlog.
+    let waiting: Vec<_> = (1..3)
+        .map(|i| {
+            thread::spawn(move || {
+                let started = Instant::now();
+                echoed(b, &format!("b{i}")).map(|s| (s, started.elapsed()))
+            })
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(300));
+    let stats = server.shard_stats(Duration::from_secs(2));
+    let held: usize = stats.iter().map(|s| s.net.capped).sum();
+    assert!(held <= N, "{held} connections held, cap {N}");
+    assert_eq!(stats[1].net.accepted, 1, "shard 1 accepted past the cap");
+    assert!(stats[1].net.accept_paused_at_cap > 0);
+    // Shard 0's clients leave; shard 1 has nothing of its own to wake it (b0 stays): only
+    // the message from shard 0 can tell it that there is room again.
+    let released_at = Instant::now();
+    drop(on_a);
+    for w in waiting {
+        let (_stream, waited) = w
+            .join()
+            .unwrap()
+            .expect("a client waiting on shard 1 answered once shard 0 freed slots");
+        assert!(
+            waited >= Duration::from_millis(250),
+            "answered before room came back"
+        );
+    }
+    eprintln!("answered {:?} after the release", released_at.elapsed());
+    drop(b0);
+    shards::stop(server);
+}

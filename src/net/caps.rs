@@ -16,11 +16,11 @@
 //! reserves slots for accepts, and when an accept ends without a connection or a
 //! connection is released, never per request. A shard that found no room under it marks
 //! itself waiting; the shard that frees a slot tells every waiting shard (a mesh message),
-//! so a client in any shard's backlog is served when room comes back. Near the global cap a
-//! shard reserves at most `room / (2 × shards)` slots (at least one) for its accepts, so
-//! accepts waiting on an idle shard's listener cannot hold the room the busy shards need;
-//! at worst they hold one slot per shard (the global cap must be at least the number of
-//! shards).
+//! so a client in any shard's backlog is served when room comes back. Under the global cap
+//! a listener keeps at most `room / (2 × shards)` accepts in flight (at least one), `room`
+//! being the free slots when it arms, so accepts waiting on an idle shard's listener cannot
+//! hold the room the busy shards need: near the cap they hold one slot per listener (the
+//! global cap must be at least the number of shards).
 //!
 //! Exceptions, all connections that are already accepted (closing them would drop a
 //! client): a connection placed on this shard by another one (`balanced` steering) or by
@@ -121,10 +121,12 @@ fn global(net: &NetShard) -> Option<&GlobalCap> {
     net.steer.global_cap.as_ref()
 }
 
-/// Reserves slots for up to `want` accepts; returns how many it may submit. When it returns
-/// 0 for a listener with nothing in flight (`idle`), that listener's accepting is paused
-/// at a cap, and with the global cap the shard is marked waiting for room.
-pub(crate) fn reserve(net: &NetShard, caps: &ShardCaps, want: usize, idle: bool) -> usize {
+/// Reserves slots for up to `want` more accepts of a listener that has `in_flight`
+/// already; returns how many it may submit. When it returns 0 for a listener with nothing
+/// in flight, that listener's accepting is paused at a cap, and with the global cap the
+/// shard is marked waiting for room.
+pub(crate) fn reserve(net: &NetShard, caps: &ShardCaps, want: usize, in_flight: usize) -> usize {
+    let idle = in_flight == 0;
     let mut want = want;
     if let Some(cap) = caps.per_shard {
         want = want.min(cap.saturating_sub(caps.live.get() + caps.reserved.get()));
@@ -136,8 +138,13 @@ pub(crate) fn reserve(net: &NetShard, caps: &ShardCaps, want: usize, idle: bool)
         None => want,
         Some(g) => {
             let shards = g.waiting.len().max(1);
+            // Accepts in flight in all, this listener's included: a shard that frees slots
+            // does not take them all back for accepts that may wait long on its listener.
             let fair = (g.room() / (2 * shards)).max(1);
-            let want = want.min(fair);
+            let want = want.min(fair.saturating_sub(in_flight));
+            if want == 0 {
+                return 0;
+            }
             let mut got = g.take(want);
             if got == 0 && idle {
                 // Waiting for room; checked again after the mark, so that a slot freed

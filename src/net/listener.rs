@@ -358,7 +358,7 @@ fn arm(net: &NetShard, token: Token) -> usize {
         && more > 0
     {
         let idle = state.in_flight == 0;
-        more = caps::reserve(net, caps, more, idle);
+        more = caps::reserve(net, caps, more, state.in_flight);
         if more == 0 && idle && !state.at_cap {
             state.at_cap = true;
             net.count(|s| s.accept_paused_at_cap += 1);
