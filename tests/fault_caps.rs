@@ -1,12 +1,14 @@
-//! A per-shard connection cap and its policy (R11), with twice as many clients as the cap.
+//! Connection caps and their policy (R11), each with twice as many clients as the cap.
 //!
-//! The kernel has no connection cap of its own yet; what it gives a service is the means to
-//! build one with a bounded cost: a service that stops calling `accept()` at its cap stops the
-//! shard's accepting once `NetConfig::accept_queue_max` connections are queued, and every
-//! further client waits in the kernel's listen backlog (the policy "stop accepting and let
-//! the backlog hold"). This test builds that cap (8 connections per shard, 4 queued) and
-//! shows the policy: the shards never hold more than cap + queue, and no client is accepted
-//! and left hanging: all 32 are answered, in their turn, within bounded time.
+//! The kernel's caps (`NetConfig::max_connections_per_shard`, `ServerBuilder::max_connections`)
+//! follow the policy "stop accepting and let the backlog hold": a shard at a cap has no
+//! accept in flight, further clients wait in the kernel's listen backlog and are accepted in
+//! turn as connections close. Each test shows: never more than the cap held at once, every
+//! client answered in its turn, none accepted and left hanging, accepting paused at the cap
+//! (counted). Run on both drivers (`PERCORE_DRIVER=epoll`, see tests/run.sh).
+//!
+//! The first two tests show what a service can build on top: a cap of its own (it stops
+//! calling `accept()`), bounded by `NetConfig::accept_queue_max`, which is a hard bound.
 
 #[path = "support/shards.rs"]
 mod shards;
@@ -22,7 +24,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use percore::{NetConfig, Server, TcpListener, TcpStream};
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
+};
+
+use percore::{NetConfig, Server, ServerBuilder, TcpListener, TcpStream};
 
 const SHARDS: usize = 2;
 const CAP: usize = 8;
@@ -183,4 +190,255 @@ fn the_accept_queue_holds_at_most_accept_queue_max() {
         "a shard queued {} accepted connections, accept_queue_max {QUEUE}",
         seen.most_queued
     );
+}
+
+/// What clients saw and the shards reported while a kernel cap held them back.
+#[derive(Debug)]
+struct KernelCapRun {
+    /// Most clients answered and not yet gone at once: each of them holds a connection
+    /// the server accepted and has not yet released (it closes only after the client).
+    most_served: usize,
+    /// Most connections one shard counted against the caps at once (sampled).
+    most_capped_per_shard: usize,
+    /// Times accepting paused at a cap, all shards.
+    paused: u64,
+    /// Connections accepted, all shards.
+    accepted: u64,
+    finished: Vec<Duration>,
+}
+
+/// Serves echo on `shards` shards with `builder`'s caps; `clients` clients connect at once,
+/// each is answered, holds its connection 100 ms, then leaves.
+fn run_kernel_capped(builder: ServerBuilder, clients: usize) -> KernelCapRun {
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap();
+    let server = shards::start(builder, move |_info| {
+        let listener =
+            TcpListener::bind(addr).map_err(|source| percore::Error::Bind { addr, source })?;
+        Ok(async move {
+            while let Ok(stream) = listener.accept().await {
+                percore::spawn(percore_echo::handle(stream));
+            }
+        })
+    });
+    if let Ok(driver) = std::env::var("PERCORE_DRIVER") {
+        let ran = server.shard_stats(Duration::from_secs(2))[0].driver;
+        eprintln!("driver: {ran} (PERCORE_DRIVER={driver})");
+    }
+
+    let served = Arc::new(AtomicUsize::new(0));
+    let most_served = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let threads: Vec<_> = (0..clients)
+        .map(|i| {
+            let (served, most_served) = (served.clone(), most_served.clone());
+            thread::spawn(move || {
+                let mut stream = StdStream::connect(addr).expect("the backlog takes it");
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(10)))
+                    .unwrap();
+                let message = format!("client {i:03}");
+                stream.write_all(message.as_bytes()).unwrap();
+                let mut back = vec![0; message.len()];
+                stream
+                    .read_exact(&mut back)
+                    .unwrap_or_else(|e| panic!("client {i} left hanging: {e}"));
+                assert_eq!(back, message.as_bytes());
+                let now = served.fetch_add(1, Ordering::SeqCst) + 1;
+                most_served.fetch_max(now, Ordering::SeqCst);
+                thread::sleep(Duration::from_millis(100));
+                served.fetch_sub(1, Ordering::SeqCst);
+                drop(stream);
+                started.elapsed()
+            })
+        })
+        .collect();
+    let mut most_capped_per_shard = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !threads.iter().all(|c| c.is_finished()) && Instant::now() < deadline {
+        for s in server.shard_stats(Duration::from_secs(2)) {
+            most_capped_per_shard = most_capped_per_shard.max(s.net.capped);
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    let finished = threads
+        .into_iter()
+        .map(|c| c.join().expect("every client answered"))
+        .collect();
+    // Every connection is released once its client has gone: the count returns to 0.
+    let deadline = Instant::now() + shards::WAIT;
+    let stats = loop {
+        let stats = server.shard_stats(Duration::from_secs(2));
+        if stats.iter().all(|s| s.net.capped == 0) || Instant::now() > deadline {
+            break stats;
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    let left: Vec<usize> = stats.iter().map(|s| s.net.capped).collect();
+    assert!(
+        left.iter().all(|&n| n == 0),
+        "connections still counted after every client left: {left:?}"
+    );
+    shards::stop(server);
+    KernelCapRun {
+        most_served: most_served.load(Ordering::SeqCst),
+        most_capped_per_shard,
+        paused: stats.iter().map(|s| s.net.accept_paused_at_cap).sum(),
+        accepted: stats.iter().map(|s| s.net.accepted).sum(),
+        finished,
+    }
+}
+
+/// Some clients waited their turn: the last finished at least one hold (100 ms) after the
+/// first.
+fn assert_served_in_turn(run: &KernelCapRun, clients: usize) {
+    assert_eq!(run.finished.len(), clients);
+    assert_eq!(
+        run.accepted, clients as u64,
+        "every client accepted once: {run:?}"
+    );
+    let first = run.finished.iter().min().unwrap();
+    let last = run.finished.iter().max().unwrap();
+    assert!(
+        *last >= *first + Duration::from_millis(100),
+        "no client waited for a slot: {run:?}"
+    );
+    assert!(run.paused > 0, "accepting never paused at the cap: {run:?}");
+}
+
+#[test]
+fn the_per_shard_cap_holds_and_twice_as_many_clients_are_answered_in_turn() {
+    const N: usize = 8;
+    let run = run_kernel_capped(
+        Server::builder().shards(1).net(NetConfig {
+            max_connections_per_shard: Some(N),
+            ..NetConfig::default()
+        }),
+        2 * N,
+    );
+    eprintln!("{run:?}");
+    assert!(
+        run.most_served <= N && run.most_capped_per_shard <= N,
+        "the shard held more than its cap of {N}: {run:?}"
+    );
+    assert_eq!(run.most_served, N, "the cap was never reached: {run:?}");
+    assert_served_in_turn(&run, 2 * N);
+}
+
+#[test]
+fn the_per_shard_cap_holds_on_each_of_two_shards() {
+    const N: usize = 4;
+    let run = run_kernel_capped(
+        shards::two_shards().net(NetConfig {
+            max_connections_per_shard: Some(N),
+            ..NetConfig::default()
+        }),
+        2 * 2 * N,
+    );
+    eprintln!("{run:?}");
+    assert!(
+        run.most_capped_per_shard <= N && run.most_served <= 2 * N,
+        "a shard held more than its cap of {N}: {run:?}"
+    );
+    assert_served_in_turn(&run, 2 * 2 * N);
+}
+
+#[test]
+fn the_global_cap_holds_across_two_shards_and_twice_as_many_clients_are_answered() {
+    const N: usize = 8;
+    let run = run_kernel_capped(shards::two_shards().max_connections(N), 2 * N);
+    eprintln!("{run:?}");
+    assert!(
+        run.most_served <= N,
+        "the server held more than its cap of {N}: {run:?}"
+    );
+    // Accepts waiting on an idle shard may hold one slot each: the cap is reached but for
+    // those.
+    assert!(
+        run.most_served >= N - 2,
+        "the cap was far from reached: {run:?}"
+    );
+    assert_served_in_turn(&run, 2 * N);
+}
+
+#[test]
+fn a_global_cap_below_the_shard_count_is_refused() {
+    let err = shards::two_shards()
+        .max_connections(1)
+        .start(|_| Ok(async {}))
+        .err()
+        .expect("a cap of 1 for 2 shards is refused");
+    assert!(err.to_string().contains("max_connections 1"), "{err}");
+}
+
+/// Connects, is echoed once, and returns the open stream (or the error it met).
+fn echoed(addr: std::net::SocketAddr, tag: &str) -> std::io::Result<StdStream> {
+    let mut stream = StdStream::connect(addr)?;
+    stream.set_read_timeout(Some(shards::WAIT))?;
+    stream.write_all(tag.as_bytes())?;
+    let mut back = vec![0; tag.len()];
+    stream.read_exact(&mut back)?;
+    assert_eq!(back, tag.as_bytes());
+    Ok(stream)
+}
+
+#[test]
+#[ignore = "open finding (docs/reliability.md, R11): on epoll (always) and io_uring (rarely) shard 0 stops releasing its clients' connections after the first; not yet diagnosed"]
+fn a_slot_freed_on_one_shard_lets_another_shard_waiting_at_the_global_cap_accept() {
+    // Shard 0 listens on A, shard 1 on B, so the test chooses who takes each client.
+    const N: usize = 4;
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+    };
+    let (a, b) = (free(), free());
+    let server = shards::start(shards::two_shards().max_connections(N), move |info| {
+        let addr = if info.id == 0 { a } else { b };
+        let listener =
+            TcpListener::bind(addr).map_err(|source| percore::Error::Bind { addr, source })?;
+        Ok(async move {
+            while let Ok(stream) = listener.accept().await {
+                percore::spawn(percore_echo::handle(stream));
+            }
+        })
+    });
+    // Shard 0 fills what the cap leaves it (shard 1 holds one slot for its waiting accept).
+    let on_a: Vec<StdStream> = (0..N - 1)
+        .map(|i| echoed(a, &format!("a{i}")).expect("shard 0 has room"))
+        .collect();
+    let b0 = echoed(b, "b0").expect("shard 1's accept in flight takes one");
+    // Now the server is at its cap: two more clients of shard 1 wait in its backlog.
+    let waiting: Vec<_> = (1..3)
+        .map(|i| {
+            thread::spawn(move || {
+                let started = Instant::now();
+                echoed(b, &format!("b{i}")).map(|s| (s, started.elapsed()))
+            })
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(300));
+    let stats = server.shard_stats(Duration::from_secs(2));
+    let held: usize = stats.iter().map(|s| s.net.capped).sum();
+    assert!(held <= N, "{held} connections held, cap {N}");
+    assert_eq!(stats[1].net.accepted, 1, "shard 1 accepted past the cap");
+    assert!(stats[1].net.accept_paused_at_cap > 0);
+    // Shard 0's clients leave; shard 1 has nothing of its own to wake it (b0 stays): only
+    // the message from shard 0 can tell it that there is room again.
+    let released_at = Instant::now();
+    drop(on_a);
+    for w in waiting {
+        let (_stream, waited) = w
+            .join()
+            .unwrap()
+            .expect("a client waiting on shard 1 answered once shard 0 freed slots");
+        assert!(
+            waited >= Duration::from_millis(250),
+            "answered before room came back"
+        );
+    }
+    eprintln!("answered {:?} after the release", released_at.elapsed());
+    drop(b0);
+    shards::stop(server);
 }

@@ -193,6 +193,20 @@ const FAMILIES: &[Family] = &[
         io_uring_only: false,
     },
     Family {
+        name: "percore_connections_capped",
+        kind: "gauge",
+        help: "Accepted connections counted against the connection caps (open or queued); 0 with no cap.",
+        value: |s| s.net.capped as u64,
+        io_uring_only: false,
+    },
+    Family {
+        name: "percore_accept_paused_at_cap_total",
+        kind: "counter",
+        help: "Times a listener stopped accepting at a connection cap (clients then wait in the listen backlog).",
+        value: |s| s.net.accept_paused_at_cap,
+        io_uring_only: false,
+    },
+    Family {
         name: "percore_accept_fd_exhausted_total",
         kind: "counter",
         help: "Accepts that failed for lack of file descriptors.",

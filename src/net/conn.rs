@@ -99,6 +99,8 @@ pub(crate) struct Conn {
     pub(crate) in_flush_list: Cell<bool>,
     /// On the shard's list of connections holding lent receive buffers.
     pub(crate) in_holding_list: Cell<bool>,
+    /// Counted against the connection caps (an accepted connection while a cap is set).
+    pub(crate) capped: Cell<bool>,
 }
 
 /// Registers `cx`'s waker in `slot` unless the one there already wakes the same task.
@@ -120,6 +122,7 @@ impl Conn {
             state: Cell::default(),
             in_flush_list: Cell::new(false),
             in_holding_list: Cell::new(false),
+            capped: Cell::new(false),
         }
     }
 

@@ -368,6 +368,7 @@ pub(crate) fn close_phase(net: &NetShard) {
     let mut ring = net.core.driver.borrow_mut();
     let mut conns = net.conns.borrow_mut();
     let mut closed = CloseCounts::default();
+    let mut uncapped = 0;
     closing.retain(|conn| {
         if conn.apply(Event::CancelRecv) {
             ring.submit(
@@ -392,9 +393,13 @@ pub(crate) fn close_phase(net: &NetShard) {
             ring.submit(Close::new(fd), Token::IGNORE);
         }
         conns.remove(conn);
+        uncapped += usize::from(conn.capped.get());
         false
     });
     drop((ring, conns, closing));
+    if uncapped > 0 {
+        listener::room_freed_by(net, uncapped);
+    }
     net.count(|s| {
         s.closed += closed.peer + closed.error + closed.forced + closed.local;
         s.closed_by_peer += closed.peer;

@@ -30,7 +30,7 @@ use std::{
 };
 
 use super::{
-    NET, NetShard,
+    NET, NetShard, caps,
     dispatch::{arm_recv, errno},
     stream::TcpStream,
 };
@@ -64,6 +64,8 @@ pub(crate) struct ListenerState {
     backing_off: bool,
     /// After `EMFILE`/`ENFILE`: one accept at a time until one succeeds.
     probing: bool,
+    /// Accepting is paused at a connection cap (counted once per pause).
+    at_cap: bool,
     queue: VecDeque<OwnedFd>,
     waker: Option<Waker>,
     last_fd_warning: Option<Instant>,
@@ -161,6 +163,7 @@ impl TcpListener {
                 cancel_sent: false,
                 backing_off: false,
                 probing: false,
+                at_cap: false,
                 queue: VecDeque::new(),
                 waker: None,
                 last_fd_warning: None,
@@ -316,6 +319,10 @@ pub(crate) fn adopt(net: &Rc<NetShard>, fd: OwnedFd, accepted: bool) -> TcpStrea
         let _ = set_nodelay(fd.as_raw_fd(), true);
     }
     let conn = net.conns.borrow_mut().insert(fd);
+    if accepted && net.caps.is_some() {
+        // Counted since it was accepted; released with the connection.
+        conn.capped.set(true);
+    }
     net.count(|s| {
         if accepted {
             s.accepted += 1
@@ -346,10 +353,21 @@ fn arm(net: &NetShard, token: Token) -> usize {
         .accept_queue_max
         .max(1)
         .saturating_sub(state.queue.len());
-    let more = depth.min(room).saturating_sub(state.in_flight);
+    let mut more = depth.min(room).saturating_sub(state.in_flight);
+    if let Some(caps) = &net.caps
+        && more > 0
+    {
+        let idle = state.in_flight == 0;
+        more = caps::reserve(net, caps, more, state.in_flight);
+        if more == 0 && idle && !state.at_cap {
+            state.at_cap = true;
+            net.count(|s| s.accept_paused_at_cap += 1);
+        }
+    }
     if more == 0 {
         return 0;
     }
+    state.at_cap = false;
     state.in_flight += more;
     let listener_fd = fd.as_raw_fd();
     drop(table);
@@ -374,23 +392,35 @@ pub(crate) fn on_accept(net: &NetShard, completion: Completion) {
     }
     // An accept that ended without a connection and is replaced: a re-arm (R6).
     let mut ended_early = false;
+    // Slots of this shard's caps given back by this completion.
+    let mut unreserved = 0;
     if let Some(fd) = completion.accepted_fd() {
         state.probing = false;
         if state.dropped {
             drop(fd);
+            unreserved = 1;
         } else if state.closing {
             // Accepted before the stop's cancel took effect: the client is connected and
             // may have sent its request; it is served here (hot restart, drain).
             net.count_placed(1);
             state.queue.push_back(fd);
+            if let Some(caps) = &net.caps {
+                caps::accepted(caps);
+            }
         } else if let Some(fd) = place_elsewhere(net, state.addr, fd) {
             net.count_placed(1);
             state.queue.push_back(fd);
+            if let Some(caps) = &net.caps {
+                caps::accepted(caps);
+            }
+        } else if let Some(caps) = &net.caps {
+            caps::handed_out(caps);
         }
         if let Some(waker) = state.waker.take() {
             waker.wake();
         }
     } else {
+        unreserved = 1;
         match -completion.result {
             libc::EMFILE | libc::ENFILE => {
                 net.count(|s| s.accept_fd_exhausted += 1);
@@ -430,10 +460,37 @@ pub(crate) fn on_accept(net: &NetShard, completion: Completion) {
     }
     let finished = state.dropped && state.in_flight == 0;
     drop(table);
+    if let Some(caps) = &net.caps
+        && unreserved > 0
+    {
+        caps::unreserve(net, caps, unreserved);
+    }
     if finished {
         release(net, token);
     } else if arm(net, token) > 0 && ended_early {
         net.count(|s| s.rearms += 1);
+    }
+    if unreserved > 0 && net.caps.is_some() {
+        // The slot may be what another listener of this shard waits for.
+        room_freed(net);
+    }
+}
+
+/// Connection caps: `n` counted connections of this shard were released; their slots go
+/// back and the shard's listeners accept again if they were paused at a cap.
+pub(crate) fn room_freed_by(net: &NetShard, n: usize) {
+    if let Some(caps) = &net.caps {
+        caps::released(net, caps, n);
+        room_freed(net);
+    }
+}
+
+/// Re-arms every listener of the shard (room under the connection caps came back; run on
+/// this shard, or sent here by the shard that freed a slot of the global cap).
+pub(crate) fn room_freed(net: &NetShard) {
+    let tokens = net.listeners.borrow().tokens();
+    for token in tokens {
+        arm(net, token);
     }
 }
 
@@ -463,6 +520,9 @@ fn take_backlog(net: &NetShard, state: &mut ListenerState) {
             Ok(Some(conn)) => {
                 net.count_placed(1);
                 state.queue.push_back(conn);
+                if let Some(caps) = &net.caps {
+                    caps::handed_in(net, caps, false);
+                }
             }
             Ok(None) | Err(_) => return,
         }
@@ -488,7 +548,7 @@ fn place_elsewhere(net: &NetShard, addr: SocketAddr, fd: OwnedFd) -> Option<Owne
     let theirs = slot.clone();
     let sent = crate::mesh::try_send_to(target, move || {
         if let Some(fd) = lock_slot(&theirs).take() {
-            deliver_here(addr, fd);
+            deliver_here(addr, fd, true);
         }
     });
     if sent.is_ok() {
@@ -508,10 +568,11 @@ fn lock_slot(slot: &Mutex<Option<OwnedFd>>) -> std::sync::MutexGuard<'_, Option<
 /// Runs on the shard a connection was placed on (by another shard or by the stall
 /// detector): queues `fd` on this shard's listener for `addr`, already counted in this
 /// shard's load. With no such listener (it closed meanwhile) the connection is closed.
-/// A connection handed over is queued even at `accept_queue_max`: it was accepted already,
-/// and closing it would drop a client; this shard's own accepting stays paused until the
-/// queue is back under the max.
-pub(crate) fn deliver_here(addr: SocketAddr, fd: OwnedFd) {
+/// A connection handed over is queued even at `accept_queue_max` and the connection caps:
+/// it was accepted already, and closing it would drop a client; this shard's own accepting
+/// stays paused until the queue is back under the max. `counted`: the placing shard counted
+/// it under the global connection cap already (the stall detector does not).
+pub(crate) fn deliver_here(addr: SocketAddr, fd: OwnedFd, counted: bool) {
     let net = NET.current();
     let mut table = net.listeners.borrow_mut();
     let state = table
@@ -522,6 +583,9 @@ pub(crate) fn deliver_here(addr: SocketAddr, fd: OwnedFd) {
     let Some(state) = state else {
         drop(table);
         net.count_unplaced(1);
+        if counted {
+            caps::give_back_global(&net, 1);
+        }
         tracing::debug!(shard = net.core.id, %addr, "a connection handed over found no listener; closed");
         return;
     };
@@ -530,6 +594,9 @@ pub(crate) fn deliver_here(addr: SocketAddr, fd: OwnedFd) {
         waker.wake();
     }
     drop(table);
+    if let Some(caps) = &net.caps {
+        caps::handed_in(&net, caps, counted);
+    }
     net.count(|s| s.handed_in += 1);
 }
 
@@ -592,6 +659,9 @@ fn close_listener(net: &NetShard, token: Token) {
     let cancel = in_flight && !std::mem::replace(&mut state.cancel_sent, true);
     drop(table);
     net.count_unplaced(dropped);
+    if dropped > 0 {
+        room_freed_by(net, dropped as usize);
+    }
     if let Some(id) = registration {
         net.steer.unregister(id);
     }
@@ -611,7 +681,11 @@ fn release(net: &NetShard, token: Token) {
     let removed = net.listeners.borrow_mut().listeners.remove(key_of(token));
     let Some(mut state) = removed else { return };
     net.count_unplaced(state.queue.len() as u64);
+    let dropped = state.queue.len();
     state.queue.clear();
+    if dropped > 0 {
+        room_freed_by(net, dropped);
+    }
     if let Some(id) = state.registration.take() {
         net.steer.unregister(id);
     }

@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+pub(crate) mod caps;
 mod conn;
 mod connect;
 mod dispatch;
@@ -55,6 +56,19 @@ pub struct NetConfig {
     /// Connections handed over by another shard (`balanced` steering, a stall takeover) are
     /// queued even beyond it. At least 1. Default 1024.
     pub accept_queue_max: usize,
+    /// Accepted connections one shard holds at most (open, or queued for `accept()`), or
+    /// `None` (the default) for no cap of its own: then the bound is the open-files limit
+    /// (`ulimit -n`, see `accept_backoff`) and the server-wide cap
+    /// (`ServerBuilder::max_connections`) if set. At least 1.
+    ///
+    /// Policy at the cap: **stop accepting and let the listen backlog hold.** Each accept
+    /// in flight holds a slot under the cap, so a shard never accepts past it; clients
+    /// beyond it wait in the kernel's listen backlog (`listen_backlog`) and are accepted in
+    /// turn as connections close, none accepted and then closed or left waiting. Times
+    /// accepting paused at a cap are counted (`NetStats::accept_paused_at_cap`). The only
+    /// connections counted beyond it are ones accepted already and placed here by another
+    /// shard (`balanced` steering, a stall takeover). Outbound connections do not count.
+    pub max_connections_per_shard: Option<usize>,
     /// Listen backlog. Default 4096.
     pub listen_backlog: i32,
     /// TCP_NODELAY on accepted and connected sockets. Default true.
@@ -73,6 +87,7 @@ impl Default for NetConfig {
             send_high_watermark: 64 * 1024,
             accept_backoff: Duration::from_millis(100),
             accept_queue_max: 1024,
+            max_connections_per_shard: None,
             listen_backlog: 4096,
             nodelay: true,
             reuse_port_shared: false,
@@ -108,6 +123,11 @@ pub struct NetStats {
     pub accept_fd_exhausted: u64,
     /// Receives paused because a connection's unread input reached its cap.
     pub recv_paused: u64,
+    /// Accepted connections counted against the connection caps now (open or queued for
+    /// `accept()`); 0 when no cap is set.
+    pub capped: usize,
+    /// Times a listener's accepting paused at a connection cap (no accept left in flight).
+    pub accept_paused_at_cap: u64,
     /// Accepted connections this shard placed on another shard (`balanced` steering).
     pub handed_out: u64,
     /// Connections another shard, or the stall detector, placed on this shard.
@@ -140,6 +160,8 @@ pub(crate) struct NetShard {
     /// Steering state shared with every shard and the stall detector.
     pub(crate) steer: Arc<steer::SteerShared>,
     pub(crate) shard_id: usize,
+    /// The connection caps; `None` when none is set (see `caps`).
+    pub(crate) caps: Option<caps::ShardCaps>,
     #[cfg(feature = "tls")]
     pub(crate) tls: tls::ShardTls,
 }
@@ -147,6 +169,10 @@ pub(crate) struct NetShard {
 impl NetShard {
     pub(crate) fn new(core: Rc<Core>, config: NetConfig, steer: Arc<steer::SteerShared>) -> Self {
         let shard_id = core.id;
+        let caps = caps::ShardCaps::new(
+            config.max_connections_per_shard.map(|n| n.max(1)),
+            steer.global_cap.is_some(),
+        );
         NetShard {
             core,
             config,
@@ -160,6 +186,7 @@ impl NetShard {
             stats: RefCell::default(),
             steer,
             shard_id,
+            caps,
             #[cfg(feature = "tls")]
             tls: tls::ShardTls::default(),
         }
@@ -186,6 +213,7 @@ impl NetShard {
     pub(crate) fn snapshot(&self) -> NetStats {
         let mut stats = *self.stats.borrow();
         stats.open = self.conns.borrow().open();
+        stats.capped = self.caps.as_ref().map_or(0, |c| c.live());
         stats
     }
 }

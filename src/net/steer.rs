@@ -173,6 +173,8 @@ pub(crate) struct SteerShared {
     /// Held while a shard binds a listener (`TcpListener::bind`), so "does this server
     /// listen on the address yet" and the bind are one step.
     pub(crate) bind_lock: Mutex<()>,
+    /// The server-wide connection cap (`ServerBuilder::max_connections`), if set.
+    pub(crate) global_cap: Option<super::caps::GlobalCap>,
 }
 
 /// A stalled shard's listener and where its connections should go.
@@ -189,7 +191,14 @@ impl SteerShared {
             loads: (0..shards).map(|_| ShardLoad::default()).collect(),
             listeners: Mutex::new((0, Vec::new())),
             bind_lock: Mutex::new(()),
+            global_cap: None,
         }
+    }
+
+    /// Caps the accepted connections of all shards together at `max` (see `caps`).
+    pub(crate) fn with_global_cap(mut self, max: Option<usize>) -> Self {
+        self.global_cap = max.map(|max| super::caps::GlobalCap::new(max, self.loads.len()));
+        self
     }
 
     pub(crate) fn load(&self, shard: usize) -> Option<&ShardLoad> {

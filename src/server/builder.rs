@@ -96,6 +96,8 @@ pub struct ServerBuilder {
     pub(crate) listeners_note: Option<String>,
     /// The PROXY protocol on accept (see `proxy_protocol`).
     pub(crate) proxy: Option<Arc<super::proxy::ProxyProtocol>>,
+    /// The server-wide connection cap (see `max_connections`).
+    pub(crate) max_connections: Option<usize>,
 }
 
 impl Default for ServerBuilder {
@@ -129,6 +131,7 @@ impl Default for ServerBuilder {
             upgrade: None,
             listeners_note: None,
             proxy: None,
+            max_connections: None,
         }
     }
 }
@@ -305,6 +308,23 @@ impl ServerBuilder {
     /// [`NetConfig::reuse_port_shared`](crate::NetConfig::reuse_port_shared).
     pub fn reuse_port_shared(mut self, on: bool) -> Self {
         self.net.reuse_port_shared = on;
+        self
+    }
+
+    /// Accepted connections the whole server holds at most, all shards together (open, or
+    /// queued for `accept()`). Default: no server-wide cap (see
+    /// [`NetConfig::max_connections_per_shard`](crate::NetConfig::max_connections_per_shard)
+    /// for the per-shard one; both may be set). At least the number of shards: the server
+    /// fails to start with [`Error::Config`] below it.
+    ///
+    /// The policy is the per-shard cap's: **stop accepting and let the listen backlog
+    /// hold**. The count is one atomic shared by the shards, changed when accepts are armed
+    /// or end without a connection and when a connection closes, never per request; a
+    /// shard that found no room is told by the shard that frees a slot, so clients waiting
+    /// in any shard's backlog are accepted in turn. Accepts waiting on an idle shard hold
+    /// at most one slot per shard near the cap.
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.max_connections = Some(max);
         self
     }
 

@@ -38,6 +38,8 @@ pub struct StartupReport {
     pub admin_addr: Option<std::net::SocketAddr>,
     /// The connection steering mode in effect, in words.
     pub steering: String,
+    /// The connection caps and their policy, in words.
+    pub connection_caps: String,
     /// Where the listening sockets came from when they were not bound here (systemd,
     /// `--listen-fd`, a hot restart's predecessor); `None` when bound.
     pub listeners: Option<String>,
@@ -90,6 +92,7 @@ impl StartupReport {
             blocking_threads,
             admin_addr: None,
             steering: String::new(),
+            connection_caps: String::new(),
             listeners: None,
         }
     }
@@ -152,6 +155,9 @@ impl fmt::Display for StartupReport {
         }
         if !self.steering.is_empty() {
             writeln!(f, "  steering: {}", self.steering)?;
+        }
+        if !self.connection_caps.is_empty() {
+            writeln!(f, "  connections: {}", self.connection_caps)?;
         }
         let nofile = self
             .nofile_limit

@@ -65,7 +65,16 @@ where
     control.set_remotes(remotes.clone());
     let meshes = mesh::build(remotes.clone(), builder.mesh_capacity);
     let mesh_shared = meshes[0].shared.clone();
-    let steer = Arc::new(SteerShared::new(builder.steering, count));
+    if let Some(max) = builder.max_connections
+        && max < count
+    {
+        return Err(Error::Config(format!(
+            "max_connections {max} is below the number of shards ({count}): each shard needs at least one connection"
+        )));
+    }
+    let steer = Arc::new(
+        SteerShared::new(builder.steering, count).with_global_cap(builder.max_connections),
+    );
 
     // Bound before the shards start (or inherited), served by a thread of its own (see
     // `metrics::admin`).
@@ -194,6 +203,10 @@ where
         builder.steering,
         builder.takeover(),
         builder.stall_threshold
+    );
+    report.connection_caps = caps_in_words(
+        builder.max_connections,
+        builder.net.max_connections_per_shard,
     );
     if builder.print_report {
         eprint!("{report}");
@@ -344,4 +357,13 @@ where
         control.stop_within(std::time::Duration::ZERO);
     }
     result
+}
+
+/// The connection caps for the startup report.
+fn caps_in_words(global: Option<usize>, per_shard: Option<usize>) -> String {
+    let global = global.map_or_else(|| "none".to_string(), |n| n.to_string());
+    let per_shard = per_shard.map_or_else(|| "none".to_string(), |n| n.to_string());
+    format!(
+        "max {global} in all, {per_shard} per shard (at a cap: accepting pauses, clients wait in the listen backlog)"
+    )
 }

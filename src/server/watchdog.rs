@@ -326,7 +326,7 @@ fn take_queued(listener: &Takeover, steer: &SteerShared, mesh: &MeshShared) -> b
             load.add(1);
         }
         let addr = listener.addr;
-        if mesh.post_from_outside(target, Box::new(move || deliver_here(addr, fd))) {
+        if mesh.post_from_outside(target, Box::new(move || deliver_here(addr, fd, false))) {
             if let Some(load) = steer.load(listener.stalled_shard) {
                 load.count_taken_over();
             }

@@ -10,7 +10,7 @@ mod tls;
 use std::{net::SocketAddr, process::ExitCode, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
-use percore::{DriverChoice, Placement, RingConfig, Server, ServerBuilder, Steering};
+use percore::{DriverChoice, NetConfig, Placement, RingConfig, Server, ServerBuilder, Steering};
 
 #[derive(Parser)]
 #[command(
@@ -174,6 +174,14 @@ struct ShardArgs {
     /// Default: off, such a port is refused with "address ... already in use" (exit 4).
     #[arg(long)]
     reuse_port_shared: bool,
+    /// Accepted connections the whole server holds at most (all shards together; at least
+    /// the number of shards). At the cap the server stops accepting and clients wait in the
+    /// listen backlog until a connection closes. Default: no cap (the open-files limit).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections: Option<u64>,
+    /// Accepted connections one shard holds at most; same policy. Default: no cap.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections_per_shard: Option<u64>,
     /// Do not print the startup report.
     #[arg(long)]
     quiet: bool,
@@ -220,6 +228,17 @@ impl ShardArgs {
         };
         let builder = match self.driver {
             Some(choice) => builder.driver(choice),
+            None => builder,
+        };
+        let builder = match self.max_connections {
+            Some(n) => builder.max_connections(usize::try_from(n).unwrap_or(usize::MAX)),
+            None => builder,
+        };
+        let builder = match self.max_connections_per_shard {
+            Some(n) => builder.net(NetConfig {
+                max_connections_per_shard: Some(usize::try_from(n).unwrap_or(usize::MAX)),
+                ..NetConfig::default()
+            }),
             None => builder,
         };
         builder

@@ -39,7 +39,7 @@ enum State {
 
 /// Progress of one chunked body.
 #[derive(Debug)]
-pub(crate) struct ChunkedDecoder {
+pub struct ChunkedDecoder {
     state: State,
     /// Size of the chunk being read, then what is left of its data.
     size: u64,

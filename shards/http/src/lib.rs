@@ -55,6 +55,10 @@ mod router;
 pub mod service;
 mod streaming;
 
+/// The chunked body decoder on its own, for its fuzz target (`fuzz/fuzz_targets/chunked.rs`);
+/// not a stable API: services get decoded bodies from [`Connection`].
+#[doc(hidden)]
+pub use chunked::ChunkedDecoder;
 pub use connection::{Connection, Event};
 pub use date::{DateCache, http_date, http_date_from_unix};
 pub use error::{HttpError, reason_phrase};
