@@ -19,7 +19,8 @@
 # LIGHT_CLOSE=1 (each light request on a new connection; default: a keep-alive pool that
 # opens a connection only when none is idle), FASTAPI_VENV (a virtualenv with uvicorn),
 # PERCORE_BASE (another percore binary, e.g. main's: adds the rows base-adaptive and
-# base-spawn_blocking, run with it and interleaved with this tree's rows in every round).
+# base-spawn_blocking, run with it and interleaved with this tree's rows in every round),
+# PERCORE (the percore binary to run for the percore-* rows; default: this tree's, built).
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
@@ -34,8 +35,10 @@ PORT=${PORT:-18090}
 source "$ROOT/bench/scripts/steer_lib.sh"
 trap stop_server EXIT
 
-cargo build --release -q -p percore-cli || exit 1
-PERCORE="$ROOT/target/release/percore"
+if [[ -z ${PERCORE:-} ]]; then
+    cargo build --release -q -p percore-cli || exit 1
+    PERCORE="$ROOT/target/release/percore"
+fi
 P="$PERCORE serve --shards 2 --quiet --drain-timeout-secs 1 --listen 127.0.0.1:$PORT"
 TOKIO_WORK="$ROOT/bench/peers/target/release/tokio-work"
 if [[ -z ${ONLY:-} || " $ONLY " == *" tokio-spawn_blocking "* ]]; then
