@@ -37,6 +37,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod access_log;
 mod chars;
 mod chunked;
 mod connection;
@@ -55,6 +56,7 @@ mod router;
 pub mod service;
 mod streaming;
 
+pub use access_log::AccessLog;
 pub use connection::{Connection, Event};
 pub use date::{DateCache, http_date, http_date_from_unix};
 pub use error::{HttpError, reason_phrase};
