@@ -17,7 +17,10 @@
 # PAIRED=1 (each round runs every configuration twice, a no-burn pass then a burn pass, each
 # on a fresh server, and the summary adds the burn/no-burn ratio of the light p99),
 # LIGHT_CLOSE=1 (each light request on a new connection; default: a keep-alive pool that
-# opens a connection only when none is idle), FASTAPI_VENV (a virtualenv with uvicorn).
+# opens a connection only when none is idle), FASTAPI_VENV (a virtualenv with uvicorn),
+# PERCORE_BASE (another percore binary, e.g. main's: adds the rows base-adaptive and
+# base-spawn_blocking, run with it and interleaved with this tree's rows in every round),
+# PERCORE (the percore binary to run for the percore-* rows; default: this tree's, built).
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
@@ -32,8 +35,10 @@ PORT=${PORT:-18090}
 source "$ROOT/bench/scripts/steer_lib.sh"
 trap stop_server EXIT
 
-cargo build --release -q -p percore-cli || exit 1
-PERCORE="$ROOT/target/release/percore"
+if [[ -z ${PERCORE:-} ]]; then
+    cargo build --release -q -p percore-cli || exit 1
+    PERCORE="$ROOT/target/release/percore"
+fi
 P="$PERCORE serve --shards 2 --quiet --drain-timeout-secs 1 --listen 127.0.0.1:$PORT"
 TOKIO_WORK="$ROOT/bench/peers/target/release/tokio-work"
 if [[ -z ${ONLY:-} || " $ONLY " == *" tokio-spawn_blocking "* ]]; then
@@ -52,6 +57,8 @@ CONFIGS=(
     "percore-inline-cpu|/work?ms=$HEAVY_MS\&inline=1|$P --steer cpu"
     "percore-inline-balanced|/work?ms=$HEAVY_MS\&inline=1|$P --steer balanced"
     "tokio-spawn_blocking|/work?ms=$HEAVY_MS|$TOKIO_WORK --listen 127.0.0.1:$PORT --threads 2"
+    "base-adaptive|/work?ms=$HEAVY_MS|${PERCORE_BASE:-} serve --shards 2 --quiet --drain-timeout-secs 1 --listen 127.0.0.1:$PORT --steer reuseport"
+    "base-spawn_blocking|/work?ms=$HEAVY_MS\&offload=1|${PERCORE_BASE:-} serve --shards 2 --quiet --drain-timeout-secs 1 --listen 127.0.0.1:$PORT --steer reuseport"
     "percore-adaptive|/work?ms=$HEAVY_MS|$P --steer reuseport"
     "percore-spawn_blocking|/work?ms=$HEAVY_MS\&offload=1|$P --steer reuseport"
 )
@@ -61,6 +68,7 @@ available() {
         node-*) command -v node >/dev/null ;;
         uvicorn*) [[ -n $FASTAPI_VENV && -x $FASTAPI_VENV/bin/uvicorn ]] ;;
         tokio-*) [[ -x $TOKIO_WORK ]] ;;
+        base-*) [[ -n ${PERCORE_BASE:-} && -x $PERCORE_BASE ]] ;;
         *) true ;;
     esac
 }

@@ -9,6 +9,9 @@ pub const DEFAULT_THREADS: usize = 4;
 pub const DEFAULT_QUEUE_CAPACITY: usize = 1024;
 /// Upper bound on the thread count, as for libuv's `UV_THREADPOOL_SIZE`.
 pub const MAX_THREADS: usize = 1024;
+/// How much lower than the shards the pool's threads run by default: added to the nice
+/// value of each worker thread (capped at 19). See [`BlockingConfig::nice_increment`].
+pub const DEFAULT_NICE_INCREMENT: u8 = 10;
 /// Environment variable read by [`BlockingConfig::from_env`].
 pub const THREADS_ENV: &str = "PERCORE_BLOCKING_THREADS";
 
@@ -21,6 +24,15 @@ pub struct BlockingConfig {
     pub queue_capacity: usize,
     /// Name given to every worker thread (visible in `top -H`, debuggers).
     pub thread_name: String,
+    /// Added to each worker thread's nice value when it starts (capped at 19), so that
+    /// pool work (a CPU burn moved off a shard) never takes a CPU from a shard: at +10 a
+    /// pool thread weighs about a tenth of a shard thread in the kernel's fair scheduler,
+    /// and a waking shard preempts it. It still runs when a CPU is free, and gets about a
+    /// tenth of a contended CPU, so pool jobs are slowed under load but never starved
+    /// (unlike `SCHED_IDLE`). 0 leaves the threads at the process's priority. Default
+    /// [`DEFAULT_NICE_INCREMENT`]. A failure to lower the priority is logged as a warning;
+    /// the thread then runs at the process's priority.
+    pub nice_increment: u8,
 }
 
 impl Default for BlockingConfig {
@@ -29,6 +41,7 @@ impl Default for BlockingConfig {
             threads: DEFAULT_THREADS,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             thread_name: "percore-blocking".to_owned(),
+            nice_increment: DEFAULT_NICE_INCREMENT,
         }
     }
 }
@@ -104,6 +117,7 @@ mod tests {
         assert_eq!(config.threads, 4);
         assert_eq!(config.queue_capacity, 1024);
         assert_eq!(config.thread_name, "percore-blocking");
+        assert_eq!(config.nice_increment, 10);
     }
 
     #[test]

@@ -32,6 +32,20 @@
 //! [`BlockingPool::new`], so a failure to spawn them surfaces at start-up
 //! rather than on the first request.
 //!
+//! # Priority
+//!
+//! Pool threads run at a lower scheduling priority than the shards: each worker adds
+//! [`BlockingConfig::nice_increment`] (default [`DEFAULT_NICE_INCREMENT`], 10) to its own
+//! nice value when it starts. A CPU burn moved to the pool (adaptive offload, `?offload=1`)
+//! then does not take a CPU away from a shard when the machine has no spare one: at +10 the
+//! fair scheduler gives a pool thread about a tenth of the weight of a shard, and a waking
+//! shard preempts it. Nice rather than `SCHED_IDLE`: an idle-class thread may starve for as
+//! long as the shards are busy, while a niced one keeps a small share, so a pool job under
+//! load is slowed, not stuck. Nice rather than `SCHED_BATCH`: batch keeps the full weight
+//! and only gives up wake-up preemption, which does not free the CPU for a shard. Set
+//! `nice_increment: 0` to run the pool at the process's priority. If the kernel refuses,
+//! the thread logs a warning and runs at the process's priority.
+//!
 //! # Shutdown
 //!
 //! [`BlockingPool::shutdown`] stops accepting jobs, lets the queued ones
@@ -50,7 +64,8 @@ mod tests;
 use std::{cell::RefCell, rc::Rc};
 
 pub use config::{
-    BlockingConfig, DEFAULT_QUEUE_CAPACITY, DEFAULT_THREADS, MAX_THREADS, THREADS_ENV,
+    BlockingConfig, DEFAULT_NICE_INCREMENT, DEFAULT_QUEUE_CAPACITY, DEFAULT_THREADS, MAX_THREADS,
+    THREADS_ENV,
 };
 pub use error::{BlockingError, SubmitError};
 pub use pool::{Blocking, BlockingPool, BlockingStats, Job};

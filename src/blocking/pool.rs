@@ -127,9 +127,13 @@ impl BlockingPool {
             let jobs = receiver.clone();
             let worker_counters = Arc::clone(&counters);
             let exit = ExitSignal(exited_tx.clone());
+            let nice_increment = config.nice_increment;
             let spawned = thread::Builder::new()
                 .name(config.thread_name.clone())
-                .spawn(move || worker_loop(jobs, worker_counters, exit));
+                .spawn(move || {
+                    lower_priority(nice_increment);
+                    worker_loop(jobs, worker_counters, exit)
+                });
             match spawned {
                 Ok(handle) => {
                     counters.threads_started.fetch_add(1, Relaxed);
@@ -296,6 +300,21 @@ impl Drop for ExitSignal {
     fn drop(&mut self) {
         // The receiver is gone only if every pool handle is; nobody waits.
         let _ = self.0.send(thread::current().id());
+    }
+}
+
+/// Lowers the calling worker's priority by `increment` (see
+/// [`BlockingConfig::nice_increment`]); a refusal is a warning, never fatal.
+fn lower_priority(increment: u8) {
+    if increment == 0 {
+        return;
+    }
+    if let Err(err) = crate::sys::sched::lower_current_thread_priority(increment) {
+        tracing::warn!(
+            error = %err,
+            increment,
+            "blocking pool thread keeps the process's priority"
+        );
     }
 }
 

@@ -270,3 +270,58 @@ fn invalid_config_is_rejected() {
     .unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
 }
+
+/// The nice field (the 19th) of a thread's `/proc/.../stat`.
+fn nice_of(stat_path: &str) -> i32 {
+    let stat = std::fs::read_to_string(stat_path).unwrap();
+    let after_comm = &stat[stat.rfind(')').unwrap() + 2..];
+    after_comm.split(' ').nth(16).unwrap().parse().unwrap()
+}
+
+/// The nice value of the pool thread that runs a job, read from `/proc`.
+fn pool_thread_nice(pool: &BlockingPool) -> i32 {
+    block_on(pool.spawn_blocking(|| {
+        let tid = crate::sys::cpu::current_tid();
+        nice_of(&format!("/proc/self/task/{tid}/stat"))
+    }))
+    .unwrap()
+}
+
+#[test]
+fn pool_threads_run_at_a_lower_priority_than_the_caller_by_default() {
+    let own = nice_of(&format!(
+        "/proc/self/task/{}/stat",
+        crate::sys::cpu::current_tid()
+    ));
+    let pool = BlockingPool::new(BlockingConfig {
+        threads: 2,
+        ..BlockingConfig::default()
+    })
+    .unwrap();
+    // Every worker, not only the first to take a job: hold one busy while the other runs.
+    let (started_tx, started_rx) = flume::unbounded();
+    let release = gated_job(&pool, &started_tx);
+    started_rx.recv().unwrap();
+    assert_eq!(pool_thread_nice(&pool), (own + 10).min(19));
+    drop(release);
+    for _ in 0..4 {
+        assert_eq!(pool_thread_nice(&pool), (own + 10).min(19));
+    }
+    pool.shutdown(Duration::from_secs(5));
+}
+
+#[test]
+fn nice_increment_zero_keeps_the_callers_priority() {
+    let own = nice_of(&format!(
+        "/proc/self/task/{}/stat",
+        crate::sys::cpu::current_tid()
+    ));
+    let pool = BlockingPool::new(BlockingConfig {
+        threads: 1,
+        nice_increment: 0,
+        ..BlockingConfig::default()
+    })
+    .unwrap();
+    assert_eq!(pool_thread_nice(&pool), own);
+    pool.shutdown(Duration::from_secs(5));
+}

@@ -14,6 +14,7 @@ pub(crate) mod kernel;
 #[cfg(feature = "tls")]
 pub(crate) mod ktls;
 pub(crate) mod rlimit;
+pub(crate) mod sched;
 pub(crate) mod signal;
 pub(crate) mod socket;
 pub(crate) mod steer;

@@ -91,6 +91,11 @@ struct HttpArgs {
     /// milliseconds runs on the blocking pool from its next call on.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     offload_after_ms: u64,
+    /// Write an access log to standard output: one line per response, `client - - [date]
+    /// "request line" status bytes µs shard` (client: the PROXY protocol's when a trusted
+    /// proxy sends one). Off by default.
+    #[arg(long)]
+    access_log: bool,
 }
 
 impl HttpArgs {
@@ -287,11 +292,16 @@ fn main() -> ExitCode {
             shards,
         } => {
             let budget = http.offload_budget();
-            shards
+            let mut limits = http.limits();
+            if http.access_log {
+                limits.access_log = Some(percore_http::AccessLog::stdout());
+            }
+            let access_log = limits.access_log.clone();
+            let result = shards
                 .builder()
                 .and_then(|builder| tls.apply(builder, true))
                 .and_then(|builder| {
-                    percore_http::service::serve(builder, listen, http.limits(), move || {
+                    percore_http::service::serve(builder, listen, limits, move || {
                         percore_http::demo::router().offload_budget(budget)
                     })
                 })
@@ -303,7 +313,12 @@ fn main() -> ExitCode {
                         );
                     }
                     server.join()
-                })
+                });
+            // The shards handed what they held over as they ended: write it out.
+            if let Some(log) = access_log {
+                log.flush(Duration::from_secs(5));
+            }
+            result
         }
         Command::Echo {
             listen,

@@ -108,6 +108,11 @@ impl Connection {
         self.client = Some(addr);
     }
 
+    /// The client's address set by [`set_client_addr`](Self::set_client_addr).
+    pub fn client_addr(&self) -> Option<std::net::SocketAddr> {
+        self.client
+    }
+
     /// The limits this connection enforces.
     pub fn limits(&self) -> &Limits {
         &self.limits

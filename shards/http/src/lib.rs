@@ -37,6 +37,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod access_log;
 mod chars;
 mod chunked;
 mod connection;
@@ -55,6 +56,7 @@ mod router;
 pub mod service;
 mod streaming;
 
+pub use access_log::AccessLog;
 /// The chunked body decoder on its own, for its fuzz target (`fuzz/fuzz_targets/chunked.rs`);
 /// not a stable API: services get decoded bodies from [`Connection`].
 #[doc(hidden)]

@@ -40,6 +40,10 @@ pub struct Limits {
     /// I/O layer: how long pending output may make no progress before the connection is
     /// closed (R17). Default 10 s.
     pub write_timeout: Duration,
+    /// I/O layer: the access log, one line per response (format in
+    /// [`access_log`](crate::access_log)); `None` (the default) logs nothing and costs one
+    /// branch per response.
+    pub access_log: Option<crate::AccessLog>,
 }
 
 impl Default for Limits {
@@ -55,6 +59,7 @@ impl Default for Limits {
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
             write_timeout: Duration::from_secs(10),
+            access_log: None,
         }
     }
 }

@@ -64,6 +64,7 @@ use percore::{
 
 use crate::{
     Connection, HttpError, Limits, ResponseFraming, Router,
+    access_log::{Line, Started},
     offload::RouteStates,
     router::Labelled,
     streaming::{self, StreamEnd},
@@ -342,6 +343,9 @@ impl<'d, D: Future<Output = ()>> HttpConn<'d, D> {
                     .stream
                     .write_with(|out| write_error_response(out, error, &date));
                 self.counters.count(error.status);
+                if let Some(log) = &self.limits.access_log {
+                    log.record(&Line::unparsed(self.conn.client_addr(), error.status));
+                }
                 Event::Close
             }
             Expired::Idle => Event::Drop, // Idle keep-alive connection: close quietly.
@@ -362,14 +366,20 @@ impl<'d, D: Future<Output = ()>> HttpConn<'d, D> {
     async fn respond(&mut self, pending: Pending) -> Event {
         self.fresh = false;
         match pending {
-            Pending::Async(future, framing, label) => {
+            Pending::Async(future, framing, label, started) => {
                 let future = self.router.labelled(label, future);
-                self.answer_async(future, framing).await
+                self.answer_async(future, framing, started).await
             }
-            Pending::Stream(future, shared, framing, label) => {
+            Pending::Stream(future, shared, framing, label, started) => {
                 let future = self.router.labelled(label, future);
                 let counters = &self.counters;
-                let count = |status| counters.count(status);
+                let log = self.limits.access_log.as_ref();
+                let count = |status| {
+                    counters.count(status);
+                    if let (Some(log), Some(started)) = (log, &started) {
+                        log.record(&started.line(status, None));
+                    }
+                };
                 let end = streaming::answer_stream(
                     &mut self.stream,
                     future,
@@ -393,25 +403,43 @@ impl<'d, D: Future<Output = ()>> HttpConn<'d, D> {
         &mut self,
         future: Labelled<PendingResponse>,
         framing: ResponseFraming,
+        started: Option<Box<Started>>,
     ) -> Event {
         let result = spawn(future).await;
         let date = date_at(Instant::now());
         let Ok(owned) = result else {
             let error = HttpError::handler_failed();
-            let _ = self
-                .stream
-                .write_with(|out| write_error_response(out, error, &date));
+            let written = self.stream.write_with(|out| {
+                let before = out.len();
+                write_error_response(out, error, &date);
+                out.len() - before
+            });
             self.counters.count(error.status);
+            self.log_task_response(started.as_deref(), error.status, written.ok());
             self.conn.drain();
             return Event::Close;
         };
         self.counters.count(owned.status);
-        match self
-            .stream
-            .write_with(|out| owned.write(out, &date, framing))
-        {
-            Ok(()) => Event::Answered,
+        let written = self.stream.write_with(|out| {
+            let before = out.len();
+            owned.write(out, &date, framing);
+            out.len() - before
+        });
+        self.log_task_response(
+            started.as_deref(),
+            owned.status,
+            written.as_ref().ok().copied(),
+        );
+        match written {
+            Ok(_) => Event::Answered,
             Err(_) => Event::Close,
+        }
+    }
+
+    /// The access log's line for a response a task produced (when the log is on).
+    fn log_task_response(&self, started: Option<&Started>, status: u16, bytes: Option<usize>) {
+        if let (Some(log), Some(started)) = (&self.limits.access_log, started) {
+            log.record(&started.line(status, bytes));
         }
     }
 

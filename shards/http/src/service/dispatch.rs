@@ -14,9 +14,12 @@ use std::{
 use percore::task::label::Label;
 
 use crate::{
-    Connection, Found, HttpError, Match, OwnedRequest, OwnedResponse, Request, ResponseFraming,
-    ResponseWriter, Router, connection::Responder, router::answer_in_place, streaming,
-    write_error_response,
+    AccessLog, Connection, Found, HttpError, Match, OwnedRequest, OwnedResponse, Request,
+    ResponseFraming, ResponseWriter, Router,
+    access_log::{Line, Started},
+    connection::Responder,
+    router::answer_in_place,
+    streaming, write_error_response,
 };
 
 /// An async handler's response to come.
@@ -24,15 +27,22 @@ pub(super) type PendingResponse = Pin<Box<dyn Future<Output = OwnedResponse>>>;
 
 /// A response a task will produce; the connection answers nothing else until it is written.
 pub(super) enum Pending {
-    /// An async handler's future, the framing its response needs and its route's label.
-    Async(PendingResponse, ResponseFraming, Label),
+    /// An async handler's future, the framing its response needs, its route's label and
+    /// what the access log keeps of the request (when it is on).
+    Async(
+        PendingResponse,
+        ResponseFraming,
+        Label,
+        Option<Box<Started>>,
+    ),
     /// A streaming handler's future, the state it shares with its writer, the framing and
-    /// the route's label.
+    /// the route's label, and what the access log keeps of the request.
     Stream(
         Pin<Box<dyn Future<Output = ()>>>,
         Rc<RefCell<streaming::Shared>>,
         ResponseFraming,
         Label,
+        Option<Box<Started>>,
     ),
 }
 
@@ -53,6 +63,8 @@ struct Dispatch<'p, C> {
     count: &'p C,
     max_output: usize,
     end: PassEnd,
+    /// The access log, when it is on, and the client for lines without a request.
+    log: Option<(AccessLog, Option<std::net::SocketAddr>)>,
 }
 
 impl<C: Fn(u16)> Responder for Dispatch<'_, C> {
@@ -63,38 +75,46 @@ impl<C: Fn(u16)> Responder for Dispatch<'_, C> {
             Found::Async(handler, label) => {
                 let future = handler(owned(request, &matched));
                 let framing = request.response_framing();
-                self.end = PassEnd::Handoff(Pending::Async(future, framing, label));
+                let started = self.log.as_ref().map(|_| Started::of(request));
+                self.end = PassEnd::Handoff(Pending::Async(future, framing, label, started));
                 false
             }
             Found::Stream(handler, label) => {
                 let (writer, shared) = ResponseWriter::new(self.max_output);
                 let future = handler(owned(request, &matched), writer);
                 let framing = request.response_framing();
-                self.end = PassEnd::Handoff(Pending::Stream(future, shared, framing, label));
+                let started = self.log.as_ref().map(|_| Started::of(request));
+                self.end =
+                    PassEnd::Handoff(Pending::Stream(future, shared, framing, label, started));
                 false
             }
             _ => {
+                let before = out.len();
                 let respond = || answer_in_place(&matched, request, out, date);
-                match catch_unwind(AssertUnwindSafe(respond)) {
-                    Ok(status) => {
-                        (self.count)(status.unwrap_or(500));
-                        true
-                    }
+                let (status, served) = match catch_unwind(AssertUnwindSafe(respond)) {
+                    Ok(status) => (status.unwrap_or(500), true),
                     Err(_) => {
                         // The panic was already reported by the panic hook; answer and close.
                         let error = HttpError::handler_failed();
                         write_error_response(out, error, date);
-                        (self.count)(error.status);
                         self.end = PassEnd::Panicked;
-                        false
+                        (error.status, false)
                     }
+                };
+                (self.count)(status);
+                if let Some((log, _)) = &self.log {
+                    log.record(&Line::of(request, status, Some(out.len() - before)));
                 }
+                served
             }
         }
     }
 
     fn refused(&mut self, status: u16) {
         (self.count)(status);
+        if let Some((log, client)) = &self.log {
+            log.record(&Line::unparsed(*client, status));
+        }
     }
 }
 
@@ -122,6 +142,11 @@ pub(super) fn serve_pass(
         count,
         max_output: conn.limits().max_output,
         end: PassEnd::Served,
+        log: conn
+            .limits()
+            .access_log
+            .as_ref()
+            .map(|log| (log.clone(), conn.client_addr())),
     };
     let mut consumed = conn.serve_with(input, out, date, &mut dispatch);
     if conn.should_close() || matches!(dispatch.end, PassEnd::Panicked) {
