@@ -23,6 +23,7 @@ use crate::driver::{
 /// At most one receive per connection is in flight: its state stays `Armed` (or `Cancelling`) until the
 /// terminal CQE (no `IORING_CQE_F_MORE`), and only then is a new one armed, if the
 /// connection still wants input (not closing, paused, starved, at EOF or failed).
+#[inline]
 pub(crate) fn on_recv(net: &NetShard, completion: Completion) {
     // Borrowed, not cloned: nothing below borrows the table mutably (closing and releasing
     // happen in other phases).
@@ -126,6 +127,7 @@ fn wants_input(conn: &Conn) -> bool {
 
 /// A send completion, with the send's buffer back: continue a short send, or keep the
 /// buffer as the spare and send what was written meanwhile.
+#[inline]
 pub(crate) fn on_send(net: &NetShard, route: Token, result: i32, mut send: Send) {
     // Borrowed, not cloned, as in `on_recv`.
     let conns = net.conns.borrow();
@@ -233,6 +235,7 @@ pub(crate) fn maybe_resume_recv(net: &NetShard, conn: &Conn) {
 
 /// Hands `send` to the driver, which keeps its buffer until the completion comes back to
 /// this connection (`on_send`).
+#[inline]
 fn submit_send(net: &NetShard, conn: &Conn, send: Send) {
     let op = net
         .core
