@@ -73,6 +73,7 @@ pub(crate) fn on_recv(net: &NetShard, completion: Completion) {
     }
 }
 
+#[inline]
 fn receive_data(net: &NetShard, conn: &Rc<Conn>, completion: &Completion) {
     let Some(bid) = completion.buffer_id() else {
         tracing::error!(
@@ -235,7 +236,7 @@ pub(crate) fn maybe_resume_recv(net: &NetShard, conn: &Conn) {
 
 /// Hands `send` to the driver, which keeps its buffer until the completion comes back to
 /// this connection (`on_send`).
-#[inline]
+#[inline(always)]
 fn submit_send(net: &NetShard, conn: &Conn, send: Send) {
     let op = net
         .core
