@@ -136,7 +136,7 @@ pub use crate::{
     metrics::{ShardStats, stats},
     net::{NetConfig, NetStats, ShardLoadStats, Steering, TcpListener, TcpStream},
     server::{
-        Placement, Server, ServerBuilder, ServerHandle, ShardInfo, StartupReport,
+        Placement, Server, ServerBuilder, ServerHandle, ShardInfo, ShutdownFlag, StartupReport,
         shutdown_requested, shutdown_signal, stop_server,
     },
     task::{JoinError, JoinHandle, PerShard, spawn, spawn_background, yield_now},

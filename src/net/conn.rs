@@ -95,10 +95,9 @@ pub(crate) struct Conn {
     pub(crate) tx: RefCell<Tx>,
     /// Life, receive and send: changed only through [`Conn::apply`] (see `state`).
     state: Cell<ConnState>,
-    /// On the shard's list of connections with output to send this iteration.
-    pub(crate) in_flush_list: Cell<bool>,
-    /// On the shard's list of connections holding lent receive buffers.
-    pub(crate) in_holding_list: Cell<bool>,
+    /// On the shard's list of connections the after-run pass looks at: holding lent
+    /// receive buffers, or with output to send this iteration.
+    pub(crate) in_touched_list: Cell<bool>,
     /// Counted against the connection caps (an accepted connection while a cap is set).
     pub(crate) capped: Cell<bool>,
 }
@@ -120,8 +119,7 @@ impl Conn {
             rx: RefCell::default(),
             tx: RefCell::default(),
             state: Cell::default(),
-            in_flush_list: Cell::new(false),
-            in_holding_list: Cell::new(false),
+            in_touched_list: Cell::new(false),
             capped: Cell::new(false),
         }
     }

@@ -23,6 +23,7 @@ use crate::driver::{
 /// At most one receive per connection is in flight: its state stays `Armed` (or `Cancelling`) until the
 /// terminal CQE (no `IORING_CQE_F_MORE`), and only then is a new one armed, if the
 /// connection still wants input (not closing, paused, starved, at EOF or failed).
+#[inline]
 pub(crate) fn on_recv(net: &NetShard, completion: Completion) {
     // Borrowed, not cloned: nothing below borrows the table mutably (closing and releasing
     // happen in other phases).
@@ -72,6 +73,7 @@ pub(crate) fn on_recv(net: &NetShard, completion: Completion) {
     }
 }
 
+#[inline]
 fn receive_data(net: &NetShard, conn: &Rc<Conn>, completion: &Completion) {
     let Some(bid) = completion.buffer_id() else {
         tracing::error!(
@@ -100,9 +102,7 @@ fn receive_data(net: &NetShard, conn: &Rc<Conn>, completion: &Completion) {
         }
     };
     net.count(|s| s.bytes_in += completion.result as u64);
-    if !conn.in_holding_list.replace(true) {
-        net.holding.borrow_mut().push(conn.clone());
-    }
+    touch(net, conn);
     if buffered >= net.config.recv_buffered_max {
         pause_recv(net, conn);
     }
@@ -128,6 +128,7 @@ fn wants_input(conn: &Conn) -> bool {
 
 /// A send completion, with the send's buffer back: continue a short send, or keep the
 /// buffer as the spare and send what was written meanwhile.
+#[inline]
 pub(crate) fn on_send(net: &NetShard, route: Token, result: i32, mut send: Send) {
     // Borrowed, not cloned, as in `on_recv`.
     let conns = net.conns.borrow();
@@ -173,8 +174,15 @@ pub(crate) fn on_accept(net: &NetShard, completion: Completion) {
 /// Marks a connection as having output to send this iteration.
 #[inline]
 pub(crate) fn queue_flush(net: &NetShard, conn: &Rc<Conn>) {
-    if !conn.in_flush_list.replace(true) {
-        net.flush.borrow_mut().push(conn.clone());
+    touch(net, conn);
+}
+
+/// Puts `conn` on the list the after-run pass goes through once: it holds lent receive
+/// buffers, or has output to send, or both (one entry however many reasons).
+#[inline]
+fn touch(net: &NetShard, conn: &Rc<Conn>) {
+    if !conn.in_touched_list.replace(true) {
+        net.touched.borrow_mut().push(conn.clone());
     }
 }
 
@@ -228,6 +236,7 @@ pub(crate) fn maybe_resume_recv(net: &NetShard, conn: &Conn) {
 
 /// Hands `send` to the driver, which keeps its buffer until the completion comes back to
 /// this connection (`on_send`).
+#[inline(always)]
 fn submit_send(net: &NetShard, conn: &Conn, send: Send) {
     let op = net
         .core
@@ -237,76 +246,72 @@ fn submit_send(net: &NetShard, conn: &Conn, send: Send) {
     conn.apply(Event::SendSubmitted(op));
 }
 
-/// After the run phase: copy unconsumed input out of lent buffers (returning them to the
-/// ring), re-arm receives starved by ENOBUFS, and queue one send per connection.
+/// After the run phase, one pass over the connections touched this iteration: copy
+/// unconsumed input out of lent buffers (returning them to the ring) and queue one send per
+/// connection; then re-arm receives starved by ENOBUFS (with the buffers just returned).
 pub(crate) fn after_run(net: &NetShard) {
-    settle_lent_buffers(net);
-    rearm_starved(net);
-    let mut flush = std::mem::take(&mut *net.flush.borrow_mut());
-    for conn in flush.drain(..) {
-        conn.in_flush_list.set(false);
-        let state = conn.state();
-        if state.send_in_flight().is_some() || state.is_aborting() {
-            continue;
+    // Checked before taking the list, so an empty list keeps its capacity (no allocation at
+    // the next touch).
+    if !net.touched.borrow().is_empty() {
+        let mut touched = std::mem::take(&mut *net.touched.borrow_mut());
+        for conn in touched.drain(..) {
+            conn.in_touched_list.set(false);
+            settle_lent_buffers(net, &conn);
+            flush(net, &conn);
         }
-        let send = {
-            let mut tx = conn.tx.borrow_mut();
-            if tx.out.is_empty() || tx.error.is_some() {
-                None
-            } else {
-                let tx = &mut *tx;
-                let buf = std::mem::replace(&mut tx.out, std::mem::take(&mut tx.spare));
-                tx.sending = buf.len();
-                Some(Send {
-                    fd: conn.fd,
-                    buf,
-                    offset: 0,
-                })
-            }
-        };
-        if let Some(send) = send {
-            submit_send(net, &conn, send);
+        // Give the (now empty) vector back so its capacity is reused.
+        let mut list = net.touched.borrow_mut();
+        if list.is_empty() {
+            *list = touched;
         }
     }
-    // Give the (now empty) vector back so its capacity is reused.
-    let mut list = net.flush.borrow_mut();
-    if list.is_empty() {
-        *list = flush;
+    rearm_starved(net);
+}
+
+/// Copies what the task left unread in lent buffers into the connection's own spill
+/// buffer, so the buffers go back to the ring before the next receive needs them.
+#[inline]
+fn settle_lent_buffers(net: &NetShard, conn: &Conn) {
+    let mut rx = conn.rx.borrow_mut();
+    let rx = &mut *rx;
+    if rx.lent.is_empty() {
+        return;
+    }
+    if rx.spill_pos > 0 {
+        rx.spill.drain(..rx.spill_pos);
+        rx.spill_pos = 0;
+    }
+    let mut ring = net.core.driver.borrow_mut();
+    while let Some(lent) = rx.lent.pop_front() {
+        rx.spill
+            .extend_from_slice(ring.bufs().bytes(lent.bid, lent.start, lent.end));
+        ring.bufs_mut().recycle(lent.bid);
     }
 }
 
-fn settle_lent_buffers(net: &NetShard) {
-    // Checked before taking the list, so an empty list keeps its capacity (no allocation at
-    // the next receive).
-    if net.holding.borrow().is_empty() {
+/// Queues one send of the connection's output, unless one is in flight (its completion
+/// sends the rest) or the connection is aborting.
+#[inline]
+fn flush(net: &NetShard, conn: &Conn) {
+    let state = conn.state();
+    if state.send_in_flight().is_some() || state.is_aborting() {
         return;
     }
-    let holding = std::mem::take(&mut *net.holding.borrow_mut());
-    let mut ring = net.core.driver.borrow_mut();
-    for conn in &holding {
-        conn.in_holding_list.set(false);
-        let mut rx = conn.rx.borrow_mut();
-        let rx = &mut *rx;
-        if rx.lent.is_empty() {
-            continue;
+    let send = {
+        let mut tx = conn.tx.borrow_mut();
+        if tx.out.is_empty() || tx.error.is_some() {
+            return;
         }
-        if rx.spill_pos > 0 {
-            rx.spill.drain(..rx.spill_pos);
-            rx.spill_pos = 0;
+        let tx = &mut *tx;
+        let buf = std::mem::replace(&mut tx.out, std::mem::take(&mut tx.spare));
+        tx.sending = buf.len();
+        Send {
+            fd: conn.fd,
+            buf,
+            offset: 0,
         }
-        while let Some(lent) = rx.lent.pop_front() {
-            rx.spill
-                .extend_from_slice(ring.bufs().bytes(lent.bid, lent.start, lent.end));
-            ring.bufs_mut().recycle(lent.bid);
-        }
-    }
-    drop(ring);
-    let mut list = net.holding.borrow_mut();
-    if list.is_empty() {
-        let mut holding = holding;
-        holding.clear();
-        *list = holding;
-    }
+    };
+    submit_send(net, conn, send);
 }
 
 /// Re-arms receives that ended with ENOBUFS, no more of them than there are free buffers,

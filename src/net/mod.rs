@@ -152,8 +152,9 @@ pub(crate) struct NetShard {
     pub(crate) draining: Cell<bool>,
     pub(crate) conns: RefCell<ConnTable>,
     pub(crate) listeners: RefCell<ListenerTable>,
-    pub(crate) flush: RefCell<Vec<Rc<Conn>>>,
-    pub(crate) holding: RefCell<Vec<Rc<Conn>>>,
+    /// Connections holding lent receive buffers or with output to send: the after-run
+    /// pass goes through them once per iteration.
+    pub(crate) touched: RefCell<Vec<Rc<Conn>>>,
     pub(crate) starved: RefCell<VecDeque<Rc<Conn>>>,
     pub(crate) closing: RefCell<Vec<Rc<Conn>>>,
     pub(crate) stats: RefCell<NetStats>,
@@ -179,8 +180,7 @@ impl NetShard {
             draining: Cell::new(false),
             conns: RefCell::new(ConnTable::new(steer.clone(), shard_id)),
             listeners: RefCell::default(),
-            flush: RefCell::default(),
-            holding: RefCell::default(),
+            touched: RefCell::default(),
             starved: RefCell::default(),
             closing: RefCell::default(),
             stats: RefCell::default(),

@@ -24,8 +24,8 @@
 //!
 //! Everything that changes a connection's state goes through [`ConnState::apply`], which
 //! refuses (and in debug builds asserts on) a transition the diagram does not have. Which
-//! per-iteration list a connection sits on (`in_flush_list`, `in_holding_list`) is
-//! bookkeeping of those lists, not state.
+//! per-iteration list a connection sits on (`in_touched_list`) is bookkeeping of that
+//! list, not state.
 
 use crate::driver::Token;
 

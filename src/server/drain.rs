@@ -86,6 +86,35 @@ pub fn shutdown_requested() -> bool {
     STOP.with_current(ShardStop::is_draining)
 }
 
+/// This shard's stop flag, held by a long-lived handler that checks it often: [`is_set`]
+/// reads the flag directly, where [`shutdown_requested`] first finds the shard's state
+/// through a thread-local (a connection checks after every answered request).
+///
+/// [`is_set`]: ShutdownFlag::is_set
+#[derive(Clone)]
+pub struct ShutdownFlag {
+    stop: Rc<ShardStop>,
+}
+
+impl ShutdownFlag {
+    /// The flag of the shard running the caller.
+    ///
+    /// # Panics
+    /// Off a shard (at the call, naming the caller's line).
+    #[track_caller]
+    pub fn current() -> Self {
+        ShutdownFlag {
+            stop: STOP.current(),
+        }
+    }
+
+    /// True once the server has begun a graceful stop (what [`shutdown_requested`] says).
+    #[inline]
+    pub fn is_set(&self) -> bool {
+        self.stop.is_draining()
+    }
+}
+
 /// Completes when the server begins a graceful stop; long-lived connection handlers select
 /// on it to finish their current work and close.
 ///

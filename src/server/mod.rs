@@ -22,7 +22,7 @@ mod watchdog;
 pub use self::{
     activation::InheritedListeners,
     builder::{Server, ServerBuilder, ShardInfo},
-    drain::{shutdown_requested, shutdown_signal, stop_server},
+    drain::{ShutdownFlag, shutdown_requested, shutdown_signal, stop_server},
     handle::ServerHandle,
     placement::Placement,
     proxy::{Cidr, ProxyProtocol},

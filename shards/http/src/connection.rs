@@ -255,14 +255,16 @@ impl Connection {
         }
     }
 
+    // Not recursive (a served request starts the next one in place), so it can be inlined
+    // into `feed`: called once per request.
+    #[inline]
     fn advance(&mut self, input: &[u8]) -> Result<Step, HttpError> {
+        if self.state == State::Served {
+            self.start_next();
+        }
         match self.state {
             State::Closed => Ok(Step::Closed),
-            State::Served => {
-                self.start_next();
-                self.advance(input)
-            }
-            State::Head => self.head(input),
+            State::Served | State::Head => self.head(input),
             State::Body {
                 head_len,
                 continue_sent,

@@ -56,9 +56,9 @@ use counters::{StatusCounters, date_at};
 use deadlines::{Deadlines, Expired};
 use dispatch::{PassEnd, Pending, PendingResponse, serve_pass};
 use percore::{
-    Error, ServerBuilder, ServerHandle, TcpStream,
+    Error, ServerBuilder, ServerHandle, ShutdownFlag, TcpStream,
     future::select,
-    shutdown_requested, shutdown_signal, spawn,
+    shutdown_signal, spawn,
     time::{sleep, timeout},
 };
 
@@ -199,6 +199,8 @@ struct HttpConn<'d, D> {
     deadlines: Deadlines,
     drain: Pin<&'d mut D>,
     drain_watch: DrainWatch,
+    /// The shard's stop flag, read after every answer without a thread-local look-up.
+    stopping: ShutdownFlag,
     /// Whether the task has run without a break since its last pass over the input: then no
     /// timers phase of the shard loop has run since `last_activity` was read.
     fresh: bool,
@@ -220,6 +222,7 @@ impl<'d, D: Future<Output = ()>> HttpConn<'d, D> {
             limits,
             drain,
             drain_watch: DrainWatch::Unregistered,
+            stopping: ShutdownFlag::current(),
             fresh: false,
         }
     }
@@ -229,7 +232,7 @@ impl<'d, D: Future<Output = ()>> HttpConn<'d, D> {
     fn next(&mut self, event: Event) -> State {
         match event {
             Event::Answered => {
-                if self.drain_watch != DrainWatch::Started && shutdown_requested() {
+                if self.drain_watch != DrainWatch::Started && self.stopping.is_set() {
                     self.start_drain();
                 }
                 if self.conn.should_close() {
