@@ -534,3 +534,43 @@ fn a_conversation_keeps_both_shards_in_idle_polls_and_a_quiet_shard_never_polls(
     });
     assert_eq!(quiet, 0, "a shard without mesh traffic polled");
 }
+
+/// A stream far longer than the queue, with partial batches (an odd count per iteration)
+/// and waits for room: every message arrives once, in order, and the count returns to 0.
+#[test]
+fn typed_channel_stream_arrives_whole_and_in_order_through_batches() {
+    const MESSAGES: u32 = 20_000;
+    let channel = Channel::<u32>::new(2, 100);
+    let (got, len_after) = run_on(two_shards(), 0, move || async move {
+        let receiver = channel.clone();
+        let received = mesh::submit_to_async(1, move || async move {
+            let mut got = Vec::new();
+            while got.len() < MESSAGES as usize {
+                match timeout(WAIT, receiver.recv()).await {
+                    Ok(Ok(message)) => got.push(message),
+                    _ => break,
+                }
+            }
+            got
+        });
+        let sender = channel.clone();
+        let sending = percore::spawn(async move {
+            for i in 0..MESSAGES {
+                sender.send_to(1, i).await.expect("sent");
+                if i % 37 == 0 {
+                    // Ends the run phase mid-batch: the partial batch must still leave.
+                    percore::yield_now().await;
+                }
+            }
+        });
+        let got = received.await.expect("received");
+        let _ = timeout(WAIT, sending).await;
+        (got, channel.len(1))
+    });
+    assert_eq!(got.len(), MESSAGES as usize, "every message arrived");
+    assert!(
+        got.iter().copied().eq(0..MESSAGES),
+        "messages arrived in the order sent"
+    );
+    assert_eq!(len_after, 0);
+}

@@ -2,7 +2,8 @@
 # percore kv against redis-server with redis-benchmark, same machine, same run (BENCH.md).
 #
 # Servers: redis-server (one event loop) on CPU 1; `percore kv --shards 1` on CPU 1;
-# `percore kv` with 2 shards on CPUs 0 and 1. Load: redis-benchmark on CPU 0.
+# redis-server --io-threads 2 on CPUs 0 and 1; `percore kv` with 2 shards on CPUs 0 and 1.
+# Load: redis-benchmark on CPU 0.
 # Passes: SET and GET, 50 and 256 clients, without and with -P 16; keys spread over a
 # 100000-key space (-r 100000, so a 2-shard server sees keys of both shards), 3-byte values.
 # Each pass runs ROUNDS times, servers interleaved (A B C, A B C, ...); medians reported.
@@ -10,6 +11,8 @@
 # /proc/PID/stat) over the pass / operations.
 #
 # Usage: bench/scripts/kv_vs_redis.sh [--rounds N] [--ops N] [--ops-pipelined N] [--out DIR]
+#        [--clients "50 256"]
+# PERCORE_BIN=path uses that binary instead of building target/release/percore.
 # Wrap in `flock /tmp/percore-bench.lock` on a shared machine.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -18,12 +21,15 @@ ROUNDS=${ROUNDS:-3}
 OPS=${OPS:-200000}
 OPS_PIPELINED=${OPS_PIPELINED:-2000000}
 OUT=${OUT:-/tmp/kv-vs-redis}
+CLIENTS=${CLIENTS:-50 256}
+PERCORE_BIN=${PERCORE_BIN:-}
 while [[ $# -gt 0 ]]; do
     case $1 in
         --rounds) ROUNDS=$2; shift 2 ;;
         --ops) OPS=$2; shift 2 ;;
         --ops-pipelined) OPS_PIPELINED=$2; shift 2 ;;
         --out) OUT=$2; shift 2 ;;
+        --clients) CLIENTS=$2; shift 2 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -46,7 +52,10 @@ need redis-benchmark redis-tools
 need taskset util-linux
 need python3 python3
 
-cargo build --release -q -p percore-cli
+if [[ -z $PERCORE_BIN ]]; then
+    cargo build --release -q -p percore-cli
+    PERCORE_BIN=target/release/percore
+fi
 mkdir -p "$OUT"
 rm -f "$OUT"/results.csv
 
@@ -79,19 +88,25 @@ declare -A PORT PID
 PORT[redis]=16390
 PORT[percore-1]=16391
 PORT[percore-2]=16392
+PORT[redis-io2]=16393
 taskset -c 1 redis-server --port "${PORT[redis]}" --bind 127.0.0.1 --save '' \
     --appendonly no --daemonize no --loglevel warning >"$OUT/redis.log" 2>&1 &
 PID[redis]=$!
 PIDS+=("${PID[redis]}")
-taskset -c 1 target/release/percore kv --shards 1 --quiet \
+taskset -c 1 "$PERCORE_BIN" kv --shards 1 --quiet \
     --listen "127.0.0.1:${PORT[percore-1]}" >"$OUT/percore-1.log" 2>&1 &
 PID[percore-1]=$!
 PIDS+=("${PID[percore-1]}")
-target/release/percore kv --cores 0,1 --quiet \
+"$PERCORE_BIN" kv --cores 0,1 --quiet \
     --listen "127.0.0.1:${PORT[percore-2]}" >"$OUT/percore-2.log" 2>&1 &
 PID[percore-2]=$!
 PIDS+=("${PID[percore-2]}")
-for s in redis percore-1 percore-2; do
+taskset -c 0,1 redis-server --port "${PORT[redis-io2]}" --bind 127.0.0.1 --save '' \
+    --appendonly no --daemonize no --loglevel warning --io-threads 2 \
+    --io-threads-do-reads yes >"$OUT/redis-io2.log" 2>&1 &
+PID[redis-io2]=$!
+PIDS+=("${PID[redis-io2]}")
+for s in redis percore-1 redis-io2 percore-2; do
     wait_port "${PORT[$s]}"
 done
 
@@ -103,12 +118,12 @@ HZ=$(getconf CLK_TCK)
 
 echo "round,server,test,clients,pipeline,ops,ops_per_s,cpu_s" >"$OUT/results.csv"
 for round in $(seq 1 "$ROUNDS"); do
-    for clients in 50 256; do
+    for clients in $CLIENTS; do
         for pipeline in 1 16; do
             ops=$OPS
             [[ $pipeline -gt 1 ]] && ops=$OPS_PIPELINED
             for test in set get; do
-                for s in redis percore-1 percore-2; do
+                for s in redis percore-1 redis-io2 percore-2; do
                     before=$(ticks "${PID[$s]}")
                     csv=$(taskset -c 0 timeout 300 redis-benchmark -h 127.0.0.1 \
                         -p "${PORT[$s]}" -t "$test" -n "$ops" -c "$clients" -P "$pipeline" \
@@ -136,8 +151,8 @@ for r in rows:
     key = (r["test"], int(r["clients"]), int(r["pipeline"]), r["server"])
     ops = int(r["ops"])
     runs[key].append((float(r["ops_per_s"]), float(r["cpu_s"]) * 1e6 / ops))
-print("| test | clients | pipeline | server | ops/s (median) | ops/s ÷ redis | server CPU µs/op (median; rounds) | CPU/op ÷ redis |")
-print("|---|---|---|---|---|---|---|---|")
+print("| test | clients | pipeline | server | ops/s (median) | ops/s ÷ redis | ops/s ÷ redis-io2 | server CPU µs/op (median; rounds) | CPU/op ÷ redis |")
+print("|---|---|---|---|---|---|---|---|---|")
 for test in ("set", "get"):
     for clients in (50, 256):
         for pipeline in (1, 16):
@@ -146,7 +161,9 @@ for test in ("set", "get"):
                 continue
             base_rps = statistics.median(r for r, _ in base)
             base_cpu = statistics.median(c for _, c in base)
-            for server in ("redis", "percore-1", "percore-2"):
+            io2 = runs.get((test, clients, pipeline, "redis-io2"))
+            io2_rps = statistics.median(r for r, _ in io2) if io2 else None
+            for server in ("redis", "percore-1", "redis-io2", "percore-2"):
                 got = runs.get((test, clients, pipeline, server))
                 if not got:
                     continue
@@ -154,5 +171,5 @@ for test in ("set", "get"):
                 cpu = statistics.median(c for _, c in got)
                 rounds = ", ".join(f"{c:.2f}" for _, c in got)
                 print(f"| {test.upper()} | {clients} | {'-P 16' if pipeline > 1 else 'none'} | {server} | "
-                      f"{rps:,.0f} | {rps / base_rps:.2f} | **{cpu:.2f}** ({rounds}) | {cpu / base_cpu:.2f} |")
+                      f"{rps:,.0f} | {rps / base_rps:.2f} | {(rps / io2_rps) if io2_rps else float('nan'):.2f} | **{cpu:.2f}** ({rounds}) | {cpu / base_cpu:.2f} |")
 PY
