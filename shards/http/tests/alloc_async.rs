@@ -7,15 +7,13 @@
 use std::{
     io::{Read, Write},
     net::TcpStream,
-    rc::Rc,
-    sync::mpsc,
     time::Duration,
 };
 
-use percore::{Server, TcpListener, spawn};
-use percore_http::{Limits, Router, service};
+use percore_http::Router;
 
 mod alloc_counting;
+mod counted_shard;
 
 const REQUEST: &[u8] = b"GET /a HTTP/1.1\r\nHost: a\r\n\r\n";
 
@@ -31,43 +29,15 @@ fn run(stream: &mut TcpStream, n: usize, response_len: usize) {
 
 #[test]
 fn an_async_request_allocates_at_most_9_times_on_the_shard() {
-    let (addr_tx, addr_rx) = mpsc::channel();
-    let limits = Limits {
-        max_requests: u64::MAX,
-        ..Limits::default()
-    };
-    let server = Server::builder()
-        .shards(1)
-        .start(move |_| {
-            alloc_counting::count_into_shared();
-            let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())
-                .map_err(|e| percore::Error::Config(e.to_string()))?;
-            addr_tx.send(listener.local_addr()).unwrap();
-            let router = Rc::new(Router::new().route_async("GET", "/a", |_| async { "async" }));
-            let limits = limits.clone();
-            Ok(async move {
-                while let Ok(stream) = listener.accept().await {
-                    spawn(service::handle(stream, router.clone(), limits.clone()));
-                }
-            })
-        })
-        .unwrap();
-    let addr = addr_rx.recv_timeout(Duration::from_secs(5)).unwrap();
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    stream.write_all(REQUEST).unwrap();
-    let mut first = Vec::new();
-    let mut byte = [0u8; 1];
-    while !first.ends_with(b"async") {
-        stream.read_exact(&mut byte).unwrap();
-        first.push(byte[0]);
-    }
-    run(&mut stream, 200, first.len()); // warm-up
+    let (server, mut stream, response_len) = counted_shard::serve_counted(
+        || Router::new().route_async("GET", "/a", |_| async { "async" }),
+        REQUEST,
+        b"async",
+    );
+    run(&mut stream, 200, response_len); // warm-up
     let requests = 1000;
     let before = alloc_counting::shared_allocations();
-    run(&mut stream, requests, first.len());
+    run(&mut stream, requests, response_len);
     let allocations = alloc_counting::shared_allocations() - before;
     println!("{allocations} allocations for {requests} async requests");
     assert!(

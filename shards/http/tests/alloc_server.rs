@@ -5,15 +5,13 @@
 use std::{
     io::{Read, Write},
     net::TcpStream,
-    rc::Rc,
-    sync::mpsc,
     time::Duration,
 };
 
-use percore::{Server, TcpListener, spawn};
-use percore_http::{Limits, demo, service};
+use percore_http::demo;
 
 mod alloc_counting;
+mod counted_shard;
 
 const PIPELINE: usize = 16;
 const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
@@ -31,44 +29,11 @@ fn run_batches(stream: &mut TcpStream, batches: usize, response_len: usize) {
 
 #[test]
 fn pipelined_keep_alive_get_allocates_nothing_per_request_on_the_shard() {
-    let (addr_tx, addr_rx) = mpsc::channel();
-    let limits = Limits {
-        max_requests: u64::MAX,
-        ..Limits::default()
-    };
-    let server = Server::builder()
-        .shards(1)
-        .start(move |_| {
-            alloc_counting::count_into_shared();
-            let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())
-                .map_err(|e| percore::Error::Config(e.to_string()))?;
-            addr_tx.send(listener.local_addr()).unwrap();
-            let router = Rc::new(demo::router());
-            let limits = limits.clone();
-            Ok(async move {
-                while let Ok(stream) = listener.accept().await {
-                    spawn(service::handle(stream, router.clone(), limits.clone()));
-                }
-            })
-        })
-        .unwrap();
-    let addr = addr_rx.recv_timeout(Duration::from_secs(5)).unwrap();
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-
-    // The response length: one request alone, read up to its body.
-    stream.write_all(REQUEST).unwrap();
-    let mut first = Vec::new();
-    let mut byte = [0u8; 1];
-    while !first.ends_with(b"Hello, World!") {
-        stream.read_exact(&mut byte).unwrap();
-        first.push(byte[0]);
-    }
-    run_batches(&mut stream, 500, first.len()); // warm-up: buffers reach their sizes
+    let (server, mut stream, response_len) =
+        counted_shard::serve_counted(demo::router, REQUEST, b"Hello, World!");
+    run_batches(&mut stream, 500, response_len); // warm-up: buffers reach their sizes
     let before = alloc_counting::shared_allocations();
-    run_batches(&mut stream, 1000, first.len());
+    run_batches(&mut stream, 1000, response_len);
     let allocations = alloc_counting::shared_allocations() - before;
     assert_eq!(
         allocations,
