@@ -35,7 +35,9 @@
 //!    so one busy connection cannot starve the rest); tasks woken meanwhile wait for the next
 //!    iteration. Then the end-of-run work runs (what the tasks gathered to send as one mesh
 //!    message), unconsumed input is copied out of the ring's buffers, receives starved of
-//!    buffers are re-armed, and one send per connection with output is queued;
+//!    buffers are re-armed, one send per connection with output is queued, and connections
+//!    whose handle was dropped with no operation left in flight are released (the close
+//!    phase's work, done here too: no completion may come to wake the loop for them);
 //! 4. **submit + wait**: one `io_uring_enter` submits every queued SQE and waits for a
 //!    completion or the next timer deadline; it does not wait while tasks are ready. It
 //!    spins only in one bounded case: after iterations that ran or sent mesh messages, a

@@ -384,7 +384,6 @@ fn echoed(addr: std::net::SocketAddr, tag: &str) -> std::io::Result<StdStream> {
 }
 
 #[test]
-#[ignore = "open finding (docs/reliability.md, R11): on epoll (always) and io_uring (rarely) shard 0 stops releasing its clients' connections after the first; not yet diagnosed"]
 fn a_slot_freed_on_one_shard_lets_another_shard_waiting_at_the_global_cap_accept() {
     // Shard 0 listens on A, shard 1 on B, so the test chooses who takes each client.
     const N: usize = 4;

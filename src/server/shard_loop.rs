@@ -131,6 +131,11 @@ impl Phases for ShardLoop {
 
     fn after_run(&mut self) {
         net::after_run(&self.net);
+        // A handle dropped in the run phase after its receive had already ended (the peer
+        // closed) leaves nothing in flight: no completion would come to run the close phase,
+        // and the loop could sleep holding the connection's fd and its slot under a
+        // connection cap (a shard waiting at the global cap is told only by a release).
+        net::close_phase(&self.net);
     }
 
     fn busy(&self) -> bool {

@@ -54,8 +54,9 @@ pub(crate) trait Phases {
     fn mesh(&mut self);
     /// Graceful stop, before the run phase: returns true when the shard has finished.
     fn stop_step(&mut self) -> bool;
-    /// 3. **run**, its tail (after the tasks and the end-of-run work): settle input and queue
-    ///    one send per connection with output.
+    /// 3. **run**, its tail (after the tasks and the end-of-run work): settle input, queue
+    ///    one send per connection with output, and release the connections closed by the
+    ///    tasks that can go at once.
     fn after_run(&mut self);
     /// Work that cannot wait for a completion: the loop must not sleep.
     fn busy(&self) -> bool;
