@@ -317,9 +317,7 @@ fn a_second_server_on_a_listened_port_fails_unless_opted_in() {
 
 #[test]
 fn the_shards_of_one_server_share_a_port_bound_in_start() {
-    let port_holder = std::net::TcpListener::bind(local0()).unwrap();
-    let addr = port_holder.local_addr().unwrap();
-    drop(port_holder);
+    let addr = shards::free_loopback_addr();
     let (tx, rx) = mpsc::channel();
     let server = Server::builder()
         .shards(3)

@@ -10,6 +10,8 @@ mod counter_mesh;
 #[allow(dead_code)]
 #[path = "../examples/graceful_metrics.rs"]
 mod graceful_metrics;
+#[path = "support/ports.rs"]
+mod ports;
 
 use std::{
     io::{BufRead, BufReader, Read, Write},
@@ -157,9 +159,7 @@ fn metric(body: &str, name: &str) -> f64 {
 
 #[test]
 fn graceful_metrics_answers_the_request_in_progress_then_stops() {
-    let admin = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let admin_addr = admin.local_addr().unwrap().to_string();
-    drop(admin);
+    let admin_addr = ports::free_loopback_addr().to_string();
     let server = graceful_metrics::start(
         Server::builder()
             .shards(2)

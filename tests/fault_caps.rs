@@ -95,9 +95,7 @@ struct Observed {
 /// Runs the capped service and `CLIENTS` clients connecting at once; each is answered once
 /// it gets a slot, holds it for 100 ms, then leaves.
 fn run_capped() -> Observed {
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap();
+    let addr = shards::free_loopback_addr();
     let server = shards::start(
         Server::builder().shards(SHARDS).net(NetConfig {
             accept_queue_max: QUEUE,
@@ -210,9 +208,7 @@ struct KernelCapRun {
 /// Serves echo on `shards` shards with `builder`'s caps; `clients` clients connect at once,
 /// each is answered, holds its connection 100 ms, then leaves.
 fn run_kernel_capped(builder: ServerBuilder, clients: usize) -> KernelCapRun {
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap();
+    let addr = shards::free_loopback_addr();
     let server = shards::start(builder, move |_info| {
         let listener =
             TcpListener::bind(addr).map_err(|source| percore::Error::Bind { addr, source })?;
@@ -387,11 +383,7 @@ fn echoed(addr: std::net::SocketAddr, tag: &str) -> std::io::Result<StdStream> {
 fn a_slot_freed_on_one_shard_lets_another_shard_waiting_at_the_global_cap_accept() {
     // Shard 0 listens on A, shard 1 on B, so the test chooses who takes each client.
     const N: usize = 4;
-    let free = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .unwrap()
-    };
+    let free = || shards::free_loopback_addr();
     let (a, b) = (free(), free());
     let server = shards::start(shards::two_shards().max_connections(N), move |info| {
         let addr = if info.id == 0 { a } else { b };

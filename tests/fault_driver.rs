@@ -37,9 +37,7 @@ fn echo_server(ring: RingConfig, net: NetConfig) -> Echo {
 
 /// The same, with `faults` applied on the shard before its listener accepts anything.
 fn echo_server_with(ring: RingConfig, net: NetConfig, faults: fn(&FaultInjector)) -> Echo {
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap();
+    let addr = shards::free_loopback_addr();
     let (tx, rx) = mpsc::channel();
     let tx = Mutex::new(tx);
     let server = shards::start(

@@ -88,6 +88,33 @@ pub(crate) fn poll_shutdown(stream: &mut TcpStream, cx: &mut Context<'_>) -> Pol
     }
 }
 
+/// The write methods the three write traits share, name for name and signature for
+/// signature: each forwards to this module's function of the same name. Expanded inside each
+/// trait's `impl` (the names in it resolve there: `Pin`, `Context`, `Poll`, `IoSlice`).
+macro_rules! forward_write_methods {
+    () => {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            super::poll_write(self.get_mut(), cx, buf)
+        }
+
+        fn poll_write_vectored(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            bufs: &[IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            super::poll_write_vectored(self.get_mut(), cx, bufs)
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            super::poll_flush(self.get_mut(), cx)
+        }
+    };
+}
+
 #[cfg(feature = "tokio-io")]
 mod tokio_io {
     use std::{
@@ -113,28 +140,10 @@ mod tokio_io {
     }
 
     impl AsyncWrite for TcpStream {
-        fn poll_write(
-            self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            buf: &[u8],
-        ) -> Poll<io::Result<usize>> {
-            super::poll_write(self.get_mut(), cx, buf)
-        }
-
-        fn poll_write_vectored(
-            self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            bufs: &[IoSlice<'_>],
-        ) -> Poll<io::Result<usize>> {
-            super::poll_write_vectored(self.get_mut(), cx, bufs)
-        }
+        forward_write_methods!();
 
         fn is_write_vectored(&self) -> bool {
             true
-        }
-
-        fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-            super::poll_flush(self.get_mut(), cx)
         }
 
         fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -169,25 +178,7 @@ mod futures_io {
     }
 
     impl AsyncWrite for TcpStream {
-        fn poll_write(
-            self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            buf: &[u8],
-        ) -> Poll<io::Result<usize>> {
-            super::poll_write(self.get_mut(), cx, buf)
-        }
-
-        fn poll_write_vectored(
-            self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            bufs: &[IoSlice<'_>],
-        ) -> Poll<io::Result<usize>> {
-            super::poll_write_vectored(self.get_mut(), cx, bufs)
-        }
-
-        fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-            super::poll_flush(self.get_mut(), cx)
-        }
+        forward_write_methods!();
 
         fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
             super::poll_shutdown(self.get_mut(), cx)
@@ -220,28 +211,10 @@ mod hyper_io {
     }
 
     impl Write for TcpStream {
-        fn poll_write(
-            self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            buf: &[u8],
-        ) -> Poll<io::Result<usize>> {
-            super::poll_write(self.get_mut(), cx, buf)
-        }
-
-        fn poll_write_vectored(
-            self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            bufs: &[IoSlice<'_>],
-        ) -> Poll<io::Result<usize>> {
-            super::poll_write_vectored(self.get_mut(), cx, bufs)
-        }
+        forward_write_methods!();
 
         fn is_write_vectored(&self) -> bool {
             true
-        }
-
-        fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-            super::poll_flush(self.get_mut(), cx)
         }
 
         fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

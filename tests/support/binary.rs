@@ -7,6 +7,9 @@
 
 #![allow(dead_code)]
 
+#[path = "ports.rs"]
+mod ports;
+
 use std::{
     collections::HashMap,
     io::{BufRead, BufReader, Read, Write},
@@ -48,11 +51,9 @@ pub fn binary() -> &'static Path {
     })
 }
 
-/// A loopback address whose port was free a moment ago.
+/// A loopback address whose port is free now (outside the ephemeral range, see `ports`).
 pub fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
+    ports::free_loopback_addr()
 }
 
 /// A running `percore` child with its admin (metrics) listener.

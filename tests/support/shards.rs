@@ -9,6 +9,9 @@
 // Each test file uses a different subset of these helpers.
 #![allow(dead_code)]
 
+#[path = "ports.rs"]
+mod ports;
+
 use std::{
     fmt::Debug,
     future::Future,
@@ -192,4 +195,10 @@ pub async fn hold_shard(target: usize) -> mpsc::Sender<()> {
         .expect("pool thread")
         .unwrap_or_else(|e| panic!("shard {target} did not run the holder: {e}"));
     release_tx
+}
+
+/// A loopback address for a server the test starts, free now and outside the ephemeral
+/// range (see `ports`).
+pub fn free_loopback_addr() -> std::net::SocketAddr {
+    ports::free_loopback_addr()
 }

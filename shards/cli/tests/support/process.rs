@@ -2,20 +2,18 @@
 
 #![allow(dead_code)]
 
+#[path = "../../../../tests/support/ports.rs"]
+mod ports;
+
 use std::{
     io::{BufRead, BufReader},
     process::Child,
     time::{Duration, Instant},
 };
 
-/// A loopback address whose port was free a moment ago.
+/// A loopback address whose port is free now (outside the ephemeral range, see `ports`).
 pub fn free_addr() -> String {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    format!("127.0.0.1:{port}")
+    ports::free_loopback_addr().to_string()
 }
 
 /// Reads the child's stderr until its "... listening" line and returns what it printed
