@@ -12,7 +12,7 @@ use std::{
 use percore::{ServerBuilder, ServerHandle, TcpStream, mesh};
 
 /// Line protocol: `ping` → `pong <shard>`; `spin <ms>` burns CPU inline (stalling the
-/// shard), then `spun <shard>`.
+/// shard, see [`burn`]), then `spun <shard>`.
 pub async fn spin_or_pong(mut stream: TcpStream) {
     loop {
         let line = stream
@@ -24,10 +24,7 @@ pub async fn spin_or_pong(mut stream: TcpStream) {
         let Ok(Some(line)) = line else { return };
         let shard = mesh::shard_id();
         let reply = if let Some(ms) = line.strip_prefix("spin ") {
-            let until = Instant::now() + Duration::from_millis(ms.parse().unwrap_or(0));
-            while Instant::now() < until {
-                std::hint::spin_loop();
-            }
+            burn(Duration::from_millis(ms.parse().unwrap_or(0)));
             format!("spun {shard}\n")
         } else {
             format!("pong {shard}\n")
@@ -36,6 +33,33 @@ pub async fn spin_or_pong(mut stream: TcpStream) {
             return;
         }
     }
+}
+
+/// Spins for `span` of wall time and `span` of this thread's own CPU time. The stall
+/// detector discounts the time a shard waits for a CPU (preemption is not the shard's
+/// fault), so on a loaded machine a wall-clock spin alone may hold the CPU for less than
+/// the threshold and go uncounted; a spin that also burns its span of CPU is a stall there
+/// too.
+fn burn(span: Duration) {
+    let started = Instant::now();
+    let cpu_at_start = thread_cpu_time();
+    loop {
+        std::hint::spin_loop();
+        if started.elapsed() < span {
+            continue;
+        }
+        match (cpu_at_start, thread_cpu_time()) {
+            (Some(start), Some(now)) if now.saturating_sub(start) < span => continue,
+            _ => return,
+        }
+    }
+}
+
+/// The calling thread's time on a CPU (the first field of its `schedstat`), if readable.
+fn thread_cpu_time() -> Option<Duration> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns = text.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(ns))
 }
 
 pub fn serve(builder: ServerBuilder) -> (ServerHandle, SocketAddr) {
