@@ -324,11 +324,18 @@ fn the_shards_of_one_server_share_a_port_bound_in_start() {
         .start(move |_| {
             let tx = tx.clone();
             Ok(async move {
-                let _ = tx.send(
-                    percore::TcpListener::bind(addr)
-                        .map(|_| ())
-                        .map_err(|e| e.to_string()),
-                );
+                match percore::TcpListener::bind(addr) {
+                    Ok(listener) => {
+                        let _ = tx.send(Ok(()));
+                        // Held until the stop: a dropped listener's socket is closed
+                        // through the ring, a moment later, and a shard binding the port
+                        // in that moment would meet it as someone else's.
+                        while listener.accept().await.is_ok() {}
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e.to_string()));
+                    }
+                }
             })
         })
         .unwrap();

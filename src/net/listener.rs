@@ -118,7 +118,11 @@ impl TcpListener {
     /// unless [`NetConfig::reuse_port_shared`](super::NetConfig::reuse_port_shared) is on.
     /// Called while the shard starts (`start`'s setup, the init hook), it first waits up to
     /// 2 s for a listener of a process that just ended to go away (see `bind_listeners`);
-    /// called from a running task, it does not wait.
+    /// called from a running task, it does not wait. That includes a listener of this server
+    /// just dropped on another shard: its socket is closed through the driver once its
+    /// accepts in flight have ended (an iteration or two), and a running task's bind of
+    /// the same address before that fails with `AddrInUse`; keep a listener until the
+    /// others are bound.
     ///
     /// # Panics
     /// Off a shard.
