@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The real thing (#19, docs/deploy.md): HAProxy on loopback, with health checks and
-# send-proxy-v2, in front of two percore instances; open-loop load through it with
+# send-proxy-v2 (with its CRC32C TLV, which percore verifies), in front of two percore instances; open-loop load through it with
 # percore-bench (keep-alive and new-connection mixes, 5,000 req/s in all for 20 s); during
 # the run instance A is hot-restarted (--upgrade-from) and instance B is drained and
 # restarted (SIGTERM: /healthz 503 for --drain-delay, drain, exit, start again).
@@ -118,7 +118,7 @@ backend percore
     balance roundrobin
     option httpchk GET /healthz
     http-check expect status 200
-    default-server inter 200ms fall 2 rise 2 send-proxy-v2 check-send-proxy
+    default-server inter 200ms fall 2 rise 2 send-proxy-v2 proxy-v2-options crc32c check-send-proxy
     server a 127.0.0.1:$a check
     server b 127.0.0.1:$b check
 listen stats

@@ -6,7 +6,9 @@
 //! command or address family, a v2 header longer than [`ProxyLimits::max_v2_len`] or with
 //! more than [`ProxyLimits::max_tlvs`] TLVs, or a TLV that overruns the header is an error
 //! (the connection is closed). The v1 line is at most 107 bytes (the spec's limit). TLV
-//! contents are not interpreted (and a CRC32C TLV is not verified); only their framing is.
+//! contents are not interpreted, but for one: a `PP2_TYPE_CRC32C` TLV (HAProxy's
+//! `proxy-v2-options crc32c`) must hold the CRC32C of the whole header computed with its
+//! own 4 bytes zeroed (spec 2.2.5), or the header is refused as corrupt.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -274,7 +276,7 @@ fn parse_v2(input: &[u8], limits: &ProxyLimits) -> Result<Parsed, ProxyError> {
         _ if local => (body.len(), None),
         _ => return Err(ProxyError::V2("address family is not TCP over IPv4/IPv6")),
     };
-    check_tlvs(&body[addresses..], limits)?;
+    check_tlvs(&input[..len], V2_FIXED + addresses, limits)?;
     let header = match header {
         Some((source, destination)) if !local => ProxyHeader::Proxied {
             source,
@@ -285,24 +287,81 @@ fn parse_v2(input: &[u8], limits: &ProxyLimits) -> Result<Parsed, ProxyError> {
     Ok(Parsed::Header { header, len })
 }
 
-/// Each TLV is `type (1) length (2, big-endian) value`, and they fill the rest exactly.
-fn check_tlvs(mut rest: &[u8], limits: &ProxyLimits) -> Result<(), ProxyError> {
+/// The TLV type whose value is the header's CRC32C (spec 2.2.5).
+const PP2_TYPE_CRC32C: u8 = 0x03;
+
+/// Checks the TLVs of `header` (the whole v2 header), which start at `at`: each is
+/// `type (1) length (2, big-endian) value`, and they fill the rest exactly. A CRC32C TLV is
+/// verified against the header.
+fn check_tlvs(header: &[u8], mut at: usize, limits: &ProxyLimits) -> Result<(), ProxyError> {
     let mut count = 0;
-    while !rest.is_empty() {
+    let mut checksum_at = None;
+    while at < header.len() {
         count += 1;
         if count > limits.max_tlvs {
             return Err(ProxyError::TooLong);
         }
-        if rest.len() < 3 {
+        let Some(&[kind, len_hi, len_lo]) = header.get(at..at + 3) else {
             return Err(ProxyError::V2("TLV header truncated"));
+        };
+        let value_len = u16::from_be_bytes([len_hi, len_lo]) as usize;
+        let value_at = at + 3;
+        if value_at + value_len > header.len() {
+            return Err(ProxyError::V2("TLV value overruns the header"));
         }
-        let value_len = u16::from_be_bytes([rest[1], rest[2]]) as usize;
-        rest = rest
-            .get(3 + value_len..)
-            .ok_or(ProxyError::V2("TLV value overruns the header"))?;
+        if kind == PP2_TYPE_CRC32C {
+            if value_len != 4 {
+                return Err(ProxyError::V2("CRC32C TLV is not 4 bytes"));
+            }
+            checksum_at = Some(value_at);
+        }
+        at = value_at + value_len;
     }
-    Ok(())
+    match checksum_at {
+        Some(at) if !checksum_matches(header, at) => {
+            Err(ProxyError::V2("CRC32C does not match the header"))
+        }
+        _ => Ok(()),
+    }
 }
+
+/// Whether the big-endian CRC32C stored at `at` is that of `header` with those 4 bytes
+/// read as zeroes.
+fn checksum_matches(header: &[u8], at: usize) -> bool {
+    let stored = u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]]);
+    let crc = crc32c_update(!0, &header[..at]);
+    let crc = crc32c_update(crc, &[0; 4]);
+    !crc32c_update(crc, &header[at + 4..]) == stored
+}
+
+/// CRC32C (Castagnoli, reflected polynomial 0x82F63B78), one table lookup per byte: a
+/// header is at most a few hundred bytes and checked once per connection.
+fn crc32c_update(mut crc: u32, bytes: &[u8]) -> u32 {
+    for &byte in bytes {
+        crc = CRC32C_TABLE[((crc ^ u32::from(byte)) & 0xff) as usize] ^ (crc >> 8);
+    }
+    crc
+}
+
+const CRC32C_TABLE: [u32; 256] = {
+    let mut table = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut crc = i as u32;
+        let mut bit = 0;
+        while bit < 8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0x82F6_3B78
+            } else {
+                crc >> 1
+            };
+            bit += 1;
+        }
+        table[i] = crc;
+        i += 1;
+    }
+    table
+};
 
 #[cfg(test)]
 mod tests {
@@ -551,6 +610,13 @@ mod tests {
             parse(&v2(1, 0x11, &many), &limits()),
             Err(ProxyError::TooLong)
         );
+        // A CRC32C TLV that is not 4 bytes is refused.
+        let mut odd = v4_body();
+        odd.extend_from_slice(&[0x03, 0x00, 0x02, 0, 0]);
+        assert_eq!(
+            parse(&v2(1, 0x11, &odd), &limits()),
+            Err(ProxyError::V2("CRC32C TLV is not 4 bytes"))
+        );
         let mut long = V2_SIGNATURE.to_vec();
         long.extend_from_slice(&[0x21, 0x11, 0x02, 0x01]);
         assert_eq!(
@@ -558,5 +624,44 @@ mod tests {
             Err(ProxyError::TooLong),
             "decided on the length field"
         );
+    }
+
+    #[test]
+    fn crc32c_is_castagnoli() {
+        // The standard check value, and RFC 3720's 32 zero bytes.
+        assert_eq!(!crc32c_update(!0, b"123456789"), 0xE306_9283);
+        assert_eq!(!crc32c_update(!0, &[0; 32]), 0x8A91_36AA);
+    }
+
+    #[test]
+    fn a_v2_crc32c_tlv_is_verified_against_the_whole_header() {
+        // The header with its checksum TLV zeroed, then the checksum written in.
+        let mut body = v4_body();
+        body.extend_from_slice(&[0x01, 0x00, 0x02, b'h', b'2']);
+        body.extend_from_slice(&[PP2_TYPE_CRC32C, 0x00, 0x04, 0, 0, 0, 0]);
+        let mut header = v2(1, 0x11, &body);
+        let at = header.len() - 4;
+        let crc = !crc32c_update(!0, &header);
+        header[at..].copy_from_slice(&crc.to_be_bytes());
+        assert_eq!(
+            parse(&header, &limits()),
+            Ok(Parsed::Header {
+                header: ProxyHeader::Proxied {
+                    source: addr("192.0.2.7:51234"),
+                    destination: addr("10.0.0.1:8080"),
+                },
+                len: header.len(),
+            })
+        );
+        // Any flipped bit, in the addresses or in the checksum itself, is refused.
+        for flip in [16, at + 3] {
+            let mut corrupt = header.clone();
+            corrupt[flip] ^= 0x01;
+            assert_eq!(
+                parse(&corrupt, &limits()),
+                Err(ProxyError::V2("CRC32C does not match the header")),
+                "byte {flip} flipped"
+            );
+        }
     }
 }
