@@ -9,14 +9,12 @@
 //! `connection: close`.
 
 use std::{
-    any::Any,
-    cell::{Cell, RefCell},
+    cell::Cell,
     error::Error as StdError,
     future::{Future, poll_fn},
     net::SocketAddr,
     pin::pin,
     rc::Rc,
-    sync::atomic::{AtomicU64, Ordering},
     time::Duration,
 };
 
@@ -32,6 +30,7 @@ use crate::{
     error::Error,
     net::TcpStream,
     server::{Server, ServerBuilder, ServerHandle, shutdown_signal},
+    task::PerShard,
 };
 
 type BoxError = Box<dyn StdError + Send + Sync>;
@@ -144,22 +143,16 @@ impl HttpServer {
         B: http_body::Body<Data = Bytes> + 'static,
         B::Error: Into<BoxError>,
     {
-        let id = NEXT_SERVER.fetch_add(1, Ordering::Relaxed);
+        // This server's own slot (a process may run several servers): each shard builds its
+        // state on its first connection, and drops it when the shard ends.
+        let per_shard = std::sync::Arc::new(PerShard::<ShardHttp<H>>::new());
         let make = std::sync::Arc::new(make_service);
         let config = self.config;
         self.builder.serve(addr, move |stream| {
-            let shard = ShardHttp::<H>::get_or_init(id, || ShardHttp::new(make(), &config));
+            let shard = per_shard.get_or_init(|| ShardHttp::new(make(), &config));
             serve_connection(stream, shard)
         })
     }
-}
-
-/// Distinguishes servers in the per-shard state (a test may run several in one process).
-static NEXT_SERVER: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    /// Each shard's service state, per server, built on the shard's first connection.
-    static SHARD_HTTP: RefCell<Vec<(u64, Rc<dyn Any>)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// What one shard keeps for one server: its service, hyper's settings, its counters.
@@ -193,20 +186,6 @@ impl<H: 'static> ShardHttp<H> {
             open: Cell::new(0),
             counters,
         }
-    }
-
-    fn get_or_init(id: u64, init: impl FnOnce() -> Self) -> Rc<Self> {
-        SHARD_HTTP.with(|cell| {
-            let mut all = cell.borrow_mut();
-            if let Some((_, state)) = all.iter().find(|(i, _)| *i == id)
-                && let Ok(state) = state.clone().downcast::<Self>()
-            {
-                return state;
-            }
-            let state = Rc::new(init());
-            all.push((id, state.clone()));
-            state
-        })
     }
 }
 
