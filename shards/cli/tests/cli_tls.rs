@@ -4,6 +4,8 @@
 //! Certificates are made at test time. Under `CI=true` a missing client fails the test;
 //! locally it is skipped with the reason printed (tests/run.sh installs them).
 
+#[path = "../../../tests/support/clients.rs"]
+mod clients;
 #[path = "support/process.rs"]
 mod process;
 #[path = "../../../tests/support/tls.rs"]
@@ -17,50 +19,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use clients::{client, run_bounded};
 use process::{free_addr, sigterm, wait_exit, wait_until_listening};
-
-/// The client's path, or `None` (skip) when it is missing outside CI.
-fn client(name: &str, package: &str) -> Option<String> {
-    let found = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {name}"))
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
-    if found.is_none() {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("{name} is missing under CI: install the {package} package");
-        }
-        eprintln!("skipped: {name} is not installed (apt-get install {package})");
-    }
-    found
-}
-
-/// Runs `cmd` with `stdin` (then closed), killing it after `limit`.
-fn run_bounded(cmd: &mut Command, stdin: &[u8], limit: Duration) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn the client");
-    let pid = child.id() as i32;
-    let mut input = child.stdin.take().unwrap();
-    let _ = input.write_all(stdin);
-    drop(input);
-    let (tx, rx) = std::sync::mpsc::channel();
-    // Reading the output while waiting, so a child with much to say never blocks.
-    std::thread::spawn(move || tx.send(child.wait_with_output()));
-    match rx.recv_timeout(limit) {
-        Ok(output) => output.unwrap(),
-        Err(_) => {
-            // SAFETY: plain kill(2) of our own child, which has not been reaped yet.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            panic!("{cmd:?} ran past {limit:?}");
-        }
-    }
-}
 
 struct Server {
     child: Child,

@@ -2,57 +2,18 @@
 //! bounded `redis-benchmark` run. Under CI (`CI=true`) a missing client fails the test;
 //! locally it is skipped with the reason printed (`tests/run.sh` installs redis-tools).
 
+#[path = "../../../tests/support/clients.rs"]
+mod clients;
 mod common;
 
-use std::{
-    io::Write,
-    process::{Command, Output, Stdio},
-    time::{Duration, Instant},
-};
+use std::{process::Command, time::Duration};
 
+use clients::{client, run_bounded};
 use common::KvServer;
-
-/// The client's path, or `None` (skip) when it is missing outside CI.
-fn client(name: &str) -> Option<String> {
-    let found = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {name}"))
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
-    if found.is_none() {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("{name} is missing under CI: install the redis-tools package");
-        }
-        eprintln!("skipped: {name} is not installed (apt-get install redis-tools)");
-    }
-    found
-}
-
-/// Runs `cmd` with `stdin`, killing it after `limit`.
-fn run_bounded(cmd: &mut Command, stdin: &[u8], limit: Duration) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn the client");
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    let deadline = Instant::now() + limit;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("{cmd:?} ran past {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
-}
 
 #[test]
 fn redis_cli_scripted_session() {
-    let Some(cli) = client("redis-cli") else {
+    let Some(cli) = client("redis-cli", "redis-tools") else {
         return;
     };
     let server = KvServer::start();
@@ -84,7 +45,7 @@ fn redis_cli_scripted_session() {
 
 #[test]
 fn redis_benchmark_runs_without_errors() {
-    let Some(bench) = client("redis-benchmark") else {
+    let Some(bench) = client("redis-benchmark", "redis-tools") else {
         return;
     };
     let server = KvServer::start();
