@@ -13,7 +13,10 @@ all of them, warm-up included: `slow_first_burn` those scheduled before the firs
 response came back (what an unknown heavy route's first run costs), `slow_after_first_burn`
 the rest, with the span of the latter's scheduled times (`slow_after_span_s`, seconds from
 the start: a stall of the whole machine shows as one short span) and, for percore, the heavy
-responses that say they ran on the shard (`heavy_inline`: inline burns).
+responses that say they ran on the shard (`heavy_inline`: inline burns). Two figures tell a
+stalled client from a slow server: `client_late_max_ms`, the most a request was sent after
+its scheduled time (this process not running when it should), and `client_majflt`, this
+process's major page faults (waits for the disk).
 """
 
 import argparse
@@ -21,6 +24,7 @@ import asyncio
 import collections
 import json
 import math
+import resource
 import time
 
 
@@ -212,10 +216,13 @@ async def main():
     events = [(t0 + i / args.rate, "light") for i in range(n_light)]
     events += [(t0 + (j + 0.5) / args.heavy_rate, "heavy") for j in range(n_heavy)]
     events.sort()
+    late_max = 0.0
+    majflt0 = resource.getrusage(resource.RUSAGE_SELF).ru_majflt
     for at, kind in events:
         delay = at - loop.time()
         if delay > 0:
             await asyncio.sleep(delay)
+        late_max = max(late_max, loop.time() - at)
         if kind == "light":
             tasks.append(asyncio.ensure_future(light.one(at, at - t0 >= args.warmup)))
         else:
@@ -241,6 +248,8 @@ async def main():
         "slow_after_first_burn": len(after),
         "slow_after_span_s": [round(min(after), 2), round(max(after), 2)] if after else None,
         "heavy_inline": heavy["heavy_inline"],
+        "client_late_max_ms": round(late_max * 1000, 2),
+        "client_majflt": resource.getrusage(resource.RUSAGE_SELF).ru_majflt - majflt0,
     }))
 
 
