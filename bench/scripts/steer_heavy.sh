@@ -159,14 +159,16 @@ paired = {n: [p for p in rounds.values() if "noburn" in p and "burn" in p] for n
 paired = {n: p for n, p in paired.items() if p}
 if paired:
     print()
-    print("| config | rounds | no-burn p99 ms (median) | burn p99 ms (median) | burn / no-burn | per-round ratios | slow first burn (per round) | slow after (per round) | inline burns (per round) | burn pass: client late max ms / I/O full ms / server majflt (per round) |")
+    print("| config | rounds | no-burn p99 ms (median) | burn p99 ms (median) | burn / no-burn | per-round ratios | slow first burn (per round) | slow after (of which between burns), per round | inline burns (per round) | burn pass: client late max ms / I/O full ms / server majflt (per round) |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name, ps in paired.items():
         nb = [p["noburn"]["p99_ms"] for p in ps]
         b = [p["burn"]["p99_ms"] for p in ps]
         ratios = [y / x for x, y in zip(nb, b) if x]
         first = [p["burn"]["slow_first_burn"] for p in ps]
-        after = [p["burn"]["slow_after_first_burn"] for p in ps]
+        after = [f'{p["burn"]["slow_after_first_burn"]} ({p["burn"]["slow_after_between_burns"]})'
+                 if "slow_after_between_burns" in p["burn"] else str(p["burn"]["slow_after_first_burn"])
+                 for p in ps]
         inline = [p["burn"].get("heavy_inline", "-") for p in ps]
         machine = [f'{p["burn"].get("client_late_max_ms", "-")}/{p["burn"]["machine"].get("io_full_ms", "-")}/{p["burn"]["machine"].get("server_majflt", "-")}' for p in ps]
         mnb, mb = statistics.median(nb), statistics.median(b)
