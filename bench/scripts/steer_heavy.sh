@@ -20,11 +20,13 @@
 # opens a connection only when none is idle), FASTAPI_VENV (a virtualenv with uvicorn),
 # PERCORE_BASE (another percore binary, e.g. main's: adds the rows base-adaptive and
 # base-spawn_blocking, run with it and interleaved with this tree's rows in every round),
-# PERCORE (the percore binary to run for the percore-* rows; default: this tree's, built).
+# PERCORE (the percore binary to run for the percore-* rows; default: this tree's, built),
+# TOKIO_WORK (the tokio-work binary; default: bench/peers' release build, built).
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 OUT=${OUT:-$(mktemp -d /tmp/steer_heavy.XXXX)}
+mkdir -p "$OUT"
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-1}
@@ -40,8 +42,9 @@ if [[ -z ${PERCORE:-} ]]; then
     PERCORE="$ROOT/target/release/percore"
 fi
 P="$PERCORE serve --shards 2 --quiet --drain-timeout-secs 1 --listen 127.0.0.1:$PORT"
-TOKIO_WORK="$ROOT/bench/peers/target/release/tokio-work"
-if [[ -z ${ONLY:-} || " $ONLY " == *" tokio-spawn_blocking "* ]]; then
+TOKIO_WORK=${TOKIO_WORK:-$ROOT/bench/peers/target/release/tokio-work}
+if [[ $TOKIO_WORK == "$ROOT/bench/peers/target/release/tokio-work" ]] &&
+    [[ -z ${ONLY:-} || " $ONLY " == *" tokio-spawn_blocking "* ]]; then
     cargo build --release -q --manifest-path bench/peers/Cargo.toml -p tokio-hyper --bin tokio-work ||
         echo "tokio-work did not build: its row is skipped" >&2
 fi
@@ -73,6 +76,25 @@ available() {
     esac
 }
 
+# What the machine did during a pass, to tell its stalls from the server's: microseconds in
+# which every non-idle task waited for I/O (/proc/pressure/io "full"), CPU time stolen by
+# the hypervisor (ms, /proc/stat), the server's major page faults (code or data read back
+# from disk: a proactive reclaimer can evict a binary's cold pages), sampled before and after.
+machine_counters() {
+    local io steal majflt
+    io=$(awk '/^full/ { sub("total=", "", $5); print $5 }' /proc/pressure/io 2>/dev/null)
+    steal=$(awk '/^cpu / { print $9 }' /proc/stat)
+    majflt=$(awk '{ print $12 }' "/proc/$SERVER_PID/stat" 2>/dev/null)
+    echo "${io:-0} ${steal:-0} ${majflt:-0}"
+}
+
+machine_delta() {
+    local a b
+    read -r -a a <<<"$1"
+    read -r -a b <<<"$2"
+    echo "{\"io_full_ms\": $(((b[0] - a[0]) / 1000)), \"steal_ms\": $(((b[1] - a[1]) * 10)), \"server_majflt\": $((b[2] - a[2]))}"
+}
+
 PHASES=(burn)
 [[ ${PAIRED:-0} == 1 ]] && PHASES=(noburn burn)
 echo "results in $OUT" >&2
@@ -98,12 +120,14 @@ for round in $(seq 1 "$ROUNDS"); do
             fi
             sleep 0.5
             load=$(cut -d' ' -f1 /proc/loadavg)
+            machine0=$(machine_counters)
             result=$(timeout $((DURATION + WARMUP + 60)) "$PY" "$LOAD" --addr "127.0.0.1:$PORT" \
                 --rate "$RATE" --duration "$DURATION" --warmup "$WARMUP" \
                 --heavy-rate "$heavy_rate" --heavy-path "$path" ${LIGHT_CLOSE:+--light-close})
+            machine=$(machine_delta "$machine0" "$(machine_counters)")
             stop_server
             [[ -n $result ]] || result=null
-            echo "{\"config\": \"$name\", \"round\": $round, \"phase\": \"$phase\", \"load1\": $load, \"result\": $result}" | tee -a "$OUT/results.jsonl"
+            echo "{\"config\": \"$name\", \"round\": $round, \"phase\": \"$phase\", \"load1\": $load, \"machine\": $machine, \"result\": $result}" | tee -a "$OUT/results.jsonl"
             sleep 1
         done
     done
@@ -120,6 +144,7 @@ for line in open(sys.argv[1]):
         continue
     phase = r.get("phase", "burn")
     rows.setdefault(r["config"] + ("" if phase == "burn" else " (no burn)"), []).append(r["result"])
+    r["result"]["machine"] = r.get("machine", {})
     pairs.setdefault(r["config"], {}).setdefault(r["round"], {})[phase] = r["result"]
 keys = ["p50_ms", "p99_ms", "p999_ms", "max_ms", "light_errors", "light_ok", "light_conns_opened", "heavy_ok", "heavy_errors", "heavy_p50_ms", "slow_first_burn", "slow_after_first_burn", "heavy_inline"]
 print("| config | rounds | " + " | ".join(keys) + " |")
@@ -134,18 +159,21 @@ paired = {n: [p for p in rounds.values() if "noburn" in p and "burn" in p] for n
 paired = {n: p for n, p in paired.items() if p}
 if paired:
     print()
-    print("| config | rounds | no-burn p99 ms (median) | burn p99 ms (median) | burn / no-burn | per-round ratios | slow first burn (per round) | slow after (per round) | inline burns (per round) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| config | rounds | no-burn p99 ms (median) | burn p99 ms (median) | burn / no-burn | per-round ratios | slow first burn (per round) | slow after (of which between burns), per round | inline burns (per round) | burn pass: client late max ms / I/O full ms / server majflt (per round) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name, ps in paired.items():
         nb = [p["noburn"]["p99_ms"] for p in ps]
         b = [p["burn"]["p99_ms"] for p in ps]
         ratios = [y / x for x, y in zip(nb, b) if x]
         first = [p["burn"]["slow_first_burn"] for p in ps]
-        after = [p["burn"]["slow_after_first_burn"] for p in ps]
+        after = [f'{p["burn"]["slow_after_first_burn"]} ({p["burn"]["slow_after_between_burns"]})'
+                 if "slow_after_between_burns" in p["burn"] else str(p["burn"]["slow_after_first_burn"])
+                 for p in ps]
         inline = [p["burn"].get("heavy_inline", "-") for p in ps]
+        machine = [f'{p["burn"].get("client_late_max_ms", "-")}/{p["burn"]["machine"].get("io_full_ms", "-")}/{p["burn"]["machine"].get("server_majflt", "-")}' for p in ps]
         mnb, mb = statistics.median(nb), statistics.median(b)
         print(f"| {name} | {len(ps)} | {mnb:g} | {mb:g} | {mb / mnb:.2f} | "
               + ", ".join(f"{x:.2f}" for x in ratios) + " | "
               + ", ".join(map(str, first)) + " | " + ", ".join(map(str, after)) + " | "
-              + ", ".join(map(str, inline)) + " |")
+              + ", ".join(map(str, inline)) + " | " + ", ".join(machine) + " |")
 PYEOF

@@ -12,8 +12,13 @@ measured light requests (after --warmup), it counts the light requests over --sl
 all of them, warm-up included: `slow_first_burn` those scheduled before the first heavy
 response came back (what an unknown heavy route's first run costs), `slow_after_first_burn`
 the rest, with the span of the latter's scheduled times (`slow_after_span_s`, seconds from
-the start: a stall of the whole machine shows as one short span) and, for percore, the heavy
-responses that say they ran on the shard (`heavy_inline`: inline burns).
+the start: a stall of the whole machine shows as one short span) and how many of them were
+waiting while no heavy request was in flight (`slow_after_between_burns`: no burn can have
+held them), and, for percore, the heavy responses that say they ran on the shard
+(`heavy_inline`: inline burns). Two figures tell a
+stalled client from a slow server: `client_late_max_ms`, the most a request was sent after
+its scheduled time (this process not running when it should), and `client_majflt`, this
+process's major page faults (waits for the disk).
 """
 
 import argparse
@@ -21,6 +26,7 @@ import asyncio
 import collections
 import json
 import math
+import resource
 import time
 
 
@@ -152,6 +158,7 @@ class Light:
 
 
 async def heavy_one(args, host, port, out):
+    sent = asyncio.get_running_loop().time()
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 30)
         started = time.monotonic()
@@ -161,9 +168,11 @@ async def heavy_one(args, host, port, out):
         out["heavy_inline"] += body.endswith(b" on the shard\n")
         out["heavy_ms"].append((time.monotonic() - started) * 1000)
         out["heavy_done"].append(asyncio.get_running_loop().time())
+        out["heavy_spans"].append((sent, out["heavy_done"][-1]))
         writer.close()
     except Exception:
         out["heavy_errors"] += 1
+        out["heavy_spans"].append((sent, asyncio.get_running_loop().time()))
 
 
 async def heavy_keepalive(args, host, port, out, until):
@@ -194,7 +203,7 @@ async def main():
     loop = asyncio.get_running_loop()
     light = Light(args, host, port)
     heavy = {"heavy_ok": 0, "heavy_errors": 0, "heavy_inline": 0, "heavy_ms": [],
-             "heavy_done": []}
+             "heavy_done": [], "heavy_spans": []}
     total = args.warmup + args.duration
     tasks = []
     if args.heavy_conns:
@@ -212,10 +221,13 @@ async def main():
     events = [(t0 + i / args.rate, "light") for i in range(n_light)]
     events += [(t0 + (j + 0.5) / args.heavy_rate, "heavy") for j in range(n_heavy)]
     events.sort()
+    late_max = 0.0
+    majflt0 = resource.getrusage(resource.RUSAGE_SELF).ru_majflt
     for at, kind in events:
         delay = at - loop.time()
         if delay > 0:
             await asyncio.sleep(delay)
+        late_max = max(late_max, loop.time() - at)
         if kind == "light":
             tasks.append(asyncio.ensure_future(light.one(at, at - t0 >= args.warmup)))
         else:
@@ -224,8 +236,12 @@ async def main():
     lat = sorted(x * 1000 for x in light.latencies)
     # Without a heavy response (a no-burn baseline) every slow request counts as "after".
     first_done = min(heavy["heavy_done"], default=-math.inf)
-    slow = [at for at, latency in light.samples if latency * 1000 > args.slow_ms]
+    slow_samples = [(at, lat) for at, lat in light.samples if lat * 1000 > args.slow_ms]
+    slow = [at for at, _ in slow_samples]
     after = [at - t0 for at in slow if at >= first_done]
+    # A slow request after the first burn whose wait overlapped no heavy request in flight.
+    between = sum(1 for at, lat in slow_samples if at >= first_done and not any(
+        s < at + lat and at < d for s, d in heavy["heavy_spans"]))
     print(json.dumps({
         "light_ok": len(lat),
         "light_errors": light.errors,
@@ -240,7 +256,10 @@ async def main():
         "slow_first_burn": sum(1 for at in slow if at < first_done),
         "slow_after_first_burn": len(after),
         "slow_after_span_s": [round(min(after), 2), round(max(after), 2)] if after else None,
+        "slow_after_between_burns": between,
         "heavy_inline": heavy["heavy_inline"],
+        "client_late_max_ms": round(late_max * 1000, 2),
+        "client_majflt": resource.getrusage(resource.RUSAGE_SELF).ru_majflt - majflt0,
     }))
 
 

@@ -10,9 +10,13 @@
 //!   route heavy **on every shard**: the mark is one atomic flag per route and server,
 //!   read with a relaxed load on each call and written only when the state changes. That
 //!   first overrun is paid in full by its shard's other connections: a running sync function
-//!   cannot be preempted. Until it ends nothing is known, so a call of the same route that
-//!   starts on another shard meanwhile runs inline too (at most one first burn per shard,
-//!   and only when they overlap).
+//!   cannot be preempted. The other shards need not wait for it to end: each inline run
+//!   notes its start in its shard's slot of the route's state (one relaxed store on a cache
+//!   line of its own, cleared when the run ends), and a call that would run inline first
+//!   looks at the other shards' slots (one relaxed load each): a run there already past the
+//!   budget marks the route heavy, and the call goes to the pool instead of starting a
+//!   second inline burn. (Two first calls that start within one budget of each other on two
+//!   shards still both run inline: neither has overrun yet.)
 //! - **Heavy**: the work runs on `percore::spawn_blocking`; its result comes back to the
 //!   shard that asked, and the shard serves its other connections meanwhile. Each pool run
 //!   is timed too: after [`RETRY_AFTER`] pool runs in a row (counted over all shards) under
@@ -33,8 +37,8 @@ use std::{
     cell::{Cell, OnceCell, RefCell},
     collections::HashMap,
     sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, AtomicU32, Ordering},
+        Arc, Mutex, OnceLock,
+        atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -65,17 +69,81 @@ pub struct Offload {
     label: String,
     /// The route's state, shared with the other shards' `Offload` of the same route (found
     /// on first use: see [`RouteStates`]).
-    state: OnceCell<Arc<RouteState>>,
+    state: OnceCell<Shared>,
     counters: OnceCell<Counters>,
 }
 
+/// An `Offload`'s view of its route's state: the state and this shard's slot in it.
+#[derive(Debug)]
+struct Shared {
+    route: Arc<RouteState>,
+    /// The index of this shard's slot in `route.inline_since` (`None`: the state is this
+    /// `Offload`'s own, with no slots, as outside `serve`).
+    slot: Option<usize>,
+}
+
 /// What the shards of a server know of one route (see the module docs).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct RouteState {
     /// The next call goes to the pool.
     heavy: AtomicBool,
     /// Pool runs in a row under half the budget, since the route was marked heavy.
     fast_pool_runs: AtomicU32,
+    /// One slot per shard: when the inline run in progress there started ([`stamp`]), 0 when
+    /// none. Each on a cache line of its own, so a shard's stores do not slow the others'
+    /// reads of the flags above.
+    inline_since: Box<[InlineSlot]>,
+}
+
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct InlineSlot(AtomicU64);
+
+impl RouteState {
+    fn new(shards: usize) -> Self {
+        RouteState {
+            heavy: AtomicBool::new(false),
+            fast_pool_runs: AtomicU32::new(0),
+            inline_since: (0..shards).map(|_| InlineSlot::default()).collect(),
+        }
+    }
+
+    fn mark_heavy(&self) {
+        self.fast_pool_runs.store(0, Ordering::Relaxed);
+        self.heavy.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether an inline run on another shard than `own`'s started more than `budget` before
+    /// `now` and is still running.
+    fn overrunning_elsewhere(&self, own: Option<usize>, now: Instant, budget: Duration) -> bool {
+        let now = stamp(now);
+        let budget = u64::try_from(budget.as_nanos()).unwrap_or(u64::MAX);
+        self.inline_since.iter().enumerate().any(|(shard, slot)| {
+            let since = slot.0.load(Ordering::Relaxed);
+            Some(shard) != own && since != 0 && now.saturating_sub(since) > budget
+        })
+    }
+}
+
+/// The origin of the slots' times.
+static EPOCH: OnceLock<Instant> = OnceLock::new();
+
+/// `at` as a slot holds it: nanoseconds since [`EPOCH`], plus one (0 means "no run").
+fn stamp(at: Instant) -> u64 {
+    let since = at.saturating_duration_since(*EPOCH.get_or_init(Instant::now));
+    u64::try_from(since.as_nanos()).unwrap_or(u64::MAX - 1) + 1
+}
+
+/// Clears a shard's slot when its inline run ends, by return or by panic (a slot left set
+/// would make the route look forever overrunning to the other shards).
+struct InlineRun<'a>(Option<&'a InlineSlot>);
+
+impl Drop for InlineRun<'_> {
+    fn drop(&mut self) {
+        if let Some(slot) = self.0 {
+            slot.0.store(0, Ordering::Relaxed);
+        }
+    }
 }
 
 /// The route states of one server, by label: made by [`service::serve`](crate::service::serve)
@@ -83,31 +151,51 @@ struct RouteState {
 #[derive(Debug, Default)]
 pub(crate) struct RouteStates(Mutex<HashMap<String, Arc<RouteState>>>);
 
+/// A shard thread's server: its route states, the shard's index and the server's shards.
+struct ServerShard {
+    states: Arc<RouteStates>,
+    shard: usize,
+    shards: usize,
+}
+
 thread_local! {
     /// The route states of the server this shard thread serves (`None` outside `serve`).
-    static SERVER_STATES: RefCell<Option<Arc<RouteStates>>> = const { RefCell::new(None) };
+    static SERVER_STATES: RefCell<Option<ServerShard>> = const { RefCell::new(None) };
 }
 
 impl RouteStates {
     /// Makes `states` the current shard thread's: its routes share their state through it.
+    /// Called on a shard of the server.
     pub(crate) fn enter(states: &Arc<RouteStates>) {
-        SERVER_STATES.with(|current| *current.borrow_mut() = Some(states.clone()));
+        let shard = ServerShard {
+            states: states.clone(),
+            shard: percore::mesh::shard_id(),
+            shards: percore::mesh::shard_count(),
+        };
+        EPOCH.get_or_init(Instant::now);
+        SERVER_STATES.with(|current| *current.borrow_mut() = Some(shard));
     }
 
     /// The state of the route labelled `label`: the server's when this thread serves one and
     /// the route has a label, else one of its own. Takes a lock: once per route and shard.
-    fn of(label: &str) -> Arc<RouteState> {
-        let server = SERVER_STATES.with(|current| current.borrow().clone());
-        match server {
-            Some(states) if !label.is_empty() => states
-                .0
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .entry(label.to_owned())
-                .or_default()
-                .clone(),
-            _ => Arc::default(),
-        }
+    fn of(label: &str) -> Shared {
+        SERVER_STATES.with(|current| match &*current.borrow() {
+            Some(server) if !label.is_empty() => Shared {
+                route: server
+                    .states
+                    .0
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .entry(label.to_owned())
+                    .or_insert_with(|| Arc::new(RouteState::new(server.shards)))
+                    .clone(),
+                slot: (server.shard < server.shards).then_some(server.shard),
+            },
+            _ => Shared {
+                route: Arc::new(RouteState::new(0)),
+                slot: None,
+            },
+        })
     }
 }
 
@@ -192,8 +280,12 @@ impl Offload {
         }
     }
 
-    fn state(&self) -> &RouteState {
+    fn shared(&self) -> &Shared {
         self.state.get_or_init(|| RouteStates::of(&self.label))
+    }
+
+    fn state(&self) -> &RouteState {
+        &self.shared().route
     }
 
     /// This shard's counts (zero before the first run).
@@ -215,27 +307,55 @@ impl Offload {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        if !self.is_heavy() {
-            Ok(self.run_inline(work))
-        } else {
-            self.run_on_pool(work).await
+        match self.policy {
+            Policy::Heavy => return self.run_on_pool(work).await,
+            Policy::InlineOnly => return Ok(self.run_inline(work)),
+            Policy::Adaptive => {}
         }
+        let shared = self.shared();
+        if shared.route.heavy.load(Ordering::Relaxed) {
+            return self.run_on_pool(work).await;
+        }
+        let now = Instant::now();
+        if shared
+            .route
+            .overrunning_elsewhere(shared.slot, now, self.budget.get())
+        {
+            // Another shard is inside an overrunning first burn of this route: the mark its
+            // end would set, set now, and this call does not start a second burn.
+            shared.route.mark_heavy();
+            return self.run_on_pool(work).await;
+        }
+        Ok(self.run_inline_from(now, work))
     }
 
     /// Runs `work` on the shard now, timed; an overrun marks an adaptive route heavy (on every
     /// shard of the server).
     pub fn run_inline<T>(&self, work: impl FnOnce() -> T) -> T {
-        let started = Instant::now();
+        self.run_inline_from(Instant::now(), work)
+    }
+
+    fn run_inline_from<T>(&self, started: Instant, work: impl FnOnce() -> T) -> T {
+        let slot = match self.policy {
+            Policy::Adaptive => {
+                let shared = self.shared();
+                shared.slot.and_then(|i| shared.route.inline_since.get(i))
+            }
+            Policy::Heavy | Policy::InlineOnly => None,
+        };
+        if let Some(slot) = slot {
+            slot.0.store(stamp(started), Ordering::Relaxed);
+        }
+        let running = InlineRun(slot);
         let value = work();
+        drop(running);
         let took = started.elapsed();
         let counters = self.counters();
         counters.inline_runs.inc();
         if took > self.budget.get() {
             counters.overruns.inc();
             if self.policy == Policy::Adaptive {
-                let state = self.state();
-                state.fast_pool_runs.store(0, Ordering::Relaxed);
-                state.heavy.store(true, Ordering::Relaxed);
+                self.state().mark_heavy();
             }
         }
         value

@@ -1,14 +1,17 @@
 //! Adaptive offload over loopback: a sync route that overruns its budget runs on the
 //! blocking pool from its next call on, while the shard goes on serving its other
 //! connections; what one shard learned the other knows (its first call of the route goes to
-//! the pool); a heavy route fast again is retried inline; routes declared heavy or
-//! inline-only keep to it; the per-route counters follow, in the metrics exposition.
+//! the pool); a call that starts while another shard's inline run of its route is already
+//! over budget goes to the pool (no second first burn), and a run that ended by panicking
+//! leaves no such mark behind; a heavy route fast again is retried inline; routes declared
+//! heavy or inline-only keep to it; the per-route counters follow, in the metrics exposition.
 
 mod server_support;
 
 use std::{
     io::{BufRead, BufReader, Read, Write},
     net::{SocketAddr, TcpStream},
+    sync::{Condvar, Mutex},
     thread,
     time::{Duration, Instant},
 };
@@ -263,6 +266,137 @@ fn what_one_shard_learned_of_a_route_the_other_knows_and_the_counters_say_so() {
             "shard {shard}: {us} us on the pool\n{metrics}"
         );
     }
+    stop(server);
+}
+
+/// Where `/hold?hold=1` is: not started, holding (since when), or released.
+#[derive(Clone, Copy, PartialEq)]
+enum Hold {
+    Idle,
+    Holding(Instant),
+    Released,
+}
+
+static HOLD: (Mutex<Hold>, Condvar) = (Mutex::new(Hold::Idle), Condvar::new());
+
+/// `GET /hold?hold=1` runs until the test releases it; `GET /hold` returns at once; both say
+/// where they ran.
+fn hold_then_place(request: OwnedRequest) -> String {
+    if request.query_param("hold") == Some(b"1") {
+        let (lock, changed) = &HOLD;
+        *lock.lock().unwrap() = Hold::Holding(Instant::now());
+        changed.notify_all();
+        let mut hold = lock.lock().unwrap();
+        while *hold != Hold::Released {
+            hold = changed.wait(hold).unwrap();
+        }
+    }
+    place(request)
+}
+
+fn panic_then_place(request: OwnedRequest) -> String {
+    if request.query_param("panic") == Some(b"1") {
+        panic!("the handler panics (expected by the test)");
+    }
+    place(request)
+}
+
+const HOLD_BUDGET: Duration = Duration::from_millis(20);
+
+fn overlap_routes() -> Router {
+    Router::new()
+        .route("GET", "/shard", |_| percore::mesh::shard_id().to_string())
+        .route_offload(
+            "GET",
+            "/hold",
+            Offload::adaptive().budget(HOLD_BUDGET),
+            hold_then_place,
+        )
+        .route_offload(
+            "GET",
+            "/panic",
+            Offload::adaptive().budget(HOLD_BUDGET),
+            panic_then_place,
+        )
+}
+
+#[test]
+fn a_call_meeting_another_shards_overrunning_first_run_goes_to_the_pool() {
+    let server = service::serve(
+        Server::builder()
+            .shards(2)
+            .admin("127.0.0.1:0".parse().unwrap()),
+        "127.0.0.1:0".parse().unwrap(),
+        Limits::default(),
+        overlap_routes,
+    )
+    .unwrap();
+    let addr = server.listen_addr().unwrap();
+    let admin = server.report().admin_addr.unwrap();
+    let [mut on0, mut on1] = one_per_shard(addr);
+
+    // Shard 0's first call of /hold runs inline (nothing known) and stays inside the handler.
+    let held = thread::spawn(move || on0.get("/hold?hold=1"));
+    let (lock, changed) = &HOLD;
+    let since = {
+        let mut hold = lock.lock().unwrap();
+        loop {
+            if let Hold::Holding(since) = *hold {
+                break since;
+            }
+            hold = changed.wait(hold).unwrap();
+        }
+    };
+    // Once that run is past its budget (time passing is what is tested), shard 1's first
+    // call of the route does not start a second inline run: it goes to the pool.
+    thread::sleep((since + 2 * HOLD_BUDGET).saturating_duration_since(Instant::now()));
+    assert_eq!(on1.get("/hold"), "pool");
+    *lock.lock().unwrap() = Hold::Released;
+    changed.notify_all();
+    assert_eq!(held.join().unwrap(), "shard");
+
+    let metrics = scrape(admin);
+    let count = |name: &str, shard| {
+        let prefix = format!("{name}{{route=\"GET /hold\",shard=\"{shard}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix)?.parse::<u64>().ok())
+    };
+    let inline = "percore_http_offload_inline_runs_total";
+    let pool = "percore_http_offload_pool_runs_total";
+    let overruns = "percore_http_offload_overruns_total";
+    assert_eq!(count(inline, 0), Some(1), "{metrics}");
+    assert_eq!(count(overruns, 0), Some(1), "{metrics}");
+    assert_eq!(count(pool, 1), Some(1), "{metrics}");
+    assert_eq!(count(inline, 1), Some(0), "{metrics}");
+    stop(server);
+}
+
+#[test]
+fn an_inline_run_that_panicked_leaves_no_overrun_mark_for_the_other_shards() {
+    let server = service::serve(
+        Server::builder().shards(2),
+        "127.0.0.1:0".parse().unwrap(),
+        Limits::default(),
+        overlap_routes,
+    )
+    .unwrap();
+    let addr = server.listen_addr().unwrap();
+    let [mut on0, mut on1] = one_per_shard(addr);
+    // Shard 0's inline run panics at once (the server answers 500 and closes; a panicking
+    // run is no overrun).
+    let mut stream = on0.writer.try_clone().unwrap();
+    stream
+        .write_all(b"GET /panic?panic=1 HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap();
+    let mut response = Vec::new();
+    let _ = on0.reader.read_to_end(&mut response);
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 500"), "{response}");
+    // Well past the budget later, shard 1 still runs the route inline: no run is in progress.
+    thread::sleep(2 * HOLD_BUDGET);
+    assert_eq!(on1.get("/panic"), "shard");
+    assert_eq!(on1.get("/panic"), "shard");
     stop(server);
 }
 
