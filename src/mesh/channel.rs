@@ -67,6 +67,9 @@ thread_local! {
 /// A shard's side of one channel: its open batch per target and the rest of the batches it
 /// took, handed out one by one.
 struct Local<T> {
+    /// The shard this thread runs (None: it runs none), fixed for the thread's life: read
+    /// once here instead of through the shard's thread-local on every call.
+    shard: Option<usize>,
     outgoing: RefCell<Vec<Outgoing<T>>>,
     taken: RefCell<VecDeque<T>>,
 }
@@ -245,11 +248,11 @@ impl<T: Send + 'static> Channel<T> {
 
     /// Receives the next message for the current shard.
     pub async fn recv(&self) -> Result<T, MeshError> {
-        let id = task::current_shard_id().ok_or(MeshError::Closed)?;
-        let lane = self.lane(id)?;
-        if let Some(message) =
-            Shared::with_local(&self.shared, |_, local| self.shared.take(lane, local))
-        {
+        let (lane, message) = Shared::with_local(&self.shared, |_, local| {
+            let lane = self.lane(local.shard.ok_or(MeshError::Closed)?)?;
+            Ok::<_, MeshError>((lane, self.shared.take(lane, local)))
+        })?;
+        if let Some(message) = message {
             return Ok(message);
         }
         let batch = lane.rx.recv_async().await.map_err(|_| MeshError::Closed)?;
@@ -260,9 +263,10 @@ impl<T: Send + 'static> Channel<T> {
 
     /// Takes a message for the current shard if one is queued.
     pub fn try_recv(&self) -> Option<T> {
-        let id = task::current_shard_id()?;
-        let lane = self.shared.lanes.get(id)?;
-        Shared::with_local(&self.shared, |_, local| self.shared.take(lane, local))
+        Shared::with_local(&self.shared, |_, local| {
+            let lane = self.shared.lanes.get(local.shard?)?;
+            self.shared.take(lane, local)
+        })
     }
 
     /// Messages queued for shard `target`: sent (including those still in their senders'
@@ -296,6 +300,7 @@ impl<T: Send + 'static> Shared<T> {
             }
             let targets = this.lanes.len();
             let local: Rc<dyn Any> = Rc::new(Local::<T> {
+                shard: task::current_shard_id(),
                 outgoing: RefCell::new(
                     (0..targets)
                         .map(|_| Outgoing {
@@ -327,14 +332,14 @@ impl<T: Send + 'static> Shared<T> {
     /// receiver for room to appear) and giving back its unused reservation.
     fn offer(this: &Arc<Self>, target: usize, message: T) -> Result<(), T> {
         let lane = &this.lanes[target];
-        if task::current_shard_id().is_none() {
-            if lane.reserve(this.capacity, 1) == 0 {
-                return Err(message);
-            }
-            let _ = lane.tx.send(vec![message]);
-            return Ok(());
-        }
         Self::with_local(this, |side, local| {
+            if local.shard.is_none() {
+                if lane.reserve(this.capacity, 1) == 0 {
+                    return Err(message);
+                }
+                let _ = lane.tx.send(vec![message]);
+                return Ok(());
+            }
             let mut outgoing = local.outgoing.borrow_mut();
             let open = &mut outgoing[target];
             if open.reserved == 0 {
@@ -359,12 +364,12 @@ impl<T: Send + 'static> Shared<T> {
     /// Puts a message admitted on its own (after a wait for room) in the current shard's
     /// batch for `target`, or sends it alone from a thread that runs no shard.
     fn push_reserved(this: &Arc<Self>, target: usize, message: T) {
-        if task::current_shard_id().is_none() {
-            let _ = this.lanes[target].tx.send(vec![message]);
-            return;
-        }
         Self::with_local(this, |side, local| {
-            Self::buffer(this, side, local, target, message);
+            if local.shard.is_none() {
+                let _ = this.lanes[target].tx.send(vec![message]);
+            } else {
+                Self::buffer(this, side, local, target, message);
+            }
         });
     }
 
