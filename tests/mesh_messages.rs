@@ -574,3 +574,65 @@ fn typed_channel_stream_arrives_whole_and_in_order_through_batches() {
     );
     assert_eq!(len_after, 0);
 }
+
+/// A batch reserves room for the whole batch at its first message; what it did not use is
+/// given back when the batch leaves at the end of the run phase, so other senders can use it
+/// then. A channel's batches count as mesh traffic on both ends (what keeps two streaming
+/// shards polling instead of sleeping between batches).
+#[test]
+fn typed_channel_gives_back_unused_room_and_counts_as_mesh_traffic() {
+    let channel = Channel::<u32>::new(2, 8);
+    let (sent, len_after_run, from_shard_1, received) =
+        run_on(two_shards(), 0, move || async move {
+            let sent_before = percore::stats().loop_.mesh_sent;
+            let sent = channel.try_send_to(1, 0);
+            // The end of this run phase: the one-message batch leaves, 7 reserved slots
+            // come back.
+            percore::yield_now().await;
+            let len_after_run = channel.len(1);
+            let batches_sent = percore::stats().loop_.mesh_sent - sent_before;
+            let receiver = channel.clone();
+            let on_shard_1 = mesh::submit_to_async(1, move || async move {
+                let received_before = percore::stats().loop_.mesh_received;
+                // Shard 1 sends to itself: the room shard 0 gave back is there for it.
+                let sends: Vec<_> = (1..9).map(|i| receiver.try_send_to(1, i)).collect();
+                percore::yield_now().await;
+                let mut got = Vec::new();
+                while let Ok(Ok(message)) = timeout(WAIT, receiver.recv()).await {
+                    got.push(message);
+                    if got.len() == 8 {
+                        break;
+                    }
+                }
+                let batches_taken = percore::stats().loop_.mesh_received - received_before;
+                (sends, got, batches_taken)
+            })
+            .await
+            .expect("shard 1 answered");
+            (
+                sent,
+                (len_after_run, batches_sent),
+                on_shard_1.0,
+                (on_shard_1.1, on_shard_1.2),
+            )
+        });
+    assert_eq!(sent, Ok(()));
+    assert_eq!(
+        len_after_run,
+        (1, 1),
+        "(queued after the run phase, batches sent)"
+    );
+    let mut expected_sends = vec![Ok(()); 7];
+    expected_sends.push(Err(MeshError::Full));
+    assert_eq!(from_shard_1, expected_sends, "7 of 8 slots were free again");
+    let (got, batches_taken) = received;
+    assert_eq!(
+        got,
+        (0..8).collect::<Vec<_>>(),
+        "shard 0's message first, then shard 1's"
+    );
+    assert!(
+        batches_taken >= 2,
+        "taking a batch counts as mesh traffic: {batches_taken}"
+    );
+}

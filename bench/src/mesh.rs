@@ -3,6 +3,9 @@
 //! Throughput: shard 0 streams `u64`s to shard 1 through a `Channel<u64>` (bounded, so a
 //! fast sender waits for the receiver) for a fixed time; shard 1 counts what it receives. The
 //! harness reads no clock and arms no timer per message (only when a send or receive waits).
+//! Each side's on-CPU time over the stream is read from `/proc/thread-self/schedstat`: the
+//! sender's ns per message is the cost of a message and does not move with the time the
+//! thread spends preempted on a shared machine, which the messages/s figure does.
 
 use std::{
     future::Future,
@@ -15,7 +18,7 @@ use hdrhistogram::Histogram;
 use percore::{Server, mesh::Channel, time::timeout};
 
 use crate::{
-    measure,
+    measure, procfs,
     report::{JsonObject, Percentiles},
 };
 
@@ -56,7 +59,10 @@ enum ShardOut {
     Received {
         count: u64,
         secs: f64,
+        cpu_ns: Option<u64>,
     },
+    /// The sender's on-CPU time over its stream.
+    Sent { cpu_ns: Option<u64> },
 }
 
 pub struct MeshReport {
@@ -68,6 +74,9 @@ pub struct MeshReport {
     pub round_trips_done: u64,
     pub received: u64,
     pub messages_per_sec: Option<f64>,
+    /// On-CPU ns per message received, of the sending and the receiving shard's thread.
+    pub sender_ns_per_message: Option<f64>,
+    pub receiver_ns_per_message: Option<f64>,
     pub notes: Vec<String>,
 }
 
@@ -85,7 +94,7 @@ pub fn run(cfg: MeshConfig) -> Result<MeshReport, String> {
                 let out = if info.id == 0 {
                     let out = round_trips(&cfg).await;
                     let _ = tx.send(out);
-                    stream(&cfg, &channel).await;
+                    let _ = tx.send(stream(&cfg, &channel).await);
                     return;
                 } else {
                     receive(&channel).await
@@ -96,7 +105,7 @@ pub fn run(cfg: MeshConfig) -> Result<MeshReport, String> {
         .map_err(|e| format!("starting two shards: {e}"))?;
     // Bounded: a round trip that never returns must not hang the run.
     let deadline = Instant::now() + Duration::from_secs(30) + cfg.duration * 2;
-    let results = measure::collect(&rx, 2, deadline);
+    let results = measure::collect(&rx, 3, deadline);
     let mut cpus = vec![None; 2];
     for (id, cpu) in cpu_rx.try_iter() {
         cpus[id] = cpu;
@@ -109,8 +118,11 @@ pub fn run(cfg: MeshConfig) -> Result<MeshReport, String> {
         round_trips_done: 0,
         received: 0,
         messages_per_sec: None,
+        sender_ns_per_message: None,
+        receiver_ns_per_message: None,
         notes: Vec::new(),
     };
+    let mut sender_cpu_ns = None;
     for out in results {
         match out {
             ShardOut::RoundTrips { latency_ns, failed } => {
@@ -118,12 +130,19 @@ pub fn run(cfg: MeshConfig) -> Result<MeshReport, String> {
                 report.round_trips_failed = failed;
                 report.round_trips_done = latency_ns.len();
             }
-            ShardOut::Received { count, secs } => {
+            ShardOut::Received {
+                count,
+                secs,
+                cpu_ns,
+            } => {
                 report.received = count;
                 report.messages_per_sec = (secs > 0.0).then(|| count as f64 / secs);
+                report.receiver_ns_per_message = per_message(cpu_ns, count);
             }
+            ShardOut::Sent { cpu_ns } => sender_cpu_ns = cpu_ns,
         }
     }
+    report.sender_ns_per_message = per_message(sender_cpu_ns, report.received);
     if report.round_trip_ns.is_none() || report.messages_per_sec.is_none() {
         report
             .notes
@@ -163,7 +182,26 @@ async fn round_trips(cfg: &MeshConfig) -> ShardOut {
     ShardOut::RoundTrips { latency_ns, failed }
 }
 
-async fn stream(cfg: &MeshConfig, channel: &Channel<u64>) {
+fn per_message(cpu_ns: Option<u64>, messages: u64) -> Option<f64> {
+    cpu_ns
+        .filter(|_| messages > 0)
+        .map(|ns| ns as f64 / messages as f64)
+}
+
+/// Streams for `cfg.duration`; the sender's on-CPU time from the first message to the end
+/// marker.
+async fn stream(cfg: &MeshConfig, channel: &Channel<u64>) -> ShardOut {
+    let cpu_start = procfs::thread_cpu_ns();
+    let sent = stream_messages(cfg, channel).await;
+    let cpu_ns = cpu_start
+        .zip(procfs::thread_cpu_ns())
+        .filter(|_| sent)
+        .map(|(start, end)| end.saturating_sub(start));
+    ShardOut::Sent { cpu_ns }
+}
+
+/// True when the stream ran to its end marker.
+async fn stream_messages(cfg: &MeshConfig, channel: &Channel<u64>) -> bool {
     let end = Instant::now() + cfg.duration;
     let mut i = 0u64;
     loop {
@@ -172,11 +210,11 @@ async fn stream(cfg: &MeshConfig, channel: &Channel<u64>) {
             break;
         }
         if !matches!(within_stall(channel.send_to(1, i)).await, Some(Ok(()))) {
-            return;
+            return false;
         }
         i += 1;
     }
-    let _ = within_stall(channel.send_to(1, END)).await;
+    matches!(within_stall(channel.send_to(1, END)).await, Some(Ok(())))
 }
 
 /// Awaits `future` for at most [`STALL`]; None when it took longer. A future ready at its
@@ -193,10 +231,12 @@ async fn within_stall<F: Future>(future: F) -> Option<F::Output> {
 /// Counts messages from the first one to the end marker (or to a stall, once the stream
 /// has begun; before it, shard 0 is still measuring round trips). The clock is read at the
 /// first message, whenever the receiver is about to wait (so a stall ends the interval at
-/// the last message received) and at the end marker.
+/// the last message received) and at the end marker; its on-CPU time over the same interval
+/// (spent idle-polling, too, while it waits for the sender).
 async fn receive(channel: &Channel<u64>) -> ShardOut {
     let mut count = 0u64;
     let mut first: Option<Instant> = None;
+    let mut cpu_start = None;
     let mut last = Instant::now();
     loop {
         let message = if first.is_some() {
@@ -222,11 +262,19 @@ async fn receive(channel: &Channel<u64>) -> ShardOut {
         }
         if first.is_none() {
             first = Some(Instant::now());
+            cpu_start = procfs::thread_cpu_ns();
         }
         count += 1;
     }
     let secs = first.map_or(0.0, |t| last.saturating_duration_since(t).as_secs_f64());
-    ShardOut::Received { count, secs }
+    let cpu_ns = cpu_start
+        .zip(procfs::thread_cpu_ns())
+        .map(|(start, end)| end.saturating_sub(start));
+    ShardOut::Received {
+        count,
+        secs,
+        cpu_ns,
+    }
 }
 
 impl MeshReport {
@@ -246,6 +294,14 @@ impl MeshReport {
             )),
             None => t.push_str("Channel<u64> throughput: no result\n"),
         }
+        if let (Some(sender), Some(receiver)) =
+            (self.sender_ns_per_message, self.receiver_ns_per_message)
+        {
+            t.push_str(&format!(
+                "on-CPU time per message: sender {sender:.1} ns/msg, receiver {receiver:.1} ns/msg (1e9 ÷ sender: {:.1} M messages/s of sender CPU)\n",
+                1e3 / sender
+            ));
+        }
         for note in &self.notes {
             t.push_str(&format!("note: {note}\n"));
         }
@@ -263,7 +319,9 @@ impl MeshReport {
             .opt("round_trip_mean_ns", self.round_trip_ns.map(|_| p.mean))
             .num("channel_capacity", self.cfg.capacity as f64)
             .num("received", self.received as f64)
-            .opt("messages_per_sec", self.messages_per_sec);
+            .opt("messages_per_sec", self.messages_per_sec)
+            .opt("sender_ns_per_message", self.sender_ns_per_message)
+            .opt("receiver_ns_per_message", self.receiver_ns_per_message);
         for (i, note) in self.notes.iter().enumerate() {
             o = o.str(&format!("note{i}"), note);
         }

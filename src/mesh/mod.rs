@@ -322,6 +322,12 @@ fn count_sent() {
     CORE.with(|core| core.stats.borrow_mut().mesh_sent += 1);
 }
 
+/// Counts a message taken by the current shard outside its inbox (a [`Channel`] batch): mesh
+/// traffic, which keeps a shard in a conversation idle-polling instead of sleeping.
+fn count_received() {
+    CORE.with(|core| core.stats.borrow_mut().mesh_received += 1);
+}
+
 /// Runs `f` on shard `target` (in its mesh phase) without waiting for a result. Waits while
 /// the target's inbox is full.
 ///

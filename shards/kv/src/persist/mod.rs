@@ -203,6 +203,9 @@ struct Log {
     durable: u64,
     waiters: Vec<(u64, flume::Sender<()>)>,
     wake: Option<flume::Sender<()>>,
+    /// A note has woken the writer since it last took the dirty keys: later notes of the
+    /// same cycle need not (a `try_send` per write was a lock per write).
+    wake_sent: bool,
     walk: Option<Walk>,
     swap: Option<Swap>,
     size: u64,
@@ -250,8 +253,11 @@ pub fn note(db: usize, key: &[u8]) {
         if log.on {
             log.dirty.insert((db as u8, key.to_vec()));
             log.noted += 1;
-            if let Some(wake) = &log.wake {
+            if !log.wake_sent
+                && let Some(wake) = &log.wake
+            {
                 let _ = wake.try_send(());
+                log.wake_sent = true;
             }
         }
     });

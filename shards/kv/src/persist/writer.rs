@@ -76,7 +76,11 @@ fn switch_here(state: &Rc<ShardState>, on: bool) {
 /// The shard's log writer (see the module docs).
 pub(super) async fn writer(state: Rc<ShardState>, mut file: File, mut offset: u64) {
     let (wake, woken) = flume::bounded(1);
-    LOG.with(|l| l.borrow_mut().wake = Some(wake));
+    LOG.with(|l| {
+        let mut log = l.borrow_mut();
+        log.wake = Some(wake);
+        log.wake_sent = false;
+    });
     let mut unsynced = false;
     let mut last_sync = Instant::now();
     loop {
@@ -102,6 +106,8 @@ pub(super) async fn writer(state: Rc<ShardState>, mut file: File, mut offset: u6
         let (bytes, upto) = LOG.with(|l| {
             let mut log = l.borrow_mut();
             let dirty = std::mem::take(&mut log.dirty);
+            // Notes from here on belong to the next cycle and must wake the writer again.
+            log.wake_sent = false;
             let mut out = std::mem::take(&mut log.ready);
             key_records(&state.dbs.borrow(), &dirty, now_ms(), &mut out);
             (out, log.noted)
