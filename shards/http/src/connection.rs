@@ -126,7 +126,7 @@ impl Connection {
     /// Whether part of a request head has arrived but not all of it: the header deadline
     /// (R12) runs while this holds.
     pub fn reading_head(&self) -> bool {
-        self.state == State::Head && self.head_seen > 0
+        matches!(self.state, State::Head) && self.head_seen > 0
     }
 
     /// Whether a request has begun and not yet been handed out (head or body in progress);
@@ -137,7 +137,7 @@ impl Connection {
 
     /// Whether the connection must be closed once its output is flushed.
     pub fn should_close(&self) -> bool {
-        self.state == State::Closed
+        matches!(self.state, State::Closed)
     }
 
     /// Starts a graceful close (R19): a connection idle between requests closes now; a
@@ -249,7 +249,7 @@ impl Connection {
                 expect_continue: false,
             }),
             body,
-            keep_alive: self.state != State::Closed,
+            keep_alive: !matches!(self.state, State::Closed),
             params: None,
             client: self.client.as_ref(),
         }
@@ -259,7 +259,8 @@ impl Connection {
     // into `feed`: called once per request.
     #[inline]
     fn advance(&mut self, input: &[u8]) -> Result<Step, HttpError> {
-        if self.state == State::Served {
+        // `matches!`, not `==`: the derived comparison of the whole enum is a call.
+        if matches!(self.state, State::Served) {
             self.start_next();
         }
         match self.state {
@@ -278,7 +279,7 @@ impl Connection {
     /// so an idle keep-alive connection does not hold it, without the empty `feed` that
     /// would otherwise do it. The rest of `start_next` waits for the next input.
     fn input_exhausted(&mut self) {
-        if self.body_buf.capacity() > KEEP_BODY_CAPACITY && self.state == State::Served {
+        if self.body_buf.capacity() > KEEP_BODY_CAPACITY && matches!(self.state, State::Served) {
             self.start_next();
         }
     }

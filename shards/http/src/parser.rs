@@ -60,6 +60,7 @@ pub(crate) enum FieldKind {
 
 impl FieldKind {
     /// The known names all differ in length: one comparison at most per field.
+    #[inline]
     fn of(name: &[u8]) -> Self {
         let (known, kind): (&[u8], _) = match name.len() {
             4 => (b"host", FieldKind::Host),
@@ -69,13 +70,35 @@ impl FieldKind {
             17 => (b"transfer-encoding", FieldKind::TransferEncoding),
             _ => return FieldKind::Other,
         };
-        // `name` is a token: the only byte that ORed with 0x20 gives a lower-case letter or
-        // `-` is that letter in either case, or `-` itself (CR, 0x0d, is not a tchar).
-        if known.iter().zip(name).all(|(&k, &n)| n | 0x20 == k) {
+        if same_ignoring_case(name, known) {
             kind
         } else {
             FieldKind::Other
         }
+    }
+}
+
+/// `name` equals `known` (lower-case letters and `-`, of the same length, 4 bytes or more)
+/// but for the case of its letters. `name` is a token: the only byte that ORed with 0x20
+/// gives a lower-case letter or `-` is that letter in either case, or `-` itself (CR, 0x0d,
+/// is not a tchar). Compared as two words that may overlap, the first and the last 8 (or 4)
+/// bytes, rather than byte by byte: a header name is checked on every request.
+#[inline(always)]
+fn same_ignoring_case(name: &[u8], known: &[u8]) -> bool {
+    let len = name.len();
+    debug_assert!(len == known.len() && len >= 4);
+    if len >= 8 {
+        let word =
+            |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().unwrap_or_default());
+        const LOWER: u64 = u64::from_le_bytes([0x20; 8]);
+        word(name, 0) | LOWER == word(known, 0)
+            && word(name, len - 8) | LOWER == word(known, len - 8)
+    } else {
+        let word =
+            |s: &[u8], at: usize| u32::from_le_bytes(s[at..at + 4].try_into().unwrap_or_default());
+        const LOWER: u32 = u32::from_le_bytes([0x20; 4]);
+        word(name, 0) | LOWER == word(known, 0)
+            && word(name, len - 4) | LOWER == word(known, len - 4)
     }
 }
 
