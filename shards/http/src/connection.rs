@@ -26,7 +26,7 @@
 use crate::{
     BodyKind, HttpError, Limits, Request,
     chunked::ChunkedDecoder,
-    framing::{self, Framing},
+    framing::{self, Framing, KnownHost},
     parser::HeadParser,
     response::{Response, write_continue, write_error_response, write_response},
 };
@@ -82,6 +82,8 @@ pub struct Connection {
     draining: bool,
     /// The client's address, for requests (`Request::client_addr`).
     client: Option<std::net::SocketAddr>,
+    /// The last valid `Host` of this connection's requests.
+    known_host: KnownHost,
 }
 
 impl Connection {
@@ -100,6 +102,7 @@ impl Connection {
             requests_served: 0,
             draining: false,
             client: None,
+            known_host: KnownHost::default(),
         }
     }
 
@@ -308,7 +311,12 @@ impl Connection {
         let Some(head_len) = self.parser.parse(input, &self.limits)? else {
             return Ok(Step::Wait(0));
         };
-        let framing = framing::analyze(input, self.parser.line.version, &self.parser.fields)?;
+        let framing = framing::analyze(
+            input,
+            self.parser.line.version,
+            &self.parser.fields,
+            &mut self.known_host,
+        )?;
         if let BodyKind::Length(n) = framing.body
             && n > self.limits.max_body
         {
