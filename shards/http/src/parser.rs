@@ -712,6 +712,30 @@ mod tests {
     }
 
     #[test]
+    fn both_passes_split_the_target_at_its_first_question_mark() {
+        let limits = Limits::default();
+        for target in [&b"/a?b?c"[..], b"/??", b"/?", b"/a?", b"/a", b"/?#"] {
+            let head = [&b"GET "[..], target, b" HTTP/1.1\r\nHost: h\r\n\r\n"].concat();
+            let mut fields = Vec::new();
+            let whole = whole::parse(&head, &limits, &mut fields);
+            let mut lines = HeadParser::new(&limits);
+            let verdict = lines.parse_lines(&head, &limits);
+            let first = target.iter().position(|&b| b == b'?');
+            match whole {
+                // `#` is refused by both (the line-by-line pass gives the reason).
+                None => assert!(verdict.is_err() && target.contains(&b'#'), "{target:?}"),
+                Some(whole) => {
+                    assert_eq!(whole.line, lines.line, "{target:?}");
+                    let path = whole.line.path.get(&head);
+                    assert_eq!(path, &target[..first.unwrap_or(target.len())]);
+                    let query = whole.line.query.map(|q| q.get(&head));
+                    assert_eq!(query, first.map(|q| &target[q + 1..]));
+                }
+            }
+        }
+    }
+
+    #[test]
     fn the_whole_head_pass_agrees_with_the_line_by_line_one() {
         let small = |line: usize, header_bytes: usize, headers: usize| Limits {
             max_request_line: line,
