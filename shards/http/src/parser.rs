@@ -236,8 +236,7 @@ impl HeadParser {
         // Nothing judged or searched yet: try the whole head in one pass (once per head: a
         // failed try searches, which moves `scanned`, or judges, which moves `pos`).
         if self.pos == 0 && self.scanned == 0 && self.fields_start.is_none() {
-            if let Some(head) = whole::parse(input, limits, &mut self.fields) {
-                self.line = head.line;
+            if let Some(head) = whole::parse_into(input, limits, &mut self.fields, &mut self.line) {
                 self.fields_start = Some(head.fields_start);
                 self.pos = head.last_line;
                 self.head_len = Some(head.head_len);
