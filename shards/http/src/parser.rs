@@ -13,7 +13,9 @@ mod whole;
 
 use crate::{
     HttpError, Limits,
-    chars::{is_field_value, is_host, is_ows, is_target_byte, is_tchar, is_token},
+    chars::{
+        is_field_value, is_host, is_ows, is_target_byte, is_tchar, is_token, same_ignoring_case,
+    },
 };
 
 /// Byte offsets `start..end` into the head.
@@ -75,30 +77,6 @@ impl FieldKind {
         } else {
             FieldKind::Other
         }
-    }
-}
-
-/// `name` equals `known` (lower-case letters and `-`, of the same length, 4 bytes or more)
-/// but for the case of its letters. `name` is a token: the only byte that ORed with 0x20
-/// gives a lower-case letter or `-` is that letter in either case, or `-` itself (CR, 0x0d,
-/// is not a tchar). Compared as two words that may overlap, the first and the last 8 (or 4)
-/// bytes, rather than byte by byte: a header name is checked on every request.
-#[inline(always)]
-fn same_ignoring_case(name: &[u8], known: &[u8]) -> bool {
-    let len = name.len();
-    debug_assert!(len == known.len() && len >= 4);
-    if len >= 8 {
-        let word =
-            |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().unwrap_or_default());
-        const LOWER: u64 = u64::from_le_bytes([0x20; 8]);
-        word(name, 0) | LOWER == word(known, 0)
-            && word(name, len - 8) | LOWER == word(known, len - 8)
-    } else {
-        let word =
-            |s: &[u8], at: usize| u32::from_le_bytes(s[at..at + 4].try_into().unwrap_or_default());
-        const LOWER: u32 = u32::from_le_bytes([0x20; 4]);
-        word(name, 0) | LOWER == word(known, 0)
-            && word(name, len - 4) | LOWER == word(known, len - 4)
     }
 }
 
