@@ -26,7 +26,7 @@
 use crate::{
     BodyKind, HttpError, Limits, Request,
     chunked::ChunkedDecoder,
-    framing::{self, Framing},
+    framing::{self, Framing, KnownHost},
     parser::HeadParser,
     response::{Response, write_continue, write_error_response, write_response},
 };
@@ -82,6 +82,8 @@ pub struct Connection {
     draining: bool,
     /// The client's address, for requests (`Request::client_addr`).
     client: Option<std::net::SocketAddr>,
+    /// The last valid `Host` of this connection's requests.
+    known_host: KnownHost,
 }
 
 impl Connection {
@@ -100,6 +102,7 @@ impl Connection {
             requests_served: 0,
             draining: false,
             client: None,
+            known_host: KnownHost::default(),
         }
     }
 
@@ -126,7 +129,7 @@ impl Connection {
     /// Whether part of a request head has arrived but not all of it: the header deadline
     /// (R12) runs while this holds.
     pub fn reading_head(&self) -> bool {
-        self.state == State::Head && self.head_seen > 0
+        matches!(self.state, State::Head) && self.head_seen > 0
     }
 
     /// Whether a request has begun and not yet been handed out (head or body in progress);
@@ -137,7 +140,7 @@ impl Connection {
 
     /// Whether the connection must be closed once its output is flushed.
     pub fn should_close(&self) -> bool {
-        self.state == State::Closed
+        matches!(self.state, State::Closed)
     }
 
     /// Starts a graceful close (R19): a connection idle between requests closes now; a
@@ -249,7 +252,7 @@ impl Connection {
                 expect_continue: false,
             }),
             body,
-            keep_alive: self.state != State::Closed,
+            keep_alive: !matches!(self.state, State::Closed),
             params: None,
             client: self.client.as_ref(),
         }
@@ -259,7 +262,8 @@ impl Connection {
     // into `feed`: called once per request.
     #[inline]
     fn advance(&mut self, input: &[u8]) -> Result<Step, HttpError> {
-        if self.state == State::Served {
+        // `matches!`, not `==`: the derived comparison of the whole enum is a call.
+        if matches!(self.state, State::Served) {
             self.start_next();
         }
         match self.state {
@@ -278,7 +282,7 @@ impl Connection {
     /// so an idle keep-alive connection does not hold it, without the empty `feed` that
     /// would otherwise do it. The rest of `start_next` waits for the next input.
     fn input_exhausted(&mut self) {
-        if self.body_buf.capacity() > KEEP_BODY_CAPACITY && self.state == State::Served {
+        if self.body_buf.capacity() > KEEP_BODY_CAPACITY && matches!(self.state, State::Served) {
             self.start_next();
         }
     }
@@ -307,7 +311,12 @@ impl Connection {
         let Some(head_len) = self.parser.parse(input, &self.limits)? else {
             return Ok(Step::Wait(0));
         };
-        let framing = framing::analyze(input, self.parser.line.version, &self.parser.fields)?;
+        let framing = framing::analyze(
+            input,
+            self.parser.line.version,
+            &self.parser.fields,
+            &mut self.known_host,
+        )?;
         if let BodyKind::Length(n) = framing.body
             && n > self.limits.max_body
         {

@@ -17,7 +17,7 @@
 
 use crate::{
     HttpError, Version,
-    chars::{is_host, is_token, list_elements},
+    chars::{is_host, is_token, list_elements, same_bytes},
     parser::{Field, FieldKind},
 };
 
@@ -42,6 +42,50 @@ pub(crate) struct Framing {
     pub expect_continue: bool,
 }
 
+/// The last `Host` value a connection found valid. A client repeats its `Host` on every
+/// request of a keep-alive connection, so the next requests compare it (a few words)
+/// instead of classifying each byte again (a table look-up per byte).
+#[derive(Debug)]
+pub(crate) struct KnownHost {
+    len: usize,
+    bytes: [u8; KnownHost::MAX],
+}
+
+impl Default for KnownHost {
+    fn default() -> Self {
+        // The empty value, which is a valid `Host` (for a target in authority-less form).
+        KnownHost {
+            len: 0,
+            bytes: [0; KnownHost::MAX],
+        }
+    }
+}
+
+impl KnownHost {
+    /// Longer values are checked every time (and not remembered).
+    const MAX: usize = 64;
+
+    /// Whether `value` is a valid `Host` value ([`is_host`]), remembering it when it is.
+    #[inline]
+    fn check(&mut self, value: &[u8]) -> bool {
+        if self
+            .bytes
+            .get(..self.len)
+            .is_some_and(|known| same_bytes(known, value))
+        {
+            return true;
+        }
+        if !is_host(value) {
+            return false;
+        }
+        if let Some(slot) = self.bytes.get_mut(..value.len()) {
+            slot.copy_from_slice(value);
+            self.len = value.len();
+        }
+        true
+    }
+}
+
 #[derive(Default)]
 struct Seen {
     hosts: usize,
@@ -56,11 +100,13 @@ struct Seen {
     expect_other: bool,
 }
 
-/// Applies the framing rules to the fields of a syntactically valid head.
+/// Applies the framing rules to the fields of a syntactically valid head (`known_host`: the
+/// connection's last valid `Host`).
 pub(crate) fn analyze(
     head: &[u8],
     version: Version,
     fields: &[Field],
+    known_host: &mut KnownHost,
 ) -> Result<Framing, HttpError> {
     let mut seen = Seen::default();
     for field in fields {
@@ -71,7 +117,7 @@ pub(crate) fn analyze(
                 if seen.hosts > 1 {
                     return Err(HttpError::bad_request("more than one Host"));
                 }
-                if !is_host(value) {
+                if !known_host.check(value) {
                     return Err(HttpError::bad_request("invalid Host"));
                 }
             }
@@ -203,5 +249,31 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn the_remembered_host_gives_the_verdict_of_the_byte_classes() {
+        let mut known = KnownHost::default();
+        let base = b"127.0.0.1:18080-abc~".as_slice();
+        let long = [b'a'; KnownHost::MAX + 1];
+        for b in 0..=255u8 {
+            for at in 0..base.len() {
+                let mut value = base.to_vec();
+                value[at] = b;
+                // The valid base first, so that it is the one remembered, then each variant
+                // twice (a valid variant is remembered in its turn), then the base again.
+                assert!(known.check(base));
+                assert_eq!(known.check(&value), is_host(&value), "{value:?}");
+                assert_eq!(known.check(&value), is_host(&value), "{value:?}");
+                assert!(known.check(base));
+                // The prefix of the remembered value is not taken for it.
+                assert_eq!(known.check(&value[..at]), is_host(&value[..at]));
+            }
+        }
+        assert!(known.check(&long) && known.check(&long));
+        let mut bad_long = long;
+        bad_long[KnownHost::MAX] = b'/';
+        assert!(!known.check(&bad_long) && !known.check(&bad_long));
+        assert!(known.check(b""));
     }
 }

@@ -13,7 +13,9 @@ mod whole;
 
 use crate::{
     HttpError, Limits,
-    chars::{is_field_value, is_host, is_ows, is_target_byte, is_tchar, is_token},
+    chars::{
+        is_field_value, is_host, is_ows, is_target_byte, is_tchar, is_token, same_ignoring_case,
+    },
 };
 
 /// Byte offsets `start..end` into the head.
@@ -60,6 +62,7 @@ pub(crate) enum FieldKind {
 
 impl FieldKind {
     /// The known names all differ in length: one comparison at most per field.
+    #[inline]
     fn of(name: &[u8]) -> Self {
         let (known, kind): (&[u8], _) = match name.len() {
             4 => (b"host", FieldKind::Host),
@@ -69,9 +72,7 @@ impl FieldKind {
             17 => (b"transfer-encoding", FieldKind::TransferEncoding),
             _ => return FieldKind::Other,
         };
-        // `name` is a token: the only byte that ORed with 0x20 gives a lower-case letter or
-        // `-` is that letter in either case, or `-` itself (CR, 0x0d, is not a tchar).
-        if known.iter().zip(name).all(|(&k, &n)| n | 0x20 == k) {
+        if same_ignoring_case(name, known) {
             kind
         } else {
             FieldKind::Other
@@ -213,8 +214,7 @@ impl HeadParser {
         // Nothing judged or searched yet: try the whole head in one pass (once per head: a
         // failed try searches, which moves `scanned`, or judges, which moves `pos`).
         if self.pos == 0 && self.scanned == 0 && self.fields_start.is_none() {
-            if let Some(head) = whole::parse(input, limits, &mut self.fields) {
-                self.line = head.line;
+            if let Some(head) = whole::parse_into(input, limits, &mut self.fields, &mut self.line) {
                 self.fields_start = Some(head.fields_start);
                 self.pos = head.last_line;
                 self.head_len = Some(head.head_len);
@@ -686,6 +686,30 @@ mod tests {
             heads.push([line, &b"\r\n"[..]].concat());
         }
         heads
+    }
+
+    #[test]
+    fn both_passes_split_the_target_at_its_first_question_mark() {
+        let limits = Limits::default();
+        for target in [&b"/a?b?c"[..], b"/??", b"/?", b"/a?", b"/a", b"/?#"] {
+            let head = [&b"GET "[..], target, b" HTTP/1.1\r\nHost: h\r\n\r\n"].concat();
+            let mut fields = Vec::new();
+            let whole = whole::parse(&head, &limits, &mut fields);
+            let mut lines = HeadParser::new(&limits);
+            let verdict = lines.parse_lines(&head, &limits);
+            let first = target.iter().position(|&b| b == b'?');
+            match whole {
+                // `#` is refused by both (the line-by-line pass gives the reason).
+                None => assert!(verdict.is_err() && target.contains(&b'#'), "{target:?}"),
+                Some(whole) => {
+                    assert_eq!(whole.line, lines.line, "{target:?}");
+                    let path = whole.line.path.get(&head);
+                    assert_eq!(path, &target[..first.unwrap_or(target.len())]);
+                    let query = whole.line.query.map(|q| q.get(&head));
+                    assert_eq!(query, first.map(|q| &target[q + 1..]));
+                }
+            }
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! without allocating (up to three parameters).
 
 use super::Route;
-use crate::chars;
+use crate::chars::{self, same_bytes};
 
 /// A route as registered: `method` and `path`.
 #[derive(Clone, Copy)]
@@ -24,7 +24,7 @@ impl PathRoutes {
     /// The route for `method`; `HEAD` falls back to the `GET` route.
     #[inline]
     pub(super) fn get(&self, method: &[u8]) -> Option<&Route> {
-        let exact = self.methods.iter().find(|(m, _)| same(m, method));
+        let exact = self.methods.iter().find(|(m, _)| same_bytes(m, method));
         match exact {
             Some((_, route)) => Some(route),
             None if method == b"HEAD" => self.get(b"GET"),
@@ -111,7 +111,7 @@ impl Table {
         let exact = if self.exact.len() <= LINEAR_MAX {
             self.exact
                 .iter()
-                .find(|(p, _)| same(p, path))
+                .find(|(p, _)| same_bytes(p, path))
                 .map(|(_, i)| *i)
         } else {
             self.exact
@@ -153,17 +153,4 @@ fn insert_error(error: matchit::InsertError) -> String {
         }
         other => other.to_string(),
     }
-}
-
-/// `a == b`, inline for the short methods and paths of the common routes, where a call to
-/// the library's `bcmp` costs more than the comparison.
-#[inline(always)]
-fn same(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    if a.len() <= 8 {
-        return a.iter().zip(b).all(|(x, y)| x == y);
-    }
-    a == b
 }
