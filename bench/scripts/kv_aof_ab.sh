@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # The AOF's cost: `percore kv` without AOF, with `--appendfsync everysec` and with `always`
-# (and optionally a baseline binary MAIN without AOF), one shard on CPU 1, redis-benchmark on
+# (and optionally a baseline binary MAIN without AOF, and a binary BASE with `everysec`, to
+# compare a change to the log against the tree before it), one shard on CPU 1, redis-benchmark on
 # CPU 0, `-t set|get -P 16 -c 50 -r 100000 -d 3`. Rounds interleave the servers; per pass the
 # ops/s and the server's CPU per operation (Δ utime+stime from /proc/PID/stat / operations);
 # medians per server and test, and each one's ops/s ÷ the no-AOF server's.
 #
-# Usage: [MAIN=<baseline percore>] [KV=<percore>] [ROUNDS=3] [OPS=2000000] [PIPELINE=16]
+# Usage: [MAIN=<baseline percore>] [BASE=<percore before a change>] [KV=<percore>] [ROUNDS=3] [OPS=2000000] [PIPELINE=16]
 #        bench/scripts/kv_aof_ab.sh          (wrap in `flock /tmp/percore-bench.lock`)
 set -u
 cd "$(dirname "$0")/../.."
 MAIN=${MAIN:-}
+BASE=${BASE:-}
 KV=${KV:-target/release/percore}
 ROUNDS=${ROUNDS:-3}
 OPS=${OPS:-2000000}
@@ -40,6 +42,7 @@ for round in $(seq 1 "$ROUNDS"); do
   [[ -n $MAIN ]] && run "$round" main "$MAIN" 17001
   run "$round" no-aof "$KV" 17002
   run "$round" everysec "$KV" 17003 --dir "$D" --appendonly yes --appendfsync everysec
+  [[ -n $BASE ]] && run "$round" base-everysec "$BASE" 17005 --dir "$D" --appendonly yes --appendfsync everysec
   run "$round" always "$KV" 17004 --dir "$D" --appendonly yes --appendfsync always
 done
 python3 - "$OUT/results.csv" <<'PY' | tee "$OUT/table.md"
@@ -56,7 +59,7 @@ for test in ("set", "get"):
     base = runs.get(("no-aof", test))
     brps = statistics.median(r for r, _ in base) if base else None
     bcpu = statistics.median(c for _, c in base) if base else None
-    for server in ("main", "no-aof", "everysec", "always"):
+    for server in ("main", "no-aof", "everysec", "base-everysec", "always"):
         got = runs.get((server, test))
         if not got:
             continue

@@ -17,7 +17,8 @@
 //! # When it reaches the disk (`appendfsync`)
 //!
 //! The writer is a task per shard: it wakes when a key is noted, writes everything noted
-//! since its last cycle in one write (group commit), then:
+//! since its last cycle in one write (group commit; under `everysec` and `no` at most one
+//! cycle per 10 ms, since nothing waits for it), then:
 //! - `always`: fsyncs (`fdatasync`) and then marks the cycle durable. A connection whose
 //!   commands wrote waits, before its replies leave, until every shard it wrote on is
 //!   durable past its writes: no acknowledged write is lost by a crash;
