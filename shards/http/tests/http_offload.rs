@@ -33,6 +33,22 @@ fn start_one_shard(make_router: fn() -> Router) -> (ServerHandle, SocketAddr) {
     (server, addr)
 }
 
+/// Two shards with an admin listener: the server, its address and the admin address.
+fn start_two_shards(make_router: fn() -> Router) -> (ServerHandle, SocketAddr, SocketAddr) {
+    let server = service::serve(
+        Server::builder()
+            .shards(2)
+            .admin("127.0.0.1:0".parse().unwrap()),
+        "127.0.0.1:0".parse().unwrap(),
+        Limits::default(),
+        make_router,
+    )
+    .unwrap();
+    let addr = server.listen_addr().unwrap();
+    let admin = server.report().admin_addr.unwrap();
+    (server, addr, admin)
+}
+
 /// `GET path` on a new connection; the body.
 fn get(addr: SocketAddr, path: &str) -> String {
     let mut stream = TcpStream::connect(addr).unwrap();
@@ -228,17 +244,7 @@ fn scrape(admin: SocketAddr) -> String {
 
 #[test]
 fn what_one_shard_learned_of_a_route_the_other_knows_and_the_counters_say_so() {
-    let server = service::serve(
-        Server::builder()
-            .shards(2)
-            .admin("127.0.0.1:0".parse().unwrap()),
-        "127.0.0.1:0".parse().unwrap(),
-        Limits::default(),
-        two_shard_routes,
-    )
-    .unwrap();
-    let addr = server.listen_addr().unwrap();
-    let admin = server.report().admin_addr.unwrap();
+    let (server, addr, admin) = start_two_shards(two_shard_routes);
     let [mut on0, mut on1] = one_per_shard(addr);
     // Shard 0 runs the unknown route inline, and it overruns its 20 ms budget.
     assert_eq!(on0.get("/spin?ms=60"), "shard");
@@ -322,17 +328,7 @@ fn overlap_routes() -> Router {
 
 #[test]
 fn a_call_meeting_another_shards_overrunning_first_run_goes_to_the_pool() {
-    let server = service::serve(
-        Server::builder()
-            .shards(2)
-            .admin("127.0.0.1:0".parse().unwrap()),
-        "127.0.0.1:0".parse().unwrap(),
-        Limits::default(),
-        overlap_routes,
-    )
-    .unwrap();
-    let addr = server.listen_addr().unwrap();
-    let admin = server.report().admin_addr.unwrap();
+    let (server, addr, admin) = start_two_shards(overlap_routes);
     let [mut on0, mut on1] = one_per_shard(addr);
 
     // Shard 0's first call of /hold runs inline (nothing known) and stays inside the handler.
@@ -374,14 +370,7 @@ fn a_call_meeting_another_shards_overrunning_first_run_goes_to_the_pool() {
 
 #[test]
 fn an_inline_run_that_panicked_leaves_no_overrun_mark_for_the_other_shards() {
-    let server = service::serve(
-        Server::builder().shards(2),
-        "127.0.0.1:0".parse().unwrap(),
-        Limits::default(),
-        overlap_routes,
-    )
-    .unwrap();
-    let addr = server.listen_addr().unwrap();
+    let (server, addr, _admin) = start_two_shards(overlap_routes);
     let [mut on0, mut on1] = one_per_shard(addr);
     // Shard 0's inline run panics at once (the server answers 500 and closes; a panicking
     // run is no overrun).
