@@ -509,8 +509,6 @@ fn poll_read<R>(
     Poll::Pending
 }
 
-/// Calls `f` with every buffered byte as one slice (copying lent buffers together only
-/// when there is more than one piece) and removes what it consumed.
 /// `poll_read` for a reader that consumes nothing: ready once `f` says `Some`.
 fn poll_peek<R>(
     net: &NetShard,
@@ -553,6 +551,8 @@ fn poll_peek<R>(
     Poll::Pending
 }
 
+/// Calls `f` with every buffered byte as one slice (copying lent buffers together only
+/// when there is more than one piece) and removes what it consumed.
 pub(crate) fn consume<R>(
     net: &NetShard,
     conn: &Conn,
