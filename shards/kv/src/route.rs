@@ -42,10 +42,8 @@ use crate::{
 
 /// What a connection's batch gets back from its shard.
 pub enum BatchReply {
-    /// All replies back to back, and where each ends; and the batch's commands, handed back
-    /// so that their argument buffers are freed on the shard that allocated them (see
-    /// [`batcher`]).
-    Ran(Vec<u8>, Vec<usize>, Commands),
+    /// All replies back to back, and where each ends.
+    Ran(Vec<u8>, Vec<usize>),
     /// A command of the batch panicked on the owner: the panic's message.
     Panicked(String),
     /// A key of the batch is locked by a transaction (see `txn`): the batch waits in the
@@ -55,15 +53,12 @@ pub enum BatchReply {
     Aborted,
 }
 
-/// Each command's database, whether its reply is RESP3, its arguments and its entry.
-pub type Commands = Vec<(usize, bool, Vec<Vec<u8>>, &'static Spec)>;
-
 /// One connection's commands for one shard: the transaction they belong to (0: none) and
-/// the commands.
+/// each command's database, whether its reply is RESP3, its arguments and its entry.
 #[derive(Default)]
 pub struct Batch {
     pub tx: TxId,
-    pub commands: Commands,
+    pub commands: Vec<(usize, bool, Vec<Vec<u8>>, &'static Spec)>,
     /// Releases the transaction's locks on the shard (a dropped transaction's release).
     pub release: bool,
     /// A one-shard EXEC's watch: checked before the batch runs, which it aborts if broken.
@@ -112,7 +107,7 @@ fn run_batch(dbs: &mut Databases, batch: &Batch) -> BatchReply {
     }));
     resp::set_protocol(false);
     match ran {
-        Ok((out, ends)) => BatchReply::Ran(out, ends, Vec::new()),
+        Ok((out, ends)) => BatchReply::Ran(out, ends),
         Err(payload) => {
             let text = panic_text(&*payload);
             tracing::error!(
@@ -127,12 +122,6 @@ fn run_batch(dbs: &mut Databases, batch: &Batch) -> BatchReply {
 /// The batcher of one shard's calls to the owners of keys: runs every connection's batch
 /// of an iteration on the owner's store, in order. A batch with a key locked by another
 /// transaction (or wanted by an earlier waiter) is parked until its turn (see `txn`).
-///
-/// The commands go back with their replies: their arguments (three or four buffers per
-/// command) were allocated on the calling shard, and freeing them there is a thread-local
-/// free, where freeing them on the owner was a free into another thread's malloc arena (its
-/// lock, and cache lines the caller then has to take back) for every buffer of every
-/// cross-shard command.
 pub fn batcher(config: &crate::Config) -> CallBatcher<Batch, BatchReply> {
     let config = config.clone();
     CallBatcher::new(move |batches: Vec<Batch>| {
@@ -142,7 +131,7 @@ pub fn batcher(config: &crate::Config) -> CallBatcher<Batch, BatchReply> {
             .map(|batch| {
                 if batch.release {
                     txn::release_here(batch.tx);
-                    return BatchReply::Ran(Vec::new(), Vec::new(), batch.commands);
+                    return BatchReply::Ran(Vec::new(), Vec::new());
                 }
                 if txn::active() {
                     let keys: Vec<Vec<u8>> = batch
@@ -164,11 +153,7 @@ pub fn batcher(config: &crate::Config) -> CallBatcher<Batch, BatchReply> {
                         return BatchReply::Parked(replied);
                     }
                 }
-                let mut reply = with_dbs(&config, |dbs| run_batch(dbs, &batch));
-                if let BatchReply::Ran(_, _, returned) = &mut reply {
-                    *returned = batch.commands;
-                }
-                reply
+                with_dbs(&config, |dbs| run_batch(dbs, &batch))
             })
             .collect()
     })
@@ -495,8 +480,7 @@ async fn run_segment(conn: &mut Conn, segment: Vec<Item>, in_exec: bool, out: &m
     let mut replies: Vec<ShardReplies> = (0..conn.shards).map(|_| Err(String::new())).collect();
     for (shard, result) in shard_of_call.into_iter().zip(results) {
         replies[shard] = match result {
-            // The returned commands are dropped here, on the shard that allocated them.
-            Ok(BatchReply::Ran(bytes, ends, _commands)) => Ok(((bytes, ends), 0, 0)),
+            Ok(BatchReply::Ran(bytes, ends)) => Ok(((bytes, ends), 0, 0)),
             Ok(BatchReply::Panicked(panic)) => {
                 Err(format!("ERR command failed on shard {shard}: {panic}"))
             }
