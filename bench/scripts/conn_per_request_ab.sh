@@ -24,19 +24,8 @@ OUT=${OUT:-$(mktemp -d /tmp/conn_ab.XXXX)}
 mkdir -p "$OUT"
 command -v wrk >/dev/null || { echo "wrk is not installed" >&2; exit 1; }
 TICK=$(getconf CLK_TCK)
-SERVER_PID=""
-
-stop_server() {
-    [[ -n $SERVER_PID ]] || return 0
-    kill -TERM "$SERVER_PID" 2>/dev/null || true
-    for _ in $(seq 1 50); do
-        kill -0 "$SERVER_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=""
-}
+# shellcheck source=common.sh
+source "$(dirname "$0")/common.sh"
 trap stop_server EXIT
 
 # utime+stime of the whole process, in clock ticks (fields 14 and 15 of /proc/PID/stat).
@@ -44,13 +33,7 @@ cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
 run_one() {
     local label=$1 binary=$2 round=$3
-    taskset -c 1 "$binary" serve --shards 1 --quiet --drain-timeout-secs 1 \
-        --listen "127.0.0.1:$PORT" >>"$OUT/server.log" 2>&1 &
-    SERVER_PID=$!
-    for _ in $(seq 1 150); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
-        sleep 0.1
-    done
+    start_http_server "$PORT" "$binary" >>"$OUT/server.log" 2>&1
     local before after out rps
     before=$(cpu_ticks "$SERVER_PID")
     out=$(taskset -c 0 timeout $((DURATION + 20)) wrk -t1 -c"$CONNS" -d"${DURATION}s" \
