@@ -10,8 +10,16 @@
 //! write command on a shard that has waiters, each of the command's keys that now holds a
 //! list or sorted set wakes the first live waiter of its queue (and removes it from the
 //! queue): waiters are served first come, first served. The woken connection runs the
-//! step again; if another client took the element first, it registers again (at the back).
+//! step again; if another client took the element first, it registers again, in its place.
 //! A pop that leaves elements behind wakes the next waiter the same way.
+//!
+//! *Arrival* is when the connection's shard began the command, not when its registration
+//! reached the key's shard: two clients' commands read by two shards reach a third one's
+//! queue after a first try and a hop each, whose times vary, so a client that sent its
+//! command first could otherwise be queued behind one that sent it later (Redis's suite
+//! catches this: "BRPOPLPUSH with multiple blocked clients"). Each waiter carries the
+//! instant its command began (the monotonic clock, one for every CPU), and a registration
+//! goes in before the waiters that began after it.
 //!
 //! A waiter is shared between its connection and the shards it is queued on: an
 //! `Arc` with a `done` flag and a channel to wake the connection. The connection sets
@@ -47,12 +55,14 @@ use crate::{
     fanout,
     hash::{FxHashMap, owner},
     resp,
-    shard::{ShardState, now_ms, with_dbs},
+    shard::{ShardState, now_ms},
     store::{Databases, Store, Value},
 };
 
 /// One waiting connection, as the shards holding its keys see it.
 pub struct Waiter {
+    /// When the connection's shard began the command: the waiter's place in its queues.
+    arrived: Instant,
     /// Set by the connection when its wait ends, or by a shard that claims it to serve it.
     done: AtomicBool,
     wake: flume::Sender<Wake>,
@@ -102,7 +112,12 @@ fn register(db: usize, key: Vec<u8>, waiter: Arc<Waiter>) {
         let mut waiters = w.borrow_mut();
         let queue = waiters.entry((db, key)).or_default();
         queue.retain(|w| !w.done.load(Ordering::Acquire));
-        queue.push_back(waiter);
+        // Usually at the back: a later arrival registers later.
+        let place = queue
+            .iter()
+            .rposition(|w| w.arrived <= waiter.arrived)
+            .map_or(0, |i| i + 1);
+        queue.insert(place, waiter);
     });
 }
 
@@ -293,6 +308,7 @@ pub async fn run(
     args: &[Vec<u8>],
     out: &mut Vec<u8>,
 ) {
+    let arrived = Instant::now();
     conn.count_command();
     let positions = key_positions(spec, args).unwrap_or_default();
     // A malformed timeout: the step answers the error.
@@ -302,26 +318,29 @@ pub async fn run(
     // Whether the peer may still be watched for a disconnect (not once input is pending).
     let mut watch_peer = true;
     let mut first = true;
+    let home = positions.first().map(|&i| owner(&args[i], conn.shards));
+    let local = positions
+        .iter()
+        .all(|&i| Some(owner(&args[i], conn.shards)) == home);
+    // The keys waited on: a move waits on its source only (its destination may well hold
+    // elements, which its step does not take).
+    let waited = match spec.name {
+        "brpoplpush" | "blmove" => &positions[..1.min(positions.len())],
+        _ => &positions[..],
+    };
+    let keys: Vec<Vec<u8>> = waited.iter().map(|&i| args[i].clone()).collect();
+    // Every key of a local command, for the transaction locks it must find free.
+    let mut locked: Vec<Vec<u8>> = Vec::new();
+    for &i in &positions {
+        if !locked.contains(&args[i]) {
+            locked.push(args[i].clone());
+        }
+    }
+    let db = conn.db;
     loop {
-        let mut reply = Vec::new();
-        fanout::gathered(conn, spec, args, &positions, &mut reply).await;
-        // A key that held another type when the command came answers WRONGTYPE; one that
-        // took another type while the client waited leaves it waiting, as in Redis.
-        if !first && reply.starts_with(b"-WRONGTYPE") {
-            reply.clear();
-        }
-        first = false;
-        if !reply.is_empty() {
-            out.extend_from_slice(&reply);
-            return;
-        }
-        blocked.get_or_insert_with(|| Blocked::new(conn.state.clone()));
         let (tx, rx) = flume::bounded(1);
-        let home = positions.first().map(|&i| owner(&args[i], conn.shards));
-        let local = positions
-            .iter()
-            .all(|&i| Some(owner(&args[i], conn.shards)) == home);
         let waiter = Arc::new(Waiter {
+            arrived,
             done: AtomicBool::new(false),
             wake: tx,
             step: local.then(|| Step {
@@ -331,36 +350,40 @@ pub async fn run(
             }),
         });
         let guard = DoneOnDrop(waiter.clone());
-        // The keys waited on: a move waits on its source only (its destination may well
-        // hold elements, which its step does not take).
-        let waited = match spec.name {
-            "brpoplpush" | "blmove" => &positions[..1.min(positions.len())],
-            _ => &positions[..],
-        };
-        let keys: Vec<Vec<u8>> = waited.iter().map(|&i| args[i].clone()).collect();
-        let db = conn.db;
-        for key in &keys {
-            let (key, waiter, config) = (key.clone(), waiter.clone(), conn.state.config.clone());
-            let _ = submit_to(owner(&key, conn.shards), move || {
-                let served_here = waiter.step.is_some();
-                register(db, key.clone(), waiter);
-                // A push between the first try and the registration: the queue, this
-                // waiter now included, is served as a push would serve it.
-                if served_here {
-                    with_dbs(&config, |dbs| fed(dbs.db(db), db, &key, now_ms()));
+        let mut reply = Vec::new();
+        if let (true, Some(home)) = (local, home) {
+            // The try and the registration in one visit to the keys' shard: nothing can
+            // feed the key (or queue another waiter) between the two.
+            let (queued, waiter) = (keys.clone(), waiter.clone());
+            let then = move |reply: &mut Vec<u8>| {
+                keep_waiting_on_wrong_type(first, reply);
+                if reply.is_empty() {
+                    for key in queued {
+                        register(db, key, waiter.clone());
+                    }
                 }
-            })
-            .await;
-        }
-        if local {
-            // Served (or woken) by its shard, from the registration on.
+            };
+            fanout::on_owner(conn, spec, args, home, locked.clone(), then, &mut reply).await;
         } else {
+            fanout::gathered(conn, spec, args, &positions, &mut reply).await;
+            keep_waiting_on_wrong_type(first, &mut reply);
+        }
+        first = false;
+        if !reply.is_empty() {
+            out.extend_from_slice(&reply);
+            return;
+        }
+        blocked.get_or_insert_with(|| Blocked::new(conn.state.clone()));
+        if !local {
+            for key in &keys {
+                let (key, waiter) = (key.clone(), waiter.clone());
+                let _ =
+                    submit_to(owner(&key, conn.shards), move || register(db, key, waiter)).await;
+            }
             // A push between the first try and the registration: try once more.
             let mut reply = Vec::new();
             fanout::gathered(conn, spec, args, &positions, &mut reply).await;
-            if reply.starts_with(b"-WRONGTYPE") {
-                reply.clear();
-            }
+            keep_waiting_on_wrong_type(false, &mut reply);
             if !reply.is_empty() {
                 drop(guard);
                 forget(conn, db, &keys);
@@ -405,6 +428,14 @@ pub async fn run(
                 return resp::error(out, "UNBLOCKED client unblocked via CLIENT UNBLOCK");
             }
         }
+    }
+}
+
+/// A key that held another type when the command came answers WRONGTYPE; one that took
+/// another type while the client waited leaves it waiting, as in Redis.
+fn keep_waiting_on_wrong_type(first: bool, reply: &mut Vec<u8>) {
+    if !first && reply.starts_with(b"-WRONGTYPE") {
+        reply.clear();
     }
 }
 
@@ -479,5 +510,58 @@ fn forget(conn: &Conn, db: usize, keys: &[Vec<u8>]) {
         } else {
             let _ = percore::mesh::try_send_to(target, move || purge(db, &key_owned));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn waiter(arrived: Instant) -> Arc<Waiter> {
+        let (wake, _) = flume::bounded(1);
+        Arc::new(Waiter {
+            arrived,
+            done: AtomicBool::new(false),
+            wake,
+            step: None,
+        })
+    }
+
+    fn queued(db: usize, key: &[u8]) -> Vec<Instant> {
+        WAITERS.with(|w| {
+            w.borrow()
+                .get(&(db, key.to_vec()))
+                .map(|q| q.iter().map(|w| w.arrived).collect())
+                .unwrap_or_default()
+        })
+    }
+
+    #[test]
+    fn a_waiter_whose_registration_comes_late_is_queued_by_when_its_command_began() {
+        let start = Instant::now();
+        let at = |ms| start + Duration::from_millis(ms);
+        // Registrations reach the key's shard in the order 2, 5, 1, 3 (their first tries
+        // took different times): the queue is in the order the commands began.
+        for ms in [2, 5, 1, 3] {
+            register(0, b"list".to_vec(), waiter(at(ms)));
+        }
+        assert_eq!(queued(0, b"list"), vec![at(1), at(2), at(3), at(5)]);
+        // A tie keeps registration order (first registered, first served).
+        let tied = waiter(at(3));
+        register(0, b"list".to_vec(), tied.clone());
+        let order = WAITERS.with(|w| {
+            let waiters = w.borrow();
+            let queue = &waiters[&(0, b"list".to_vec())];
+            queue.iter().position(|w| Arc::ptr_eq(w, &tied))
+        });
+        assert_eq!(order, Some(3));
+        // A done waiter is dropped from the queue when the next one registers.
+        WAITERS.with(|w| {
+            w.borrow()[&(0, b"list".to_vec())][0]
+                .done
+                .store(true, Ordering::Release)
+        });
+        register(0, b"list".to_vec(), waiter(at(9)));
+        assert_eq!(queued(0, b"list"), vec![at(2), at(3), at(3), at(5), at(9)]);
     }
 }

@@ -362,6 +362,43 @@ pub async fn publish(conn: &Conn, args: &[Vec<u8>], out: &mut Vec<u8>) {
 /// Keys and their entries (`None`: no such key).
 type KeyEntries = Vec<(Vec<u8>, Option<Entry>)>;
 
+/// A command whose keys (`keys`) all live on `shard`: runs there, whole, once its keys are
+/// not locked by a transaction. `then` gets its reply there, right after it ran, and may
+/// change it: what it does is atomic with the command (the blocking pops queue their
+/// waiter in it when the command found nothing).
+pub async fn on_owner(
+    conn: &Conn,
+    spec: &'static Spec,
+    args: &[Vec<u8>],
+    shard: usize,
+    keys: Vec<Vec<u8>>,
+    then: impl FnOnce(&mut Vec<u8>) + Send + 'static,
+    out: &mut Vec<u8>,
+) {
+    let (db, resp3) = (conn.db, conn.resp == 3);
+    let config = conn.state.config.clone();
+    let args = args.to_vec();
+    let work_config = config.clone();
+    let tx = conn.tx.unwrap_or(0);
+    let result = txn::run_when_free(&config, shard, tx, keys, move || {
+        with_dbs(&work_config, |dbs| {
+            let mut reply = Vec::new();
+            resp::set_protocol(resp3);
+            let now = now_ms();
+            commands::run_in(dbs, db, spec, &args, now, &mut reply);
+            resp::set_protocol(false);
+            blocking::serve_ready(dbs, now);
+            then(&mut reply);
+            reply
+        })
+    })
+    .await;
+    match result {
+        Ok(reply) => out.extend_from_slice(&reply),
+        Err(e) => mesh_error(out, &e),
+    }
+}
+
 /// A command over several keys (`Route::Multi`, and the steps of the blocking pops) with
 /// its keys at `positions`. On one shard it runs there, whole (once its keys are not
 /// locked by a transaction). Across shards it is gathered under locks: the keys are
@@ -376,7 +413,6 @@ pub async fn gathered(
     out: &mut Vec<u8>,
 ) {
     let db = conn.db;
-    let resp3 = conn.resp == 3;
     let config = conn.state.config.clone();
     let shards = conn.shards;
     let mut per_shard: Vec<Vec<Vec<u8>>> = vec![Vec::new(); shards];
@@ -393,25 +429,7 @@ pub async fn gathered(
             .first()
             .map(|&s| std::mem::take(&mut per_shard[s]))
             .unwrap_or_default();
-        let args = args.to_vec();
-        let work_config = config.clone();
-        let tx = conn.tx.unwrap_or(0);
-        let result = txn::run_when_free(&config, shard, tx, keys, move || {
-            with_dbs(&work_config, |dbs| {
-                let mut reply = Vec::new();
-                resp::set_protocol(resp3);
-                let now = now_ms();
-                commands::run_in(dbs, db, spec, &args, now, &mut reply);
-                resp::set_protocol(false);
-                blocking::serve_ready(dbs, now);
-                reply
-            })
-        })
-        .await;
-        return match result {
-            Ok(reply) => out.extend_from_slice(&reply),
-            Err(e) => mesh_error(out, &e),
-        };
+        return on_owner(conn, spec, args, shard, keys, |_| {}, out).await;
     }
     // Atomic across shards: the keys locked for the read, the run and the write back.
     let claims = (0..shards)
